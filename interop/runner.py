@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Run every interop scenario against the broker at $AMQP_URL.
+
+Scenarios are discovered per language folder: any interop/<lang>/ holding
+an interop.toml manifest takes part. The manifest says
+
+    scenarios = "*/scenario.py"     # glob, relative to the folder; one
+                                    # scenario per match, named after the
+                                    # match's parent folder (or its stem if
+                                    # it sits directly in the folder)
+    command = ["...", "{scenario}"] # how to run one; "{dir}" = the folder
+    timeout = 45                    # optional, seconds per scenario
+    setup = ["npm", "ci"]           # optional, run once (in the folder)
+                                    # before that language's scenarios
+    [env]                           # optional extra environment
+    NAME = "value with {dir}"
+
+A scenario passes when its command exits 0. Otherwise the last non-empty
+line it printed is the reason. Each scenario runs in its own process group,
+which is killed afterwards, so nothing it started outlives it.
+
+Prints one PASS/FAIL line per scenario and ends with "N passed, M failed";
+exits 1 if anything failed.
+
+Usage: runner.py [--list] [--budget SECONDS] [PATTERN...]
+  PATTERN  run only scenarios whose name (e.g. python/rpc) contains it
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+INTEROP_DIR = Path(__file__).resolve().parent
+DEFAULT_TIMEOUT_S = 60.0
+# Lines of a failing scenario's output shown under its FAIL line.
+FAILURE_CONTEXT_LINES = 15
+
+
+@dataclass
+class Language:
+    name: str
+    dir: Path
+    command: list[str]
+    timeout: float
+    setup: list[str] | None
+    env: dict[str, str] = field(default_factory=dict)
+    scenario_glob: str = ""
+
+    def expand(self, value: str, scenario: Path | None = None) -> str:
+        value = value.replace("{dir}", str(self.dir))
+        if scenario is not None:
+            value = value.replace("{scenario}", str(scenario))
+        return value
+
+
+@dataclass
+class Scenario:
+    name: str  # "<language>/<scenario>"
+    path: Path
+    language: Language
+
+
+def load_languages() -> list[Language]:
+    languages = []
+    for manifest in sorted(INTEROP_DIR.glob("*/interop.toml")):
+        spec = tomllib.loads(manifest.read_text())
+        languages.append(Language(
+            name=manifest.parent.name,
+            dir=manifest.parent,
+            command=list(spec["command"]),
+            timeout=float(spec.get("timeout", DEFAULT_TIMEOUT_S)),
+            setup=spec.get("setup"),
+            env=dict(spec.get("env", {})),
+            scenario_glob=spec["scenarios"],
+        ))
+    return languages
+
+
+def discover(languages: list[Language]) -> list[Scenario]:
+    scenarios = []
+    for language in languages:
+        for path in sorted(language.dir.glob(language.scenario_glob)):
+            short = path.parent.name if path.parent != language.dir else path.stem
+            scenarios.append(Scenario(f"{language.name}/{short}", path, language))
+    return scenarios
+
+
+def last_line(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
+
+
+def run_process(command: list[str], cwd: Path, env: dict[str, str],
+                timeout: float) -> tuple[int | None, str]:
+    """Run a command in its own process group; returns (exit code or None on
+    timeout, combined output). The whole group is killed at the end so a
+    scenario's stray children cannot linger or hold the broker busy."""
+    proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired:
+        code = None
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return code, output
+
+
+def run_setup(language: Language, env: dict[str, str], timeout: float) -> str | None:
+    """Run a language's optional setup command; returns why it failed, or None."""
+    if not language.setup:
+        return None
+    code, output = run_process([language.expand(a) for a in language.setup],
+                               language.dir, env, timeout)
+    return None if code == 0 else f"{language.name} setup failed: {last_line(output)}"
+
+
+def report_failure(name: str, seconds: float, reason: str, output: str = "") -> None:
+    print(f"FAIL {name} ({seconds:.1f}s): {reason}", flush=True)
+    context = [line for line in output.splitlines() if line.strip()][:-1]
+    for line in context[-FAILURE_CONTEXT_LINES:]:
+        print(f"    | {line}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("patterns", nargs="*", help="run only scenarios whose name contains one")
+    parser.add_argument("--list", action="store_true", help="list scenarios and exit")
+    parser.add_argument("--budget", type=float, default=110.0,
+                        help="seconds for the whole run; scenarios not started by then fail "
+                             "(default: %(default)s)")
+    args = parser.parse_args()
+
+    scenarios = discover(load_languages())
+    if args.patterns:
+        scenarios = [s for s in scenarios if any(p in s.name for p in args.patterns)]
+    if args.list:
+        for scenario in scenarios:
+            print(scenario.name)
+        return 0
+    if not scenarios:
+        print("no scenarios matched", file=sys.stderr)
+        print("0 passed, 0 failed")
+        return 1
+    if not os.environ.get("AMQP_URL"):
+        print("AMQP_URL is not set; use interop/run.sh to start a broker", file=sys.stderr)
+        return 2
+
+    started = time.monotonic()
+    passed = failed = 0
+    setup_outcome: dict[str, str | None] = {}  # language -> reason, None if fine
+    for scenario in scenarios:
+        language = scenario.language
+        remaining = args.budget - (time.monotonic() - started)
+        if remaining <= 1:
+            report_failure(scenario.name, 0, f"not run: the suite's {args.budget:.0f}s budget is spent")
+            failed += 1
+            continue
+
+        env = {**os.environ, **{k: language.expand(v) for k, v in language.env.items()}}
+        if language.name not in setup_outcome:
+            setup_outcome[language.name] = run_setup(language, env, remaining)
+        if setup_outcome[language.name]:
+            report_failure(scenario.name, 0, setup_outcome[language.name])
+            failed += 1
+            continue
+
+        timeout = min(language.timeout, remaining)
+        command = [language.expand(a, scenario.path) for a in language.command]
+        t0 = time.monotonic()
+        code, output = run_process(command, scenario.path.parent, env, timeout)
+        seconds = time.monotonic() - t0
+        if code == 0:
+            print(f"PASS {scenario.name} ({seconds:.1f}s)", flush=True)
+            passed += 1
+        elif code is None:
+            report_failure(scenario.name, seconds, f"timed out after {timeout:.0f}s", output)
+            failed += 1
+        else:
+            report_failure(scenario.name, seconds, last_line(output), output)
+            failed += 1
+
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

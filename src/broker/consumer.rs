@@ -1,0 +1,181 @@
+//! Consumers and the outbox that carries deliveries to a connection.
+//!
+//! A queue hands a message to a consumer by pushing it into the consumer's
+//! connection outbox; the connection task writes it to its socket. Credit
+//! decides whether a consumer may take another message: the prefetch limits
+//! (per consumer and per channel) count unacknowledged deliveries, and
+//! `pending` counts deliveries sitting in the outbox not yet written, so a
+//! consumer whose socket is slow stops receiving (back-pressure) instead of
+//! the outbox growing without bound.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::message::QueuedMessage;
+use super::queue::Queue;
+
+/// Deliveries a consumer may have in its outbox before the queue stops giving
+/// it more. Large enough to keep a fast socket busy between wake-ups.
+pub const PENDING_CAP: u32 = 512;
+
+/// The channel-wide prefetch (basic.qos global=true), shared by every
+/// consumer of the channel.
+#[derive(Debug, Default)]
+pub struct ChannelLimit {
+    pub limit: AtomicU32,
+    pub unacked: AtomicU32,
+}
+
+impl ChannelLimit {
+    fn try_acquire(&self) -> bool {
+        let limit = self.limit.load(Ordering::Acquire);
+        self.unacked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| if limit == 0 || n < limit { Some(n + 1) } else { None })
+            .is_ok()
+    }
+
+    pub fn release(&self) {
+        let _ = self.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+}
+
+#[derive(Debug)]
+pub struct Consumer {
+    pub tag: String,
+    pub channel: u16,
+    pub connection_id: u64,
+    pub queue: Arc<Queue>,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = none.
+    pub prefetch: u32,
+    unacked: AtomicU32,
+    pending: AtomicU32,
+    pub channel_limit: Arc<ChannelLimit>,
+    pub outbox: Arc<Outbox>,
+    /// Cleared on cancel so deliveries already in the outbox are requeued.
+    active: AtomicBool,
+}
+
+impl Consumer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tag: String,
+        channel: u16,
+        connection_id: u64,
+        queue: Arc<Queue>,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch: u32,
+        channel_limit: Arc<ChannelLimit>,
+        outbox: Arc<Outbox>,
+    ) -> Self {
+        Consumer {
+            tag,
+            channel,
+            connection_id,
+            queue,
+            no_ack,
+            exclusive,
+            prefetch,
+            unacked: AtomicU32::new(0),
+            pending: AtomicU32::new(0),
+            channel_limit,
+            outbox,
+            active: AtomicBool::new(true),
+        }
+    }
+
+    /// Takes credit for one delivery, or says the consumer is full. Called by
+    /// the queue under its lock, so per-consumer counters see one writer.
+    pub(crate) fn try_take(&self) -> bool {
+        if self.pending.load(Ordering::Acquire) >= PENDING_CAP {
+            return false;
+        }
+        if !self.no_ack {
+            if self.prefetch != 0 && self.unacked.load(Ordering::Acquire) >= self.prefetch {
+                return false;
+            }
+            if !self.channel_limit.try_acquire() {
+                return false;
+            }
+            self.unacked.fetch_add(1, Ordering::AcqRel);
+        }
+        self.pending.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// The connection wrote (or dropped) one delivery from its outbox.
+    pub fn written(&self) {
+        let _ = self.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+    }
+
+    /// An unacknowledged delivery was acked, rejected or requeued.
+    pub fn settled(&self) {
+        if !self.no_ack {
+            let _ = self.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+            self.channel_limit.release();
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    pub fn deactivate(&self) {
+        self.active.store(false, Ordering::Release);
+    }
+}
+
+pub enum OutboxItem {
+    Deliver { consumer: Arc<Consumer>, message: QueuedMessage },
+    /// The broker cancelled a consumer (its queue was deleted).
+    Cancel { channel: u16, consumer_tag: String },
+}
+
+/// A connection's inbox of deliveries. Queues push (under their own lock;
+/// this lock is always the innermost), the connection task drains.
+#[derive(Default)]
+pub struct Outbox {
+    items: Mutex<Vec<OutboxItem>>,
+    notify: Notify,
+}
+
+impl Outbox {
+    pub fn push(&self, item: OutboxItem) {
+        let was_empty = {
+            let mut items = self.items.lock();
+            let was_empty = items.is_empty();
+            items.push(item);
+            was_empty
+        };
+        // Only the first item of a batch wakes the connection; Notify keeps a
+        // permit if the task is not waiting yet, so no wake-up is lost.
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Moves everything queued so far into `into`.
+    pub fn drain_into(&self, into: &mut Vec<OutboxItem>) {
+        let mut items = self.items.lock();
+        if into.is_empty() {
+            std::mem::swap(&mut *items, into);
+        } else {
+            into.append(&mut items);
+        }
+    }
+
+    pub async fn notified(&self) {
+        self.notify.notified().await
+    }
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").field("queued", &self.items.lock().len()).finish()
+    }
+}

@@ -1,0 +1,558 @@
+//! A virtual host: its exchanges and queues, and the operations the wire
+//! front end (and later the HTTP API) performs on them. Every operation takes
+//! plain Rust values and returns RabbitMQ's error on failure.
+
+use std::sync::Arc;
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+use dashmap::DashMap;
+use smallvec::SmallVec;
+
+use super::error::{AmqpError, AmqpResult};
+use super::exchange::{Destination, Exchange, ExchangeKind, RouteInput};
+use super::headers::x_match;
+use super::message::Message;
+use super::queue::Queue;
+
+pub type Routed = SmallVec<[Arc<Queue>; 4]>;
+
+#[derive(Debug)]
+pub struct Vhost {
+    pub name: String,
+    exchanges: DashMap<String, Arc<Exchange>>,
+    queues: DashMap<String, Arc<Queue>>,
+}
+
+pub struct ExchangeDeclare<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub passive: bool,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: &'a FieldTable,
+}
+
+pub struct QueueDeclare<'a> {
+    /// Empty asks for a server-generated `amq.gen-…` name.
+    pub name: &'a str,
+    pub passive: bool,
+    pub durable: bool,
+    pub exclusive: bool,
+    pub auto_delete: bool,
+    pub arguments: &'a FieldTable,
+    /// The declaring connection; it owns the queue if `exclusive`.
+    pub connection_id: u64,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct QueueDeclareOk {
+    pub name: String,
+    pub message_count: u32,
+    pub consumer_count: u32,
+}
+
+fn bool_str(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+/// Generates RabbitMQ-style names: `amq.gen-` / `amq.ctag-` plus 22 url-safe
+/// base64 characters of randomness.
+pub fn generated_name(prefix: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut rng = rand::rng();
+    let mut s = String::with_capacity(prefix.len() + 23);
+    s.push_str(prefix);
+    s.push('-');
+    for _ in 0..22 {
+        s.push(ALPHABET[rng.random_range(0..64)] as char);
+    }
+    s
+}
+
+impl Vhost {
+    pub fn new(name: &str) -> Self {
+        let v = Vhost { name: name.to_owned(), exchanges: DashMap::new(), queues: DashMap::new() };
+        let none = FieldTable::default();
+        for (xname, kind, internal) in [
+            ("", ExchangeKind::Direct, false),
+            ("amq.direct", ExchangeKind::Direct, false),
+            ("amq.fanout", ExchangeKind::Fanout, false),
+            ("amq.topic", ExchangeKind::Topic, false),
+            ("amq.headers", ExchangeKind::Headers, false),
+            ("amq.match", ExchangeKind::Headers, false),
+            ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
+        ] {
+            v.exchanges.insert(
+                xname.to_owned(),
+                Arc::new(Exchange::new(xname.to_owned(), kind, true, false, internal, none.clone())),
+            );
+        }
+        v
+    }
+
+    fn no_exchange(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no exchange '{}' in vhost '{}'", name, self.name))
+    }
+
+    fn no_queue(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no queue '{}' in vhost '{}'", name, self.name))
+    }
+
+    fn default_exchange_refused() -> AmqpError {
+        AmqpError::access_refused("operation not permitted on the default exchange")
+    }
+
+    pub fn exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+        self.exchanges.get(name).map(|e| Arc::clone(e.value())).ok_or_else(|| self.no_exchange(name))
+    }
+
+    pub fn queue(&self, name: &str) -> AmqpResult<Arc<Queue>> {
+        self.queues.get(name).map(|q| Arc::clone(q.value())).ok_or_else(|| self.no_queue(name))
+    }
+
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.exchanges.iter().map(|e| Arc::clone(e.value())).collect()
+    }
+
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.iter().map(|q| Arc::clone(q.value())).collect()
+    }
+
+    pub fn exchange_declare(&self, d: ExchangeDeclare<'_>) -> AmqpResult<()> {
+        if d.passive {
+            if d.name.is_empty() {
+                return Err(Self::default_exchange_refused());
+            }
+            return self.exchange(d.name).map(|_| ());
+        }
+        let kind = ExchangeKind::parse(d.kind)
+            .ok_or_else(|| AmqpError::command_invalid(format!("unknown exchange type '{}'", d.kind)))?;
+        if d.name.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let existing = match self.exchanges.entry(d.name.to_owned()) {
+            dashmap::Entry::Occupied(e) => Arc::clone(e.get()),
+            dashmap::Entry::Vacant(v) => {
+                if d.name.starts_with("amq.") {
+                    return Err(AmqpError::access_refused(format!(
+                        "exchange name '{}' contains reserved prefix 'amq.*'",
+                        d.name
+                    )));
+                }
+                v.insert(Arc::new(Exchange::new(
+                    d.name.to_owned(),
+                    kind,
+                    d.durable,
+                    d.auto_delete,
+                    d.internal,
+                    d.arguments.clone(),
+                )));
+                return Ok(());
+            }
+        };
+        let inequivalent = |arg: &str, received: &str, current: &str| {
+            AmqpError::precondition_failed(format!(
+                "inequivalent arg '{}' for exchange '{}' in vhost '{}': received '{}' but current is '{}'",
+                arg, d.name, self.name, received, current
+            ))
+        };
+        if existing.kind != kind {
+            return Err(inequivalent("type", kind.as_str(), existing.kind.as_str()));
+        }
+        if existing.durable != d.durable {
+            return Err(inequivalent("durable", bool_str(d.durable), bool_str(existing.durable)));
+        }
+        if existing.auto_delete != d.auto_delete {
+            return Err(inequivalent("auto_delete", bool_str(d.auto_delete), bool_str(existing.auto_delete)));
+        }
+        if existing.internal != d.internal {
+            return Err(inequivalent("internal", bool_str(d.internal), bool_str(existing.internal)));
+        }
+        Ok(())
+    }
+
+    pub fn exchange_delete(&self, name: &str, if_unused: bool) -> AmqpResult<()> {
+        if name.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        if name.starts_with("amq.") {
+            return Err(AmqpError::access_refused(format!(
+                "deletion of system exchange '{}' in vhost '{}' not allowed",
+                name, self.name
+            )));
+        }
+        let Some(x) = self.exchanges.get(name).map(|e| Arc::clone(e.value())) else {
+            return Ok(());
+        };
+        if if_unused && x.has_bindings() {
+            return Err(AmqpError::precondition_failed(format!(
+                "exchange '{}' in vhost '{}' in use",
+                name, self.name
+            )));
+        }
+        self.remove_exchange(name);
+        Ok(())
+    }
+
+    /// Removes an exchange and every binding that names it as destination.
+    fn remove_exchange(&self, name: &str) {
+        if self.exchanges.remove(name).is_none() {
+            return;
+        }
+        for x in self.exchanges() {
+            if x.unbind_exchange(name) {
+                self.maybe_auto_delete_exchange(&x);
+            }
+        }
+    }
+
+    /// RabbitMQ deletes an auto-delete exchange when its last binding goes.
+    fn maybe_auto_delete_exchange(&self, x: &Arc<Exchange>) {
+        if x.auto_delete && !x.has_bindings() {
+            self.remove_exchange(&x.name);
+        }
+    }
+
+    fn check_bindable_source(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+        if name.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        self.exchange(name)
+    }
+
+    fn check_binding_args(x: &Exchange, arguments: &FieldTable) -> AmqpResult<()> {
+        if x.kind == ExchangeKind::Headers && x_match(arguments).is_none() {
+            let got = match arguments.inner().get("x-match") {
+                Some(AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+                Some(AMQPValue::ShortString(s)) => s.as_str().to_owned(),
+                Some(other) => format!("{other:?}"),
+                None => String::new(),
+            };
+            return Err(AmqpError::precondition_failed(format!(
+                "Invalid x-match field value <<\"{got}\">>; expected all, any, all-with-x, or any-with-x"
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn exchange_bind(&self, destination: &str, source: &str, routing_key: &str, arguments: &FieldTable) -> AmqpResult<()> {
+        if destination.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let src = self.check_bindable_source(source)?;
+        self.exchange(destination)?;
+        Self::check_binding_args(&src, arguments)?;
+        src.bind(Destination::Exchange(destination.to_owned()), routing_key, arguments);
+        Ok(())
+    }
+
+    pub fn exchange_unbind(&self, destination: &str, source: &str, routing_key: &str, arguments: &FieldTable) -> AmqpResult<()> {
+        if destination.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let src = self.check_bindable_source(source)?;
+        self.exchange(destination)?;
+        if src.unbind(&Destination::Exchange(destination.to_owned()), routing_key, arguments) {
+            self.maybe_auto_delete_exchange(&src);
+        }
+        Ok(())
+    }
+
+    pub fn queue_declare(&self, d: QueueDeclare<'_>) -> AmqpResult<QueueDeclareOk> {
+        if d.passive {
+            let q = self.queue(d.name)?;
+            q.check_exclusive(d.connection_id)?;
+            return Ok(QueueDeclareOk {
+                name: q.name.clone(),
+                message_count: q.message_count(),
+                consumer_count: q.consumer_count(),
+            });
+        }
+        let name = if d.name.is_empty() {
+            generated_name("amq.gen")
+        } else {
+            if d.name.starts_with("amq.") {
+                return Err(AmqpError::access_refused(format!(
+                    "queue name '{}' contains reserved prefix 'amq.*'",
+                    d.name
+                )));
+            }
+            d.name.to_owned()
+        };
+        // RabbitMQ never makes an exclusive queue durable.
+        let durable = d.durable && !d.exclusive;
+        let owner = d.exclusive.then_some(d.connection_id);
+        let q = match self.queues.entry(name.clone()) {
+            dashmap::Entry::Occupied(e) => Arc::clone(e.get()),
+            dashmap::Entry::Vacant(v) => {
+                let q = Arc::new(Queue::new(
+                    name.clone(),
+                    self.name.clone(),
+                    durable,
+                    d.auto_delete,
+                    owner,
+                    d.arguments.clone(),
+                ));
+                v.insert(Arc::clone(&q));
+                // Every queue is bound to the default exchange by its name;
+                // that binding is implicit (routing looks the queue up).
+                return Ok(QueueDeclareOk { name, message_count: 0, consumer_count: 0 });
+            }
+        };
+        // Redeclaration: exclusivity must match exactly ("strict" in RabbitMQ).
+        if q.exclusive_owner != owner {
+            return Err(AmqpError::resource_locked(format!(
+                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
+                name, self.name
+            )));
+        }
+        let inequivalent = |arg: &str, received: bool, current: bool| {
+            AmqpError::precondition_failed(format!(
+                "inequivalent arg '{}' for queue '{}' in vhost '{}': received '{}' but current is '{}'",
+                arg,
+                name,
+                self.name,
+                bool_str(received),
+                bool_str(current)
+            ))
+        };
+        if q.durable != durable {
+            return Err(inequivalent("durable", durable, q.durable));
+        }
+        if q.auto_delete != d.auto_delete {
+            return Err(inequivalent("auto_delete", d.auto_delete, q.auto_delete));
+        }
+        Ok(QueueDeclareOk { name, message_count: q.message_count(), consumer_count: q.consumer_count() })
+    }
+
+    pub fn queue_bind(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable, connection_id: u64) -> AmqpResult<()> {
+        let x = self.check_bindable_source(exchange)?;
+        let q = self.queue(queue)?;
+        q.check_exclusive(connection_id)?;
+        Self::check_binding_args(&x, arguments)?;
+        x.bind(Destination::Queue(q), routing_key, arguments);
+        Ok(())
+    }
+
+    pub fn queue_unbind(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable, connection_id: u64) -> AmqpResult<()> {
+        let x = self.check_bindable_source(exchange)?;
+        let q = self.queue(queue)?;
+        q.check_exclusive(connection_id)?;
+        if x.unbind(&Destination::Queue(q), routing_key, arguments) {
+            self.maybe_auto_delete_exchange(&x);
+        }
+        Ok(())
+    }
+
+    pub fn queue_purge(&self, queue: &str, connection_id: u64) -> AmqpResult<u32> {
+        let q = self.queue(queue)?;
+        q.check_exclusive(connection_id)?;
+        Ok(q.purge())
+    }
+
+    /// Deletes a queue (a missing one is fine: RabbitMQ answers delete-ok 0).
+    pub fn queue_delete(&self, queue: &str, if_unused: bool, if_empty: bool, connection_id: u64) -> AmqpResult<u32> {
+        let Ok(q) = self.queue(queue) else { return Ok(0) };
+        q.check_exclusive(connection_id)?;
+        if if_unused && q.consumer_count() > 0 {
+            return Err(AmqpError::precondition_failed(format!("queue '{}' in vhost '{}' in use", queue, self.name)));
+        }
+        if if_empty && q.message_count() > 0 {
+            return Err(AmqpError::precondition_failed(format!("queue '{}' in vhost '{}' not empty", queue, self.name)));
+        }
+        Ok(self.remove_queue(&q))
+    }
+
+    /// Removes a queue, its bindings, and tells its consumers (basic.cancel).
+    pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+        self.queues.remove_if(&q.name, |_, v| Arc::ptr_eq(v, q));
+        let (count, consumers) = q.mark_deleted();
+        for c in consumers {
+            c.outbox.push(super::consumer::OutboxItem::Cancel { channel: c.channel, consumer_tag: c.tag.clone() });
+        }
+        for x in self.exchanges() {
+            if x.unbind_queue(q) {
+                self.maybe_auto_delete_exchange(&x);
+            }
+        }
+        count
+    }
+
+    /// Finds every queue a message published to `exchange` reaches, each
+    /// once, following exchange-to-exchange bindings (cycles are cut).
+    pub fn route(&self, exchange: &Arc<Exchange>, message: &Message, routing_key: &str, out: &mut Routed) {
+        if exchange.name.is_empty() {
+            if let Some(q) = self.queues.get(routing_key) {
+                out.push(Arc::clone(q.value()));
+            }
+            return;
+        }
+        let decode = || message.decode_properties().and_then(|p| p.headers().clone());
+        let mut input = RouteInput::new(routing_key, &decode);
+        let mut pending: SmallVec<[Arc<Exchange>; 2]> = SmallVec::new();
+        let mut visited: SmallVec<[String; 2]> = SmallVec::new();
+        pending.push(Arc::clone(exchange));
+        visited.push(exchange.name.clone());
+        while let Some(x) = pending.pop() {
+            x.route(&mut input, |d| match d {
+                Destination::Queue(q) => {
+                    if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
+                        out.push(Arc::clone(q));
+                    }
+                }
+                Destination::Exchange(name) => {
+                    if !visited.iter().any(|v| v == name) {
+                        visited.push(name.clone());
+                        if let Some(next) = self.exchanges.get(name) {
+                            pending.push(Arc::clone(next.value()));
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn declare_q(v: &Vhost, name: &str) {
+        v.queue_declare(QueueDeclare {
+            name,
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: &FieldTable::default(),
+            connection_id: 1,
+        })
+        .unwrap();
+    }
+
+    fn declare_x(v: &Vhost, name: &str, kind: &str) -> AmqpResult<()> {
+        v.exchange_declare(ExchangeDeclare {
+            name,
+            kind,
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: &FieldTable::default(),
+        })
+    }
+
+    fn routed(v: &Vhost, x: &str, rk: &str) -> Vec<String> {
+        let msg = Message {
+            exchange: Bytes::copy_from_slice(x.as_bytes()),
+            routing_key: Bytes::copy_from_slice(rk.as_bytes()),
+            properties: Bytes::from_static(&[0, 0]),
+            body: Bytes::new(),
+        };
+        let mut out = Routed::new();
+        v.route(&v.exchange(x).unwrap(), &msg, rk, &mut out);
+        let mut names: Vec<String> = out.iter().map(|q| q.name.clone()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn direct_fanout_topic_and_default() {
+        let v = Vhost::new("/");
+        for q in ["q1", "q2", "q3"] {
+            declare_q(&v, q);
+        }
+        let none = FieldTable::default();
+        v.queue_bind("q1", "amq.direct", "k", &none, 1).unwrap();
+        v.queue_bind("q2", "amq.direct", "k", &none, 1).unwrap();
+        v.queue_bind("q2", "amq.direct", "k", &none, 1).unwrap(); // twice: still one binding
+        v.queue_bind("q1", "amq.fanout", "", &none, 1).unwrap();
+        v.queue_bind("q3", "amq.fanout", "ignored", &none, 1).unwrap();
+        v.queue_bind("q1", "amq.topic", "a.*", &none, 1).unwrap();
+        v.queue_bind("q1", "amq.topic", "#", &none, 1).unwrap();
+        v.queue_bind("q2", "amq.topic", "a.#.b", &none, 1).unwrap();
+        assert_eq!(routed(&v, "amq.direct", "k"), ["q1", "q2"]);
+        assert!(routed(&v, "amq.direct", "other").is_empty());
+        assert_eq!(routed(&v, "amq.fanout", "x"), ["q1", "q3"]);
+        assert_eq!(routed(&v, "amq.topic", "a.x.b"), ["q1", "q2"]);
+        assert_eq!(routed(&v, "", "q3"), ["q3"]);
+        assert!(routed(&v, "", "nope").is_empty());
+        v.queue_unbind("q2", "amq.direct", "k", &none, 1).unwrap();
+        assert_eq!(routed(&v, "amq.direct", "k"), ["q1"]);
+    }
+
+    #[test]
+    fn exchange_to_exchange_with_a_cycle() {
+        let v = Vhost::new("/");
+        declare_q(&v, "q");
+        declare_x(&v, "a", "fanout").unwrap();
+        declare_x(&v, "b", "fanout").unwrap();
+        let none = FieldTable::default();
+        v.exchange_bind("b", "a", "", &none).unwrap();
+        v.exchange_bind("a", "b", "", &none).unwrap();
+        v.queue_bind("q", "b", "", &none, 1).unwrap();
+        assert_eq!(routed(&v, "a", "x"), ["q"]);
+        v.exchange_delete("b", false).unwrap();
+        assert!(routed(&v, "a", "x").is_empty());
+    }
+
+    #[test]
+    fn declare_errors_match_rabbitmq() {
+        let v = Vhost::new("/");
+        declare_x(&v, "x", "direct").unwrap();
+        assert_eq!(
+            declare_x(&v, "x", "fanout").unwrap_err().text,
+            "PRECONDITION_FAILED - inequivalent arg 'type' for exchange 'x' in vhost '/': received 'fanout' but current is 'direct'"
+        );
+        assert_eq!(
+            declare_x(&v, "amq.foo", "direct").unwrap_err().text,
+            "ACCESS_REFUSED - exchange name 'amq.foo' contains reserved prefix 'amq.*'"
+        );
+        // Existing amq.* exchanges may be redeclared; they are durable.
+        assert!(declare_x(&v, "amq.direct", "direct").unwrap_err().text.contains("inequivalent arg 'durable'"));
+        assert_eq!(declare_x(&v, "y", "nope").unwrap_err().code as u16, 503);
+        assert_eq!(v.queue("q").unwrap_err().text, "NOT_FOUND - no queue 'q' in vhost '/'");
+        declare_q(&v, "q");
+        let err = v
+            .queue_declare(QueueDeclare {
+                name: "q",
+                passive: false,
+                durable: true,
+                exclusive: false,
+                auto_delete: false,
+                arguments: &FieldTable::default(),
+                connection_id: 1,
+            })
+            .unwrap_err();
+        assert_eq!(
+            err.text,
+            "PRECONDITION_FAILED - inequivalent arg 'durable' for queue 'q' in vhost '/': received 'true' but current is 'false'"
+        );
+    }
+
+    #[test]
+    fn auto_delete_exchange_goes_with_its_last_binding() {
+        let v = Vhost::new("/");
+        declare_q(&v, "q");
+        v.exchange_declare(ExchangeDeclare {
+            name: "ad",
+            kind: "fanout",
+            passive: false,
+            durable: false,
+            auto_delete: true,
+            internal: false,
+            arguments: &FieldTable::default(),
+        })
+        .unwrap();
+        v.queue_bind("q", "ad", "", &FieldTable::default(), 1).unwrap();
+        v.queue_delete("q", false, false, 1).unwrap();
+        assert!(v.exchange("ad").is_err());
+    }
+}

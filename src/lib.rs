@@ -1,0 +1,28 @@
+//! Warren: an AMQP 0-9-1 message broker that RabbitMQ clients use unchanged.
+//!
+//! Module map:
+//! - [`protocol`]: the wire front end. `frame` splits frames out of a buffer,
+//!   `codec` decodes methods and encodes the hot frames by hand, `connection`
+//!   owns a socket and runs the handshake, channels and write batching.
+//! - [`broker`]: the routing core — vhosts, exchanges (direct, fanout, topic,
+//!   headers), bindings, queues, consumers. No sockets, no frame layouts.
+//! - [`server`]: the listener, accept loop and shutdown.
+//! - [`config`]: settings shared by the binary and embedders.
+//!
+//! Embedding (for tests):
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let server = warren::Server::start(warren::Config::ephemeral()).await?;
+//! println!("connect to {}", server.amqp_uri());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+#![deny(unsafe_code)]
+
+pub mod broker;
+pub mod config;
+pub mod protocol;
+pub mod server;
+
+pub use config::Config;
+pub use server::Server;

@@ -1,0 +1,90 @@
+//! The `warren` binary: parse flags, start the server, wait for a signal.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Parser, Debug)]
+#[command(name = "warren", version, about = "An AMQP 0-9-1 message broker that RabbitMQ clients use unchanged")]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0", env = "WARREN_BIND")]
+    bind: IpAddr,
+    /// AMQP port; 0 picks a free one (see --port-file).
+    #[arg(long, default_value_t = 5672, env = "RABBITMQ_NODE_PORT")]
+    port: u16,
+    /// Write the port actually bound to this file once listening.
+    #[arg(long)]
+    port_file: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive.
+    #[arg(long, default_value = "info", env = "WARREN_LOG")]
+    log_level: String,
+    /// The user created at start (RabbitMQ's RABBITMQ_DEFAULT_USER).
+    #[arg(long, default_value = "guest", env = "RABBITMQ_DEFAULT_USER")]
+    default_user: String,
+    /// Its password (RABBITMQ_DEFAULT_PASS).
+    #[arg(long, default_value = "guest", env = "RABBITMQ_DEFAULT_PASS", hide_env_values = true)]
+    default_pass: String,
+    /// The vhost created at start (RABBITMQ_DEFAULT_VHOST).
+    #[arg(long, default_value = "/", env = "RABBITMQ_DEFAULT_VHOST")]
+    default_vhost: String,
+    /// Heartbeat interval proposed to clients, in seconds (0 disables).
+    #[arg(long, default_value_t = 60)]
+    heartbeat: u16,
+    /// Largest frame accepted, in bytes.
+    #[arg(long, default_value_t = 131072)]
+    frame_max: u32,
+    /// Most channels per connection.
+    #[arg(long, default_value_t = 2047)]
+    channel_max: u16,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("invalid --log-level")?)
+        .with_target(false)
+        .init();
+    let config = warren::Config {
+        bind: cli.bind,
+        port: cli.port,
+        default_user: cli.default_user,
+        default_pass: cli.default_pass,
+        default_vhost: cli.default_vhost,
+        heartbeat: cli.heartbeat,
+        frame_max: cli.frame_max.max(4096),
+        channel_max: cli.channel_max,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(config, cli.port_file))
+}
+
+async fn run(config: warren::Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let server = warren::Server::start(config.clone())
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
+    let addr = server.local_addr();
+    if let Some(path) = port_file {
+        std::fs::write(&path, format!("{}\n", addr.port()))
+            .with_context(|| format!("cannot write the port file {}", path.display()))?;
+    }
+    tracing::info!("Warren {} listening for AMQP 0-9-1 on {addr}", env!("CARGO_PKG_VERSION"));
+    // Testcontainers' RabbitMQ module waits for this exact line.
+    tracing::info!("Server startup complete; 0 plugins started.");
+    wait_for_signal().await?;
+    tracing::info!("shutting down: closing connections");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}

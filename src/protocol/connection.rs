@@ -1,0 +1,1407 @@
+//! One client connection: the only code that touches its socket.
+//!
+//! A single task per connection owns the socket halves, a read buffer and a
+//! write buffer. Each wake-up parses every complete frame in the read buffer,
+//! runs it (channels live inside this task: no hop per message), drains the
+//! outbox queues filled, and writes whatever accumulated with as few `write`
+//! calls as the socket allows. Reads and writes are polled together so a
+//! client that stops reading cannot wedge us while it is still sending acks.
+//!
+//! Handshake: protocol header → start/start-ok → tune/tune-ok → open/open-ok.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use amq_protocol::protocol::{
+    access, basic, channel, confirm, connection, exchange, queue, tx, AMQPClass,
+};
+use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::channel::{BodyParts, Channel, PendingPublish, Settle, TxOp, Unacked};
+use super::codec::{self, decode_content_header, decode_method, DecodeError, Method};
+use super::frame::{split_frame, Frame, FrameError, FrameKind};
+use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
+use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::queue::Queue;
+use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
+use crate::broker::{AmqpError, AmqpResult, Broker, ReplyCode, Scope};
+use crate::Config;
+
+const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+/// RabbitMQ's handshake_timeout.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long we wait for close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Above this many buffered outgoing bytes we stop taking deliveries from the
+/// outbox; consumers then run out of credit and queues hold their messages.
+const WRITE_BUFFER_CAP: usize = 256 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+/// RabbitMQ's default max_message_size (128 MiB).
+const MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
+/// The smallest frame_max the spec lets a peer negotiate.
+const FRAME_MIN_SIZE: u32 = 4096;
+
+/// Everything a connection needs from the server that accepted it.
+#[derive(Clone)]
+pub struct ConnectionContext {
+    pub broker: Arc<Broker>,
+    pub config: Arc<Config>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitStartOk,
+    AwaitTuneOk,
+    AwaitOpen,
+    Open,
+    /// We sent connection.close; only close/close-ok matter now.
+    Closing,
+}
+
+/// The client's advertised capabilities that change what we send.
+#[derive(Default)]
+struct ClientCapabilities {
+    consumer_cancel_notify: bool,
+    authentication_failure_close: bool,
+}
+
+/// Connection-wide state the channel handlers need alongside a `&mut Channel`.
+struct Session {
+    id: u64,
+    broker: Arc<Broker>,
+    config: Arc<Config>,
+    peer: SocketAddr,
+    state: State,
+    vhost: Option<Arc<Vhost>>,
+    user: String,
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat: u16,
+    caps: ClientCapabilities,
+    wbuf: BytesMut,
+    outbox: Arc<Outbox>,
+    /// Deliveries taken from the outbox but not yet written (write buffer full).
+    backlog: VecDeque<OutboxItem>,
+    scratch: Vec<OutboxItem>,
+    /// Queues whose consumers got credit back during this batch.
+    kick: Vec<Arc<Queue>>,
+    exclusive_queues: Vec<Arc<Queue>>,
+    /// Close the socket once the write buffer is flushed.
+    close_after_flush: bool,
+    close_deadline: Option<Instant>,
+}
+
+/// What the read loop should do after a frame.
+enum Next {
+    Continue,
+    /// Stop now (protocol violation during the handshake, close-ok received).
+    Drop,
+}
+
+pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let mut shutdown = ctx.shutdown.clone();
+
+    let mut header = [0u8; 8];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut header)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
+    }
+    if &header != PROTOCOL_HEADER {
+        tracing::debug!(%peer, ?header, "refusing unsupported protocol header");
+        let _ = wr.write_all(PROTOCOL_HEADER).await;
+        let _ = wr.shutdown().await;
+        return;
+    }
+
+    let mut s = Session {
+        id: ctx.broker.next_connection_id(),
+        broker: Arc::clone(&ctx.broker),
+        frame_max: ctx.config.frame_max,
+        channel_max: ctx.config.channel_max,
+        heartbeat: 0,
+        config: ctx.config,
+        peer,
+        state: State::AwaitStartOk,
+        vhost: None,
+        user: String::new(),
+        caps: ClientCapabilities::default(),
+        wbuf: BytesMut::with_capacity(16 * 1024),
+        outbox: Arc::new(Outbox::default()),
+        backlog: VecDeque::new(),
+        scratch: Vec::new(),
+        kick: Vec::new(),
+        exclusive_queues: Vec::new(),
+        close_after_flush: false,
+        close_deadline: None,
+    };
+    let mut channels: HashMap<u16, Channel> = HashMap::new();
+    s.send_start();
+
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
+    let mut last_read = Instant::now();
+    let mut last_write = Instant::now();
+    let mut shutting_down = false;
+
+    loop {
+        if s.close_after_flush && s.wbuf.is_empty() {
+            break;
+        }
+        if rbuf.capacity() - rbuf.len() < 4096 {
+            rbuf.reserve(READ_CHUNK);
+        }
+        let reading = !s.close_after_flush;
+        let room = s.wbuf.len() < WRITE_BUFFER_CAP && s.state == State::Open;
+        let hb = s.heartbeat_interval();
+        let next_tick = if s.state == State::Open {
+            hb.map(|h| Instant::now().min(last_write) + h / 2)
+        } else {
+            Some(handshake_deadline)
+        };
+        let next_tick = match (next_tick, s.close_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let outbox = Arc::clone(&s.outbox);
+
+        tokio::select! {
+            changed = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                if changed.is_ok() && s.state != State::Closing {
+                    if s.state == State::Open {
+                        s.begin_close(AmqpError::new(
+                            ReplyCode::ConnectionForced,
+                            "broker forced connection closure with reason 'shutdown'",
+                        ));
+                    } else {
+                        break;
+                    }
+                }
+            }
+            r = rd.read_buf(&mut rbuf), if reading => {
+                match r {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        last_read = Instant::now();
+                        if let Next::Drop = s.process_frames(&mut rbuf, &mut channels) {
+                            // Best effort: let the peer see any close we queued.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&s.wbuf)).await;
+                            s.wbuf.clear();
+                            break;
+                        }
+                    }
+                }
+            }
+            w = wr.write(&s.wbuf), if !s.wbuf.is_empty() => {
+                match w {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let _ = bytes::Buf::advance(&mut s.wbuf, n);
+                        last_write = Instant::now();
+                    }
+                }
+            }
+            _ = outbox.notified(), if room => {}
+            _ = sleep_until_opt(next_tick) => {
+                let now = Instant::now();
+                if s.close_deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
+                if s.state != State::Open && s.state != State::Closing {
+                    if now >= handshake_deadline {
+                        tracing::debug!(%peer, "handshake timed out");
+                        break;
+                    }
+                } else if let Some(h) = hb {
+                    if now.duration_since(last_read) > h * 2 {
+                        tracing::info!(%peer, "missed heartbeats from client, timeout: {}s", h.as_secs());
+                        break;
+                    }
+                    if now.duration_since(last_write) >= h / 2 && s.wbuf.is_empty() {
+                        codec::write_heartbeat(&mut s.wbuf);
+                    }
+                }
+            }
+        }
+        s.end_of_batch(&mut channels);
+    }
+
+    s.cleanup(&mut channels);
+    if !s.wbuf.is_empty() {
+        let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&s.wbuf)).await;
+    }
+    let _ = wr.shutdown().await;
+    tracing::debug!(%peer, id = s.id, "connection closed");
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn short(s: impl Into<String>) -> ShortString {
+    let mut s: String = s.into();
+    if s.len() > 255 {
+        let mut cut = 255;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    ShortString::from(s)
+}
+
+fn bool_arg(table: &FieldTable, key: &str) -> bool {
+    matches!(table.inner().get(key), Some(AMQPValue::Boolean(true)))
+}
+
+/// A wire short string as UTF-8, or the 502 RabbitMQ would not send but that
+/// keeps us from routing on bytes we cannot name.
+fn utf8(b: &Bytes) -> AmqpResult<&str> {
+    std::str::from_utf8(b).map_err(|_| AmqpError::new(ReplyCode::SyntaxError, "short string is not valid UTF-8"))
+}
+
+impl Session {
+    fn heartbeat_interval(&self) -> Option<Duration> {
+        (self.heartbeat > 0).then(|| Duration::from_secs(self.heartbeat as u64))
+    }
+
+    fn send(&mut self, channel: u16, method: AMQPClass) {
+        codec::write_method(&mut self.wbuf, channel, method);
+    }
+
+    fn send_start(&mut self) {
+        let mut caps = FieldTable::default();
+        for cap in [
+            "publisher_confirms",
+            "exchange_exchange_bindings",
+            "basic.nack",
+            "consumer_cancel_notify",
+            "authentication_failure_close",
+            "per_consumer_qos",
+        ] {
+            caps.insert(cap.into(), AMQPValue::Boolean(true));
+        }
+        let mut props = FieldTable::default();
+        let text = |s: &str| AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()));
+        props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
+        props.insert("product".into(), text("Warren"));
+        props.insert("version".into(), text(env!("CARGO_PKG_VERSION")));
+        props.insert("platform".into(), text("Rust"));
+        props.insert("cluster_name".into(), text("warren@localhost"));
+        props.insert("copyright".into(), text("Copyright (c) the Warren authors"));
+        props.insert("information".into(), text("Licensed under the Apache License 2.0"));
+        self.send(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Start(connection::Start {
+                version_major: 0,
+                version_minor: 9,
+                server_properties: props,
+                mechanisms: LongString::from(b"PLAIN AMQPLAIN".to_vec()),
+                locales: LongString::from(b"en_US".to_vec()),
+            })),
+        );
+    }
+
+    /// Sends connection.close and waits (bounded) for close-ok.
+    fn begin_close(&mut self, err: AmqpError) {
+        tracing::debug!(peer = %self.peer, error = %err, "closing connection");
+        self.send(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+                reply_code: err.code as u16,
+                reply_text: short(err.text),
+                class_id: err.class_id,
+                method_id: err.method_id,
+            })),
+        );
+        self.state = State::Closing;
+        self.close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
+    }
+
+    fn process_frames(&mut self, rbuf: &mut BytesMut, channels: &mut HashMap<u16, Channel>) -> Next {
+        loop {
+            if self.close_after_flush {
+                return Next::Continue;
+            }
+            let frame = match split_frame(rbuf, self.frame_max) {
+                Ok(Some(f)) => f,
+                Ok(None) => return Next::Continue,
+                Err(e) => {
+                    rbuf.clear();
+                    if self.state == State::Closing {
+                        return Next::Drop;
+                    }
+                    let text = match e {
+                        FrameError::TooLarge { size, max } => {
+                            format!("frame size {size} exceeds the negotiated frame_max {max}")
+                        }
+                        FrameError::BadFrameEnd(b) => format!("bad frame end marker 0x{b:02x}"),
+                        FrameError::UnknownType(t) => format!("unknown frame type {t}"),
+                    };
+                    if matches!(self.state, State::Open) {
+                        self.begin_close(AmqpError::new(ReplyCode::FrameError, text));
+                        // The stream is no longer framed: nothing more can be read.
+                        self.close_after_flush = true;
+                        return Next::Continue;
+                    }
+                    return Next::Drop;
+                }
+            };
+            match self.handle_frame(frame, channels) {
+                Ok(Next::Continue) => {}
+                Ok(Next::Drop) => return Next::Drop,
+                Err(e) if e.scope == Scope::Connection || self.state != State::Open => {
+                    if self.state == State::Open {
+                        self.begin_close(e);
+                    } else {
+                        return Next::Drop;
+                    }
+                }
+                Err(e) => {
+                    // Channel errors are turned into channel.close inside handle_frame.
+                    tracing::error!(error = %e, "channel error escaped its channel");
+                }
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame, channels: &mut HashMap<u16, Channel>) -> AmqpResult<Next> {
+        match self.state {
+            State::Closing => return Ok(self.handle_while_closing(frame)),
+            State::AwaitStartOk | State::AwaitTuneOk | State::AwaitOpen => return self.handle_handshake(frame),
+            State::Open => {}
+        }
+        if frame.kind == FrameKind::Heartbeat {
+            return Ok(Next::Continue);
+        }
+        if frame.channel == 0 {
+            return self.handle_connection_frame(frame, channels);
+        }
+        let id = frame.channel;
+        if !channels.contains_key(&id) {
+            return self.open_channel(frame, channels).map(|_| Next::Continue);
+        }
+        let Some(ch) = channels.get_mut(&id) else { return Ok(Next::Continue) };
+        if ch.closing {
+            if frame.kind == FrameKind::Method {
+                match decode_method(&frame.payload) {
+                    Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)))) => {
+                        channels.remove(&id);
+                    }
+                    Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::Close(_)))) => {
+                        self.send(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
+                        channels.remove(&id);
+                    }
+                    _ => {}
+                }
+            }
+            return Ok(Next::Continue);
+        }
+        let result = self.handle_channel_frame(ch, frame);
+        if let Err(e) = result {
+            if e.scope == Scope::Connection {
+                return Err(e);
+            }
+            self.close_channel_with(ch, e);
+        }
+        if ch.closed {
+            channels.remove(&id);
+        }
+        Ok(Next::Continue)
+    }
+
+    fn handle_while_closing(&mut self, frame: Frame) -> Next {
+        if frame.kind != FrameKind::Method || frame.channel != 0 {
+            return Next::Continue;
+        }
+        match decode_method(&frame.payload) {
+            Ok(Method::Other(AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)))) => Next::Drop,
+            Ok(Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(_)))) => {
+                self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
+                self.close_after_flush = true;
+                Next::Continue
+            }
+            _ => Next::Continue,
+        }
+    }
+
+    // ------------------------------------------------------------ handshake
+
+    fn handle_handshake(&mut self, frame: Frame) -> AmqpResult<Next> {
+        if frame.kind == FrameKind::Heartbeat {
+            return Ok(Next::Continue);
+        }
+        let method = match (frame.kind, frame.channel, decode_method(&frame.payload)) {
+            (FrameKind::Method, 0, Ok(Method::Other(AMQPClass::Connection(m)))) => m,
+            _ => {
+                tracing::debug!(peer = %self.peer, "protocol violation during handshake");
+                return Ok(Next::Drop);
+            }
+        };
+        match (self.state, method) {
+            (State::AwaitStartOk, connection::AMQPMethod::StartOk(ok)) => self.handle_start_ok(ok),
+            (State::AwaitTuneOk, connection::AMQPMethod::TuneOk(ok)) => self.handle_tune_ok(ok),
+            (State::AwaitOpen, connection::AMQPMethod::Open(open)) => self.handle_open(open),
+            (_, connection::AMQPMethod::Close(_)) => {
+                self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
+                self.close_after_flush = true;
+                Ok(Next::Continue)
+            }
+            _ => Ok(Next::Drop),
+        }
+    }
+
+    fn handle_start_ok(&mut self, ok: connection::StartOk) -> AmqpResult<Next> {
+        if let Some(AMQPValue::FieldTable(caps)) = ok.client_properties.inner().get("capabilities") {
+            self.caps.consumer_cancel_notify = bool_arg(caps, "consumer_cancel_notify");
+            self.caps.authentication_failure_close = bool_arg(caps, "authentication_failure_close");
+        }
+        let mechanism = ok.mechanism.as_str().to_owned();
+        let credentials = match mechanism.as_str() {
+            "PLAIN" => parse_plain(ok.response.as_bytes()),
+            "AMQPLAIN" => parse_amqplain(ok.response.as_bytes()),
+            other => {
+                tracing::info!(peer = %self.peer, mechanism = other, "unsupported authentication mechanism");
+                return Ok(Next::Drop);
+            }
+        };
+        let from_loopback = self.peer.ip().is_loopback();
+        let user = match credentials {
+            Some((user, pass)) => self.broker.authenticate(&user, &pass, from_loopback).map_err(|why| (user, why)),
+            None => Err((String::new(), "malformed credentials")),
+        };
+        match user {
+            Ok(u) => {
+                self.user = u.name;
+                self.state = State::AwaitTuneOk;
+                self.send(
+                    0,
+                    AMQPClass::Connection(connection::AMQPMethod::Tune(connection::Tune {
+                        channel_max: self.config.channel_max,
+                        frame_max: self.config.frame_max,
+                        heartbeat: self.config.heartbeat,
+                    })),
+                );
+                Ok(Next::Continue)
+            }
+            Err((user, why)) => {
+                tracing::warn!(peer = %self.peer, user, "login refused: {why}");
+                if self.caps.authentication_failure_close {
+                    // Enter Open-like closing so close-ok is awaited.
+                    self.begin_close(AmqpError::access_refused(format!(
+                        "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+                    )));
+                    Ok(Next::Continue)
+                } else {
+                    Ok(Next::Drop)
+                }
+            }
+        }
+    }
+
+    fn handle_tune_ok(&mut self, ok: connection::TuneOk) -> AmqpResult<Next> {
+        let ours = self.config.frame_max;
+        let frame_max = if ok.frame_max == 0 { ours } else { ok.frame_max };
+        if frame_max > ours || frame_max < FRAME_MIN_SIZE {
+            self.state = State::Open;
+            let reason = if frame_max > ours {
+                format!("frame_max={frame_max} > {ours} max size")
+            } else {
+                format!("frame_max={frame_max} < {FRAME_MIN_SIZE} min size")
+            };
+            return Err(AmqpError::not_allowed(reason));
+        }
+        self.frame_max = frame_max;
+        self.channel_max = match ok.channel_max {
+            0 => self.config.channel_max,
+            n => n.min(self.config.channel_max),
+        };
+        self.heartbeat = ok.heartbeat;
+        self.state = State::AwaitOpen;
+        Ok(Next::Continue)
+    }
+
+    fn handle_open(&mut self, open: connection::Open) -> AmqpResult<Next> {
+        let name = open.virtual_host.as_str();
+        match self.broker.vhost(name) {
+            Some(v) => {
+                self.vhost = Some(v);
+                self.state = State::Open;
+                self.send(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})));
+                tracing::debug!(peer = %self.peer, user = %self.user, vhost = name, "connection open");
+                Ok(Next::Continue)
+            }
+            None => {
+                self.state = State::Open;
+                Err(AmqpError::not_allowed(format!("vhost {name} not found")).during(10, 40))
+            }
+        }
+    }
+
+    // ----------------------------------------------------------- connection
+
+    fn handle_connection_frame(&mut self, frame: Frame, channels: &mut HashMap<u16, Channel>) -> AmqpResult<Next> {
+        if frame.kind != FrameKind::Method {
+            return Err(AmqpError::new(
+                ReplyCode::UnexpectedFrame,
+                "expected method frame, got non method frame instead",
+            ));
+        }
+        match decode_method(&frame.payload).map_err(decode_error)? {
+            Method::Other(AMQPClass::Connection(m)) => match m {
+                connection::AMQPMethod::Close(_) => {
+                    self.cleanup(channels);
+                    self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
+                    self.close_after_flush = true;
+                    Ok(Next::Continue)
+                }
+                connection::AMQPMethod::CloseOk(_) => Ok(Next::Drop),
+                connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_) => Ok(Next::Continue),
+                connection::AMQPMethod::UpdateSecret(_) => {
+                    self.send(0, AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {})));
+                    Ok(Next::Continue)
+                }
+                other => Err(AmqpError::channel_error(format!(
+                    "unexpected method {} on channel 0",
+                    connection_method_name(&other)
+                ))),
+            },
+            _ => Err(AmqpError::command_invalid("expected a connection method on channel 0")),
+        }
+    }
+
+    // ------------------------------------------------------------- channels
+
+    fn open_channel(&mut self, frame: Frame, channels: &mut HashMap<u16, Channel>) -> AmqpResult<()> {
+        let id = frame.channel;
+        let is_open = frame.kind == FrameKind::Method
+            && matches!(decode_method(&frame.payload), Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::Open(_)))));
+        if !is_open {
+            return Err(AmqpError::channel_error("expected 'channel.open'"));
+        }
+        if id > self.channel_max {
+            return Err(AmqpError::not_allowed(format!(
+                "channel id {id} exceeds the negotiated channel_max {}",
+                self.channel_max
+            ))
+            .during(20, 10));
+        }
+        channels.insert(id, Channel::new(id));
+        self.send(id, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
+        Ok(())
+    }
+
+    /// Sends channel.close for a channel error and releases the channel's
+    /// deliveries and consumers at once, as RabbitMQ does.
+    fn close_channel_with(&mut self, ch: &mut Channel, err: AmqpError) {
+        tracing::debug!(channel = ch.id, error = %err, "closing channel");
+        self.send(
+            ch.id,
+            AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+                reply_code: err.code as u16,
+                reply_text: short(err.text),
+                class_id: err.class_id,
+                method_id: err.method_id,
+            })),
+        );
+        self.release_channel(ch);
+        ch.closing = true;
+    }
+
+    /// Cancels a channel's consumers and requeues its unacknowledged
+    /// deliveries in their original order.
+    fn release_channel(&mut self, ch: &mut Channel) {
+        ch.publish = None;
+        ch.tx = None;
+        for (tag, consumer) in ch.consumers.drain() {
+            self.remove_consumer(&consumer.queue, ch.id, &tag);
+        }
+        let unacked: Vec<Unacked> = ch.unacked.drain(..).collect();
+        self.settle_all(unacked, Settle::Requeue);
+    }
+
+    fn remove_consumer(&mut self, queue: &Arc<Queue>, channel: u16, tag: &str) {
+        if let Some(removed) = queue.remove_consumer(self.id, channel, tag) {
+            if removed.now_unused_auto_delete {
+                if let Some(v) = &self.vhost {
+                    v.remove_queue(queue);
+                }
+            }
+        }
+    }
+
+    fn settle_all(&mut self, entries: Vec<Unacked>, how: Settle) {
+        if entries.is_empty() {
+            return;
+        }
+        // Group requeues per queue so each queue is locked once.
+        let mut requeue: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+        for u in entries {
+            if let Some(c) = &u.consumer {
+                c.settled();
+            }
+            self.mark_kick(&u.queue);
+            if how == Settle::Requeue {
+                let mut m = u.message;
+                m.redelivered = true;
+                match requeue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+                    Some((_, list)) => list.push(m),
+                    None => requeue.push((u.queue, vec![m])),
+                }
+            }
+        }
+        for (q, msgs) in requeue {
+            q.requeue(msgs);
+        }
+    }
+
+    fn mark_kick(&mut self, q: &Arc<Queue>) {
+        if !self.kick.iter().any(|k| Arc::ptr_eq(k, q)) {
+            self.kick.push(Arc::clone(q));
+        }
+    }
+
+    fn vhost(&self) -> AmqpResult<Arc<Vhost>> {
+        self.vhost.clone().ok_or_else(|| AmqpError::new(ReplyCode::InternalError, "no vhost on an open connection"))
+    }
+
+    fn handle_channel_frame(&mut self, ch: &mut Channel, frame: Frame) -> AmqpResult<()> {
+        match frame.kind {
+            FrameKind::Heartbeat => Err(AmqpError::new(
+                ReplyCode::FrameError,
+                format!("heartbeat frame on channel {}", frame.channel),
+            )),
+            FrameKind::Header => self.handle_content_header(ch, frame.payload),
+            FrameKind::Body => self.handle_content_body(ch, frame.payload),
+            FrameKind::Method => {
+                if let Some(p) = &ch.publish {
+                    let text = if p.header.is_none() {
+                        "expected content header for class 60, got non content header frame instead"
+                    } else {
+                        "expected content body, got non content body frame instead"
+                    };
+                    return Err(AmqpError::new(ReplyCode::UnexpectedFrame, text));
+                }
+                let method = decode_method(&frame.payload).map_err(decode_error)?;
+                let (class_id, method_id) = method_ids(&frame.payload);
+                self.handle_method(ch, method).map_err(|e| e.during(class_id, method_id))
+            }
+        }
+    }
+
+    fn handle_content_header(&mut self, ch: &mut Channel, payload: Bytes) -> AmqpResult<()> {
+        let Some(p) = ch.publish.as_mut().filter(|p| p.header.is_none()) else {
+            let text = if ch.publish.is_some() {
+                "expected content body, got non content body frame instead"
+            } else {
+                "expected method frame, got non method frame instead"
+            };
+            return Err(AmqpError::new(ReplyCode::UnexpectedFrame, text));
+        };
+        let header = decode_content_header(&payload)
+            .ok_or_else(|| AmqpError::new(ReplyCode::FrameError, "malformed content header frame"))?;
+        if header.class_id != codec::CLASS_BASIC {
+            return Err(AmqpError::new(
+                ReplyCode::UnexpectedFrame,
+                format!("expected content header for class 60, got one for class {} instead", header.class_id),
+            ));
+        }
+        if header.body_size > MAX_MESSAGE_SIZE {
+            ch.publish = None;
+            return Err(AmqpError::precondition_failed(format!(
+                "message size {} is larger than configured max size {}",
+                header.body_size, MAX_MESSAGE_SIZE
+            ))
+            .during(60, 40));
+        }
+        p.header = Some((header.body_size, header.properties));
+        if header.body_size == 0 {
+            return self.complete_publish(ch);
+        }
+        Ok(())
+    }
+
+    fn handle_content_body(&mut self, ch: &mut Channel, payload: Bytes) -> AmqpResult<()> {
+        let Some(p) = ch.publish.as_mut().filter(|p| p.header.is_some()) else {
+            let text = if ch.publish.is_some() {
+                "expected content header for class 60, got non content header frame instead"
+            } else {
+                "expected method frame, got non method frame instead"
+            };
+            return Err(AmqpError::new(ReplyCode::UnexpectedFrame, text));
+        };
+        let expected = p.header.as_ref().map(|h| h.0).unwrap_or(0);
+        if p.body.len() as u64 + payload.len() as u64 > expected {
+            return Err(AmqpError::new(
+                ReplyCode::FrameError,
+                format!("content body exceeds the declared size of {expected} bytes"),
+            ));
+        }
+        p.body.push(payload);
+        if p.body.len() as u64 == expected {
+            return self.complete_publish(ch);
+        }
+        Ok(())
+    }
+
+    /// The content of a basic.publish is complete: route it.
+    fn complete_publish(&mut self, ch: &mut Channel) -> AmqpResult<()> {
+        let Some(p) = ch.publish.take() else { return Ok(()) };
+        let (_, properties) = p.header.unwrap_or_default();
+        let message = Arc::new(Message {
+            exchange: p.exchange,
+            routing_key: p.routing_key,
+            properties,
+            body: p.body.into_bytes(),
+        });
+        let fail = |e: AmqpError| e.during(60, 40);
+        if p.immediate {
+            return Err(fail(AmqpError::not_implemented("immediate=true")));
+        }
+        let vhost = self.vhost()?;
+        let exchange_name = utf8(&message.exchange).map_err(fail)?;
+        let exchange = vhost.exchange(exchange_name).map_err(fail)?;
+        if exchange.internal {
+            return Err(fail(AmqpError::access_refused(format!(
+                "cannot publish to internal exchange '{}' in vhost '{}'",
+                exchange_name, vhost.name
+            ))));
+        }
+        if ch.confirm {
+            ch.publish_seq += 1;
+        }
+        if let Some(ops) = ch.tx.as_mut() {
+            ops.push(TxOp::Publish { message, mandatory: p.mandatory });
+            return Ok(());
+        }
+        self.route_and_enqueue(&vhost, &exchange, message, p.mandatory, ch.id)
+    }
+
+    fn route_and_enqueue(
+        &mut self,
+        vhost: &Vhost,
+        exchange: &Arc<crate::broker::exchange::Exchange>,
+        message: Arc<Message>,
+        mandatory: bool,
+        channel: u16,
+    ) -> AmqpResult<()> {
+        let routing_key = utf8(&message.routing_key).map_err(|e| e.during(60, 40))?;
+        let mut routed = Routed::new();
+        vhost.route(exchange, &message, routing_key, &mut routed);
+        if routed.is_empty() {
+            if mandatory {
+                codec::write_return(
+                    &mut self.wbuf,
+                    channel,
+                    ReplyCode::NoRoute as u16,
+                    "NO_ROUTE",
+                    &message.exchange,
+                    &message.routing_key,
+                );
+                codec::write_content(&mut self.wbuf, channel, &message.properties, &message.body, self.frame_max);
+            }
+            return Ok(());
+        }
+        for q in routed {
+            q.enqueue(Arc::clone(&message));
+        }
+        Ok(())
+    }
+
+    fn handle_method(&mut self, ch: &mut Channel, method: Method) -> AmqpResult<()> {
+        match method {
+            Method::Publish { exchange, routing_key, mandatory, immediate } => {
+                ch.publish = Some(PendingPublish {
+                    exchange,
+                    routing_key,
+                    mandatory,
+                    immediate,
+                    header: None,
+                    body: BodyParts::Empty,
+                });
+                Ok(())
+            }
+            Method::Ack { delivery_tag, multiple } => self.settle(ch, delivery_tag, multiple, Settle::Ack),
+            Method::Nack { delivery_tag, multiple, requeue } => {
+                self.settle(ch, delivery_tag, multiple, if requeue { Settle::Requeue } else { Settle::Discard })
+            }
+            Method::Reject { delivery_tag, requeue } => {
+                self.settle(ch, delivery_tag, false, if requeue { Settle::Requeue } else { Settle::Discard })
+            }
+            Method::Qos { prefetch_size, prefetch_count, global } => {
+                if prefetch_size != 0 {
+                    return Err(AmqpError::not_implemented(format!("prefetch_size!=0 ({prefetch_size})")));
+                }
+                if global {
+                    ch.limit.limit.store(prefetch_count as u32, std::sync::atomic::Ordering::Release);
+                    // A larger window may let every queue of this channel deliver more.
+                    for c in ch.consumers.values() {
+                        let q = Arc::clone(&c.queue);
+                        self.mark_kick(&q);
+                    }
+                } else {
+                    ch.consumer_prefetch = prefetch_count as u32;
+                }
+                self.send(ch.id, AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})));
+                Ok(())
+            }
+            Method::Other(class) => self.handle_other(ch, class),
+        }
+    }
+
+    fn settle(&mut self, ch: &mut Channel, delivery_tag: u64, multiple: bool, how: Settle) -> AmqpResult<()> {
+        if let Some(ops) = ch.tx.as_mut() {
+            // RabbitMQ validates the tag at commit time, not now.
+            ops.push(TxOp::Settle { delivery_tag, multiple, how });
+            return Ok(());
+        }
+        self.settle_now(ch, delivery_tag, multiple, how)
+    }
+
+    fn settle_now(&mut self, ch: &mut Channel, delivery_tag: u64, multiple: bool, how: Settle) -> AmqpResult<()> {
+        let entries = ch
+            .take_unacked(delivery_tag, multiple)
+            .ok_or_else(|| AmqpError::precondition_failed(format!("unknown delivery tag {delivery_tag}")))?;
+        self.settle_all(entries, how);
+        if ch.limit.limit.load(std::sync::atomic::Ordering::Acquire) != 0 {
+            for c in ch.consumers.values() {
+                let q = Arc::clone(&c.queue);
+                self.mark_kick(&q);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves RabbitMQ's shortcut: an empty queue name means the queue
+    /// this channel declared last.
+    fn queue_name(ch: &Channel, name: &ShortString) -> AmqpResult<String> {
+        if name.as_str().is_empty() {
+            ch.last_queue.clone().ok_or_else(|| AmqpError::not_found("no previously declared queue"))
+        } else {
+            Ok(name.as_str().to_owned())
+        }
+    }
+
+    fn handle_other(&mut self, ch: &mut Channel, class: AMQPClass) -> AmqpResult<()> {
+        let id = ch.id;
+        match class {
+            AMQPClass::Channel(m) => match m {
+                channel::AMQPMethod::Open(_) => Err(AmqpError::channel_error("second 'channel.open' seen")),
+                channel::AMQPMethod::Close(_) => {
+                    self.release_channel(ch);
+                    ch.closed = true;
+                    self.send(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
+                    Ok(())
+                }
+                channel::AMQPMethod::CloseOk(_) => Ok(()),
+                channel::AMQPMethod::Flow(f) => {
+                    if !f.active {
+                        return Err(AmqpError::not_implemented("active=false"));
+                    }
+                    self.send(id, AMQPClass::Channel(channel::AMQPMethod::FlowOk(channel::FlowOk { active: true })));
+                    Ok(())
+                }
+                channel::AMQPMethod::FlowOk(_) => Ok(()),
+                _ => Err(AmqpError::command_invalid("unexpected channel method")),
+            },
+            AMQPClass::Access(access::AMQPMethod::Request(_)) => {
+                self.send(id, AMQPClass::Access(access::AMQPMethod::RequestOk(access::RequestOk {})));
+                Ok(())
+            }
+            AMQPClass::Exchange(m) => self.handle_exchange(ch, m),
+            AMQPClass::Queue(m) => self.handle_queue(ch, m),
+            AMQPClass::Basic(m) => self.handle_basic(ch, m),
+            AMQPClass::Confirm(confirm::AMQPMethod::Select(sel)) => {
+                if ch.tx.is_some() {
+                    return Err(AmqpError::precondition_failed("cannot switch from tx to confirm mode"));
+                }
+                ch.confirm = true;
+                if !sel.nowait {
+                    self.send(id, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
+                }
+                Ok(())
+            }
+            AMQPClass::Tx(m) => self.handle_tx(ch, m),
+            AMQPClass::Connection(_) => Err(AmqpError::command_invalid("connection method on a non-zero channel")),
+            _ => Err(AmqpError::command_invalid("method not valid from a client")),
+        }
+    }
+
+    fn handle_exchange(&mut self, ch: &mut Channel, m: exchange::AMQPMethod) -> AmqpResult<()> {
+        let vhost = self.vhost()?;
+        let id = ch.id;
+        match m {
+            exchange::AMQPMethod::Declare(d) => {
+                vhost.exchange_declare(ExchangeDeclare {
+                    name: d.exchange.as_str(),
+                    kind: d.kind.as_str(),
+                    passive: d.passive,
+                    durable: d.durable,
+                    auto_delete: d.auto_delete,
+                    internal: d.internal,
+                    arguments: &d.arguments,
+                })?;
+                if !d.nowait {
+                    self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})));
+                }
+            }
+            exchange::AMQPMethod::Delete(d) => {
+                vhost.exchange_delete(d.exchange.as_str(), d.if_unused)?;
+                if !d.nowait {
+                    self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})));
+                }
+            }
+            exchange::AMQPMethod::Bind(b) => {
+                vhost.exchange_bind(b.destination.as_str(), b.source.as_str(), b.routing_key.as_str(), &b.arguments)?;
+                if !b.nowait {
+                    self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})));
+                }
+            }
+            exchange::AMQPMethod::Unbind(b) => {
+                vhost.exchange_unbind(b.destination.as_str(), b.source.as_str(), b.routing_key.as_str(), &b.arguments)?;
+                if !b.nowait {
+                    self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})));
+                }
+            }
+            _ => return Err(AmqpError::command_invalid("method not valid from a client")),
+        }
+        Ok(())
+    }
+
+    fn handle_queue(&mut self, ch: &mut Channel, m: queue::AMQPMethod) -> AmqpResult<()> {
+        let vhost = self.vhost()?;
+        let id = ch.id;
+        let conn = self.id;
+        match m {
+            queue::AMQPMethod::Declare(d) => {
+                let name = if d.passive { Self::queue_name(ch, &d.queue)? } else { d.queue.as_str().to_owned() };
+                let ok = vhost.queue_declare(QueueDeclare {
+                    name: &name,
+                    passive: d.passive,
+                    durable: d.durable,
+                    exclusive: d.exclusive,
+                    auto_delete: d.auto_delete,
+                    arguments: &d.arguments,
+                    connection_id: conn,
+                })?;
+                if d.exclusive && !d.passive {
+                    if let Ok(q) = vhost.queue(&ok.name) {
+                        if !self.exclusive_queues.iter().any(|e| Arc::ptr_eq(e, &q)) {
+                            self.exclusive_queues.push(q);
+                        }
+                    }
+                }
+                ch.last_queue = Some(ok.name.clone());
+                if !d.nowait {
+                    self.send(
+                        id,
+                        AMQPClass::Queue(queue::AMQPMethod::DeclareOk(queue::DeclareOk {
+                            queue: short(ok.name),
+                            message_count: ok.message_count,
+                            consumer_count: ok.consumer_count,
+                        })),
+                    );
+                }
+            }
+            queue::AMQPMethod::Bind(b) => {
+                let name = Self::queue_name(ch, &b.queue)?;
+                // Another shortcut: an empty routing key with an empty queue
+                // name binds with the queue's name.
+                let rk = if b.routing_key.as_str().is_empty() && b.queue.as_str().is_empty() {
+                    name.clone()
+                } else {
+                    b.routing_key.as_str().to_owned()
+                };
+                vhost.queue_bind(&name, b.exchange.as_str(), &rk, &b.arguments, conn)?;
+                if !b.nowait {
+                    self.send(id, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
+                }
+            }
+            queue::AMQPMethod::Unbind(b) => {
+                let name = Self::queue_name(ch, &b.queue)?;
+                vhost.queue_unbind(&name, b.exchange.as_str(), b.routing_key.as_str(), &b.arguments, conn)?;
+                self.send(id, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
+            }
+            queue::AMQPMethod::Purge(p) => {
+                let name = Self::queue_name(ch, &p.queue)?;
+                let n = vhost.queue_purge(&name, conn)?;
+                if !p.nowait {
+                    self.send(id, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count: n })));
+                }
+            }
+            queue::AMQPMethod::Delete(d) => {
+                let name = Self::queue_name(ch, &d.queue)?;
+                let n = vhost.queue_delete(&name, d.if_unused, d.if_empty, conn)?;
+                self.exclusive_queues.retain(|q| !q.is_deleted());
+                if !d.nowait {
+                    self.send(id, AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count: n })));
+                }
+            }
+            _ => return Err(AmqpError::command_invalid("method not valid from a client")),
+        }
+        Ok(())
+    }
+
+    fn handle_basic(&mut self, ch: &mut Channel, m: basic::AMQPMethod) -> AmqpResult<()> {
+        let vhost = self.vhost()?;
+        let id = ch.id;
+        match m {
+            basic::AMQPMethod::Consume(c) => {
+                let tag = if c.consumer_tag.as_str().is_empty() {
+                    generated_name("amq.ctag")
+                } else {
+                    c.consumer_tag.as_str().to_owned()
+                };
+                if ch.consumers.contains_key(&tag) {
+                    return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+                }
+                let name = Self::queue_name(ch, &c.queue)?;
+                let q = vhost.queue(&name)?;
+                q.check_exclusive(self.id)?;
+                let consumer = Arc::new(Consumer::new(
+                    tag.clone(),
+                    id,
+                    self.id,
+                    Arc::clone(&q),
+                    c.no_ack,
+                    c.exclusive,
+                    ch.consumer_prefetch,
+                    Arc::clone(&ch.limit),
+                    Arc::clone(&self.outbox),
+                ));
+                // consume-ok must precede the first delivery: it goes into the
+                // write buffer now, deliveries only when the outbox drains.
+                let mark = self.wbuf.len();
+                if !c.nowait {
+                    self.send(
+                        id,
+                        AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk { consumer_tag: short(tag.clone()) })),
+                    );
+                }
+                if let Err(e) = q.add_consumer(Arc::clone(&consumer)) {
+                    self.wbuf.truncate(mark);
+                    return Err(e);
+                }
+                ch.consumers.insert(tag, consumer);
+            }
+            basic::AMQPMethod::Cancel(c) => {
+                let tag = c.consumer_tag.as_str();
+                if let Some(consumer) = ch.consumers.remove(tag) {
+                    let q = Arc::clone(&consumer.queue);
+                    self.remove_consumer(&q, id, tag);
+                }
+                if !c.nowait {
+                    self.send(
+                        id,
+                        AMQPClass::Basic(basic::AMQPMethod::CancelOk(basic::CancelOk { consumer_tag: c.consumer_tag })),
+                    );
+                }
+            }
+            basic::AMQPMethod::Get(g) => {
+                let name = Self::queue_name(ch, &g.queue)?;
+                let q = vhost.queue(&name)?;
+                q.check_exclusive(self.id)?;
+                match q.get() {
+                    Some((m, remaining)) => {
+                        let tag = ch.take_delivery_tag();
+                        codec::write_get_ok(
+                            &mut self.wbuf,
+                            id,
+                            tag,
+                            m.redelivered,
+                            &m.message.exchange,
+                            &m.message.routing_key,
+                            remaining,
+                        );
+                        codec::write_content(&mut self.wbuf, id, &m.message.properties, &m.message.body, self.frame_max);
+                        if !g.no_ack {
+                            ch.unacked.push_back(Unacked { tag, queue: q, consumer: None, message: m });
+                        }
+                    }
+                    None => self.send(id, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {}))),
+                }
+            }
+            basic::AMQPMethod::Recover(r) => {
+                self.recover(ch, r.requeue)?;
+                self.send(id, AMQPClass::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})));
+            }
+            basic::AMQPMethod::RecoverAsync(r) => self.recover(ch, r.requeue)?,
+            _ => return Err(AmqpError::command_invalid("method not valid from a client")),
+        }
+        Ok(())
+    }
+
+    fn recover(&mut self, ch: &mut Channel, requeue: bool) -> AmqpResult<()> {
+        if !requeue {
+            return Err(AmqpError::not_implemented("requeue=false"));
+        }
+        let unacked: Vec<Unacked> = ch.unacked.drain(..).collect();
+        self.settle_all(unacked, Settle::Requeue);
+        Ok(())
+    }
+
+    fn handle_tx(&mut self, ch: &mut Channel, m: tx::AMQPMethod) -> AmqpResult<()> {
+        let id = ch.id;
+        match m {
+            tx::AMQPMethod::Select(_) => {
+                if ch.confirm {
+                    return Err(AmqpError::precondition_failed("cannot switch from confirm to tx mode"));
+                }
+                if ch.tx.is_none() {
+                    ch.tx = Some(Vec::new());
+                }
+                self.send(id, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
+            }
+            tx::AMQPMethod::Commit(_) => {
+                let Some(ops) = ch.tx.replace(Vec::new()) else {
+                    return Err(AmqpError::precondition_failed("channel is not transactional"));
+                };
+                let vhost = self.vhost()?;
+                for op in ops {
+                    match op {
+                        TxOp::Publish { message, mandatory } => {
+                            // The exchange may have gone since the publish.
+                            let Ok(x) = utf8(&message.exchange).and_then(|n| vhost.exchange(n)) else { continue };
+                            self.route_and_enqueue(&vhost, &x, message, mandatory, id)?;
+                        }
+                        TxOp::Settle { delivery_tag, multiple, how } => {
+                            self.settle_now(ch, delivery_tag, multiple, how)?;
+                        }
+                    }
+                }
+                self.send(id, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+            }
+            tx::AMQPMethod::Rollback(_) => {
+                if ch.tx.replace(Vec::new()).is_none() {
+                    return Err(AmqpError::precondition_failed("channel is not transactional"));
+                }
+                self.send(id, AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
+            }
+            _ => return Err(AmqpError::command_invalid("method not valid from a client")),
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------ end of a batch
+
+    /// Runs after each wake-up: confirms for this batch's publishes, credit
+    /// returned to queues, deliveries from the outbox into the write buffer.
+    fn end_of_batch(&mut self, channels: &mut HashMap<u16, Channel>) {
+        for ch in channels.values_mut() {
+            if ch.confirm && ch.publish_seq > ch.confirmed_seq && !ch.closing && ch.tx.is_none() {
+                let multiple = ch.publish_seq - ch.confirmed_seq > 1;
+                codec::write_confirm(&mut self.wbuf, ch.id, ch.publish_seq, multiple, false);
+                ch.confirmed_seq = ch.publish_seq;
+            }
+        }
+        if self.state != State::Open {
+            return;
+        }
+        for q in std::mem::take(&mut self.kick) {
+            q.dispatch();
+        }
+        self.write_deliveries(channels);
+    }
+
+    fn write_deliveries(&mut self, channels: &mut HashMap<u16, Channel>) {
+        loop {
+            if self.wbuf.len() >= WRITE_BUFFER_CAP {
+                return;
+            }
+            if self.backlog.is_empty() {
+                self.outbox.drain_into(&mut self.scratch);
+                if self.scratch.is_empty() {
+                    break;
+                }
+                self.backlog.extend(self.scratch.drain(..));
+            }
+            let mut touched: Vec<Arc<Queue>> = Vec::new();
+            while self.wbuf.len() < WRITE_BUFFER_CAP {
+                let Some(item) = self.backlog.pop_front() else { break };
+                match item {
+                    OutboxItem::Deliver { consumer, message } => {
+                        consumer.written();
+                        if !touched.iter().any(|q| Arc::ptr_eq(q, &consumer.queue)) {
+                            touched.push(Arc::clone(&consumer.queue));
+                        }
+                        let live = consumer.is_active()
+                            && channels.get(&consumer.channel).is_some_and(|ch| {
+                                !ch.closing && ch.consumers.get(&consumer.tag).is_some_and(|c| Arc::ptr_eq(c, &consumer))
+                            });
+                        let ch = match channels.get_mut(&consumer.channel) {
+                            Some(ch) if live => ch,
+                            _ => {
+                                // Cancelled or closed meanwhile: back it goes, never seen.
+                                consumer.settled();
+                                consumer.queue.requeue([message]);
+                                continue;
+                            }
+                        };
+                        let tag = ch.take_delivery_tag();
+                        codec::write_deliver(
+                            &mut self.wbuf,
+                            ch.id,
+                            consumer.tag.as_bytes(),
+                            tag,
+                            message.redelivered,
+                            &message.message.exchange,
+                            &message.message.routing_key,
+                        );
+                        codec::write_content(
+                            &mut self.wbuf,
+                            ch.id,
+                            &message.message.properties,
+                            &message.message.body,
+                            self.frame_max,
+                        );
+                        if !consumer.no_ack {
+                            let queue = Arc::clone(&consumer.queue);
+                            ch.unacked.push_back(Unacked { tag, queue, consumer: Some(consumer), message });
+                        }
+                    }
+                    OutboxItem::Cancel { channel: chid, consumer_tag } => {
+                        if let Some(ch) = channels.get_mut(&chid) {
+                            if ch.consumers.remove(&consumer_tag).is_some()
+                                && self.caps.consumer_cancel_notify
+                                && !ch.closing
+                            {
+                                self.send(
+                                    chid,
+                                    AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+                                        consumer_tag: short(consumer_tag),
+                                        nowait: true,
+                                    })),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            // Those consumers have room again.
+            for q in touched {
+                q.dispatch();
+            }
+        }
+    }
+
+    /// Releases everything the connection holds: consumers, unacknowledged
+    /// and undelivered messages (requeued), exclusive queues (deleted).
+    fn cleanup(&mut self, channels: &mut HashMap<u16, Channel>) {
+        let ids: Vec<u16> = channels.keys().copied().collect();
+        for id in ids {
+            if let Some(mut ch) = channels.remove(&id) {
+                self.release_channel(&mut ch);
+            }
+        }
+        self.outbox.drain_into(&mut self.scratch);
+        self.backlog.extend(self.scratch.drain(..));
+        for item in self.backlog.drain(..) {
+            if let OutboxItem::Deliver { consumer, message } = item {
+                consumer.written();
+                consumer.settled();
+                consumer.queue.requeue([message]);
+            }
+        }
+        if let Some(v) = self.vhost.clone() {
+            for q in self.exclusive_queues.drain(..) {
+                v.remove_queue(&q);
+            }
+        }
+        self.kick.clear();
+    }
+}
+
+fn decode_error(e: DecodeError) -> AmqpError {
+    match e {
+        DecodeError::UnknownMethod { class_id, method_id } => {
+            AmqpError::new(ReplyCode::CommandInvalid, format!("unknown method {class_id}/{method_id}"))
+                .during(class_id, method_id)
+        }
+        DecodeError::Malformed { class_id, method_id } => {
+            AmqpError::new(ReplyCode::SyntaxError, format!("malformed arguments for method {class_id}/{method_id}"))
+                .during(class_id, method_id)
+        }
+    }
+}
+
+fn method_ids(payload: &Bytes) -> (u16, u16) {
+    if payload.len() < 4 {
+        return (0, 0);
+    }
+    (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]]))
+}
+
+fn connection_method_name(m: &connection::AMQPMethod) -> &'static str {
+    match m {
+        connection::AMQPMethod::Start(_) => "connection.start",
+        connection::AMQPMethod::StartOk(_) => "connection.start_ok",
+        connection::AMQPMethod::Secure(_) => "connection.secure",
+        connection::AMQPMethod::SecureOk(_) => "connection.secure_ok",
+        connection::AMQPMethod::Tune(_) => "connection.tune",
+        connection::AMQPMethod::TuneOk(_) => "connection.tune_ok",
+        connection::AMQPMethod::Open(_) => "connection.open",
+        connection::AMQPMethod::OpenOk(_) => "connection.open_ok",
+        _ => "connection method",
+    }
+}
+
+/// PLAIN: `authzid \0 user \0 password`.
+fn parse_plain(response: &[u8]) -> Option<(String, String)> {
+    let mut parts = response.split(|b| *b == 0);
+    let _authzid = parts.next()?;
+    let user = parts.next()?;
+    let pass = parts.next()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((String::from_utf8(user.to_vec()).ok()?, String::from_utf8(pass.to_vec()).ok()?))
+}
+
+/// AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD.
+fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
+    let mut framed = Vec::with_capacity(response.len() + 4);
+    framed.extend_from_slice(&(u32::try_from(response.len()).ok()?).to_be_bytes());
+    framed.extend_from_slice(response);
+    let (_, table) = amq_protocol::types::parsing::parse_field_table(&framed[..]).ok()?;
+    let get = |k: &str| match table.inner().get(k)? {
+        AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    };
+    Some((get("LOGIN")?, get("PASSWORD")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_amqplain_credentials() {
+        assert_eq!(parse_plain(b"\0guest\0guest"), Some(("guest".into(), "guest".into())));
+        assert_eq!(parse_plain(b"guest"), None);
+        assert_eq!(parse_plain(b"\0a\0b\0c"), None);
+        // LOGIN (S) "guest", PASSWORD (S) "pw"
+        let mut t = Vec::new();
+        for (k, v) in [("LOGIN", "guest"), ("PASSWORD", "pw")] {
+            t.push(k.len() as u8);
+            t.extend_from_slice(k.as_bytes());
+            t.push(b'S');
+            t.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            t.extend_from_slice(v.as_bytes());
+        }
+        assert_eq!(parse_amqplain(&t), Some(("guest".into(), "pw".into())));
+        assert_eq!(parse_amqplain(&t[..5]), None);
+    }
+}

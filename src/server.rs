@@ -1,0 +1,95 @@
+//! Listener, accept loop and graceful shutdown.
+//!
+//! One shutdown mechanism: a `watch` channel every connection task holds.
+//! Flipping it makes the accept loop stop and each connection send
+//! connection.close 320 CONNECTION_FORCED; `shutdown` then waits (bounded)
+//! for the connection tasks to finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::broker::Broker;
+use crate::protocol::connection::{serve, ConnectionContext};
+use crate::Config;
+
+/// A running broker. Dropping it stops it (without waiting); `shutdown`
+/// stops it and waits for connections to close.
+pub struct Server {
+    addr: SocketAddr,
+    broker: Arc<Broker>,
+    stop: watch::Sender<bool>,
+    accept_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds the listener and starts accepting. Must run inside a tokio runtime.
+    pub async fn start(config: Config) -> std::io::Result<Server> {
+        let listener = TcpListener::bind((config.bind, config.port)).await?;
+        let addr = listener.local_addr()?;
+        let broker = Arc::new(Broker::new(&config.default_user, &config.default_pass, &config.default_vhost));
+        let (stop, stop_rx) = watch::channel(false);
+        let ctx = ConnectionContext { broker: Arc::clone(&broker), config: Arc::new(config), shutdown: stop_rx };
+        let accept_task = tokio::spawn(accept_loop(listener, ctx));
+        Ok(Server { addr, broker, stop, accept_task: Some(accept_task) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `amqp://guest:guest@127.0.0.1:PORT/%2f` for clients in tests.
+    pub fn amqp_uri(&self) -> String {
+        let host = if self.addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { self.addr.ip().to_string() };
+        format!("amqp://guest:guest@{}:{}/%2f", host, self.addr.port())
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops accepting, closes every connection with 320 CONNECTION_FORCED
+    /// and waits for them (at most a few seconds).
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.accept_task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
+    let mut stop = ctx.shutdown.clone();
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve(stream, peer, ctx.clone()));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        connections.abort_all();
+    }
+}
