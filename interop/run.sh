@@ -24,10 +24,24 @@ if ! cmp -s "$requirements" "$stamp"; then
     cp "$requirements" "$stamp"
 fi
 
+# Listing scenarios needs no broker.
+for arg in "$@"; do
+    if [[ "$arg" == "--list" ]]; then
+        exec "$venv/bin/python" "$here/runner.py" "$@"
+    fi
+done
+
 # (b) A broker of our own unless one was given.
 broker_pid=""
+runner_pid=""
 workdir=""
-stop_broker() {
+cleanup() {
+    # The runner first, so that it stops its scenario's processes (it turns
+    # SIGTERM into a clean exit) before the broker goes away under them.
+    if [[ -n "$runner_pid" ]] && kill -0 "$runner_pid" 2>/dev/null; then
+        kill -TERM "$runner_pid" 2>/dev/null || true
+        wait "$runner_pid" 2>/dev/null || true
+    fi
     if [[ -n "$broker_pid" ]] && kill -0 "$broker_pid" 2>/dev/null; then
         kill -TERM "$broker_pid" 2>/dev/null || true
         for _ in $(seq 50); do
@@ -41,7 +55,7 @@ stop_broker() {
         rm -rf "$workdir"
     fi
 }
-trap stop_broker EXIT
+trap cleanup EXIT
 trap 'exit 130' INT TERM  # run the EXIT trap on Ctrl-C or kill as well
 
 if [[ -z "${AMQP_URL:-}" ]]; then
@@ -80,9 +94,13 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     echo "broker: $warren on 127.0.0.1:$port"
 fi
 
-# (c) The scenarios.
+# (c) The scenarios. Run in the background and waited for, so that the INT/
+# TERM trap fires at once and cleanup() can stop the runner.
 status=0
-"$venv/bin/python" "$here/runner.py" "$@" || status=$?
+"$venv/bin/python" "$here/runner.py" "$@" &
+runner_pid=$!
+wait "$runner_pid" || status=$?
+runner_pid=""
 if [[ $status -ne 0 && -n "$broker_pid" ]]; then
     echo "--- last lines of the broker's log ---"
     tail -n 30 "$broker_log"

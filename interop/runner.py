@@ -29,6 +29,7 @@ Usage: runner.py [--list] [--budget SECONDS] [PATTERN...]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -107,16 +108,18 @@ def run_process(command: list[str], cwd: Path, env: dict[str, str],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     try:
-        output, _ = proc.communicate(timeout=timeout)
-        code: int | None = proc.returncode
-    except subprocess.TimeoutExpired:
-        code = None
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+        try:
+            output, _ = proc.communicate(timeout=timeout)
+            code: int | None = proc.returncode
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            output, _ = proc.communicate()
+            code = None
+    finally:
+        # Also when we are being stopped ourselves (see main): a scenario in
+        # its own session would not get our terminal's Ctrl-C.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
     return code, output
 
 
@@ -144,6 +147,9 @@ def main() -> int:
                         help="seconds for the whole run; scenarios not started by then fail "
                              "(default: %(default)s)")
     args = parser.parse_args()
+    # Turn SIGTERM (run.sh forwards its own stop this way) into SystemExit,
+    # so run_process's cleanup kills the running scenario's processes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     scenarios = discover(load_languages())
     if args.patterns:

@@ -77,9 +77,14 @@ async fn topic_matching_table() {
     let b = broker().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let x = unique("x-topic");
-    within(ch.exchange_declare(x.as_str().into(), ExchangeKind::Topic, ExchangeDeclareOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_declare(
+        x.as_str().into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     // one queue per distinct binding key
     let mut bindings: Vec<&str> = CASES.iter().map(|c| c.0).collect();
     bindings.sort();
@@ -87,9 +92,15 @@ async fn topic_matching_table() {
     let mut queues = std::collections::HashMap::new();
     for bk in &bindings {
         let q = declare_queue(&ch, "").await;
-        within(ch.queue_bind(q.name().clone(), x.as_str().into(), (*bk).into(), QueueBindOptions::default(), FieldTable::default()))
-            .await
-            .unwrap();
+        within(ch.queue_bind(
+            q.name().clone(),
+            x.as_str().into(),
+            (*bk).into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        ))
+        .await
+        .unwrap();
         queues.insert(*bk, q.name().to_string());
     }
     let mut keys: Vec<&str> = CASES.iter().map(|c| c.1).collect();
@@ -107,7 +118,9 @@ async fn topic_matching_table() {
     for (bk, rk, expect) in CASES {
         let matched = got[bk].iter().any(|k| k == rk);
         if matched != *expect {
-            failures.push(format!("binding {bk:?} key {rk:?}: expected {expect}, got {matched}"));
+            failures.push(format!(
+                "binding {bk:?} key {rk:?}: expected {expect}, got {matched}"
+            ));
         }
     }
     // each routing key is delivered at most once per queue
@@ -115,9 +128,18 @@ async fn topic_matching_table() {
         let mut v = got[bk].clone();
         let n = v.len();
         v.dedup();
-        assert_eq!(n, v.len(), "duplicate deliveries for binding {bk:?}: {:?}", got[bk]);
+        assert_eq!(
+            n,
+            v.len(),
+            "duplicate deliveries for binding {bk:?}: {:?}",
+            got[bk]
+        );
     }
-    assert!(failures.is_empty(), "topic mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "topic mismatches:\n{}",
+        failures.join("\n")
+    );
     cleanup_exchange(&b, &x).await;
 }
 
@@ -126,19 +148,37 @@ async fn overlapping_bindings_deliver_once_per_queue() {
     let b = broker().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let x = unique("x-topic-overlap");
-    within(ch.exchange_declare(x.as_str().into(), ExchangeKind::Topic, ExchangeDeclareOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_declare(
+        x.as_str().into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     let q = declare_queue(&ch, "").await;
     for bk in ["#", "a.*", "a.b", "*.b", "a.#"] {
-        within(ch.queue_bind(q.name().clone(), x.as_str().into(), bk.into(), QueueBindOptions::default(), FieldTable::default()))
-            .await
-            .unwrap();
+        within(ch.queue_bind(
+            q.name().clone(),
+            x.as_str().into(),
+            bk.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        ))
+        .await
+        .unwrap();
     }
     publish_confirmed(&ch, &x, "a.b", b"one").await;
     assert_eq!(drain(&ch, q.name().as_str()).await, ["one"]);
     // unbinding one of them leaves the others in place
-    within(ch.queue_unbind(q.name().clone(), x.as_str().into(), "#".into(), FieldTable::default())).await.unwrap();
+    within(ch.queue_unbind(
+        q.name().clone(),
+        x.as_str().into(),
+        "#".into(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     publish_confirmed(&ch, &x, "a.b", b"two").await;
     publish_confirmed(&ch, &x, "z.z", b"none").await;
     assert_eq!(drain(&ch, q.name().as_str()).await, ["two"]);
@@ -151,9 +191,15 @@ async fn amq_topic_routes() {
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = declare_queue(&ch, "").await;
     let key = unique("k");
-    within(ch.queue_bind(q.name().clone(), "amq.topic".into(), format!("{key}.#").as_str().into(), QueueBindOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.queue_bind(
+        q.name().clone(),
+        "amq.topic".into(),
+        format!("{key}.#").as_str().into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     publish_confirmed(&ch, "amq.topic", &format!("{key}.x.y"), b"m").await;
     assert_eq!(drain(&ch, q.name().as_str()).await, ["m"]);
 }

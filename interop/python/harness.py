@@ -29,7 +29,7 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import pika
 
@@ -83,13 +83,18 @@ def check(condition: bool, reason: str) -> None:
 
 
 def _where(frame: Any) -> str:
-    """The innermost line of our own code in a stack, e.g. 'worker.py:40 in
-    main', to say where a process was stuck when its deadline hit."""
-    here = str(Path(__file__).resolve().parent)
-    for entry in reversed(traceback.extract_stack(frame)):
-        if entry.filename.startswith(here):
-            return f"{Path(entry.filename).name}:{entry.lineno} in {entry.name}"
-    return "unknown"
+    """Where a process is stuck, as the innermost line of the scenario or
+    role program plus the innermost harness line under it, e.g.
+    'scenario.py:40 in main > harness.py:300 in send_end_markers'
+    (pika's internals would say little)."""
+    harness = Path(__file__).resolve()
+    ours = [entry for entry in traceback.extract_stack(frame)
+            if Path(entry.filename).resolve().is_relative_to(harness.parent)]
+    callers = [entry for entry in ours if Path(entry.filename).resolve() != harness]
+    picked = callers[-1:]
+    if ours and ours[-1] not in picked:
+        picked.append(ours[-1])
+    return " > ".join(f"{Path(e.filename).name}:{e.lineno} in {e.name}" for e in picked) or "unknown"
 
 
 # --------------------------------------------------------------------------
@@ -116,7 +121,11 @@ def run_role(main: Callable[[], None]) -> None:
         emit("timeout", after_s=ROLE_DEADLINE_S, stuck_at=_where(frame))
         os._exit(3)
 
+    def on_where(signum: int, frame: Any) -> None:
+        emit("where", at=_where(frame))
+
     signal.signal(signal.SIGALRM, on_deadline)
+    signal.signal(signal.SIGUSR1, on_where)  # see Child.stuck_at()
     signal.alarm(ROLE_DEADLINE_S)
     main()
 
@@ -223,6 +232,19 @@ class Child:
             return "no stderr output"
         return lines[-1] if len(lines[-1]) <= 300 else lines[-1][:297] + "..."
 
+    def stuck_at(self) -> str:
+        """Ask a still-running child which line of ours it is blocked in, to
+        say more in a failure than "did not answer"."""
+        if self.proc.poll() is not None:
+            return "it has exited"
+        self.proc.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            if self.events and self.events[-1]["event"] == "where":
+                return f"it is at {self.events[-1]['at']}"
+            self._pump(0.05)
+        return "it did not say where it is"
+
     def timeout_reason(self) -> str | None:
         for event in self.events:
             if event["event"] == "timeout":
@@ -244,7 +266,8 @@ class Child:
                     raise ScenarioFailed(f"{self.timeout_reason()} before reporting '{event}'")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ScenarioFailed(f"{self.name} did not report '{event}' within {timeout:.0f}s")
+                raise ScenarioFailed(f"{self.name} did not report '{event}' within "
+                                     f"{timeout:.0f}s; {self.stuck_at()}")
             if not self._pump(remaining) and self._eof:
                 try:
                     self.proc.wait(timeout=5)
@@ -265,8 +288,9 @@ class Child:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            where = self.stuck_at()
             self.kill()
-            raise ScenarioFailed(f"{self.name} did not exit within {timeout:.0f}s")
+            raise ScenarioFailed(f"{self.name} did not exit within {timeout:.0f}s; {where}")
         self._out_thread.join(5)
         self._err_thread.join(5)
         while self._pump(0):
@@ -338,22 +362,28 @@ def send_end_markers(queues: list[str]) -> None:
         connection.close()
 
 
-def cleanup(queues: list[str] = (), exchanges: list[str] = ()) -> None:
+def cleanup(queues: Iterable[str] = (), exchanges: Iterable[str] = ()) -> None:
     """Best-effort removal of durable/non-auto-delete objects a run created,
-    so repeated runs against a shared broker don't pile them up."""
-    try:
-        # Short: if the broker is what failed, don't wait long on it again.
-        connection = connect(handshake_timeout=2)
-    except Exception:
-        return
-    try:
-        for name in queues:
-            connection.channel().queue_delete(name)
-        for name in exchanges:
-            connection.channel().exchange_delete(name)
-        connection.close()
-    except Exception:
-        pass
+    so repeated runs against a shared broker don't pile them up.
+
+    Runs in a thread given a few seconds: after a failure the broker may be
+    the thing that stopped answering, and pika's calls would wait forever.
+    """
+
+    def delete() -> None:
+        try:
+            connection = connect(handshake_timeout=2)
+            for name in queues:
+                connection.channel().queue_delete(name)
+            for name in exchanges:
+                connection.channel().exchange_delete(name)
+            connection.close()
+        except Exception:
+            pass
+
+    worker = threading.Thread(target=delete, daemon=True)
+    worker.start()
+    worker.join(5)
 
 
 def run_scenario(main: Callable[[], None]) -> None:

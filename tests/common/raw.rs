@@ -122,7 +122,9 @@ impl RawConn {
 
     /// Read one frame, waiting at most [`WAIT`]; panics on timeout.
     pub async fn recv(&mut self) -> Read {
-        self.recv_timeout(WAIT).await.expect("timed out waiting for a frame")
+        self.recv_timeout(WAIT)
+            .await
+            .expect("timed out waiting for a frame")
     }
 
     /// Read one frame; panics on EOF or timeout.
@@ -206,7 +208,9 @@ impl RawConn {
     pub async fn open(&mut self, vhost: &str) {
         self.send_method(
             0,
-            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: vhost.into() })),
+            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open {
+                virtual_host: vhost.into(),
+            })),
         )
         .await;
         match self.recv_non_heartbeat().await {
@@ -217,20 +221,33 @@ impl RawConn {
 
     /// Full handshake as guest on vhost "/", with the given heartbeat and
     /// frame_max (0 = accept the server's). Returns (start, tune).
-    pub async fn handshake(addr: SocketAddr, heartbeat: u16, frame_max: u32) -> (RawConn, connection::Start, connection::Tune) {
+    pub async fn handshake(
+        addr: SocketAddr,
+        heartbeat: u16,
+        frame_max: u32,
+    ) -> (RawConn, connection::Start, connection::Tune) {
         let mut c = RawConn::connect(addr).await;
         let start = c.start().await;
         let tune = c.start_ok("guest", "guest").await;
-        let fm = if frame_max == 0 { tune.frame_max } else { frame_max };
+        let fm = if frame_max == 0 {
+            tune.frame_max
+        } else {
+            frame_max
+        };
         c.tune_ok(tune.channel_max, fm, heartbeat).await;
         c.open("/").await;
         (c, start, tune)
     }
 
     pub async fn open_channel(&mut self, ch: u16) {
-        self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
+        self.send_method(
+            ch,
+            AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
+        )
+        .await;
         match self.recv_non_heartbeat().await {
-            AMQPFrame::Method(c, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) if c == ch => {}
+            AMQPFrame::Method(c, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) if c == ch => {
+            }
             f => panic!("expected channel.open-ok on {ch}, got {f:?}"),
         }
     }
@@ -267,11 +284,16 @@ impl RawConn {
         loop {
             match self.recv().await {
                 Read::Closed => panic!("socket closed without connection.close"),
-                Read::Frame(AMQPFrame::Method(ch, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
+                Read::Frame(AMQPFrame::Method(
+                    ch,
+                    AMQPClass::Connection(connection::AMQPMethod::Close(c)),
+                )) => {
                     let _ = self
                         .try_send_bytes(&encode(&AMQPFrame::Method(
                             0,
-                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                                connection::CloseOk {},
+                            )),
                         )))
                         .await;
                     return Close {
@@ -292,8 +314,15 @@ impl RawConn {
         loop {
             match self.recv().await {
                 Read::Closed => panic!("socket closed without channel.close"),
-                Read::Frame(AMQPFrame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::Close(c)))) => {
-                    self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))).await;
+                Read::Frame(AMQPFrame::Method(
+                    ch,
+                    AMQPClass::Channel(channel::AMQPMethod::Close(c)),
+                )) => {
+                    self.send_method(
+                        ch,
+                        AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                    )
+                    .await;
                     return Close {
                         channel: ch,
                         reply_code: c.reply_code,
@@ -302,7 +331,10 @@ impl RawConn {
                         method_id: c.method_id,
                     };
                 }
-                Read::Frame(AMQPFrame::Method(_, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
+                Read::Frame(AMQPFrame::Method(
+                    _,
+                    AMQPClass::Connection(connection::AMQPMethod::Close(c)),
+                )) => {
                     panic!("expected channel.close, got connection.close {c:?}")
                 }
                 Read::Frame(_) => continue,
