@@ -1,6 +1,7 @@
 //! Broker settings, shared by the binary's flags and the embedding API.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 /// Broker start-up settings. `Config::default()` is what `warren` with no
 /// arguments uses: 0.0.0.0:5672, guest/guest, vhost `/`.
@@ -17,6 +18,11 @@ pub struct Config {
     /// Largest frame we accept and propose, header and end octet included.
     pub frame_max: u32,
     pub channel_max: u16,
+    /// Where durable definitions and persistent messages live; `None` keeps
+    /// everything in memory (durable flags are accepted, nothing is written).
+    pub data_dir: Option<PathBuf>,
+    /// A RabbitMQ definitions file imported at start.
+    pub definitions: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -30,12 +36,22 @@ impl Default for Config {
             heartbeat: 60,
             frame_max: 131072,
             channel_max: 2047,
+            data_dir: None,
+            definitions: None,
         }
     }
 }
 
 impl Config {
-    /// 127.0.0.1 on a free port: what tests want.
+    /// `$XDG_DATA_HOME/warren`, else `~/.local/share/warren`.
+    pub fn default_data_dir() -> Option<PathBuf> {
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+            return Some(PathBuf::from(x).join("warren"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/warren"))
+    }
+
+    /// 127.0.0.1 on a free port, in memory: what tests want.
     pub fn ephemeral() -> Self {
         Config { bind: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0, ..Config::default() }
     }

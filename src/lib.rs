@@ -7,7 +7,10 @@
 //! - [`broker`]: the routing core — vhosts, exchanges (direct, fanout, topic,
 //!   headers), bindings, queues, consumers. No sockets, no frame layouts.
 //! - [`server`]: the listener, accept loop and shutdown.
+//! - [`store`]: the data directory: definitions.json and the queue logs.
 //! - [`config`]: settings shared by the binary and embedders.
+//! - [`perf`]: `warren perf`, a load generator with its own minimal client
+//!   that drives any AMQP 0-9-1 broker by URI.
 //!
 //! Embedding (for tests):
 //! ```no_run
@@ -21,8 +24,10 @@
 
 pub mod broker;
 pub mod config;
+pub mod perf;
 pub mod protocol;
 pub mod server;
+pub mod store;
 
 pub use config::Config;
 pub use server::Server;

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the broker (the default when no subcommand is given).
     Serve(ServeArgs),
+    /// Load-test any AMQP 0-9-1 broker (this one or RabbitMQ) by URI.
+    Perf(warren::perf::PerfArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,13 +56,34 @@ struct ServeArgs {
     /// Most channels per connection.
     #[arg(long, default_value_t = 2047)]
     channel_max: u16,
+    /// Where durable definitions and persistent messages are kept
+    /// [default: $XDG_DATA_HOME/warren or ~/.local/share/warren].
+    #[arg(long, env = "WARREN_DATA_DIR", conflicts_with = "in_memory")]
+    data_dir: Option<PathBuf>,
+    /// Keep everything in memory: nothing is written to disk (durable flags
+    /// are accepted). For tests.
+    #[arg(long)]
+    in_memory: bool,
+    /// Import a RabbitMQ definitions file (as exported by its management UI)
+    /// at start.
+    #[arg(long, env = "WARREN_DEFINITIONS")]
+    definitions: Option<PathBuf>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         None => serve(cli.serve),
         Some(Command::Serve(args)) => serve(args),
+        Some(Command::Perf(args)) => warren::perf::main(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line with its causes, not a backtrace.
+            eprintln!("warren: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -69,16 +92,25 @@ fn serve(cli: ServeArgs) -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("invalid --log-level")?)
         .with_target(false)
         .init();
-    let config = warren::Config {
-        bind: cli.bind,
-        port: cli.port,
-        default_user: cli.default_user,
-        default_pass: cli.default_pass,
-        default_vhost: cli.default_vhost,
-        heartbeat: cli.heartbeat,
-        frame_max: cli.frame_max.max(4096),
-        channel_max: cli.channel_max,
-    };
+    let config =
+        warren::Config {
+            bind: cli.bind,
+            port: cli.port,
+            default_user: cli.default_user,
+            default_pass: cli.default_pass,
+            default_vhost: cli.default_vhost,
+            heartbeat: cli.heartbeat,
+            frame_max: cli.frame_max.max(4096),
+            channel_max: cli.channel_max,
+            data_dir: if cli.in_memory {
+                None
+            } else {
+                Some(cli.data_dir.or_else(warren::Config::default_data_dir).context(
+                    "no data directory: HOME and XDG_DATA_HOME are unset; pass --data-dir DIR or --in-memory",
+                )?)
+            },
+            definitions: cli.definitions,
+        };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config, cli.port_file))
 }
@@ -86,7 +118,7 @@ fn serve(cli: ServeArgs) -> anyhow::Result<()> {
 async fn run(config: warren::Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
     let server = warren::Server::start(config.clone())
         .await
-        .with_context(|| format!("cannot listen on {}:{}", config.bind, config.port))?;
+        .with_context(|| format!("cannot start Warren on {}:{}", config.bind, config.port))?;
     let addr = server.local_addr();
     if let Some(path) = port_file {
         std::fs::write(&path, format!("{}\n", addr.port()))

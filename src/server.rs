@@ -31,7 +31,7 @@ impl Server {
     pub async fn start(config: Config) -> std::io::Result<Server> {
         let listener = TcpListener::bind((config.bind, config.port)).await?;
         let addr = listener.local_addr()?;
-        let broker = Arc::new(Broker::new(&config.default_user, &config.default_pass, &config.default_vhost));
+        let broker = Arc::new(Broker::open(&config).map_err(std::io::Error::other)?);
         let (stop, stop_rx) = watch::channel(false);
         let ctx = ConnectionContext { broker: Arc::clone(&broker), config: Arc::new(config), shutdown: stop_rx };
         let accept_task = tokio::spawn(accept_loop(listener, ctx));
@@ -92,4 +92,7 @@ async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();
     }
+    // Connections are gone: flush the store and mark the shutdown clean.
+    let broker = ctx.broker;
+    let _ = tokio::task::spawn_blocking(move || broker.close()).await;
 }

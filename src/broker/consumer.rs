@@ -33,7 +33,11 @@ impl ChannelLimit {
     fn try_acquire(&self) -> bool {
         let limit = self.limit.load(Ordering::Acquire);
         self.unacked
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| if limit == 0 || n < limit { Some(n + 1) } else { None })
+            .fetch_update(
+                Ordering::AcqRel,
+                Ordering::Acquire,
+                |n| if limit == 0 || n < limit { Some(n + 1) } else { None },
+            )
             .is_ok()
     }
 
@@ -131,9 +135,15 @@ impl Consumer {
 }
 
 pub enum OutboxItem {
-    Deliver { consumer: Arc<Consumer>, message: QueuedMessage },
+    Deliver {
+        consumer: Arc<Consumer>,
+        message: QueuedMessage,
+    },
     /// The broker cancelled a consumer (its queue was deleted).
-    Cancel { channel: u16, consumer_tag: String },
+    Cancel {
+        channel: u16,
+        consumer_tag: String,
+    },
 }
 
 /// A connection's inbox of deliveries. Queues push (under their own lock;
@@ -167,6 +177,12 @@ impl Outbox {
         } else {
             into.append(&mut items);
         }
+    }
+
+    /// Wakes the connection without a delivery (e.g. its publishes became
+    /// durable and confirms can go out).
+    pub fn wake(&self) {
+        self.notify.notify_one();
     }
 
     pub async fn notified(&self) {

@@ -193,6 +193,11 @@ impl Exchange {
         self.remove_where(|b| matches!(&b.destination, Destination::Exchange(e) if e == name)) > 0
     }
 
+    /// The current bindings (a snapshot).
+    pub fn bindings(&self) -> Vec<Arc<Binding>> {
+        self.bindings.load().all.clone()
+    }
+
     pub fn has_bindings(&self) -> bool {
         !self.bindings.load().all.is_empty()
     }

@@ -1,7 +1,8 @@
-//! The routing core: vhosts, exchanges, bindings, queues, consumers.
+//! The routing core: vhosts, exchanges, bindings, queues, consumers, users.
 //!
 //! Knows nothing of sockets or frame layouts. Operations take plain Rust
 //! values and return [`AmqpError`] carrying RabbitMQ's reply code and text.
+//! Durable definitions and persistent messages go through [`crate::store`].
 
 pub mod consumer;
 pub mod error;
@@ -10,46 +11,188 @@ pub mod headers;
 pub mod message;
 pub mod queue;
 pub mod topic;
+pub mod users;
 pub mod vhost;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
+use parking_lot::Mutex;
 
+use crate::store::definitions::{Definitions, PermissionDef, UserDef, VhostDef};
+use crate::store::{RecoveredQueue, Store, StoreError};
+use crate::Config;
 pub use error::{AmqpError, AmqpResult, ReplyCode, Scope};
+pub use users::User;
 pub use vhost::Vhost;
 
-/// One user the broker accepts. Issue-tracked: users, tags and permissions
-/// beyond the default user arrive with the management API.
-#[derive(Clone, Debug)]
-pub struct User {
-    pub name: String,
-    pub password: String,
-    /// RabbitMQ's `loopback_users`: guest may only log in from loopback.
-    pub loopback_only: bool,
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot load definitions from {path}: {reason}")]
+    Definitions { path: String, reason: String },
 }
 
 #[derive(Debug)]
 pub struct Broker {
     vhosts: DashMap<String, Arc<Vhost>>,
     users: DashMap<String, User>,
+    /// (user, vhost) → configure/write/read patterns, as RabbitMQ stores them.
+    permissions: DashMap<(String, String), PermissionDef>,
+    store: Option<Arc<Store>>,
+    /// Bumped by every change to a durable definition; compared with
+    /// `saved` to know when definitions.json must be rewritten.
+    changes: Arc<AtomicU64>,
+    saved: Mutex<u64>,
+    /// A copy of `saved` readable without the lock: the per-batch check.
+    saved_fast: AtomicU64,
     next_connection_id: AtomicU64,
 }
 
 impl Broker {
-    pub fn new(default_user: &str, default_pass: &str, default_vhost: &str) -> Self {
-        let b = Broker { vhosts: DashMap::new(), users: DashMap::new(), next_connection_id: AtomicU64::new(1) };
-        b.vhosts.insert(default_vhost.to_owned(), Arc::new(Vhost::new(default_vhost)));
-        b.users.insert(
-            default_user.to_owned(),
-            User {
-                name: default_user.to_owned(),
-                password: default_pass.to_owned(),
-                loopback_only: default_user == "guest",
+    /// A broker that keeps nothing on disk, with one user and one vhost.
+    pub fn in_memory(default_user: &str, default_pass: &str, default_vhost: &str) -> Self {
+        let b = Broker::empty(None);
+        b.add_vhost(default_vhost);
+        b.add_default_user(default_user, default_pass, default_vhost);
+        b
+    }
+
+    fn empty(store: Option<Arc<Store>>) -> Self {
+        Broker {
+            vhosts: DashMap::new(),
+            users: DashMap::new(),
+            permissions: DashMap::new(),
+            store,
+            changes: Arc::new(AtomicU64::new(0)),
+            saved: Mutex::new(0),
+            saved_fast: AtomicU64::new(0),
+            next_connection_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Opens the data directory (unless in-memory), restores definitions and
+    /// messages, then imports `config.definitions` if given.
+    pub fn open(config: &Config) -> Result<Broker, StartError> {
+        let Some(dir) = &config.data_dir else {
+            let b = Broker::in_memory(&config.default_user, &config.default_pass, &config.default_vhost);
+            if let Some(path) = &config.definitions {
+                b.import_file(path, &mut HashMap::new(), true)?;
+            }
+            return Ok(b);
+        };
+        let (store, recovered) = Store::open(dir)?;
+        let b = Broker::empty(Some(Arc::clone(&store)));
+        let mut logs: HashMap<(String, String), RecoveredQueue> =
+            recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();
+        let clean = recovered.clean_shutdown;
+        let mut fresh = true;
+        if let Some(defs) = recovered.definitions {
+            fresh = false;
+            b.import(&defs, &mut logs, clean).map_err(|reason| StartError::Definitions {
+                path: dir.join("definitions.json").display().to_string(),
+                reason,
+            })?;
+        }
+        if let Some(path) = &config.definitions {
+            fresh &= !b.import_file(path, &mut logs, clean)?;
+        }
+        if fresh {
+            // RabbitMQ creates its default vhost and user only on a fresh
+            // node, never over definitions it already has.
+            b.add_vhost(&config.default_vhost);
+            b.add_default_user(&config.default_user, &config.default_pass, &config.default_vhost);
+        }
+        for (_, q) in logs.drain() {
+            tracing::warn!(vhost = %q.vhost, queue = %q.name, "discarding the log of a queue that is no longer defined");
+            store.discard_recovered(q);
+        }
+        let restored: usize = b.vhosts.iter().flat_map(|v| v.queues()).map(|q| q.message_count() as usize).sum();
+        tracing::info!(
+            data_dir = %dir.display(),
+            clean_shutdown = clean,
+            "restored {} vhosts, {} messages",
+            b.vhosts.len(),
+            restored
+        );
+        b.changes.fetch_add(1, Ordering::AcqRel);
+        b.persist_definitions();
+        Ok(b)
+    }
+
+    /// Imports a definitions file; returns whether it defined users (so the
+    /// default user is not added on top).
+    fn import_file(
+        &self,
+        path: &std::path::Path,
+        logs: &mut HashMap<(String, String), RecoveredQueue>,
+        clean: bool,
+    ) -> Result<bool, StartError> {
+        let err = |reason: String| StartError::Definitions { path: path.display().to_string(), reason };
+        let defs = Definitions::load(path).map_err(|e| err(e.to_string()))?;
+        self.import(&defs, logs, clean).map_err(err)?;
+        tracing::info!(file = %path.display(), "imported definitions");
+        Ok(!defs.users.is_empty())
+    }
+
+    /// Applies definitions: vhosts, users, permissions, exchanges, queues
+    /// (with their recovered messages), bindings. Existing objects are kept.
+    pub fn import(
+        &self,
+        defs: &Definitions,
+        logs: &mut HashMap<(String, String), RecoveredQueue>,
+        clean: bool,
+    ) -> Result<(), String> {
+        for v in &defs.vhosts {
+            self.add_vhost(&v.name);
+        }
+        for u in &defs.users {
+            self.users.insert(u.name.clone(), User::from_def(u)?);
+        }
+        for p in &defs.permissions {
+            self.permissions.insert((p.user.clone(), p.vhost.clone()), p.clone());
+        }
+        for x in &defs.exchanges {
+            let v =
+                self.vhost(&x.vhost).ok_or_else(|| format!("exchange '{}' in unknown vhost '{}'", x.name, x.vhost))?;
+            v.restore_exchange(x).map_err(|e| e.text)?;
+        }
+        for q in &defs.queues {
+            let v = self.vhost(&q.vhost).ok_or_else(|| format!("queue '{}' in unknown vhost '{}'", q.name, q.vhost))?;
+            let log = logs.remove(&(q.vhost.clone(), q.name.clone()));
+            v.restore_queue(q, log, clean).map_err(|e| e.text)?;
+        }
+        for b in &defs.bindings {
+            let v = self.vhost(&b.vhost).ok_or_else(|| format!("binding in unknown vhost '{}'", b.vhost))?;
+            v.restore_binding(b).map_err(|e| e.text)?;
+        }
+        Ok(())
+    }
+
+    fn add_vhost(&self, name: &str) {
+        if !self.vhosts.contains_key(name) {
+            self.vhosts
+                .insert(name.to_owned(), Arc::new(Vhost::new(name, self.store.clone(), Arc::clone(&self.changes))));
+            self.changes.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    fn add_default_user(&self, user: &str, pass: &str, vhost: &str) {
+        self.users.insert(user.to_owned(), User::new(user, pass, &["administrator"]));
+        self.permissions.insert(
+            (user.to_owned(), vhost.to_owned()),
+            PermissionDef {
+                user: user.to_owned(),
+                vhost: vhost.to_owned(),
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
             },
         );
-        b
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<Vhost>> {
@@ -59,7 +202,7 @@ impl Broker {
     /// Checks a login. `from_loopback` is whether the peer address is local.
     pub fn authenticate(&self, user: &str, password: &str, from_loopback: bool) -> Result<User, &'static str> {
         let u = self.users.get(user).map(|u| u.clone()).ok_or("unknown user")?;
-        if u.password != password {
+        if !u.check_password(password) {
             return Err("invalid credentials");
         }
         if u.loopback_only && !from_loopback {
@@ -68,7 +211,68 @@ impl Broker {
         Ok(u)
     }
 
+    pub fn can_access_vhost(&self, user: &str, vhost: &str) -> bool {
+        self.permissions.contains_key(&(user.to_owned(), vhost.to_owned()))
+    }
+
     pub fn next_connection_id(&self) -> u64 {
         self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    /// Everything durable, in RabbitMQ's definitions format.
+    pub fn export_definitions(&self) -> Definitions {
+        let mut d = Definitions {
+            rabbit_version: Some("3.13.0".into()),
+            product_name: Some("Warren".into()),
+            product_version: Some(env!("CARGO_PKG_VERSION").into()),
+            ..Definitions::default()
+        };
+        let mut vhosts: Vec<Arc<Vhost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
+        vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+        for v in vhosts {
+            d.vhosts.push(VhostDef { name: v.name.clone(), description: None, tags: None, metadata: None });
+            v.export(&mut d);
+        }
+        let mut users: Vec<UserDef> = self.users.iter().map(|u| u.to_def()).collect();
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        d.users = users;
+        let mut perms: Vec<PermissionDef> = self.permissions.iter().map(|p| p.value().clone()).collect();
+        perms.sort_by(|a, b| (&a.user, &a.vhost).cmp(&(&b.user, &b.vhost)));
+        d.permissions = perms;
+        d
+    }
+
+    /// Rewrites definitions.json if a durable definition changed since the
+    /// last write. Called before the reply to the changing method is sent,
+    /// so declare-ok means the declaration is on disk.
+    pub fn persist_definitions(&self) {
+        let Some(store) = &self.store else { return };
+        if self.changes.load(Ordering::Acquire) == self.saved_fast.load(Ordering::Acquire) {
+            return;
+        }
+        let mut saved = self.saved.lock();
+        let now = self.changes.load(Ordering::Acquire);
+        if now == *saved {
+            return;
+        }
+        match store.save_definitions(&self.export_definitions()) {
+            Ok(()) => {
+                *saved = now;
+                self.saved_fast.store(now, Ordering::Release);
+            }
+            Err(e) => tracing::error!("cannot write definitions to {}: {e}", store.dir().display()),
+        }
+    }
+
+    /// Flushes and closes the store (marking the shutdown clean).
+    pub fn close(&self) {
+        self.persist_definitions();
+        if let Some(s) = &self.store {
+            s.close();
+        }
     }
 }

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
 use super::message::{Message, QueuedMessage};
+use crate::store::QueueLog;
 
 #[derive(Debug)]
 pub struct Queue {
@@ -24,6 +25,8 @@ pub struct Queue {
     /// The connection that declared an exclusive queue; only it may use it.
     pub exclusive_owner: Option<u64>,
     pub arguments: FieldTable,
+    /// The log of a durable queue when the broker has a data directory.
+    log: Option<Arc<QueueLog>>,
     state: Mutex<QueueState>,
 }
 
@@ -52,8 +55,42 @@ impl Queue {
         auto_delete: bool,
         exclusive_owner: Option<u64>,
         arguments: FieldTable,
+        log: Option<Arc<QueueLog>>,
     ) -> Self {
-        Queue { name, vhost, durable, auto_delete, exclusive_owner, arguments, state: Mutex::new(QueueState::default()) }
+        Queue {
+            name,
+            vhost,
+            durable,
+            auto_delete,
+            exclusive_owner,
+            arguments,
+            log,
+            state: Mutex::new(QueueState::default()),
+        }
+    }
+
+    /// Loads messages read back from the log at start, in queue order.
+    pub fn restore(&self, messages: impl IntoIterator<Item = QueuedMessage>) {
+        let mut st = self.state.lock();
+        for m in messages {
+            st.next_seq = st.next_seq.max(m.seq + 1);
+            st.ready.push_back(m);
+        }
+    }
+
+    /// Records that a persisted message left the queue for good.
+    pub fn log_ack(&self, m: &QueuedMessage) {
+        if let (true, Some(log)) = (m.persisted, &self.log) {
+            log.append_ack(m.seq);
+        }
+    }
+
+    /// Records that a persisted message reached a client, so a restart
+    /// redelivers it with redelivered=true.
+    pub fn log_delivered(&self, m: &QueuedMessage) {
+        if let (true, false, Some(log)) = (m.persisted, m.redelivered, &self.log) {
+            log.append_delivered(m.seq);
+        }
     }
 
     /// 405 unless `connection_id` may use this queue.
@@ -67,19 +104,27 @@ impl Queue {
         }
     }
 
-    /// Appends a message and hands out what consumers can take. Returns false
-    /// if the queue was deleted meanwhile (the message is dropped, as RabbitMQ
-    /// drops messages routed to a queue being deleted).
-    pub fn enqueue(&self, message: Arc<Message>) -> bool {
+    /// Appends a message and hands out what consumers can take. A persistent
+    /// message in a durable queue is first handed to the log: the returned
+    /// ticket tells when it is on disk (`Store::synced`), and `waker` is woken
+    /// then. A message for a queue deleted meanwhile is dropped, as RabbitMQ
+    /// drops messages routed to a queue being deleted.
+    pub fn enqueue(&self, message: Arc<Message>, waker: Option<&Arc<super::consumer::Outbox>>) -> Option<u64> {
         let mut st = self.state.lock();
         if st.deleted {
-            return false;
+            return None;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        st.ready.push_back(QueuedMessage { seq, message, redelivered: false });
+        // Logged under the queue lock so the record is queued for the writer
+        // before any consumer can ack it: the ack record always follows.
+        let ticket = match (&self.log, message.persistent) {
+            (Some(log), true) => Some(log.append_message(seq, &message, waker.cloned())),
+            _ => None,
+        };
+        st.ready.push_back(QueuedMessage { seq, message, redelivered: false, persisted: ticket.is_some() });
         Self::dispatch_locked(&mut st);
-        true
+        ticket
     }
 
     /// Puts messages back at their original positions, marked redelivered
@@ -169,7 +214,9 @@ impl Queue {
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
         let n = st.ready.len() as u32;
-        st.ready.clear();
+        for m in st.ready.drain(..) {
+            self.log_ack(&m);
+        }
         n
     }
 
@@ -180,6 +227,9 @@ impl Queue {
         st.deleted = true;
         let n = st.ready.len() as u32;
         st.ready.clear();
+        if let Some(log) = &self.log {
+            log.delete();
+        }
         let consumers = std::mem::take(&mut st.consumers);
         for c in &consumers {
             c.deactivate();
@@ -199,12 +249,12 @@ mod tests {
     use bytes::Bytes;
 
     fn msg(body: &'static [u8]) -> Arc<Message> {
-        Arc::new(Message {
-            exchange: Bytes::new(),
-            routing_key: Bytes::from_static(b"q"),
-            properties: Bytes::from_static(&[0, 0]),
-            body: Bytes::from_static(body),
-        })
+        Arc::new(Message::new(
+            Bytes::new(),
+            Bytes::from_static(b"q"),
+            Bytes::from_static(&[0, 0]),
+            Bytes::from_static(body),
+        ))
     }
 
     fn consumer(q: &Arc<Queue>, tag: &str, prefetch: u32, outbox: &Arc<Outbox>) -> Arc<Consumer> {
@@ -228,7 +278,8 @@ mod tests {
             .into_iter()
             .filter_map(|i| match i {
                 OutboxItem::Deliver { consumer, message } => {
-                    let b: &'static str = std::str::from_utf8(message.message.body.as_ref()).unwrap().to_string().leak();
+                    let b: &'static str =
+                        std::str::from_utf8(message.message.body.as_ref()).unwrap().to_string().leak();
                     Some((consumer.tag.clone(), b))
                 }
                 _ => None,
@@ -238,14 +289,14 @@ mod tests {
 
     #[test]
     fn round_robin_with_prefetch_and_requeue_order() {
-        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, None, FieldTable::default()));
+        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, None, FieldTable::default(), None));
         let outbox = Arc::new(Outbox::default());
         let a = consumer(&q, "a", 1, &outbox);
         let b = consumer(&q, "b", 1, &outbox);
         q.add_consumer(Arc::clone(&a)).unwrap();
         q.add_consumer(Arc::clone(&b)).unwrap();
         for body in [&b"1"[..], b"2", b"3"] {
-            q.enqueue(msg(body));
+            q.enqueue(msg(body), None);
         }
         assert_eq!(bodies(&outbox), vec![("a".into(), "1"), ("b".into(), "2")]);
         assert_eq!(q.message_count(), 1);
@@ -257,10 +308,10 @@ mod tests {
         // requeue puts messages back in original order ahead of newer ones
         q.remove_consumer(1, 1, "a");
         q.remove_consumer(1, 1, "b");
-        q.enqueue(msg(b"4"));
+        q.enqueue(msg(b"4"), None);
         q.requeue([
-            QueuedMessage { seq: 2, message: msg(b"3"), redelivered: true },
-            QueuedMessage { seq: 0, message: msg(b"1"), redelivered: true },
+            QueuedMessage { seq: 2, message: msg(b"3"), redelivered: true, persisted: false },
+            QueuedMessage { seq: 0, message: msg(b"1"), redelivered: true, persisted: false },
         ]);
         let order: Vec<u64> = std::iter::from_fn(|| q.get().map(|(m, _)| m.seq)).collect();
         assert_eq!(order, vec![0, 2, 3]);
@@ -268,11 +319,12 @@ mod tests {
 
     #[test]
     fn exclusive_consumer_and_owner() {
-        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, Some(7), FieldTable::default()));
+        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, Some(7), FieldTable::default(), None));
         assert!(q.check_exclusive(7).is_ok());
         assert_eq!(q.check_exclusive(8).unwrap_err().code as u16, 405);
         let outbox = Arc::new(Outbox::default());
-        let mut c = Consumer::new("x".into(), 1, 7, Arc::clone(&q), true, true, 0, Default::default(), Arc::clone(&outbox));
+        let mut c =
+            Consumer::new("x".into(), 1, 7, Arc::clone(&q), true, true, 0, Default::default(), Arc::clone(&outbox));
         q.add_consumer(Arc::new(c)).unwrap();
         c = Consumer::new("y".into(), 1, 7, Arc::clone(&q), true, false, 0, Default::default(), outbox);
         let err = q.add_consumer(Arc::new(c)).unwrap_err();

@@ -2,6 +2,7 @@
 //! front end (and later the HTTP API) performs on them. Every operation takes
 //! plain Rust values and returns RabbitMQ's error on failure.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
@@ -11,8 +12,10 @@ use smallvec::SmallVec;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Destination, Exchange, ExchangeKind, RouteInput};
 use super::headers::x_match;
-use super::message::Message;
+use super::message::{Message, QueuedMessage};
 use super::queue::Queue;
+use crate::store::definitions::{table_from_json, table_to_json, BindingDef, Definitions, ExchangeDef, QueueDef};
+use crate::store::{RecoveredQueue, Store};
 
 pub type Routed = SmallVec<[Arc<Queue>; 4]>;
 
@@ -21,6 +24,10 @@ pub struct Vhost {
     pub name: String,
     exchanges: DashMap<String, Arc<Exchange>>,
     queues: DashMap<String, Arc<Queue>>,
+    /// Where durable queues keep their logs; `None` in memory.
+    store: Option<Arc<Store>>,
+    /// The broker's durable-definitions generation, bumped on every change.
+    changes: Arc<AtomicU64>,
 }
 
 pub struct ExchangeDeclare<'a> {
@@ -76,8 +83,8 @@ pub fn generated_name(prefix: &str) -> String {
 }
 
 impl Vhost {
-    pub fn new(name: &str) -> Self {
-        let v = Vhost { name: name.to_owned(), exchanges: DashMap::new(), queues: DashMap::new() };
+    pub fn new(name: &str, store: Option<Arc<Store>>, changes: Arc<AtomicU64>) -> Self {
+        let v = Vhost { name: name.to_owned(), exchanges: DashMap::new(), queues: DashMap::new(), store, changes };
         let none = FieldTable::default();
         for (xname, kind, internal) in [
             ("", ExchangeKind::Direct, false),
@@ -94,6 +101,10 @@ impl Vhost {
             );
         }
         v
+    }
+
+    fn durable_changed(&self) {
+        self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     fn no_exchange(&self, name: &str) -> AmqpError {
@@ -153,6 +164,9 @@ impl Vhost {
                     d.internal,
                     d.arguments.clone(),
                 )));
+                if d.durable {
+                    self.durable_changed();
+                }
                 return Ok(());
             }
         };
@@ -191,10 +205,7 @@ impl Vhost {
             return Ok(());
         };
         if if_unused && x.has_bindings() {
-            return Err(AmqpError::precondition_failed(format!(
-                "exchange '{}' in vhost '{}' in use",
-                name, self.name
-            )));
+            return Err(AmqpError::precondition_failed(format!("exchange '{}' in vhost '{}' in use", name, self.name)));
         }
         self.remove_exchange(name);
         Ok(())
@@ -202,8 +213,9 @@ impl Vhost {
 
     /// Removes an exchange and every binding that names it as destination.
     fn remove_exchange(&self, name: &str) {
-        if self.exchanges.remove(name).is_none() {
-            return;
+        let Some((_, x)) = self.exchanges.remove(name) else { return };
+        if x.durable {
+            self.durable_changed();
         }
         for x in self.exchanges() {
             if x.unbind_exchange(name) {
@@ -241,7 +253,13 @@ impl Vhost {
         Ok(())
     }
 
-    pub fn exchange_bind(&self, destination: &str, source: &str, routing_key: &str, arguments: &FieldTable) -> AmqpResult<()> {
+    pub fn exchange_bind(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> AmqpResult<()> {
         if destination.is_empty() {
             return Err(Self::default_exchange_refused());
         }
@@ -249,16 +267,28 @@ impl Vhost {
         self.exchange(destination)?;
         Self::check_binding_args(&src, arguments)?;
         src.bind(Destination::Exchange(destination.to_owned()), routing_key, arguments);
+        if src.durable {
+            self.durable_changed();
+        }
         Ok(())
     }
 
-    pub fn exchange_unbind(&self, destination: &str, source: &str, routing_key: &str, arguments: &FieldTable) -> AmqpResult<()> {
+    pub fn exchange_unbind(
+        &self,
+        destination: &str,
+        source: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> AmqpResult<()> {
         if destination.is_empty() {
             return Err(Self::default_exchange_refused());
         }
         let src = self.check_bindable_source(source)?;
         self.exchange(destination)?;
         if src.unbind(&Destination::Exchange(destination.to_owned()), routing_key, arguments) {
+            if src.durable {
+                self.durable_changed();
+            }
             self.maybe_auto_delete_exchange(&src);
         }
         Ok(())
@@ -291,6 +321,10 @@ impl Vhost {
         let q = match self.queues.entry(name.clone()) {
             dashmap::Entry::Occupied(e) => Arc::clone(e.get()),
             dashmap::Entry::Vacant(v) => {
+                let log = match (&self.store, durable) {
+                    (Some(store), true) => Some(store.queue_log(&self.name, &name, None)),
+                    _ => None,
+                };
                 let q = Arc::new(Queue::new(
                     name.clone(),
                     self.name.clone(),
@@ -298,8 +332,12 @@ impl Vhost {
                     d.auto_delete,
                     owner,
                     d.arguments.clone(),
+                    log,
                 ));
                 v.insert(Arc::clone(&q));
+                if durable {
+                    self.durable_changed();
+                }
                 // Every queue is bound to the default exchange by its name;
                 // that binding is implicit (routing looks the queue up).
                 return Ok(QueueDeclareOk { name, message_count: 0, consumer_count: 0 });
@@ -331,20 +369,42 @@ impl Vhost {
         Ok(QueueDeclareOk { name, message_count: q.message_count(), consumer_count: q.consumer_count() })
     }
 
-    pub fn queue_bind(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable, connection_id: u64) -> AmqpResult<()> {
+    pub fn queue_bind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+        connection_id: u64,
+    ) -> AmqpResult<()> {
         let x = self.check_bindable_source(exchange)?;
         let q = self.queue(queue)?;
         q.check_exclusive(connection_id)?;
         Self::check_binding_args(&x, arguments)?;
+        let durable = x.durable && q.durable;
         x.bind(Destination::Queue(q), routing_key, arguments);
+        if durable {
+            self.durable_changed();
+        }
         Ok(())
     }
 
-    pub fn queue_unbind(&self, queue: &str, exchange: &str, routing_key: &str, arguments: &FieldTable, connection_id: u64) -> AmqpResult<()> {
+    pub fn queue_unbind(
+        &self,
+        queue: &str,
+        exchange: &str,
+        routing_key: &str,
+        arguments: &FieldTable,
+        connection_id: u64,
+    ) -> AmqpResult<()> {
         let x = self.check_bindable_source(exchange)?;
         let q = self.queue(queue)?;
         q.check_exclusive(connection_id)?;
+        let durable = x.durable && q.durable;
         if x.unbind(&Destination::Queue(q), routing_key, arguments) {
+            if durable {
+                self.durable_changed();
+            }
             self.maybe_auto_delete_exchange(&x);
         }
         Ok(())
@@ -364,7 +424,10 @@ impl Vhost {
             return Err(AmqpError::precondition_failed(format!("queue '{}' in vhost '{}' in use", queue, self.name)));
         }
         if if_empty && q.message_count() > 0 {
-            return Err(AmqpError::precondition_failed(format!("queue '{}' in vhost '{}' not empty", queue, self.name)));
+            return Err(AmqpError::precondition_failed(format!(
+                "queue '{}' in vhost '{}' not empty",
+                queue, self.name
+            )));
         }
         Ok(self.remove_queue(&q))
     }
@@ -372,6 +435,9 @@ impl Vhost {
     /// Removes a queue, its bindings, and tells its consumers (basic.cancel).
     pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
         self.queues.remove_if(&q.name, |_, v| Arc::ptr_eq(v, q));
+        if q.durable {
+            self.durable_changed();
+        }
         let (count, consumers) = q.mark_deleted();
         for c in consumers {
             c.outbox.push(super::consumer::OutboxItem::Cancel { channel: c.channel, consumer_tag: c.tag.clone() });
@@ -382,6 +448,121 @@ impl Vhost {
             }
         }
         count
+    }
+
+    /// Recreates a durable exchange from definitions (an existing one stays).
+    pub fn restore_exchange(&self, d: &ExchangeDef) -> AmqpResult<()> {
+        if self.exchanges.contains_key(&d.name) {
+            return Ok(());
+        }
+        let kind = ExchangeKind::parse(&d.kind)
+            .ok_or_else(|| AmqpError::command_invalid(format!("unknown exchange type '{}'", d.kind)))?;
+        let x =
+            Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, table_from_json(&d.arguments));
+        self.exchanges.insert(d.name.clone(), Arc::new(x));
+        self.durable_changed();
+        Ok(())
+    }
+
+    /// Recreates a queue from definitions with the messages its log held.
+    /// After a crash every recovered message is marked redelivered: acks and
+    /// delivery marks written after the last fsync may be lost.
+    pub fn restore_queue(&self, d: &QueueDef, log: Option<RecoveredQueue>, clean: bool) -> AmqpResult<()> {
+        if self.queues.contains_key(&d.name) {
+            if let (Some(store), Some(log)) = (&self.store, log) {
+                store.discard_recovered(log);
+            }
+            return Ok(());
+        }
+        let queue_log = match &self.store {
+            Some(store) if d.durable => Some(store.queue_log(&self.name, &d.name, log.as_ref())),
+            _ => None,
+        };
+        let q = Queue::new(
+            d.name.clone(),
+            self.name.clone(),
+            d.durable,
+            d.auto_delete,
+            None,
+            table_from_json(&d.arguments),
+            queue_log,
+        );
+        if let Some(log) = log {
+            q.restore(log.messages.into_iter().map(|(seq, m, delivered)| QueuedMessage {
+                seq,
+                message: Arc::new(m),
+                redelivered: delivered || !clean,
+                persisted: true,
+            }));
+        }
+        self.queues.insert(d.name.clone(), Arc::new(q));
+        self.durable_changed();
+        Ok(())
+    }
+
+    pub fn restore_binding(&self, b: &BindingDef) -> AmqpResult<()> {
+        let args = table_from_json(&b.arguments);
+        let src = self.exchange(&b.source)?;
+        let dest = if b.destination_type == "exchange" {
+            self.exchange(&b.destination)?;
+            Destination::Exchange(b.destination.clone())
+        } else {
+            Destination::Queue(self.queue(&b.destination)?)
+        };
+        src.bind(dest, &b.routing_key, &args);
+        self.durable_changed();
+        Ok(())
+    }
+
+    /// Adds this vhost's durable exchanges, queues and bindings.
+    pub fn export(&self, d: &mut Definitions) {
+        let mut exchanges = self.exchanges();
+        exchanges.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut queues = self.queues();
+        queues.sort_by(|a, b| a.name.cmp(&b.name));
+        for x in &exchanges {
+            if x.durable && !x.name.is_empty() && !x.name.starts_with("amq.") {
+                d.exchanges.push(ExchangeDef {
+                    name: x.name.clone(),
+                    vhost: self.name.clone(),
+                    kind: x.kind.as_str().into(),
+                    durable: true,
+                    auto_delete: x.auto_delete,
+                    internal: x.internal,
+                    arguments: table_to_json(&x.arguments),
+                });
+            }
+        }
+        for q in &queues {
+            if q.durable {
+                d.queues.push(QueueDef {
+                    name: q.name.clone(),
+                    vhost: self.name.clone(),
+                    durable: true,
+                    auto_delete: q.auto_delete,
+                    arguments: table_to_json(&q.arguments),
+                });
+            }
+        }
+        for x in exchanges.iter().filter(|x| x.durable) {
+            for b in x.bindings() {
+                let (destination, destination_type) = match &b.destination {
+                    Destination::Queue(q) if q.durable => (q.name.clone(), "queue"),
+                    Destination::Exchange(e) if self.exchanges.get(e).is_some_and(|e| e.durable) => {
+                        (e.clone(), "exchange")
+                    }
+                    _ => continue,
+                };
+                d.bindings.push(BindingDef {
+                    source: x.name.clone(),
+                    vhost: self.name.clone(),
+                    destination,
+                    destination_type: destination_type.into(),
+                    routing_key: b.routing_key.clone(),
+                    arguments: table_to_json(&b.arguments),
+                });
+            }
+        }
     }
 
     /// Finds every queue a message published to `exchange` reaches, each
@@ -450,12 +631,12 @@ mod tests {
     }
 
     fn routed(v: &Vhost, x: &str, rk: &str) -> Vec<String> {
-        let msg = Message {
-            exchange: Bytes::copy_from_slice(x.as_bytes()),
-            routing_key: Bytes::copy_from_slice(rk.as_bytes()),
-            properties: Bytes::from_static(&[0, 0]),
-            body: Bytes::new(),
-        };
+        let msg = Message::new(
+            Bytes::copy_from_slice(x.as_bytes()),
+            Bytes::copy_from_slice(rk.as_bytes()),
+            Bytes::from_static(&[0, 0]),
+            Bytes::new(),
+        );
         let mut out = Routed::new();
         v.route(&v.exchange(x).unwrap(), &msg, rk, &mut out);
         let mut names: Vec<String> = out.iter().map(|q| q.name.clone()).collect();
@@ -465,7 +646,7 @@ mod tests {
 
     #[test]
     fn direct_fanout_topic_and_default() {
-        let v = Vhost::new("/");
+        let v = Vhost::new("/", None, Default::default());
         for q in ["q1", "q2", "q3"] {
             declare_q(&v, q);
         }
@@ -490,7 +671,7 @@ mod tests {
 
     #[test]
     fn exchange_to_exchange_with_a_cycle() {
-        let v = Vhost::new("/");
+        let v = Vhost::new("/", None, Default::default());
         declare_q(&v, "q");
         declare_x(&v, "a", "fanout").unwrap();
         declare_x(&v, "b", "fanout").unwrap();
@@ -505,7 +686,7 @@ mod tests {
 
     #[test]
     fn declare_errors_match_rabbitmq() {
-        let v = Vhost::new("/");
+        let v = Vhost::new("/", None, Default::default());
         declare_x(&v, "x", "direct").unwrap();
         assert_eq!(
             declare_x(&v, "x", "fanout").unwrap_err().text,
@@ -539,7 +720,7 @@ mod tests {
 
     #[test]
     fn auto_delete_exchange_goes_with_its_last_binding() {
-        let v = Vhost::new("/");
+        let v = Vhost::new("/", None, Default::default());
         declare_q(&v, "q");
         v.exchange_declare(ExchangeDeclare {
             name: "ad",

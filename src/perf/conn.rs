@@ -179,9 +179,8 @@ impl Conn {
                         return Err(Error::Closed { code: c.reply_code, text: c.reply_text.to_string() });
                     }
                     AMQPClass::Channel(channel::AMQPMethod::Close(c)) => {
-                        let _ = self
-                            .send(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})))
-                            .await;
+                        let _ =
+                            self.send(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))).await;
                         return Err(Error::Closed { code: c.reply_code, text: c.reply_text.to_string() });
                     }
                     AMQPClass::Connection(connection::AMQPMethod::Blocked(_))
@@ -303,12 +302,9 @@ impl Conn {
     }
 
     pub async fn basic_qos(&mut self, prefetch_count: u16) -> Result<(), Error> {
-        self.rpc(
-            CHANNEL,
-            AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count, global: false })),
-        )
-        .await
-        .map(drop)
+        self.rpc(CHANNEL, AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count, global: false })))
+            .await
+            .map(drop)
     }
 
     pub async fn basic_consume(&mut self, queue: &str, tag: &str, no_ack: bool) -> Result<(), Error> {

@@ -123,22 +123,14 @@ pub struct PublishTemplate {
 }
 
 impl PublishTemplate {
-    pub fn new(
-        channel: u16,
-        exchange: &str,
-        routing_key: &str,
-        size: usize,
-        persistent: bool,
-        frame_max: u32,
-    ) -> Self {
+    pub fn new(channel: u16, exchange: &str, routing_key: &str, size: usize, persistent: bool, frame_max: u32) -> Self {
         let mut bytes = Vec::with_capacity(size + 128);
         put_publish(&mut bytes, channel, exchange.as_bytes(), routing_key.as_bytes());
         put_content_header(&mut bytes, channel, size as u64, if persistent { 2 } else { 1 });
         let body_at = bytes.len() + FRAME_HEADER_SIZE;
         put_body(&mut bytes, channel, &vec![0u8; size], frame_max);
         let first_body_frame = (frame_max as usize).saturating_sub(FRAME_OVERHEAD);
-        let timestamp_at =
-            (size >= TIMESTAMP_LEN && first_body_frame >= TIMESTAMP_LEN).then_some(body_at);
+        let timestamp_at = (size >= TIMESTAMP_LEN && first_body_frame >= TIMESTAMP_LEN).then_some(body_at);
         PublishTemplate { bytes, timestamp_at }
     }
 

@@ -104,6 +104,10 @@ pub(crate) struct Channel {
     pub publish_seq: u64,
     /// Highest publish confirmed so far on the wire.
     pub confirmed_seq: u64,
+    /// Publishes whose confirm waits for the store: (publish seq, store
+    /// ticket), in order. Confirms go out in order, so a publish that needs
+    /// no fsync still waits behind one that does.
+    pub confirm_wait: VecDeque<(u64, u64)>,
     pub tx: Option<Vec<TxOp>>,
     /// The last queue declared, for RabbitMQ's empty-name shortcut.
     pub last_queue: Option<String>,
@@ -124,9 +128,31 @@ impl Channel {
             confirm: false,
             publish_seq: 0,
             confirmed_seq: 0,
+            confirm_wait: VecDeque::new(),
             tx: None,
             last_queue: None,
         }
+    }
+
+    /// Records a publish in confirm mode; `ticket` is the store ticket it
+    /// waits for, 0 if none.
+    pub fn track_confirm(&mut self, ticket: u64) {
+        self.publish_seq += 1;
+        if ticket != 0 || !self.confirm_wait.is_empty() {
+            self.confirm_wait.push_back((self.publish_seq, ticket));
+        }
+    }
+
+    /// The highest publish seq whose confirm may go out, given how far the
+    /// store has synced.
+    pub fn confirmable(&mut self, synced: u64) -> u64 {
+        while let Some(&(seq, ticket)) = self.confirm_wait.front() {
+            if ticket > synced {
+                return seq - 1;
+            }
+            self.confirm_wait.pop_front();
+        }
+        self.publish_seq
     }
 
     pub fn take_delivery_tag(&mut self) -> u64 {

@@ -25,13 +25,32 @@ const METHOD_BASIC_NACK: u16 = 120;
 /// frame payload; the rest are amq-protocol's structs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Method {
-    Publish { exchange: Bytes, routing_key: Bytes, mandatory: bool, immediate: bool },
-    Ack { delivery_tag: u64, multiple: bool },
-    Nack { delivery_tag: u64, multiple: bool, requeue: bool },
-    Reject { delivery_tag: u64, requeue: bool },
+    Publish {
+        exchange: Bytes,
+        routing_key: Bytes,
+        mandatory: bool,
+        immediate: bool,
+    },
+    Ack {
+        delivery_tag: u64,
+        multiple: bool,
+    },
+    Nack {
+        delivery_tag: u64,
+        multiple: bool,
+        requeue: bool,
+    },
+    Reject {
+        delivery_tag: u64,
+        requeue: bool,
+    },
     /// Decoded here because amq-protocol drops `prefetch_size`, which RabbitMQ
     /// refuses when non-zero.
-    Qos { prefetch_size: u32, prefetch_count: u16, global: bool },
+    Qos {
+        prefetch_size: u32,
+        prefetch_count: u16,
+        global: bool,
+    },
     Other(AMQPClass),
 }
 
@@ -106,12 +125,7 @@ pub fn decode_method(payload: &Bytes) -> Result<Method, DecodeError> {
                 let exchange = r.short_str()?;
                 let routing_key = r.short_str()?;
                 let bits = r.u8()?;
-                Some(Method::Publish {
-                    exchange,
-                    routing_key,
-                    mandatory: bits & 1 != 0,
-                    immediate: bits & 2 != 0,
-                })
+                Some(Method::Publish { exchange, routing_key, mandatory: bits & 1 != 0, immediate: bits & 2 != 0 })
             })(),
             METHOD_BASIC_ACK => (|| {
                 let delivery_tag = r.u64()?;
@@ -163,7 +177,10 @@ fn is_known_method(class_id: u16, method_id: u16) -> bool {
         30 => matches!(method_id, 10 | 11),
         40 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 51),
         50 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51),
-        60 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 50 | 60 | 70 | 71 | 72 | 80 | 90 | 100 | 110 | 111 | 120),
+        60 => matches!(
+            method_id,
+            10 | 11 | 20 | 21 | 30 | 31 | 40 | 50 | 60 | 70 | 71 | 72 | 80 | 90 | 100 | 110 | 111 | 120
+        ),
         85 => matches!(method_id, 10 | 11),
         90 => matches!(method_id, 10 | 11 | 20 | 21 | 30 | 31),
         _ => false,
@@ -261,7 +278,14 @@ pub fn write_get_ok(
     end_frame(buf, at);
 }
 
-pub fn write_return(buf: &mut BytesMut, channel: u16, reply_code: u16, reply_text: &str, exchange: &[u8], routing_key: &[u8]) {
+pub fn write_return(
+    buf: &mut BytesMut,
+    channel: u16,
+    reply_code: u16,
+    reply_text: &str,
+    exchange: &[u8],
+    routing_key: &[u8],
+) {
     let at = begin_frame(buf, FRAME_METHOD, channel);
     buf.put_u16(CLASS_BASIC);
     buf.put_u16(METHOD_BASIC_RETURN);
@@ -395,10 +419,8 @@ mod tests {
         let body = vec![7u8; 10_000];
         let mut ours = BytesMut::new();
         write_content(&mut ours, 1, &raw_props, &body, 4096);
-        let mut theirs = amq_bytes(&AMQPFrame::Header(
-            1,
-            AMQPContentHeader { class_id: 60, body_size: 10_000, properties: props },
-        ));
+        let mut theirs =
+            amq_bytes(&AMQPFrame::Header(1, AMQPContentHeader { class_id: 60, body_size: 10_000, properties: props }));
         for part in body.chunks(4096 - 8) {
             theirs.extend(amq_bytes(&AMQPFrame::Body(1, part.to_vec())));
         }

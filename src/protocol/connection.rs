@@ -14,9 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use amq_protocol::protocol::{
-    access, basic, channel, confirm, connection, exchange, queue, tx, AMQPClass,
-};
+use amq_protocol::protocol::{access, basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -536,6 +534,11 @@ impl Session {
     fn handle_open(&mut self, open: connection::Open) -> AmqpResult<Next> {
         let name = open.virtual_host.as_str();
         match self.broker.vhost(name) {
+            Some(_) if !self.broker.can_access_vhost(&self.user, name) => {
+                self.state = State::Open;
+                Err(AmqpError::not_allowed(format!("access to vhost '{name}' refused for user '{}'", self.user))
+                    .during(10, 40))
+            }
             Some(v) => {
                 self.vhost = Some(v);
                 self.state = State::Open;
@@ -570,7 +573,10 @@ impl Session {
                 connection::AMQPMethod::CloseOk(_) => Ok(Next::Drop),
                 connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_) => Ok(Next::Continue),
                 connection::AMQPMethod::UpdateSecret(_) => {
-                    self.send(0, AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {})));
+                    self.send(
+                        0,
+                        AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(connection::UpdateSecretOk {})),
+                    );
                     Ok(Next::Continue)
                 }
                 other => Err(AmqpError::channel_error(format!(
@@ -587,7 +593,10 @@ impl Session {
     fn open_channel(&mut self, frame: Frame, channels: &mut HashMap<u16, Channel>) -> AmqpResult<()> {
         let id = frame.channel;
         let is_open = frame.kind == FrameKind::Method
-            && matches!(decode_method(&frame.payload), Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::Open(_)))));
+            && matches!(
+                decode_method(&frame.payload),
+                Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::Open(_))))
+            );
         if !is_open {
             return Err(AmqpError::channel_error("expected 'channel.open'"));
         }
@@ -652,6 +661,9 @@ impl Session {
             if let Some(c) = &u.consumer {
                 c.settled();
             }
+            if how != Settle::Requeue {
+                u.queue.log_ack(&u.message);
+            }
             self.mark_kick(&u.queue);
             if how == Settle::Requeue {
                 let mut m = u.message;
@@ -679,10 +691,9 @@ impl Session {
 
     fn handle_channel_frame(&mut self, ch: &mut Channel, frame: Frame) -> AmqpResult<()> {
         match frame.kind {
-            FrameKind::Heartbeat => Err(AmqpError::new(
-                ReplyCode::FrameError,
-                format!("heartbeat frame on channel {}", frame.channel),
-            )),
+            FrameKind::Heartbeat => {
+                Err(AmqpError::new(ReplyCode::FrameError, format!("heartbeat frame on channel {}", frame.channel)))
+            }
             FrameKind::Header => self.handle_content_header(ch, frame.payload),
             FrameKind::Body => self.handle_content_body(ch, frame.payload),
             FrameKind::Method => {
@@ -760,12 +771,7 @@ impl Session {
     fn complete_publish(&mut self, ch: &mut Channel) -> AmqpResult<()> {
         let Some(p) = ch.publish.take() else { return Ok(()) };
         let (_, properties) = p.header.unwrap_or_default();
-        let message = Arc::new(Message {
-            exchange: p.exchange,
-            routing_key: p.routing_key,
-            properties,
-            body: p.body.into_bytes(),
-        });
+        let message = Arc::new(Message::new(p.exchange, p.routing_key, properties, p.body.into_bytes()));
         let fail = |e: AmqpError| e.during(60, 40);
         if p.immediate {
             return Err(fail(AmqpError::not_implemented("immediate=true")));
@@ -779,14 +785,15 @@ impl Session {
                 exchange_name, vhost.name
             ))));
         }
-        if ch.confirm {
-            ch.publish_seq += 1;
-        }
         if let Some(ops) = ch.tx.as_mut() {
             ops.push(TxOp::Publish { message, mandatory: p.mandatory });
             return Ok(());
         }
-        self.route_and_enqueue(&vhost, &exchange, message, p.mandatory, ch.id)
+        let ticket = self.route_and_enqueue(&vhost, &exchange, message, p.mandatory, ch.id)?;
+        if ch.confirm {
+            ch.track_confirm(ticket);
+        }
+        Ok(())
     }
 
     fn route_and_enqueue(
@@ -796,7 +803,7 @@ impl Session {
         message: Arc<Message>,
         mandatory: bool,
         channel: u16,
-    ) -> AmqpResult<()> {
+    ) -> AmqpResult<u64> {
         let routing_key = utf8(&message.routing_key).map_err(|e| e.during(60, 40))?;
         let mut routed = Routed::new();
         vhost.route(exchange, &message, routing_key, &mut routed);
@@ -812,12 +819,15 @@ impl Session {
                 );
                 codec::write_content(&mut self.wbuf, channel, &message.properties, &message.body, self.frame_max);
             }
-            return Ok(());
+            return Ok(0);
         }
+        let mut ticket = 0;
         for q in routed {
-            q.enqueue(Arc::clone(&message));
+            if let Some(t) = q.enqueue(Arc::clone(&message), Some(&self.outbox)) {
+                ticket = ticket.max(t);
+            }
         }
-        Ok(())
+        Ok(ticket)
     }
 
     fn handle_method(&mut self, ch: &mut Channel, method: Method) -> AmqpResult<()> {
@@ -970,7 +980,12 @@ impl Session {
                 }
             }
             exchange::AMQPMethod::Unbind(b) => {
-                vhost.exchange_unbind(b.destination.as_str(), b.source.as_str(), b.routing_key.as_str(), &b.arguments)?;
+                vhost.exchange_unbind(
+                    b.destination.as_str(),
+                    b.source.as_str(),
+                    b.routing_key.as_str(),
+                    &b.arguments,
+                )?;
                 if !b.nowait {
                     self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})));
                 }
@@ -1087,7 +1102,9 @@ impl Session {
                 if !c.nowait {
                     self.send(
                         id,
-                        AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk { consumer_tag: short(tag.clone()) })),
+                        AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
+                            consumer_tag: short(tag.clone()),
+                        })),
                     );
                 }
                 if let Err(e) = q.add_consumer(Arc::clone(&consumer)) {
@@ -1125,8 +1142,17 @@ impl Session {
                             &m.message.routing_key,
                             remaining,
                         );
-                        codec::write_content(&mut self.wbuf, id, &m.message.properties, &m.message.body, self.frame_max);
-                        if !g.no_ack {
+                        codec::write_content(
+                            &mut self.wbuf,
+                            id,
+                            &m.message.properties,
+                            &m.message.body,
+                            self.frame_max,
+                        );
+                        if g.no_ack {
+                            q.log_ack(&m);
+                        } else {
+                            q.log_delivered(&m);
                             ch.unacked.push_back(Unacked { tag, queue: q, consumer: None, message: m });
                         }
                     }
@@ -1174,7 +1200,13 @@ impl Session {
                         TxOp::Publish { message, mandatory } => {
                             // The exchange may have gone since the publish.
                             let Ok(x) = utf8(&message.exchange).and_then(|n| vhost.exchange(n)) else { continue };
-                            self.route_and_enqueue(&vhost, &x, message, mandatory, id)?;
+                            let ticket = self.route_and_enqueue(&vhost, &x, message, mandatory, id)?;
+                            if ticket > 0 {
+                                if let Some(store) = self.broker.store() {
+                                    // RabbitMQ answers commit-ok once persistent publishes are on disk.
+                                    store.sync();
+                                }
+                            }
                         }
                         TxOp::Settle { delivery_tag, multiple, how } => {
                             self.settle_now(ch, delivery_tag, multiple, how)?;
@@ -1199,11 +1231,18 @@ impl Session {
     /// Runs after each wake-up: confirms for this batch's publishes, credit
     /// returned to queues, deliveries from the outbox into the write buffer.
     fn end_of_batch(&mut self, channels: &mut HashMap<u16, Channel>) {
+        // declare-ok for a durable object must not go out before it is on disk.
+        self.broker.persist_definitions();
+        let synced = self.broker.store().map(|s| s.synced()).unwrap_or(u64::MAX);
         for ch in channels.values_mut() {
-            if ch.confirm && ch.publish_seq > ch.confirmed_seq && !ch.closing && ch.tx.is_none() {
-                let multiple = ch.publish_seq - ch.confirmed_seq > 1;
-                codec::write_confirm(&mut self.wbuf, ch.id, ch.publish_seq, multiple, false);
-                ch.confirmed_seq = ch.publish_seq;
+            if !ch.confirm || ch.closing || ch.publish_seq == ch.confirmed_seq {
+                continue;
+            }
+            let upto = ch.confirmable(synced);
+            if upto > ch.confirmed_seq {
+                let multiple = upto - ch.confirmed_seq > 1;
+                codec::write_confirm(&mut self.wbuf, ch.id, upto, multiple, false);
+                ch.confirmed_seq = upto;
             }
         }
         if self.state != State::Open {
@@ -1238,7 +1277,8 @@ impl Session {
                         }
                         let live = consumer.is_active()
                             && channels.get(&consumer.channel).is_some_and(|ch| {
-                                !ch.closing && ch.consumers.get(&consumer.tag).is_some_and(|c| Arc::ptr_eq(c, &consumer))
+                                !ch.closing
+                                    && ch.consumers.get(&consumer.tag).is_some_and(|c| Arc::ptr_eq(c, &consumer))
                             });
                         let ch = match channels.get_mut(&consumer.channel) {
                             Some(ch) if live => ch,
@@ -1266,7 +1306,10 @@ impl Session {
                             &message.message.body,
                             self.frame_max,
                         );
-                        if !consumer.no_ack {
+                        if consumer.no_ack {
+                            consumer.queue.log_ack(&message);
+                        } else {
+                            consumer.queue.log_delivered(&message);
                             let queue = Arc::clone(&consumer.queue);
                             ch.unacked.push_back(Unacked { tag, queue, consumer: Some(consumer), message });
                         }

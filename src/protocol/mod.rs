@@ -4,10 +4,10 @@
 //! `frame` and `codec` do no I/O and hold no broker state; `connection` is
 //! the only place that touches a socket.
 
+mod channel;
 pub mod codec;
 pub mod connection;
 pub mod frame;
-mod channel;
 
 /// Runs `data` through the frame splitter and the decoders a peer's bytes
 /// reach (methods, content headers, properties), as the fuzz target and the

@@ -1,0 +1,124 @@
+//! Users and RabbitMQ-compatible password hashes, so that users exported
+//! from RabbitMQ log in to Warren with their passwords, and back.
+//!
+//! RabbitMQ's hash: base64(salt ++ H(salt ++ password)) with a 4-byte random
+//! salt and H = SHA-256 (`rabbit_password_hashing_sha256`, the default) or
+//! SHA-512 (`rabbit_password_hashing_sha512`).
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256, Sha512};
+
+use crate::store::definitions::UserDef;
+
+const SHA256: &str = "rabbit_password_hashing_sha256";
+const SHA512: &str = "rabbit_password_hashing_sha512";
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    password_hash: String,
+    hashing_algorithm: String,
+    pub tags: Vec<String>,
+    /// RabbitMQ's `loopback_users` default: guest may only log in from loopback.
+    pub loopback_only: bool,
+}
+
+fn hash(algorithm: &str, salt: &[u8], password: &str) -> Option<Vec<u8>> {
+    let mut out = salt.to_vec();
+    match algorithm {
+        SHA256 => out.extend(Sha256::new().chain_update(salt).chain_update(password).finalize()),
+        SHA512 => out.extend(Sha512::new().chain_update(salt).chain_update(password).finalize()),
+        _ => return None,
+    }
+    Some(out)
+}
+
+impl User {
+    pub fn new(name: &str, password: &str, tags: &[&str]) -> Self {
+        use rand::Rng;
+        let salt: [u8; 4] = rand::rng().random();
+        let digest = hash(SHA256, &salt, password).unwrap_or_default();
+        User {
+            name: name.to_owned(),
+            password_hash: base64::engine::general_purpose::STANDARD.encode(digest),
+            hashing_algorithm: SHA256.into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            loopback_only: name == "guest",
+        }
+    }
+
+    pub fn from_def(d: &UserDef) -> Result<Self, String> {
+        if !d.password_hash.is_empty() && ![SHA256, SHA512].contains(&d.hashing_algorithm.as_str()) {
+            return Err(format!(
+                "user '{}': unsupported hashing_algorithm '{}' (supported: {SHA256}, {SHA512})",
+                d.name, d.hashing_algorithm
+            ));
+        }
+        let tags = match &d.tags {
+            Value::String(s) => s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(String::from).collect(),
+            Value::Array(a) => a.iter().filter_map(|t| t.as_str().map(String::from)).collect(),
+            _ => Vec::new(),
+        };
+        Ok(User {
+            name: d.name.clone(),
+            password_hash: d.password_hash.clone(),
+            hashing_algorithm: d.hashing_algorithm.clone(),
+            tags,
+            loopback_only: d.name == "guest",
+        })
+    }
+
+    pub fn to_def(&self) -> UserDef {
+        UserDef {
+            name: self.name.clone(),
+            password_hash: self.password_hash.clone(),
+            hashing_algorithm: self.hashing_algorithm.clone(),
+            tags: Value::String(self.tags.join(",")),
+            limits: None,
+        }
+    }
+
+    /// An empty hash (a passwordless user) never matches, as in RabbitMQ.
+    pub fn check_password(&self, password: &str) -> bool {
+        let Ok(stored) = base64::engine::general_purpose::STANDARD.decode(&self.password_hash) else { return false };
+        if stored.len() < 5 {
+            return false;
+        }
+        hash(&self.hashing_algorithm, &stored[..4], password).is_some_and(|h| h == stored)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_a_hash_made_by_rabbitmq() {
+        // `rabbitmqctl hash_password guest` style: salt ++ sha256(salt ++ "guest")
+        let salt = [0x90, 0xd8, 0x26, 0x5b];
+        let mut v = salt.to_vec();
+        v.extend(Sha256::new().chain_update(salt).chain_update("guest").finalize());
+        let def = UserDef {
+            name: "guest".into(),
+            password_hash: base64::engine::general_purpose::STANDARD.encode(v),
+            hashing_algorithm: SHA256.into(),
+            tags: Value::String("administrator".into()),
+            limits: None,
+        };
+        let u = User::from_def(&def).unwrap();
+        assert!(u.check_password("guest"));
+        assert!(!u.check_password("Guest"));
+        assert_eq!(u.tags, vec!["administrator"]);
+        assert!(u.loopback_only);
+    }
+
+    #[test]
+    fn new_users_round_trip_through_definitions() {
+        let u = User::new("app", "s3cret", &["management"]);
+        assert!(u.check_password("s3cret"));
+        let back = User::from_def(&u.to_def()).unwrap();
+        assert!(back.check_password("s3cret"));
+        assert!(!back.loopback_only);
+    }
+}

@@ -1,0 +1,262 @@
+//! RabbitMQ's definitions JSON: the format of `GET /api/definitions`, of the
+//! files `rabbitmqctl export_definitions` and the management UI export, and of
+//! Warren's own `definitions.json` in the data directory. One format means a
+//! file exported from RabbitMQ loads as is, and ours loads into RabbitMQ.
+//!
+//! Also the argument-table conversion between AMQP field tables and JSON.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use amq_protocol::types::{AMQPValue, DecimalValue, FieldArray, FieldTable, LongString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Definitions {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbit_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rabbitmq_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product_version: Option<String>,
+    #[serde(default)]
+    pub users: Vec<UserDef>,
+    #[serde(default)]
+    pub vhosts: Vec<VhostDef>,
+    #[serde(default)]
+    pub permissions: Vec<PermissionDef>,
+    #[serde(default)]
+    pub topic_permissions: Vec<Value>,
+    #[serde(default)]
+    pub parameters: Vec<Value>,
+    #[serde(default)]
+    pub global_parameters: Vec<Value>,
+    #[serde(default)]
+    pub policies: Vec<Value>,
+    #[serde(default)]
+    pub queues: Vec<QueueDef>,
+    #[serde(default)]
+    pub exchanges: Vec<ExchangeDef>,
+    #[serde(default)]
+    pub bindings: Vec<BindingDef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct UserDef {
+    pub name: String,
+    #[serde(default)]
+    pub password_hash: String,
+    #[serde(default = "default_hashing")]
+    pub hashing_algorithm: String,
+    /// A comma-separated string in RabbitMQ 3.x exports, a list in newer ones.
+    #[serde(default)]
+    pub tags: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Value>,
+}
+
+fn default_hashing() -> String {
+    "rabbit_password_hashing_sha256".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VhostDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PermissionDef {
+    pub user: String,
+    pub vhost: String,
+    #[serde(default)]
+    pub configure: String,
+    #[serde(default)]
+    pub write: String,
+    #[serde(default)]
+    pub read: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueueDef {
+    pub name: String,
+    pub vhost: String,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExchangeDef {
+    pub name: String,
+    pub vhost: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub durable: bool,
+    #[serde(default)]
+    pub auto_delete: bool,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BindingDef {
+    pub source: String,
+    pub vhost: String,
+    pub destination: String,
+    /// "queue" or "exchange".
+    pub destination_type: String,
+    #[serde(default)]
+    pub routing_key: String,
+    #[serde(default)]
+    pub arguments: Map<String, Value>,
+}
+
+impl Definitions {
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+
+    pub fn load(path: &Path) -> io::Result<Self> {
+        let text = fs::read_to_string(path)?;
+        Self::from_json(&text).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: not a definitions file: {e}", path.display()))
+        })
+    }
+
+    /// Writes atomically: temp file, fsync, rename, fsync of the directory.
+    /// A crash leaves either the old file or the new one, never a mix.
+    pub fn save(&self, path: &Path) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+/// JSON as RabbitMQ writes arguments → an AMQP field table. Integers become
+/// signed 64-bit ("long"), as RabbitMQ does when it loads definitions.
+pub fn table_from_json(map: &Map<String, Value>) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in map {
+        if k.len() <= 255 {
+            t.insert(k.as_str().into(), value_from_json(v));
+        }
+    }
+    t
+}
+
+fn value_from_json(v: &Value) -> AMQPValue {
+    match v {
+        Value::Null => AMQPValue::Void,
+        Value::Bool(b) => AMQPValue::Boolean(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => AMQPValue::LongLongInt(i),
+            (None, Some(f)) => AMQPValue::Double(f),
+            _ => AMQPValue::Void,
+        },
+        Value::String(s) => AMQPValue::LongString(LongString::from(s.as_bytes().to_vec())),
+        Value::Array(a) => AMQPValue::FieldArray(FieldArray::from(a.iter().map(value_from_json).collect::<Vec<_>>())),
+        Value::Object(m) => AMQPValue::FieldTable(table_from_json(m)),
+    }
+}
+
+pub fn table_to_json(t: &FieldTable) -> Map<String, Value> {
+    t.inner().iter().map(|(k, v)| (k.as_str().to_owned(), value_to_json(v))).collect()
+}
+
+fn value_to_json(v: &AMQPValue) -> Value {
+    match v {
+        AMQPValue::Boolean(b) => Value::Bool(*b),
+        AMQPValue::ShortShortInt(i) => Value::from(*i),
+        AMQPValue::ShortShortUInt(i) => Value::from(*i),
+        AMQPValue::ShortInt(i) => Value::from(*i),
+        AMQPValue::ShortUInt(i) => Value::from(*i),
+        AMQPValue::LongInt(i) => Value::from(*i),
+        AMQPValue::LongUInt(i) => Value::from(*i),
+        AMQPValue::LongLongInt(i) => Value::from(*i),
+        AMQPValue::Timestamp(i) => Value::from(*i),
+        AMQPValue::Float(f) => Value::from(*f as f64),
+        AMQPValue::Double(f) => Value::from(*f),
+        AMQPValue::DecimalValue(DecimalValue { scale, value }) => {
+            Value::from(*value as f64 / 10f64.powi(*scale as i32))
+        }
+        AMQPValue::ShortString(s) => Value::String(s.as_str().to_owned()),
+        AMQPValue::LongString(s) => Value::String(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ByteArray(b) => Value::String(String::from_utf8_lossy(b.as_slice()).into_owned()),
+        AMQPValue::FieldArray(a) => Value::Array(a.as_slice().iter().map(value_to_json).collect()),
+        AMQPValue::FieldTable(t) => Value::Object(table_to_json(t)),
+        AMQPValue::Void => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shape of a file exported from RabbitMQ 3.10's management UI.
+    const RABBITMQ_EXPORT: &str = r#"{
+      "rabbit_version": "3.10.8", "rabbitmq_version": "3.10.8",
+      "product_name": "RabbitMQ", "product_version": "3.10.8",
+      "users": [{"name": "guest", "password_hash": "pGtcLUm2a1S41/5pNcc0wJ7b+QdCcfYRRoUxPpiQqFWYUhAE",
+                 "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": "administrator", "limits": {}}],
+      "vhosts": [{"name": "/"}],
+      "permissions": [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
+      "topic_permissions": [], "parameters": [], "global_parameters": [{"name": "cluster_name", "value": "rabbit@host"}],
+      "policies": [],
+      "queues": [{"name": "orders", "vhost": "/", "durable": true, "auto_delete": false,
+                  "arguments": {"x-queue-type": "classic", "x-max-length": 1000}}],
+      "exchanges": [{"name": "events", "vhost": "/", "type": "topic", "durable": true, "auto_delete": false,
+                     "internal": false, "arguments": {}}],
+      "bindings": [{"source": "events", "vhost": "/", "destination": "orders", "destination_type": "queue",
+                    "routing_key": "order.#", "arguments": {}}]
+    }"#;
+
+    #[test]
+    fn loads_a_rabbitmq_export_and_round_trips() {
+        let d = Definitions::from_json(RABBITMQ_EXPORT).unwrap();
+        assert_eq!(d.queues[0].name, "orders");
+        assert_eq!(d.exchanges[0].kind, "topic");
+        assert_eq!(d.bindings[0].routing_key, "order.#");
+        let args = table_from_json(&d.queues[0].arguments);
+        assert_eq!(args.inner().get("x-max-length"), Some(&AMQPValue::LongLongInt(1000)));
+        assert_eq!(table_to_json(&args), d.queues[0].arguments);
+        let again = Definitions::from_json(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(again, d);
+    }
+
+    #[test]
+    fn save_is_atomic_and_readable() {
+        let dir = std::env::temp_dir().join(format!("warren-defs-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("definitions.json");
+        let d = Definitions::from_json(RABBITMQ_EXPORT).unwrap();
+        d.save(&path).unwrap();
+        assert_eq!(Definitions::load(&path).unwrap(), d);
+        assert!(!path.with_extension("json.tmp").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
