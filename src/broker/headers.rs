@@ -73,6 +73,11 @@ fn values_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
     a == b
 }
 
+/// An integer field value of any width, as one number.
+pub fn as_number(v: &AMQPValue) -> Option<i128> {
+    as_int(v)
+}
+
 fn as_int(v: &AMQPValue) -> Option<i128> {
     Some(match *v {
         AMQPValue::ShortShortInt(i) => i as i128,

@@ -67,6 +67,98 @@ fn bool_str(b: bool) -> &'static str {
     }
 }
 
+/// The queue arguments RabbitMQ compares on redeclaration.
+const EQUIVALENT_QUEUE_ARGS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-length-bytes",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-single-active-consumer",
+    "x-queue-type",
+    "x-queue-master-locator",
+    "x-queue-leader-locator",
+];
+
+/// RabbitMQ's name for a field value's type, as its error texts print it.
+pub fn amqp_type_name(v: &AMQPValue) -> &'static str {
+    match v {
+        AMQPValue::Boolean(_) => "bool",
+        AMQPValue::ShortShortInt(_) => "byte",
+        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
+        AMQPValue::ShortInt(_) => "short",
+        AMQPValue::ShortUInt(_) => "unsignedshort",
+        AMQPValue::LongInt(_) => "signedint",
+        AMQPValue::LongUInt(_) => "unsignedint",
+        AMQPValue::LongLongInt(_) => "long",
+        AMQPValue::Float(_) => "float",
+        AMQPValue::Double(_) => "double",
+        AMQPValue::DecimalValue(_) => "decimal",
+        AMQPValue::ShortString(_) => "shortstr",
+        AMQPValue::LongString(_) => "longstr",
+        AMQPValue::FieldArray(_) => "array",
+        AMQPValue::Timestamp(_) => "timestamp",
+        AMQPValue::FieldTable(_) => "table",
+        AMQPValue::ByteArray(_) => "binary",
+        AMQPValue::Void => "void",
+    }
+}
+
+/// A field value printed as RabbitMQ prints it in error texts.
+pub fn amqp_value_text(v: &AMQPValue) -> String {
+    match v {
+        AMQPValue::Boolean(b) => b.to_string(),
+        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+        AMQPValue::ShortString(s) => s.as_str().to_owned(),
+        other => match super::headers::as_number(other) {
+            Some(n) => n.to_string(),
+            None => format!("{other:?}"),
+        },
+    }
+}
+
+fn check_args_equivalence(current: &FieldTable, received: &FieldTable, what: &str) -> AmqpResult<()> {
+    for key in EQUIVALENT_QUEUE_ARGS {
+        let (cur, new) = (current.inner().get(*key), received.inner().get(*key));
+        let describe = |v: Option<&AMQPValue>| match v {
+            None => "none".to_string(),
+            Some(v) => format!("the value '{}' of type '{}'", amqp_value_text(v), amqp_type_name(v)),
+        };
+        match (cur, new) {
+            (None, None) => {}
+            (Some(a), Some(b)) => {
+                let numeric = super::headers::as_number(a).is_some() && super::headers::as_number(b).is_some();
+                let same = if numeric {
+                    super::headers::as_number(a) == super::headers::as_number(b)
+                } else {
+                    a == b || (amqp_value_text(a) == amqp_value_text(b) && amqp_type_name(a) == amqp_type_name(b))
+                };
+                if !same {
+                    return Err(AmqpError::precondition_failed(format!(
+                        "inequivalent arg '{key}' for {what}: received '{}' but current is '{}'",
+                        amqp_value_text(b),
+                        amqp_value_text(a)
+                    )));
+                }
+            }
+            (a, b) => {
+                return Err(AmqpError::precondition_failed(format!(
+                    "inequivalent arg '{key}' for {what}: received {} but current is {}",
+                    describe(b),
+                    describe(a)
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Generates RabbitMQ-style names: `amq.gen-` / `amq.ctag-` plus 22 url-safe
 /// base64 characters of randomness.
 pub fn generated_name(prefix: &str) -> String {
@@ -280,11 +372,12 @@ impl Vhost {
         routing_key: &str,
         arguments: &FieldTable,
     ) -> AmqpResult<()> {
-        if destination.is_empty() {
+        // Like RabbitMQ, unbinding what does not exist (binding, source or
+        // destination) succeeds; only the default exchange is refused.
+        if destination.is_empty() || source.is_empty() {
             return Err(Self::default_exchange_refused());
         }
-        let src = self.check_bindable_source(source)?;
-        self.exchange(destination)?;
+        let Ok(src) = self.exchange(source) else { return Ok(()) };
         if src.unbind(&Destination::Exchange(destination.to_owned()), routing_key, arguments) {
             if src.durable {
                 self.durable_changed();
@@ -366,6 +459,7 @@ impl Vhost {
         if q.auto_delete != d.auto_delete {
             return Err(inequivalent("auto_delete", d.auto_delete, q.auto_delete));
         }
+        check_args_equivalence(&q.arguments, d.arguments, &format!("queue '{}' in vhost '{}'", name, self.name))?;
         Ok(QueueDeclareOk { name, message_count: q.message_count(), consumer_count: q.consumer_count() })
     }
 
@@ -397,8 +491,10 @@ impl Vhost {
         arguments: &FieldTable,
         connection_id: u64,
     ) -> AmqpResult<()> {
-        let x = self.check_bindable_source(exchange)?;
-        let q = self.queue(queue)?;
+        if exchange.is_empty() {
+            return Err(Self::default_exchange_refused());
+        }
+        let (Ok(x), Ok(q)) = (self.exchange(exchange), self.queue(queue)) else { return Ok(()) };
         q.check_exclusive(connection_id)?;
         let durable = x.durable && q.durable;
         if x.unbind(&Destination::Queue(q), routing_key, arguments) {

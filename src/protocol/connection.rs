@@ -23,7 +23,7 @@ use tokio::sync::watch;
 
 use super::channel::{BodyParts, Channel, PendingPublish, Settle, TxOp, Unacked};
 use super::codec::{self, decode_content_header, decode_method, DecodeError, Method};
-use super::frame::{split_frame, Frame, FrameError, FrameKind};
+use super::frame::{erlang_binary, split_frame, Frame, FrameKind};
 use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::Queue;
@@ -93,6 +93,9 @@ struct Session {
     exclusive_queues: Vec<Arc<Queue>>,
     /// Close the socket once the write buffer is flushed.
     close_after_flush: bool,
+    /// Drop the socket at once, saying nothing (RabbitMQ's answer to an
+    /// unknown method).
+    drop_now: bool,
     close_deadline: Option<Instant>,
 }
 
@@ -101,6 +104,12 @@ enum Next {
     Continue,
     /// Stop now (protocol violation during the handshake, close-ok received).
     Drop,
+}
+
+/// Decodes a method frame; `Err(None)` means "drop the connection without a
+/// word", as RabbitMQ does for methods it does not know.
+fn decode(payload: &Bytes) -> Result<Method, Option<AmqpError>> {
+    decode_method(payload).map_err(|e| decode_error(e, payload))
 }
 
 pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
@@ -113,7 +122,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         Ok(Ok(_)) => {}
         _ => return,
     }
-    if &header != PROTOCOL_HEADER {
+    // RabbitMQ also takes the 0-9 header some old clients send.
+    if &header != PROTOCOL_HEADER && &header != b"AMQP\x01\x01\x00\x09" {
         tracing::debug!(%peer, ?header, "refusing unsupported protocol header");
         let _ = wr.write_all(PROTOCOL_HEADER).await;
         let _ = wr.shutdown().await;
@@ -139,6 +149,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         kick: Vec::new(),
         exclusive_queues: Vec::new(),
         close_after_flush: false,
+        drop_now: false,
         close_deadline: None,
     };
     let mut channels: HashMap<u16, Channel> = HashMap::new();
@@ -341,15 +352,8 @@ impl Session {
                     if self.state == State::Closing {
                         return Next::Drop;
                     }
-                    let text = match e {
-                        FrameError::TooLarge { size, max } => {
-                            format!("frame size {size} exceeds the negotiated frame_max {max}")
-                        }
-                        FrameError::BadFrameEnd(b) => format!("bad frame end marker 0x{b:02x}"),
-                        FrameError::UnknownType(t) => format!("unknown frame type {t}"),
-                    };
                     if matches!(self.state, State::Open) {
-                        self.begin_close(AmqpError::new(ReplyCode::FrameError, text));
+                        self.begin_close(AmqpError::new(ReplyCode::FrameError, e));
                         // The stream is no longer framed: nothing more can be read.
                         self.close_after_flush = true;
                         return Next::Continue;
@@ -357,7 +361,11 @@ impl Session {
                     return Next::Drop;
                 }
             };
-            match self.handle_frame(frame, channels) {
+            let result = self.handle_frame(frame, channels);
+            if self.drop_now {
+                return Next::Drop;
+            }
+            match result {
                 Ok(Next::Continue) => {}
                 Ok(Next::Drop) => return Next::Drop,
                 Err(e) if e.scope == Scope::Connection || self.state != State::Open => {
@@ -382,7 +390,8 @@ impl Session {
             State::Open => {}
         }
         if frame.kind == FrameKind::Heartbeat {
-            return Ok(Next::Continue);
+            // Heartbeats belong on channel 0; RabbitMQ closes with 505 otherwise.
+            return if frame.channel == 0 { Ok(Next::Continue) } else { Err(unexpected_frame(&frame)) };
         }
         if frame.channel == 0 {
             return self.handle_connection_frame(frame, channels);
@@ -511,21 +520,19 @@ impl Session {
 
     fn handle_tune_ok(&mut self, ok: connection::TuneOk) -> AmqpResult<Next> {
         let ours = self.config.frame_max;
-        let frame_max = if ok.frame_max == 0 { ours } else { ok.frame_max };
-        if frame_max > ours || frame_max < FRAME_MIN_SIZE {
-            self.state = State::Open;
-            let reason = if frame_max > ours {
-                format!("frame_max={frame_max} > {ours} max size")
-            } else {
-                format!("frame_max={frame_max} < {FRAME_MIN_SIZE} min size")
-            };
-            return Err(AmqpError::not_allowed(reason));
+        // RabbitMQ refuses these before the connection is open by closing
+        // the socket without a word; so do we.
+        if ok.frame_max == 0 || ok.frame_max > ours || ok.frame_max < FRAME_MIN_SIZE || ok.channel_max == 0 {
+            tracing::info!(
+                peer = %self.peer,
+                frame_max = ok.frame_max,
+                channel_max = ok.channel_max,
+                "refusing tune-ok values outside the negotiable range"
+            );
+            return Ok(Next::Drop);
         }
-        self.frame_max = frame_max;
-        self.channel_max = match ok.channel_max {
-            0 => self.config.channel_max,
-            n => n.min(self.config.channel_max),
-        };
+        self.frame_max = ok.frame_max;
+        self.channel_max = ok.channel_max.min(self.config.channel_max);
         self.heartbeat = ok.heartbeat;
         self.state = State::AwaitOpen;
         Ok(Next::Continue)
@@ -557,12 +564,14 @@ impl Session {
 
     fn handle_connection_frame(&mut self, frame: Frame, channels: &mut HashMap<u16, Channel>) -> AmqpResult<Next> {
         if frame.kind != FrameKind::Method {
-            return Err(AmqpError::new(
-                ReplyCode::UnexpectedFrame,
-                "expected method frame, got non method frame instead",
-            ));
+            return Err(unexpected_frame(&frame));
         }
-        match decode_method(&frame.payload).map_err(decode_error)? {
+        let method = match decode(&frame.payload) {
+            Ok(m) => m,
+            Err(Some(e)) => return Err(e),
+            Err(None) => return Ok(Next::Drop),
+        };
+        match method {
             Method::Other(AMQPClass::Connection(m)) => match m {
                 connection::AMQPMethod::Close(_) => {
                     self.cleanup(channels);
@@ -579,12 +588,11 @@ impl Session {
                     );
                     Ok(Next::Continue)
                 }
-                other => Err(AmqpError::channel_error(format!(
-                    "unexpected method {} on channel 0",
-                    connection_method_name(&other)
-                ))),
+                _ => Err(AmqpError::channel_error("unexpected method in connection state running")
+                    .during_method(&frame.payload)),
             },
-            _ => Err(AmqpError::command_invalid("expected a connection method on channel 0")),
+            _ => Err(AmqpError::channel_error("unexpected method in connection state running")
+                .during_method(&frame.payload)),
         }
     }
 
@@ -598,14 +606,16 @@ impl Session {
                 Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::Open(_))))
             );
         if !is_open {
-            return Err(AmqpError::channel_error("expected 'channel.open'"));
+            let e = AmqpError::channel_error("expected 'channel.open'");
+            return Err(if frame.kind == FrameKind::Method { e.during_method(&frame.payload) } else { e });
         }
-        if id > self.channel_max {
+        // RabbitMQ's channel_max caps how many channels are open, not their numbers.
+        if channels.len() >= self.channel_max as usize {
             return Err(AmqpError::not_allowed(format!(
-                "channel id {id} exceeds the negotiated channel_max {}",
+                "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                channels.len(),
                 self.channel_max
-            ))
-            .during(20, 10));
+            )));
         }
         channels.insert(id, Channel::new(id));
         self.send(id, AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
@@ -691,9 +701,7 @@ impl Session {
 
     fn handle_channel_frame(&mut self, ch: &mut Channel, frame: Frame) -> AmqpResult<()> {
         match frame.kind {
-            FrameKind::Heartbeat => {
-                Err(AmqpError::new(ReplyCode::FrameError, format!("heartbeat frame on channel {}", frame.channel)))
-            }
+            FrameKind::Heartbeat => Err(unexpected_frame(&frame)),
             FrameKind::Header => self.handle_content_header(ch, frame.payload),
             FrameKind::Body => self.handle_content_body(ch, frame.payload),
             FrameKind::Method => {
@@ -705,7 +713,14 @@ impl Session {
                     };
                     return Err(AmqpError::new(ReplyCode::UnexpectedFrame, text));
                 }
-                let method = decode_method(&frame.payload).map_err(decode_error)?;
+                let method = match decode(&frame.payload) {
+                    Ok(m) => m,
+                    Err(Some(e)) => return Err(e),
+                    Err(None) => {
+                        self.drop_now = true;
+                        return Ok(());
+                    }
+                };
                 let (class_id, method_id) = method_ids(&frame.payload);
                 self.handle_method(ch, method).map_err(|e| e.during(class_id, method_id))
             }
@@ -776,6 +791,7 @@ impl Session {
         if p.immediate {
             return Err(fail(AmqpError::not_implemented("immediate=true")));
         }
+        self.check_user_id(&message).map_err(fail)?;
         let vhost = self.vhost()?;
         let exchange_name = utf8(&message.exchange).map_err(fail)?;
         let exchange = vhost.exchange(exchange_name).map_err(fail)?;
@@ -794,6 +810,25 @@ impl Session {
             ch.track_confirm(ticket);
         }
         Ok(())
+    }
+
+    /// RabbitMQ's validated user_id: a publish may only claim the user it
+    /// logged in as. The flag check keeps the full property decode off the
+    /// path of messages that carry no user_id.
+    fn check_user_id(&self, message: &Message) -> AmqpResult<()> {
+        const USER_ID_FLAG: u8 = 1 << 4;
+        if message.properties.get(1).is_none_or(|f| f & USER_ID_FLAG == 0) {
+            return Ok(());
+        }
+        let claimed = message.decode_properties().and_then(|p| p.user_id().clone());
+        match claimed {
+            Some(u) if u.as_str() != self.user => Err(AmqpError::precondition_failed(format!(
+                "user_id property set to '{}' but authenticated user was '{}'",
+                u.as_str(),
+                self.user
+            ))),
+            _ => Ok(()),
+        }
     }
 
     fn route_and_enqueue(
@@ -1366,16 +1401,39 @@ impl Session {
     }
 }
 
-fn decode_error(e: DecodeError) -> AmqpError {
+/// RabbitMQ closes with 501 "cannot decode <<args>>" for malformed method
+/// arguments. An unknown class or method it does not answer at all: the
+/// socket is dropped (`None`).
+fn decode_error(e: DecodeError, payload: &Bytes) -> Option<AmqpError> {
     match e {
-        DecodeError::UnknownMethod { class_id, method_id } => {
-            AmqpError::new(ReplyCode::CommandInvalid, format!("unknown method {class_id}/{method_id}"))
-                .during(class_id, method_id)
-        }
+        DecodeError::UnknownMethod { .. } => None,
         DecodeError::Malformed { class_id, method_id } => {
-            AmqpError::new(ReplyCode::SyntaxError, format!("malformed arguments for method {class_id}/{method_id}"))
-                .during(class_id, method_id)
+            let args = payload.get(4..).unwrap_or_default();
+            Some(
+                AmqpError::new(ReplyCode::FrameError, format!("cannot decode {}", erlang_binary(args)))
+                    .during(class_id, method_id),
+            )
         }
+    }
+}
+
+/// RabbitMQ's 505 for a frame that makes no sense where it arrived.
+fn unexpected_frame(frame: &Frame) -> AmqpError {
+    let kind = match frame.kind {
+        FrameKind::Method => 1,
+        FrameKind::Header => 2,
+        FrameKind::Body => 3,
+        FrameKind::Heartbeat => 8,
+    };
+    let which = if frame.payload.len() > 16 { "first" } else { "all" };
+    let snippet = &frame.payload[..frame.payload.len().min(16)];
+    AmqpError::new(ReplyCode::UnexpectedFrame, format!("type {kind}, {which} octets = {}", erlang_binary(snippet)))
+}
+
+impl AmqpError {
+    fn during_method(self, payload: &Bytes) -> Self {
+        let (c, m) = method_ids(payload);
+        self.during(c, m)
     }
 }
 
@@ -1386,19 +1444,6 @@ fn method_ids(payload: &Bytes) -> (u16, u16) {
     (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]]))
 }
 
-fn connection_method_name(m: &connection::AMQPMethod) -> &'static str {
-    match m {
-        connection::AMQPMethod::Start(_) => "connection.start",
-        connection::AMQPMethod::StartOk(_) => "connection.start_ok",
-        connection::AMQPMethod::Secure(_) => "connection.secure",
-        connection::AMQPMethod::SecureOk(_) => "connection.secure_ok",
-        connection::AMQPMethod::Tune(_) => "connection.tune",
-        connection::AMQPMethod::TuneOk(_) => "connection.tune_ok",
-        connection::AMQPMethod::Open(_) => "connection.open",
-        connection::AMQPMethod::OpenOk(_) => "connection.open_ok",
-        _ => "connection method",
-    }
-}
 
 /// PLAIN: `authzid \0 user \0 password`.
 fn parse_plain(response: &[u8]) -> Option<(String, String)> {

@@ -34,48 +34,106 @@ pub struct Frame {
     pub payload: Bytes,
 }
 
-/// Why the byte stream cannot be framed. Every variant closes the connection
-/// with 501 FRAME_ERROR.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum FrameError {
-    #[error("frame_too_large: frame size {size} exceeds the negotiated maximum {max}")]
-    TooLarge { size: u64, max: u32 },
-    #[error("bad frame end marker 0x{0:02x}, expected 0xce")]
+/// Why the byte stream cannot be framed. Every case closes the connection
+/// with 501 FRAME_ERROR; `Display` is RabbitMQ's reply text after the
+/// `FRAME_ERROR - ` prefix.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FrameError {
+    /// The frame type octet as received.
+    pub frame_type: u8,
+    /// The payload (or its first 16 octets) as RabbitMQ quotes it.
+    pub payload: Bytes,
+    pub reason: FrameErrorReason,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameErrorReason {
+    /// Payload size and the largest payload frame_max allows.
+    TooLarge { size: u64, max: u64 },
     BadFrameEnd(u8),
-    #[error("unknown frame type {0}")]
-    UnknownType(u8),
+    UnknownType,
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let which = if self.payload.len() > 16 { "first" } else { "all" };
+        let snippet = &self.payload[..self.payload.len().min(16)];
+        write!(f, "type {}, {which} octets = {}: ", self.frame_type, erlang_binary(snippet))?;
+        match self.reason {
+            FrameErrorReason::TooLarge { size, max } => write!(f, "{{frame_too_large,{size},{max}}}"),
+            FrameErrorReason::BadFrameEnd(b) => write!(f, "{{invalid_frame_end_marker,{b}}}"),
+            FrameErrorReason::UnknownType => write!(f, "unknown_frame"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+/// Formats bytes the way Erlang's `~p` prints a binary, as RabbitMQ's
+/// error texts quote them: `<<"text">>` when printable, else `<<0,20,255>>`.
+pub fn erlang_binary(bytes: &[u8]) -> String {
+    let printable = !bytes.is_empty()
+        && bytes.iter().all(|&b| matches!(b, 32..=126 | 160..=255 | 8..=13 | 27));
+    if !printable {
+        let parts: Vec<String> = bytes.iter().map(|b| b.to_string()).collect();
+        return format!("<<{}>>", parts.join(","));
+    }
+    let mut s = String::from("<<\"");
+    for &b in bytes {
+        match b {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            b'\t' => s.push_str("\\t"),
+            b'\r' => s.push_str("\\r"),
+            8 => s.push_str("\\b"),
+            11 => s.push_str("\\v"),
+            12 => s.push_str("\\f"),
+            27 => s.push_str("\\e"),
+            _ => s.push(b as char),
+        }
+    }
+    s.push_str("\">>");
+    s
 }
 
 /// Cuts the next complete frame from `buf`, or returns `Ok(None)` when more
 /// bytes are needed. `frame_max` is the whole frame's size limit including
-/// header and frame-end octet, as the spec defines it.
+/// header and frame-end octet, as the spec defines it. Checks run in
+/// RabbitMQ's order: size (before buffering), end marker, then type.
 pub fn split_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
     if buf.len() < FRAME_HEADER_SIZE {
         return Ok(None);
     }
-    let kind = match buf[0] {
-        FRAME_METHOD => FrameKind::Method,
-        FRAME_HEADER => FrameKind::Header,
-        FRAME_BODY => FrameKind::Body,
-        FRAME_HEARTBEAT => FrameKind::Heartbeat,
-        other => return Err(FrameError::UnknownType(other)),
-    };
+    let frame_type = buf[0];
     let channel = u16::from_be_bytes([buf[1], buf[2]]);
     let size = u32::from_be_bytes([buf[3], buf[4], buf[5], buf[6]]) as usize;
-    let total = size as u64 + FRAME_OVERHEAD as u64;
-    if total > frame_max as u64 {
-        return Err(FrameError::TooLarge { size: total, max: frame_max });
+    let max_payload = (frame_max as u64).saturating_sub(FRAME_OVERHEAD as u64);
+    if size as u64 > max_payload {
+        return Err(FrameError {
+            frame_type,
+            payload: Bytes::new(),
+            reason: FrameErrorReason::TooLarge { size: size as u64, max: max_payload },
+        });
     }
-    let total = total as usize;
+    let total = size + FRAME_OVERHEAD;
     if buf.len() < total {
         // Reserve now so the next read brings the rest in one go.
         buf.reserve(total - buf.len());
         return Ok(None);
     }
     let end = buf[total - 1];
+    let payload_of = |buf: &BytesMut| Bytes::copy_from_slice(&buf[FRAME_HEADER_SIZE..FRAME_HEADER_SIZE + size]);
     if end != FRAME_END {
-        return Err(FrameError::BadFrameEnd(end));
+        return Err(FrameError { frame_type, payload: payload_of(buf), reason: FrameErrorReason::BadFrameEnd(end) });
     }
+    let kind = match frame_type {
+        FRAME_METHOD => FrameKind::Method,
+        FRAME_HEADER => FrameKind::Header,
+        FRAME_BODY => FrameKind::Body,
+        FRAME_HEARTBEAT => FrameKind::Heartbeat,
+        _ => return Err(FrameError { frame_type, payload: payload_of(buf), reason: FrameErrorReason::UnknownType }),
+    };
     buf.advance(FRAME_HEADER_SIZE);
     let payload = buf.split_to(size).freeze();
     buf.advance(1);
@@ -120,7 +178,8 @@ mod tests {
     #[test]
     fn oversize_is_refused_before_the_payload_arrives() {
         let mut buf = BytesMut::from(&[FRAME_BODY, 0, 1, 0xff, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(split_frame(&mut buf, 131072), Err(FrameError::TooLarge { .. })));
+        let err = split_frame(&mut buf, 131072).unwrap_err();
+        assert_eq!(err.to_string(), "type 3, all octets = <<>>: {frame_too_large,4294967295,131064}");
         let ok = frame_bytes(FRAME_BODY, 1, &[0u8; 4088]);
         assert!(split_frame(&mut BytesMut::from(&ok[..]), 4096).unwrap().is_some());
         let big = frame_bytes(FRAME_BODY, 1, &[0u8; 4089]);
@@ -129,10 +188,15 @@ mod tests {
 
     #[test]
     fn bad_end_and_unknown_type() {
-        let mut bad = frame_bytes(FRAME_METHOD, 1, b"x");
+        let mut bad = frame_bytes(FRAME_METHOD, 1, &[0, 20, 0, 10, 0]);
         *bad.last_mut().unwrap() = 0;
-        assert_eq!(split_frame(&mut BytesMut::from(&bad[..]), 4096), Err(FrameError::BadFrameEnd(0)));
-        let unknown = frame_bytes(9, 1, b"x");
-        assert_eq!(split_frame(&mut BytesMut::from(&unknown[..]), 4096), Err(FrameError::UnknownType(9)));
+        let err = split_frame(&mut BytesMut::from(&bad[..]), 4096).unwrap_err();
+        assert_eq!(err.to_string(), "type 1, all octets = <<0,20,0,10,0>>: {invalid_frame_end_marker,0}");
+        let unknown = frame_bytes(7, 1, b"zz");
+        let err = split_frame(&mut BytesMut::from(&unknown[..]), 4096).unwrap_err();
+        assert_eq!(err.to_string(), "type 7, all octets = <<\"zz\">>: unknown_frame");
+        let long = frame_bytes(7, 1, &[1u8; 20]);
+        let err = split_frame(&mut BytesMut::from(&long[..]), 4096).unwrap_err();
+        assert!(err.to_string().starts_with("type 7, first octets = <<1,1,"));
     }
 }

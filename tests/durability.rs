@@ -1,0 +1,195 @@
+//! Durable definitions and persistent messages survive a restart, in process
+//! and as a process; transient ones do not.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use futures_lite::StreamExt;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+
+mod process;
+
+fn data_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("warren-durability-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn config(dir: &Path) -> warren::Config {
+    warren::Config { data_dir: Some(dir.to_owned()), ..warren::Config::ephemeral() }
+}
+
+async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), f).await.expect("timed out")
+}
+
+async fn channel(uri: &str) -> (Connection, Channel) {
+    let c = within(Connection::connect(uri, ConnectionProperties::default())).await.unwrap();
+    let ch = within(c.create_channel()).await.unwrap();
+    (c, ch)
+}
+
+fn persistent() -> BasicProperties {
+    BasicProperties::default().with_delivery_mode(2)
+}
+
+async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
+    let confirm = within(ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props))
+        .await
+        .unwrap();
+    assert!(within(confirm).await.unwrap().is_ack());
+}
+
+async fn drain(ch: &Channel, queue: &str) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
+    while let Some(m) = within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await.unwrap() {
+        out.push((String::from_utf8(m.delivery.data.clone()).unwrap(), m.delivery.redelivered));
+    }
+    out
+}
+
+#[tokio::test]
+async fn definitions_and_persistent_messages_survive_an_in_process_restart() {
+    let dir = data_dir("inproc");
+    let server = warren::Server::start(config(&dir)).await.unwrap();
+    let (c, ch) = channel(&server.amqp_uri()).await;
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    within(ch.exchange_declare("orders".into(), lapin::ExchangeKind::Topic, durable, FieldTable::default()))
+        .await
+        .unwrap();
+    let dq = QueueDeclareOptions { durable: true, ..Default::default() };
+    within(ch.queue_declare("orders.eu".into(), dq, FieldTable::default())).await.unwrap();
+    within(ch.queue_declare("scratch".into(), QueueDeclareOptions::default(), FieldTable::default())).await.unwrap();
+    within(ch.queue_bind(
+        "orders.eu".into(),
+        "orders".into(),
+        "eu.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    for i in 0..10 {
+        publish(&ch, "orders", "eu.fr", format!("p{i}").as_bytes(), persistent()).await;
+    }
+    publish(&ch, "orders", "eu.de", b"transient", BasicProperties::default()).await;
+    publish(&ch, "", "scratch", b"gone", persistent()).await;
+    // One delivered and acked, one delivered and left unacked.
+    let first = within(ch.basic_get("orders.eu".into(), BasicGetOptions::default())).await.unwrap().unwrap();
+    within(first.delivery.acker.ack(BasicAckOptions::default())).await.unwrap();
+    let _second = within(ch.basic_get("orders.eu".into(), BasicGetOptions::default())).await.unwrap().unwrap();
+    drop(c);
+    server.shutdown().await;
+
+    let server = warren::Server::start(config(&dir)).await.unwrap();
+    let (_c, ch) = channel(&server.amqp_uri()).await;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    let err = within(ch.queue_declare("scratch".into(), passive, FieldTable::default())).await.unwrap_err();
+    assert!(err.to_string().contains("NOT_FOUND"), "{err}");
+    let (_c, ch) = channel(&server.amqp_uri()).await;
+    // The binding came back: a new publish routes.
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    publish(&ch, "orders", "eu.it", b"after", persistent()).await;
+    let got = drain(&ch, "orders.eu").await;
+    let mut expected: Vec<(String, bool)> = vec![("p1".into(), true)];
+    expected.extend((2..10).map(|i| (format!("p{i}"), false)));
+    expected.push(("after".into(), false));
+    assert_eq!(got, expected);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_rabbitmq_definitions_file_loads_at_boot() {
+    let dir = data_dir("defs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("export.json");
+    std::fs::write(
+        &file,
+        r#"{"rabbit_version":"3.10.8","users":[{"name":"guest","password_hash":"dRu1UHEG716dkh29oPp8ecdUKhQZvzAygTrzziYt3J6NAzXt","hashing_algorithm":"rabbit_password_hashing_sha256","tags":"administrator","limits":{}}],
+           "vhosts":[{"name":"/"},{"name":"staging"}],
+           "permissions":[{"user":"guest","vhost":"/","configure":".*","write":".*","read":".*"}],
+           "topic_permissions":[],"parameters":[],"global_parameters":[],"policies":[],
+           "queues":[{"name":"jobs","vhost":"/","durable":true,"auto_delete":false,"arguments":{"x-queue-type":"classic"}}],
+           "exchanges":[{"name":"work","vhost":"/","type":"direct","durable":true,"auto_delete":false,"internal":false,"arguments":{}}],
+           "bindings":[{"source":"work","vhost":"/","destination":"jobs","destination_type":"queue","routing_key":"run","arguments":{}}]}"#,
+    )
+    .unwrap();
+    let cfg = warren::Config { definitions: Some(file), ..warren::Config::ephemeral() };
+    let server = warren::Server::start(cfg).await.unwrap();
+    // The hash above is RabbitMQ's for the password "guest".
+    let (_c, ch) = channel(&server.amqp_uri()).await;
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    publish(&ch, "work", "run", b"job-1", BasicProperties::default()).await;
+    assert_eq!(drain(&ch, "jobs").await, vec![("job-1".to_string(), false)]);
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_binary_restores_after_sigterm_and_refuses_a_locked_directory() {
+    let dir = data_dir("binary");
+    let bin = env!("CARGO_BIN_EXE_warren");
+    let broker = process::Broker::start(&dir);
+    let uri = broker.uri.clone();
+    {
+        let (_c, ch) = channel(&uri).await;
+        within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+        let dq = QueueDeclareOptions { durable: true, ..Default::default() };
+        within(ch.queue_declare("kept".into(), dq, FieldTable::default())).await.unwrap();
+        publish(&ch, "", "kept", b"one", persistent()).await;
+    }
+    // A second Warren on the same directory says why and exits non-zero.
+    let second = std::process::Command::new(bin)
+        .args(["--bind", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another running Warren"));
+
+    // SIGTERM: a clean stop, exit 0.
+    assert!(broker.terminate(), "warren did not exit 0 on SIGTERM");
+    assert!(dir.join("clean_shutdown").exists());
+
+    let broker = process::Broker::start(&dir);
+    let (_c, ch) = channel(&broker.uri).await;
+    assert_eq!(drain(&ch, "kept").await, vec![("one".to_string(), false)]);
+    broker.kill9();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn consumers_get_recovered_messages_in_order() {
+    let dir = data_dir("order");
+    let server = warren::Server::start(config(&dir)).await.unwrap();
+    {
+        let (_c, ch) = channel(&server.amqp_uri()).await;
+        within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+        let dq = QueueDeclareOptions { durable: true, ..Default::default() };
+        within(ch.queue_declare("ordered".into(), dq, FieldTable::default())).await.unwrap();
+        for i in 0..500 {
+            publish(&ch, "", "ordered", format!("{i}").as_bytes(), persistent()).await;
+        }
+    }
+    server.shutdown().await;
+    let server = warren::Server::start(config(&dir)).await.unwrap();
+    let (_c, ch) = channel(&server.amqp_uri()).await;
+    let mut consumer = within(ch.basic_consume(
+        "ordered".into(),
+        "".into(),
+        BasicConsumeOptions { no_ack: true, ..Default::default() },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    for i in 0..500 {
+        let d = within(consumer.next()).await.unwrap().unwrap();
+        assert_eq!(String::from_utf8(d.data).unwrap(), i.to_string());
+    }
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,54 @@
+//! Runs the `warren` binary as a child process on a free loopback port.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::Duration;
+
+pub struct Broker {
+    pub child: Child,
+    pub uri: String,
+    pub port: u16,
+}
+
+impl Broker {
+    /// Starts `warren` on `data_dir` and waits (bounded) until it listens.
+    pub fn start(data_dir: &Path) -> Broker {
+        let port_file = data_dir.with_extension("port");
+        let _ = std::fs::remove_file(&port_file);
+        let child = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn", "--data-dir"])
+            .arg(data_dir)
+            .arg("--port-file")
+            .arg(&port_file)
+            .spawn()
+            .expect("spawning warren");
+        for _ in 0..400 {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                if let Ok(port) = p.trim().parse::<u16>() {
+                    return Broker { child, uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"), port };
+                }
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("warren did not write its port file within 10 s");
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait; returns whether it exited 0.
+    pub fn terminate(mut self) -> bool {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
