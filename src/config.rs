@@ -23,6 +23,9 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// A RabbitMQ definitions file imported at start.
     pub definitions: Option<PathBuf>,
+    /// The memory alarm threshold (RabbitMQ's vm_memory_high_watermark): a
+    /// fraction of total RAM when ≤ 1.0, else bytes. 0 disables the alarm.
+    pub memory_high_watermark: f64,
 }
 
 impl Default for Config {
@@ -38,11 +41,27 @@ impl Default for Config {
             channel_max: 2047,
             data_dir: None,
             definitions: None,
+            memory_high_watermark: 0.4,
         }
     }
 }
 
 impl Config {
+    /// The memory alarm threshold in bytes, if any.
+    pub fn memory_limit(&self) -> Option<u64> {
+        let w = self.memory_high_watermark;
+        if w <= 0.0 {
+            return None;
+        }
+        if w > 1.0 {
+            return Some(w as u64);
+        }
+        let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some((kb * 1024.0 * w) as u64)
+    }
+
     /// `$XDG_DATA_HOME/warren`, else `~/.local/share/warren`.
     pub fn default_data_dir() -> Option<PathBuf> {
         if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {

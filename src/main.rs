@@ -68,6 +68,10 @@ struct ServeArgs {
     /// at start.
     #[arg(long, env = "WARREN_DEFINITIONS")]
     definitions: Option<PathBuf>,
+    /// Block publishers while resident memory is above this: a fraction of
+    /// RAM (≤ 1.0) or bytes; 0 disables. RabbitMQ's vm_memory_high_watermark.
+    #[arg(long, default_value_t = 0.4)]
+    memory_high_watermark: f64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -110,6 +114,7 @@ fn serve(cli: ServeArgs) -> anyhow::Result<()> {
                 )?)
             },
             definitions: cli.definitions,
+            memory_high_watermark: cli.memory_high_watermark,
         };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config, cli.port_file))

@@ -33,7 +33,10 @@ impl Server {
         let addr = listener.local_addr()?;
         let broker = Arc::new(Broker::open(&config).map_err(std::io::Error::other)?);
         let (stop, stop_rx) = watch::channel(false);
-        let ctx = ConnectionContext { broker: Arc::clone(&broker), config: Arc::new(config), shutdown: stop_rx };
+        let (alarm_tx, alarm) = watch::channel(false);
+        let limit = config.memory_limit();
+        let ctx = ConnectionContext { broker: Arc::clone(&broker), config: Arc::new(config), shutdown: stop_rx, alarm };
+        tokio::spawn(memory_monitor(limit, alarm_tx, ctx.shutdown.clone()));
         let accept_task = tokio::spawn(accept_loop(listener, ctx));
         Ok(Server { addr, broker, stop, accept_task: Some(accept_task) })
     }
@@ -68,8 +71,62 @@ impl Drop for Server {
     }
 }
 
+/// Raises the memory alarm while the broker's resident memory is above
+/// `limit` bytes (RabbitMQ's vm_memory_high_watermark): publishers are
+/// blocked until it drops below again.
+async fn memory_monitor(limit: Option<u64>, alarm: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
+    let Some(limit) = limit else { return };
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let Some(rss) = resident_bytes() else { return };
+        let on = rss > limit;
+        if on != *alarm.borrow() {
+            if on {
+                tracing::warn!(
+                    "memory alarm: resident {} MiB above the {} MiB watermark; blocking publishers",
+                    rss >> 20,
+                    limit >> 20
+                );
+            } else {
+                tracing::info!("memory alarm cleared: resident {} MiB", rss >> 20);
+            }
+            let _ = alarm.send(on);
+        }
+    }
+}
+
+/// VmRSS of this process, from /proc (Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// How often message TTLs and queue expiry are checked. RabbitMQ expires
+/// with timers; a short sweep gives the same observable result.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(25);
+
 async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
     let mut stop = ctx.shutdown.clone();
+    let sweeper = {
+        let broker = Arc::clone(&ctx.broker);
+        let mut stop = ctx.shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => broker.sweep(),
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -92,6 +149,7 @@ async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();
     }
+    let _ = sweeper.await;
     // Connections are gone: flush the store and mark the shutdown clean.
     let broker = ctx.broker;
     let _ = tokio::task::spawn_blocking(move || broker.close()).await;

@@ -369,6 +369,7 @@ class Connection:
         self.open_ok = None
         self.send_raw(b"AMQP\x00\x00\x09\x01")
         start = self._wait_conn(spec.Connection.Start, timeout)
+        self.start = start
         self.server_properties = start.server_properties
         resp = b"\x00" + self.user.encode() + b"\x00" + self.password.encode()
         self.send_method(0, spec.Connection.StartOk(

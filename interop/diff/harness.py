@@ -315,9 +315,72 @@ class RChannel:
         evs = self.ch.take_events()
         for e in evs:
             self.t.rec(f"{self.label} {render_event(e)}")
-        if not evs and False:
-            pass
         return evs
+
+    def confirms(self, upto, timeout=3.0, bodies=None):
+        """Wait until publisher confirms cover delivery tags 1..upto and
+        record, per tag not yet recorded, Ack/Nack and whether its
+        basic.return (if any) came first. Acks may legitimately be
+        coalesced (multiple=True) or arrive out of order across queues,
+        so the raw event order is not compared."""
+        st = getattr(self, "_confirm_state", None)
+        if st is None:
+            st = self._confirm_state = {"outcome": {}, "returned": set(), "recorded": set(),
+                                        "seq": 0}
+        outcome, returned = st["outcome"], st["returned"]
+
+        def absorb():
+            for e in self.ch.take_events():
+                if isinstance(e, Message):
+                    body = e.body.decode(errors="replace")
+                    self.t.rec(f"{self.label} {render_event(e)}")
+                    returned.add(body)
+                    st.setdefault("returned_order", []).append(body)
+                    continue
+                if isinstance(e, (spec.Basic.Ack, spec.Basic.Nack)):
+                    kind = "ack" if isinstance(e, spec.Basic.Ack) else "nack"
+                    tags = [e.delivery_tag] if not e.multiple else \
+                        [n for n in range(1, e.delivery_tag + 1) if n not in outcome]
+                    for n in tags:
+                        if n in outcome:
+                            outcome[n] = "DUPLICATE " + kind
+                        else:
+                            outcome[n] = (kind, len(st.get("returned_order", [])))
+                    continue
+                self.t.rec(f"{self.label} {render_event(e)}")
+
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                absorb()
+                if all(n in outcome for n in range(1, upto + 1)):
+                    break
+                if self.ch.closed:
+                    raise self.ch.closed
+                if not self.ch.conn.pump(deadline):
+                    break
+            self.ch.poll(0.05)
+            absorb()
+        except AMQPError as e:
+            self.t.rec_error(e, f"{self.label} waiting for confirms")
+            raise
+        for n in sorted(set(outcome) | set(range(1, upto + 1))):
+            if n in st["recorded"]:
+                continue
+            st["recorded"].add(n)
+            o = outcome.get(n, "missing")
+            extra = ""
+            if isinstance(o, tuple):
+                kind, seen = o
+                o = kind
+                if bodies is not None and n <= len(bodies):
+                    order = st.get("returned_order", [])
+                    b = bodies[n - 1]
+                    if b in order:
+                        extra = " (returned " + ("before" if order.index(b) < seen else "AFTER") + \
+                            " its confirm)"
+            self.t.rec(f"{self.label} confirm tag={n} {o}{extra}")
+        return outcome
 
     def wait_close(self, timeout=3.0):
         """Wait for the broker to close this channel; record the outcome."""
@@ -363,6 +426,8 @@ class T:
         self._conn = None
         self._pubch = None
         self._nconn = 0
+        self._probe = None
+        self._probe_ch = None
 
     # naming
     def name(self, suffix: str) -> str:
@@ -494,22 +559,22 @@ class T:
             time.sleep(interval)
 
     def count(self, queue, timeout=amqp.DEFAULT_RPC_TIMEOUT):
-        """message_count of a queue via a passive declare on a throwaway
-        channel; not recorded. Returns None if the queue is missing."""
-        c = self.conn
+        """message_count of a queue via a passive declare on a separate,
+        unrecorded probe connection (so that polling does not change the
+        channel numbers the scenario records). None if the queue is missing
+        (or locked); note that a passive declare counts as use for x-expires."""
         try:
-            ch = c.channel()
-        except AMQPError:
-            return None
-        try:
-            r = ch.rpc(spec.Queue.Declare(queue=queue, passive=True), timeout=timeout)
+            if self._probe is None or self._probe.closed:
+                self._probe = amqp.Connection(self.url, timeout=timeout)
+                self._probe_ch = None
+            if self._probe_ch is None or self._probe_ch.closed:
+                self._probe_ch = self._probe.channel()
+            r = self._probe_ch.rpc(spec.Queue.Declare(queue=queue, passive=True), timeout=timeout)
+            return r.message_count
         except ChannelClosed:
             return None
-        try:
-            ch.rpc(spec.Channel.Close(reply_code=200, reply_text="", class_id=0, method_id=0))
         except AMQPError:
-            pass
-        return r.message_count
+            return None
 
     def wait_count(self, queue, n, timeout=3.0):
         """Poll until queue holds n messages (or is missing when n is None)."""
@@ -530,6 +595,8 @@ class T:
                 self.rec(f"{rc.label} (unconsumed) {render_event(e)}")
         for c in self.conns:
             c.abort()
+        if self._probe is not None:
+            self._probe.abort()
 
     def cleanup(self):
         if not self.created:

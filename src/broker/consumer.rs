@@ -54,6 +54,8 @@ pub struct Consumer {
     pub queue: Arc<Queue>,
     pub no_ack: bool,
     pub exclusive: bool,
+    /// `x-priority`: higher-priority consumers are served first.
+    pub priority: i32,
     /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = none.
     pub prefetch: u32,
     unacked: AtomicU32,
@@ -84,6 +86,7 @@ impl Consumer {
             queue,
             no_ack,
             exclusive,
+            priority: 0,
             prefetch,
             unacked: AtomicU32::new(0),
             pending: AtomicU32::new(0),
@@ -91,6 +94,11 @@ impl Consumer {
             outbox,
             active: AtomicBool::new(true),
         }
+    }
+
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
     }
 
     /// Takes credit for one delivery, or says the consumer is full. Called by
@@ -143,6 +151,13 @@ pub enum OutboxItem {
     Cancel {
         channel: u16,
         consumer_tag: String,
+    },
+    /// A reply sent to this connection's direct reply-to consumer
+    /// (`amq.rabbitmq.reply-to`): no queue, no ack.
+    DirectReply {
+        channel: u16,
+        consumer_tag: String,
+        message: Arc<super::message::Message>,
     },
 }
 

@@ -15,12 +15,28 @@ pub struct Message {
     pub body: Bytes,
     /// delivery_mode 2: written to the log of every durable queue it reaches.
     pub persistent: bool,
+    /// The priority property, for priority queues.
+    pub priority: u8,
+    /// The per-message TTL (the `expiration` property), in milliseconds.
+    pub expiration: Option<u64>,
 }
 
 impl Message {
     pub fn new(exchange: Bytes, routing_key: Bytes, properties: Bytes, body: Bytes) -> Self {
-        let persistent = delivery_mode(&properties) == Some(2);
-        Message { exchange, routing_key, properties, body, persistent }
+        let scan = PropertyScan::new(&properties);
+        let expiration = scan
+            .expiration
+            .and_then(|r| std::str::from_utf8(&properties[r]).ok())
+            .and_then(|s| super::args::parse_expiration(s).ok());
+        Message {
+            exchange,
+            routing_key,
+            persistent: scan.delivery_mode == Some(2),
+            priority: scan.priority.unwrap_or(0),
+            expiration,
+            properties,
+            body,
+        }
     }
 
     /// Decodes the properties, for the features that need one (headers
@@ -28,6 +44,77 @@ impl Message {
     /// sent bytes that do not parse.
     pub fn decode_properties(&self) -> Option<AMQPProperties> {
         parse_properties(&self.properties[..]).ok().map(|(_, p)| p)
+    }
+}
+
+/// Where the properties a publish needs sit in the raw property bytes,
+/// found by skipping over the others: no allocation, no full decode.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PropertyScan {
+    pub flags: u16,
+    pub delivery_mode: Option<u8>,
+    pub priority: Option<u8>,
+    pub reply_to: Option<std::ops::Range<usize>>,
+    pub expiration: Option<std::ops::Range<usize>>,
+}
+
+pub const FLAG_HEADERS: u16 = 1 << 13;
+pub const FLAG_REPLY_TO: u16 = 1 << 9;
+pub const FLAG_EXPIRATION: u16 = 1 << 8;
+pub const FLAG_USER_ID: u16 = 1 << 4;
+
+impl PropertyScan {
+    /// Scans as far as `expiration`; malformed bytes end the scan early
+    /// (a later full decode reports them, if a feature needs one).
+    pub fn new(props: &[u8]) -> Self {
+        let mut out = PropertyScan::default();
+        let (Some(&a), Some(&b)) = (props.first(), props.get(1)) else { return out };
+        out.flags = u16::from_be_bytes([a, b]);
+        let flags = out.flags;
+        let mut at = 2usize;
+        let short = |at: &mut usize| -> Option<std::ops::Range<usize>> {
+            let n = *props.get(*at)? as usize;
+            let r = *at + 1..*at + 1 + n;
+            if r.end > props.len() {
+                return None;
+            }
+            *at = r.end;
+            Some(r)
+        };
+        for bit in (8..=15u16).rev() {
+            if flags & (1 << bit) == 0 {
+                continue;
+            }
+            let ok = match bit {
+                15 | 14 | 10 => short(&mut at).is_some(),
+                13 => match props.get(at..at + 4) {
+                    Some(l) => {
+                        at += 4 + u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize;
+                        at <= props.len()
+                    }
+                    None => false,
+                },
+                12 => {
+                    props.get(at).map(|v| out.delivery_mode = Some(*v)).is_some() && {
+                        at += 1;
+                        true
+                    }
+                }
+                11 => {
+                    props.get(at).map(|v| out.priority = Some(*v)).is_some() && {
+                        at += 1;
+                        true
+                    }
+                }
+                9 => short(&mut at).map(|r| out.reply_to = Some(r)).is_some(),
+                8 => short(&mut at).map(|r| out.expiration = Some(r)).is_some(),
+                _ => true,
+            };
+            if !ok {
+                break;
+            }
+        }
+        out
     }
 }
 
@@ -60,6 +147,24 @@ pub struct QueuedMessage {
     pub redelivered: bool,
     /// Written to the queue's log: its ack must be logged too.
     pub persisted: bool,
+    /// When it expires (`clock::now_ms` scale), from the queue's or the
+    /// message's TTL, whichever is shorter.
+    pub expires_at: Option<u64>,
+    /// Times it went back to the queue after a delivery (quorum queues
+    /// report it as `x-delivery-count`).
+    pub delivery_count: u32,
+}
+
+/// A monotonic millisecond clock shared by TTLs and queue expiry.
+pub mod clock {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+
+    static START: OnceLock<Instant> = OnceLock::new();
+
+    pub fn now_ms() -> u64 {
+        START.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
 }
 
 #[cfg(test)]

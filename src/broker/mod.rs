@@ -4,7 +4,9 @@
 //! values and return [`AmqpError`] carrying RabbitMQ's reply code and text.
 //! Durable definitions and persistent messages go through [`crate::store`].
 
+pub mod args;
 pub mod consumer;
+pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod headers;
@@ -50,9 +52,39 @@ pub struct Broker {
     /// A copy of `saved` readable without the lock: the per-batch check.
     saved_fast: AtomicU64,
     next_connection_id: AtomicU64,
+    /// Direct reply-to consumers by the key in their
+    /// `amq.rabbitmq.reply-to.<key>` address.
+    reply_to: DashMap<String, ReplyTarget>,
 }
 
+/// Where replies to one direct reply-to consumer go.
+#[derive(Clone, Debug)]
+pub struct ReplyTarget {
+    pub outbox: Arc<consumer::Outbox>,
+    pub channel: u16,
+    pub consumer_tag: String,
+}
+
+/// The pseudo-queue RabbitMQ offers for RPC replies without a reply queue.
+pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
 impl Broker {
+    pub fn register_reply_target(&self, target: ReplyTarget) -> String {
+        let name = vhost::generated_name("k");
+        let key = name.trim_start_matches("k-").to_owned();
+        self.reply_to.insert(key.clone(), target);
+        key
+    }
+
+    pub fn unregister_reply_target(&self, key: &str) {
+        self.reply_to.remove(key);
+    }
+
+    /// The consumer behind an `amq.rabbitmq.reply-to.<key>` name.
+    pub fn reply_target(&self, name: &str) -> Option<ReplyTarget> {
+        let key = name.strip_prefix(REPLY_TO)?.strip_prefix('.')?;
+        self.reply_to.get(key).map(|t| t.clone())
+    }
     /// A broker that keeps nothing on disk, with one user and one vhost.
     pub fn in_memory(default_user: &str, default_pass: &str, default_vhost: &str) -> Self {
         let b = Broker::empty(None);
@@ -71,6 +103,7 @@ impl Broker {
             saved: Mutex::new(0),
             saved_fast: AtomicU64::new(0),
             next_connection_id: AtomicU64::new(1),
+            reply_to: DashMap::new(),
         }
     }
 
@@ -265,6 +298,14 @@ impl Broker {
                 self.saved_fast.store(now, Ordering::Release);
             }
             Err(e) => tracing::error!("cannot write definitions to {}: {e}", store.dir().display()),
+        }
+    }
+
+    /// Expires messages and unused queues in every vhost (see `Vhost::sweep`).
+    pub fn sweep(&self) {
+        let vhosts: Vec<Arc<Vhost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
+        for v in vhosts {
+            v.sweep();
         }
     }
 

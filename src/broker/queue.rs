@@ -11,9 +11,10 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
 
+use super::args::{Overflow, QueueArgs, QueueType};
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
-use super::message::{Message, QueuedMessage};
+use super::message::{clock, Message, QueuedMessage};
 use crate::store::QueueLog;
 
 #[derive(Debug)]
@@ -24,20 +25,90 @@ pub struct Queue {
     pub auto_delete: bool,
     /// The connection that declared an exclusive queue; only it may use it.
     pub exclusive_owner: Option<u64>,
+    /// The arguments as declared (for definitions and equivalence checks).
     pub arguments: FieldTable,
+    /// What they mean, parsed once.
+    pub args: QueueArgs,
     /// The log of a durable queue when the broker has a data directory.
     log: Option<Arc<QueueLog>>,
     state: Mutex<QueueState>,
 }
 
+/// Ready messages, one FIFO per priority level (one level unless the queue
+/// has `x-max-priority`). Higher levels are served first.
 #[derive(Debug, Default)]
+struct Ready {
+    levels: Vec<VecDeque<QueuedMessage>>,
+    len: usize,
+    bytes: u64,
+}
+
+impl Ready {
+    fn new(levels: usize) -> Self {
+        Ready { levels: (0..levels.max(1)).map(|_| VecDeque::new()).collect(), len: 0, bytes: 0 }
+    }
+
+    fn level_of(&self, m: &QueuedMessage) -> usize {
+        (m.message.priority as usize).min(self.levels.len() - 1)
+    }
+
+    fn push_back(&mut self, m: QueuedMessage) {
+        let l = self.level_of(&m);
+        self.len += 1;
+        self.bytes += m.message.body.len() as u64;
+        self.levels[l].push_back(m);
+    }
+
+    /// Back at its original position within its level.
+    fn insert_by_seq(&mut self, m: QueuedMessage) {
+        let l = self.level_of(&m);
+        self.len += 1;
+        self.bytes += m.message.body.len() as u64;
+        let level = &mut self.levels[l];
+        let at = level.partition_point(|r| r.seq < m.seq);
+        level.insert(at, m);
+    }
+
+    fn pop_front(&mut self) -> Option<QueuedMessage> {
+        let m = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
+        self.len -= 1;
+        self.bytes -= m.message.body.len() as u64;
+        Some(m)
+    }
+
+    /// Takes expired messages from the head of every level (RabbitMQ only
+    /// expires messages when they reach the head).
+    fn take_expired(&mut self, now: u64, out: &mut Vec<QueuedMessage>) {
+        for level in self.levels.iter_mut() {
+            while level.front().is_some_and(|m| m.expires_at.is_some_and(|t| t <= now)) {
+                if let Some(m) = level.pop_front() {
+                    self.len -= 1;
+                    self.bytes -= m.message.body.len() as u64;
+                    out.push(m);
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) -> Vec<QueuedMessage> {
+        self.len = 0;
+        self.bytes = 0;
+        self.levels.iter_mut().flat_map(|l| l.drain(..)).collect()
+    }
+}
+
+#[derive(Debug)]
 struct QueueState {
-    ready: VecDeque<QueuedMessage>,
+    ready: Ready,
+    /// Sorted by priority, highest first (stable: equal priorities keep
+    /// their arrival order, which single-active-consumer relies on).
     consumers: Vec<Arc<Consumer>>,
-    /// Round-robin position among consumers.
+    /// Round-robin position among the consumers of the serving priority.
     next_consumer: usize,
     next_seq: u64,
     deleted: bool,
+    /// For `x-expires`: when the queue was last declared, consumed or read.
+    last_used: u64,
 }
 
 /// What `remove_consumer` found.
@@ -45,6 +116,51 @@ pub struct ConsumerRemoved {
     pub consumer: Arc<Consumer>,
     /// An auto-delete queue just lost its last consumer: the caller deletes it.
     pub now_unused_auto_delete: bool,
+}
+
+/// Why messages leave a queue for its dead-letter exchange (the `reason` of
+/// an x-death entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeathReason {
+    Rejected,
+    Expired,
+    Maxlen,
+}
+
+impl DeathReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeathReason::Rejected => "rejected",
+            DeathReason::Expired => "expired",
+            DeathReason::Maxlen => "maxlen",
+        }
+    }
+}
+
+/// Messages that left a queue and go to its dead-letter exchange (or are
+/// dropped, without one). The caller routes them once the queue lock is
+/// released, since they may come back to this very queue.
+#[derive(Default)]
+pub struct DeadLetters {
+    pub messages: Vec<(QueuedMessage, DeathReason)>,
+}
+
+impl DeadLetters {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+}
+
+/// The result of offering a message to a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    /// Accepted; `Some(ticket)` when it went to the log and a confirm must
+    /// wait for `Store::synced` to pass the ticket.
+    Accepted(Option<u64>),
+    /// Refused by `x-overflow: reject-publish(-dlx)`: a confirm is a nack.
+    Rejected,
+    /// The queue was deleted meanwhile; the message is dropped.
+    Gone,
 }
 
 impl Queue {
@@ -57,6 +173,10 @@ impl Queue {
         arguments: FieldTable,
         log: Option<Arc<QueueLog>>,
     ) -> Self {
+        // Arguments were validated by the declare that got us here; a
+        // definitions file with bad ones gets the defaults.
+        let args = QueueArgs::parse(&arguments, &name, &vhost).unwrap_or_default();
+        let levels = args.max_priority.map(|p| p as usize + 1).unwrap_or(1);
         Queue {
             name,
             vhost,
@@ -64,9 +184,21 @@ impl Queue {
             auto_delete,
             exclusive_owner,
             arguments,
+            args,
             log,
-            state: Mutex::new(QueueState::default()),
+            state: Mutex::new(QueueState {
+                ready: Ready::new(levels),
+                consumers: Vec::new(),
+                next_consumer: 0,
+                next_seq: 0,
+                deleted: false,
+                last_used: clock::now_ms(),
+            }),
         }
+    }
+
+    pub fn is_quorum(&self) -> bool {
+        self.args.queue_type == QueueType::Quorum
     }
 
     /// Loads messages read back from the log at start, in queue order.
@@ -104,27 +236,108 @@ impl Queue {
         }
     }
 
-    /// Appends a message and hands out what consumers can take. A persistent
-    /// message in a durable queue is first handed to the log: the returned
-    /// ticket tells when it is on disk (`Store::synced`), and `waker` is woken
-    /// then. A message for a queue deleted meanwhile is dropped, as RabbitMQ
-    /// drops messages routed to a queue being deleted.
-    pub fn enqueue(&self, message: Arc<Message>, waker: Option<&Arc<super::consumer::Outbox>>) -> Option<u64> {
+    fn over_limit(&self, ready: &Ready, extra_len: usize, extra_bytes: u64) -> bool {
+        self.args.max_length.is_some_and(|m| (ready.len + extra_len) as u64 > m)
+            || self.args.max_length_bytes.is_some_and(|m| ready.bytes + extra_bytes > m)
+    }
+
+    /// Offers a message. A persistent message in a durable queue is first
+    /// handed to the log (under the queue lock, so its record is queued for
+    /// the writer before any consumer can ack it); `waker` is woken when it
+    /// is on disk. Messages pushed out (overflow, TTL) land in `dead`.
+    pub fn enqueue(
+        &self,
+        message: Arc<Message>,
+        waker: Option<&Arc<super::consumer::Outbox>>,
+        dead: &mut DeadLetters,
+    ) -> Enqueued {
+        let now = clock::now_ms();
         let mut st = self.state.lock();
         if st.deleted {
-            return None;
+            return Enqueued::Gone;
+        }
+        self.expire_locked(&mut st, now, dead);
+        let reject = matches!(self.args.overflow, Overflow::RejectPublish | Overflow::RejectPublishDlx);
+        if reject && self.over_limit(&st.ready, 1, message.body.len() as u64) {
+            if self.args.overflow == Overflow::RejectPublishDlx {
+                let seq = st.next_seq;
+                st.next_seq += 1;
+                let m = QueuedMessage {
+                    seq,
+                    message,
+                    redelivered: false,
+                    persisted: false,
+                    expires_at: None,
+                    delivery_count: 0,
+                };
+                dead.messages.push((m, DeathReason::Maxlen));
+            }
+            return Enqueued::Rejected;
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        // Logged under the queue lock so the record is queued for the writer
-        // before any consumer can ack it: the ack record always follows.
+        let ttl = match (self.args.message_ttl, message.expiration) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let ticket = match (&self.log, message.persistent) {
             (Some(log), true) => Some(log.append_message(seq, &message, waker.cloned())),
             _ => None,
         };
-        st.ready.push_back(QueuedMessage { seq, message, redelivered: false, persisted: ticket.is_some() });
-        Self::dispatch_locked(&mut st);
-        ticket
+        st.ready.push_back(QueuedMessage {
+            seq,
+            message,
+            redelivered: false,
+            persisted: ticket.is_some(),
+            expires_at: ttl.map(|t| now + t),
+            delivery_count: 0,
+        });
+        // drop-head: the oldest go to make room.
+        while !reject && self.over_limit(&st.ready, 0, 0) {
+            match st.ready.pop_front() {
+                Some(m) => dead.messages.push((m, DeathReason::Maxlen)),
+                None => break,
+            }
+        }
+        Self::dispatch_locked(&mut st, &self.args);
+        // A TTL of 0 means "deliver now or never".
+        if ttl == Some(0) {
+            self.expire_locked(&mut st, now, dead);
+        }
+        Enqueued::Accepted(ticket)
+    }
+
+    fn expire_locked(&self, st: &mut QueueState, now: u64, dead: &mut DeadLetters) {
+        let mut expired = Vec::new();
+        st.ready.take_expired(now, &mut expired);
+        dead.messages.extend(expired.into_iter().map(|m| (m, DeathReason::Expired)));
+    }
+
+    /// Drops expired head messages (for the periodic TTL sweep).
+    pub fn expire(&self, dead: &mut DeadLetters) {
+        let now = clock::now_ms();
+        let mut st = self.state.lock();
+        if !st.deleted {
+            self.expire_locked(&mut st, now, dead);
+        }
+    }
+
+    /// For `x-expires`: unused (no consumers, no get or declare) for longer
+    /// than the queue's expiry.
+    pub fn is_expired_unused(&self) -> bool {
+        let Some(expires) = self.args.expires else { return false };
+        let st = self.state.lock();
+        st.consumers.is_empty() && !st.deleted && clock::now_ms().saturating_sub(st.last_used) >= expires
+    }
+
+    /// Counts as use for `x-expires` (declare, get, consume).
+    pub fn touch(&self) {
+        self.state.lock().last_used = clock::now_ms();
+    }
+
+    /// Whether the periodic sweep needs to look at this queue.
+    pub fn has_timers(&self) -> bool {
+        self.args.message_ttl.is_some() || self.args.expires.is_some() || self.state.lock().ready.len > 0
     }
 
     /// Puts messages back at their original positions, marked redelivered
@@ -135,41 +348,68 @@ impl Queue {
             return;
         }
         for m in messages {
-            let at = st.ready.partition_point(|r| r.seq < m.seq);
-            st.ready.insert(at, m);
+            st.ready.insert_by_seq(m);
         }
-        Self::dispatch_locked(&mut st);
+        Self::dispatch_locked(&mut st, &self.args);
     }
 
-    /// Hands ready messages to consumers with credit, round-robin.
+    /// Hands ready messages to consumers with credit.
     pub fn dispatch(&self) {
         let mut st = self.state.lock();
-        Self::dispatch_locked(&mut st);
+        Self::dispatch_locked(&mut st, &self.args);
     }
 
-    fn dispatch_locked(st: &mut QueueState) {
-        let n = st.consumers.len();
-        if n == 0 {
-            return;
-        }
-        while !st.ready.is_empty() {
-            let start = st.next_consumer % n;
-            let Some(idx) = (0..n).map(|i| (start + i) % n).find(|&i| st.consumers[i].try_take()) else {
-                return;
-            };
-            st.next_consumer = idx + 1;
+    /// The highest-priority consumers with credit get messages, round-robin
+    /// among equals; with single-active-consumer only the first one does.
+    fn dispatch_locked(st: &mut QueueState, args: &QueueArgs) {
+        let now = clock::now_ms();
+        while st.ready.len > 0 && !st.consumers.is_empty() {
+            let Some(idx) = Self::pick_consumer(st, args) else { return };
             let Some(message) = st.ready.pop_front() else { return };
+            if message.expires_at.is_some_and(|t| t <= now) {
+                // Credit was taken for a message that just expired: give it
+                // back; the sweep dead-letters what remains at the head.
+                st.consumers[idx].written();
+                st.consumers[idx].settled();
+                st.ready.insert_by_seq(message);
+                return;
+            }
             let consumer = Arc::clone(&st.consumers[idx]);
             let outbox = Arc::clone(&consumer.outbox);
             outbox.push(OutboxItem::Deliver { consumer, message });
         }
     }
 
+    fn pick_consumer(st: &mut QueueState, args: &QueueArgs) -> Option<usize> {
+        if args.single_active_consumer {
+            return st.consumers[0].try_take().then_some(0);
+        }
+        let mut start = 0;
+        while start < st.consumers.len() {
+            let priority = st.consumers[start].priority;
+            let end = start + st.consumers[start..].iter().take_while(|c| c.priority == priority).count();
+            let n = end - start;
+            let first = st.next_consumer % n;
+            for i in 0..n {
+                let idx = start + (first + i) % n;
+                if st.consumers[idx].try_take() {
+                    st.next_consumer = (first + i + 1) % n;
+                    return Some(idx);
+                }
+            }
+            start = end;
+        }
+        None
+    }
+
     /// basic.get: the head message and how many remain after it.
-    pub fn get(&self) -> Option<(QueuedMessage, u32)> {
+    pub fn get(&self, dead: &mut DeadLetters) -> Option<(QueuedMessage, u32)> {
+        let now = clock::now_ms();
         let mut st = self.state.lock();
+        st.last_used = now;
+        self.expire_locked(&mut st, now, dead);
         let m = st.ready.pop_front()?;
-        Some((m, st.ready.len() as u32))
+        Some((m, st.ready.len as u32))
     }
 
     pub fn add_consumer(&self, consumer: Arc<Consumer>) -> AmqpResult<()> {
@@ -183,8 +423,10 @@ impl Queue {
                 self.name, self.vhost
             )));
         }
-        st.consumers.push(consumer);
-        Self::dispatch_locked(&mut st);
+        let at = st.consumers.partition_point(|c| c.priority >= consumer.priority);
+        st.consumers.insert(at, consumer);
+        st.last_used = clock::now_ms();
+        Self::dispatch_locked(&mut st, &self.args);
         Ok(())
     }
 
@@ -196,6 +438,9 @@ impl Queue {
             .position(|c| c.connection_id == connection_id && c.channel == channel && c.tag == tag)?;
         let consumer = st.consumers.remove(idx);
         consumer.deactivate();
+        st.last_used = clock::now_ms();
+        // With single-active-consumer the next in line takes over now.
+        Self::dispatch_locked(&mut st, &self.args);
         Some(ConsumerRemoved {
             consumer,
             now_unused_auto_delete: self.auto_delete && st.consumers.is_empty() && !st.deleted,
@@ -203,7 +448,7 @@ impl Queue {
     }
 
     pub fn message_count(&self) -> u32 {
-        self.state.lock().ready.len() as u32
+        self.state.lock().ready.len as u32
     }
 
     pub fn consumer_count(&self) -> u32 {
@@ -213,11 +458,11 @@ impl Queue {
     /// Removes every ready message (not the unacknowledged ones, as RabbitMQ).
     pub fn purge(&self) -> u32 {
         let mut st = self.state.lock();
-        let n = st.ready.len() as u32;
-        for m in st.ready.drain(..) {
-            self.log_ack(&m);
+        let all = st.ready.drain();
+        for m in &all {
+            self.log_ack(m);
         }
-        n
+        all.len() as u32
     }
 
     /// Marks the queue deleted and returns its ready count and the consumers
@@ -225,8 +470,7 @@ impl Queue {
     pub fn mark_deleted(&self) -> (u32, Vec<Arc<Consumer>>) {
         let mut st = self.state.lock();
         st.deleted = true;
-        let n = st.ready.len() as u32;
-        st.ready.clear();
+        let n = st.ready.drain().len() as u32;
         if let Some(log) = &self.log {
             log.delete();
         }
@@ -296,7 +540,7 @@ mod tests {
         q.add_consumer(Arc::clone(&a)).unwrap();
         q.add_consumer(Arc::clone(&b)).unwrap();
         for body in [&b"1"[..], b"2", b"3"] {
-            q.enqueue(msg(body), None);
+            q.enqueue(msg(body), None, &mut DeadLetters::default());
         }
         assert_eq!(bodies(&outbox), vec![("a".into(), "1"), ("b".into(), "2")]);
         assert_eq!(q.message_count(), 1);
@@ -308,12 +552,26 @@ mod tests {
         // requeue puts messages back in original order ahead of newer ones
         q.remove_consumer(1, 1, "a");
         q.remove_consumer(1, 1, "b");
-        q.enqueue(msg(b"4"), None);
+        q.enqueue(msg(b"4"), None, &mut DeadLetters::default());
         q.requeue([
-            QueuedMessage { seq: 2, message: msg(b"3"), redelivered: true, persisted: false },
-            QueuedMessage { seq: 0, message: msg(b"1"), redelivered: true, persisted: false },
+            QueuedMessage {
+                seq: 2,
+                message: msg(b"3"),
+                redelivered: true,
+                persisted: false,
+                expires_at: None,
+                delivery_count: 0,
+            },
+            QueuedMessage {
+                seq: 0,
+                message: msg(b"1"),
+                redelivered: true,
+                persisted: false,
+                expires_at: None,
+                delivery_count: 0,
+            },
         ]);
-        let order: Vec<u64> = std::iter::from_fn(|| q.get().map(|(m, _)| m.seq)).collect();
+        let order: Vec<u64> = std::iter::from_fn(|| q.get(&mut DeadLetters::default()).map(|(m, _)| m.seq)).collect();
         assert_eq!(order, vec![0, 2, 3]);
     }
 

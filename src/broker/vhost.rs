@@ -9,11 +9,13 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use dashmap::DashMap;
 use smallvec::SmallVec;
 
+use super::args::QueueArgs;
+use super::deadletter;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Destination, Exchange, ExchangeKind, RouteInput};
 use super::headers::x_match;
 use super::message::{Message, QueuedMessage};
-use super::queue::Queue;
+use super::queue::{DeadLetters, DeathReason, Queue};
 use crate::store::definitions::{table_from_json, table_to_json, BindingDef, Definitions, ExchangeDef, QueueDef};
 use crate::store::{RecoveredQueue, Store};
 
@@ -124,8 +126,14 @@ pub fn amqp_value_text(v: &AMQPValue) -> String {
 }
 
 fn check_args_equivalence(current: &FieldTable, received: &FieldTable, what: &str) -> AmqpResult<()> {
+    // A queue declared without a type is a classic queue, and compares so.
+    let classic = AMQPValue::LongString("classic".into());
     for key in EQUIVALENT_QUEUE_ARGS {
-        let (cur, new) = (current.inner().get(*key), received.inner().get(*key));
+        let (mut cur, mut new) = (current.inner().get(*key), received.inner().get(*key));
+        if *key == "x-queue-type" && (cur.is_some() || new.is_some()) {
+            cur = cur.or(Some(&classic));
+            new = new.or(Some(&classic));
+        }
         let describe = |v: Option<&AMQPValue>| match v {
             None => "none".to_string(),
             Some(v) => format!("the value '{}' of type '{}'", amqp_value_text(v), amqp_type_name(v)),
@@ -280,6 +288,13 @@ impl Vhost {
         if existing.internal != d.internal {
             return Err(inequivalent("internal", bool_str(d.internal), bool_str(existing.internal)));
         }
+        // Of the arguments, RabbitMQ compares only alternate-exchange.
+        let ae = |t: &FieldTable| t.inner().get("alternate-exchange").map(amqp_value_text);
+        if let (Some(cur), Some(new)) = (ae(&existing.arguments), ae(d.arguments)) {
+            if cur != new {
+                return Err(inequivalent("alternate-exchange", &new, &cur));
+            }
+        }
         Ok(())
     }
 
@@ -391,6 +406,7 @@ impl Vhost {
         if d.passive {
             let q = self.queue(d.name)?;
             q.check_exclusive(d.connection_id)?;
+            q.touch();
             return Ok(QueueDeclareOk {
                 name: q.name.clone(),
                 message_count: q.message_count(),
@@ -408,6 +424,8 @@ impl Vhost {
             }
             d.name.to_owned()
         };
+        let args = QueueArgs::parse(d.arguments, &name, &self.name)?;
+        args.check_quorum_properties(d.durable, d.exclusive, d.auto_delete, &name, &self.name)?;
         // RabbitMQ never makes an exclusive queue durable.
         let durable = d.durable && !d.exclusive;
         let owner = d.exclusive.then_some(d.connection_id);
@@ -460,6 +478,7 @@ impl Vhost {
             return Err(inequivalent("auto_delete", d.auto_delete, q.auto_delete));
         }
         check_args_equivalence(&q.arguments, d.arguments, &format!("queue '{}' in vhost '{}'", name, self.name))?;
+        q.touch();
         Ok(QueueDeclareOk { name, message_count: q.message_count(), consumer_count: q.consumer_count() })
     }
 
@@ -584,11 +603,22 @@ impl Vhost {
             queue_log,
         );
         if let Some(log) = log {
-            q.restore(log.messages.into_iter().map(|(seq, m, delivered)| QueuedMessage {
-                seq,
-                message: Arc::new(m),
-                redelivered: delivered || !clean,
-                persisted: true,
+            // TTLs restart from now: the log keeps no enqueue times.
+            let now = super::message::clock::now_ms();
+            let ttl = q.args.message_ttl;
+            q.restore(log.messages.into_iter().map(|(seq, m, delivered)| {
+                let t = match (ttl, m.expiration) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                QueuedMessage {
+                    seq,
+                    message: Arc::new(m),
+                    redelivered: delivered || !clean,
+                    persisted: true,
+                    expires_at: t.map(|t| now + t),
+                    delivery_count: 0,
+                }
             }));
         }
         self.queues.insert(d.name.clone(), Arc::new(q));
@@ -666,7 +696,9 @@ impl Vhost {
     pub fn route(&self, exchange: &Arc<Exchange>, message: &Message, routing_key: &str, out: &mut Routed) {
         if exchange.name.is_empty() {
             if let Some(q) = self.queues.get(routing_key) {
-                out.push(Arc::clone(q.value()));
+                if !out.iter().any(|o| Arc::ptr_eq(o, q.value())) {
+                    out.push(Arc::clone(q.value()));
+                }
             }
             return;
         }
@@ -677,21 +709,108 @@ impl Vhost {
         pending.push(Arc::clone(exchange));
         visited.push(exchange.name.clone());
         while let Some(x) = pending.pop() {
-            x.route(&mut input, |d| match d {
-                Destination::Queue(q) => {
-                    if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
-                        out.push(Arc::clone(q));
+            let mut hits = 0;
+            x.route(&mut input, |d| {
+                hits += 1;
+                match d {
+                    Destination::Queue(q) => {
+                        if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
+                            out.push(Arc::clone(q));
+                        }
                     }
-                }
-                Destination::Exchange(name) => {
-                    if !visited.iter().any(|v| v == name) {
-                        visited.push(name.clone());
-                        if let Some(next) = self.exchanges.get(name) {
-                            pending.push(Arc::clone(next.value()));
+                    Destination::Exchange(name) => {
+                        if !visited.iter().any(|v| v == name) {
+                            visited.push(name.clone());
+                            if let Some(next) = self.exchanges.get(name) {
+                                pending.push(Arc::clone(next.value()));
+                            }
                         }
                     }
                 }
             });
+            // An exchange that routes nowhere hands the message to its
+            // alternate exchange.
+            if hits == 0 {
+                if let Some(ae) = x.arguments.inner().get("alternate-exchange").and_then(|v| match v {
+                    AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+                    AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+                    _ => None,
+                }) {
+                    if !visited.iter().any(|v| *v == ae) {
+                        if let Some(next) = self.exchanges.get(&ae) {
+                            visited.push(ae);
+                            pending.push(Arc::clone(next.value()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dead-letters messages that left `from` (or drops them if it has no
+    /// dead-letter exchange). Routing may push further messages out of
+    /// target queues (their length limits); those are handled in the same
+    /// loop, so there is no recursion and no queue lock is held here.
+    pub fn dead_letter(&self, from: &Queue, dead: DeadLetters) {
+        let mut work: Vec<(String, Option<String>, Option<String>, QueuedMessage, DeathReason)> = dead
+            .messages
+            .into_iter()
+            .map(|(m, r)| {
+                from.log_ack(&m);
+                (
+                    from.name.clone(),
+                    from.args.dead_letter_exchange.clone(),
+                    from.args.dead_letter_routing_key.clone(),
+                    m,
+                    r,
+                )
+            })
+            .collect();
+        while let Some((queue, dlx, dlrk, m, reason)) = work.pop() {
+            let Some(dlx) = dlx else { continue };
+            let Ok(x) = self.exchange(&dlx) else { continue };
+            let (msg, keys, history) =
+                deadletter::dead_letter_message(&m.message, &queue, reason, &dlx, dlrk.as_deref());
+            let msg = Arc::new(msg);
+            let mut targets = Routed::new();
+            for k in &keys {
+                self.route(&x, &msg, k, &mut targets);
+            }
+            for t in targets {
+                if deadletter::is_cycle(&t.name, &history) {
+                    continue;
+                }
+                let mut more = DeadLetters::default();
+                t.enqueue(Arc::clone(&msg), None, &mut more);
+                for (m, r) in more.messages {
+                    t.log_ack(&m);
+                    work.push((
+                        t.name.clone(),
+                        t.args.dead_letter_exchange.clone(),
+                        t.args.dead_letter_routing_key.clone(),
+                        m,
+                        r,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The periodic sweep: expires messages at queue heads (dead-lettering
+    /// them) and deletes queues unused past their `x-expires`.
+    pub fn sweep(&self) {
+        for q in self.queues() {
+            if !q.has_timers() {
+                continue;
+            }
+            let mut dead = DeadLetters::default();
+            q.expire(&mut dead);
+            if !dead.is_empty() {
+                self.dead_letter(&q, dead);
+            }
+            if q.is_expired_unused() {
+                self.remove_queue(&q);
+            }
         }
     }
 }

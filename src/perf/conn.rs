@@ -196,16 +196,19 @@ impl Conn {
         }
     }
 
-    /// Sends connection.close and waits (bounded) for close-ok, skipping
-    /// whatever deliveries or confirms are still in flight.
-    pub async fn close(mut self) {
+    /// Sends connection.close and waits up to `wait` for close-ok, skipping
+    /// whatever deliveries or confirms are still in flight. A producer must
+    /// wait for it: a broker that throttles its reader (RabbitMQ's credit
+    /// flow) may not yet have read the last publishes, and they are lost if
+    /// the socket goes away first.
+    pub async fn close(mut self, wait: Duration) {
         let close = AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
             reply_code: 200,
             reply_text: "bye".into(),
             class_id: 0,
             method_id: 0,
         }));
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = tokio::time::timeout(wait, async {
             self.send(0, close).await?;
             loop {
                 if let AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)) = self.read_method(0).await? {

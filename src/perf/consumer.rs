@@ -6,6 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Buf;
 use hdrhistogram::Histogram;
@@ -180,9 +181,9 @@ pub async fn run(
         wire::put_ack(&mut acks, CHANNEL, reader.last_tag, true);
     }
     if !acks.is_empty() {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), conn.stream.write_all(&acks)).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.stream.write_all(&acks)).await;
     }
-    conn.close().await;
+    conn.close(Duration::from_secs(2)).await;
     reader.hist
 }
 

@@ -22,6 +22,7 @@ mod consumer;
 mod producer;
 mod stats;
 pub mod wire;
+mod workers;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -99,7 +100,7 @@ pub struct PerfArgs {
     /// No live line every second (on stderr).
     #[arg(long)]
     pub quiet: bool,
-    /// Runtime worker threads (0 = min(cores, producers + consumers)).
+    /// Worker threads, each its own current-thread runtime (0 = min(cores, producers + consumers)).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
@@ -187,22 +188,28 @@ pub struct Summary {
 /// The `warren perf` command: runs on its own runtime, prints, and fails
 /// when the run did (set-up failure, errors, or messages not received).
 pub fn main(args: PerfArgs) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let threads = if args.threads > 0 { args.threads } else { cores.min(args.producers + args.consumers).max(1) };
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()?;
+    // The coordinator only samples counters; producers and consumers get
+    // their own threads (see `workers`).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let limit = Duration::from_secs_f64(args.duration.clamp(0.0, 3600.0) + args.drain_timeout.clamp(0.0, 600.0) + 90.0);
     let json = args.json;
     let result = runtime.block_on(async { tokio::time::timeout(limit, run(args)).await });
     runtime.shutdown_timeout(Duration::from_secs(1));
+    // Failures are reported here and end the process with status 1, without
+    // the backtrace anyhow would add when RUST_BACKTRACE is set.
+    let fail = |msg: String| -> ! {
+        eprintln!("warren perf: {msg}");
+        std::process::exit(1)
+    };
     let summary = match result {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             if json {
                 println!("{{\"error\":{}}}", json_str(&e.to_string()));
             }
-            anyhow::bail!("perf run failed: {e}");
+            fail(format!("run failed: {e}"));
         }
-        Err(_) => anyhow::bail!("perf run exceeded its overall time limit ({} s)", limit.as_secs()),
+        Err(_) => fail(format!("run exceeded its overall time limit ({} s)", limit.as_secs())),
     };
     if json {
         println!("{}", summary.to_json());
@@ -210,12 +217,10 @@ pub fn main(args: PerfArgs) -> anyhow::Result<()> {
         print!("{}", summary.to_text());
     }
     if summary.errors > 0 || summary.received < summary.expected {
-        anyhow::bail!(
+        fail(format!(
             "{} errors, {} of {} expected deliveries received",
-            summary.errors,
-            summary.received,
-            summary.expected
-        );
+            summary.errors, summary.received, summary.expected
+        ));
     }
     Ok(())
 }
@@ -261,7 +266,7 @@ pub async fn run(args: PerfArgs) -> Result<Summary, Error> {
         Ok(()) => run_load(&args, &target, &names).await,
         Err(e) => Err(e),
     };
-    admin.close().await;
+    admin.close(Duration::from_secs(2)).await;
     // A fresh connection: the admin channel may have been closed by an error.
     match Conn::open(&target, "warren-perf-cleanup").await {
         Ok(mut c) => {
@@ -269,7 +274,7 @@ pub async fn run(args: PerfArgs) -> Result<Summary, Error> {
                 let _ = c.queue_delete(&names.queue(i)).await;
             }
             let _ = c.exchange_delete(&names.exchange).await;
-            c.close().await;
+            c.close(Duration::from_secs(2)).await;
         }
         Err(e) if result.is_ok() => return Err(e),
         Err(_) => {}
@@ -340,6 +345,9 @@ async fn wait_ready(rx: &mut mpsc::Receiver<bool>, n: usize) -> Result<(), Error
 }
 
 async fn run_load(args: &PerfArgs, target: &Target, names: &Names) -> Result<Summary, Error> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = if args.threads > 0 { args.threads } else { cores.min(args.producers + args.consumers) };
+    let mut workers = workers::Workers::start(threads)?;
     let counters = Arc::new(Counters::new(args.queues));
     let warmup = args.warmup.unwrap_or((args.duration / 5.0).min(2.0)).clamp(0.0, args.duration * 0.9);
     let (go_tx, go_rx) = watch::channel(None);
@@ -361,7 +369,7 @@ async fn run_load(args: &PerfArgs, target: &Target, names: &Names) -> Result<Sum
                 multi_ack_every,
             };
             let (c, r, l, s) = (counters.clone(), ready_tx.clone(), latency_from.clone(), stop_rx.clone());
-            tokio::spawn(consumer::run(target.clone(), plan, c, r, l, s))
+            workers.spawn(consumer::run(target.clone(), plan, c, r, l, s))
         })
         .collect();
     let ready = wait_ready(&mut ready_rx, args.consumers).await;
@@ -381,7 +389,7 @@ async fn run_load(args: &PerfArgs, target: &Target, names: &Names) -> Result<Sum
                     rate: per_producer_rate,
                     drain,
                 };
-                tokio::spawn(producer::run(target.clone(), plan, counters.clone(), ready_tx.clone(), go_rx.clone()))
+                workers.spawn(producer::run(target.clone(), plan, counters.clone(), ready_tx.clone(), go_rx.clone()))
             })
             .collect()
     } else {

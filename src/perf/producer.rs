@@ -131,13 +131,13 @@ pub async fn run(
     };
     let _ = ready.send(true).await;
     let Ok(go) = go.wait_for(|g| g.is_some()).await.map(|g| g.expect("checked by wait_for")) else {
-        conn.close().await;
+        conn.close(Duration::from_secs(2)).await;
         return;
     };
     if let Err(e) = publish(&mut conn, &plan, &counters, go).await {
         counters.error(&format!("producer {}", plan.id), e);
     }
-    conn.close().await;
+    conn.close(plan.drain.max(Duration::from_secs(2))).await;
 }
 
 async fn publish(conn: &mut Conn, plan: &Plan, counters: &Counters, go: Go) -> Result<(), Error> {

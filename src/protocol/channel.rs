@@ -81,7 +81,7 @@ pub(crate) enum Settle {
 
 /// Work a transaction defers until tx.commit.
 pub(crate) enum TxOp {
-    Publish { message: Arc<Message>, mandatory: bool },
+    Publish { message: Arc<Message>, mandatory: bool, extra_keys: Vec<String> },
     Settle { delivery_tag: u64, multiple: bool, how: Settle },
 }
 
@@ -104,13 +104,14 @@ pub(crate) struct Channel {
     pub publish_seq: u64,
     /// Highest publish confirmed so far on the wire.
     pub confirmed_seq: u64,
-    /// Publishes whose confirm waits for the store: (publish seq, store
-    /// ticket), in order. Confirms go out in order, so a publish that needs
-    /// no fsync still waits behind one that does.
-    pub confirm_wait: VecDeque<(u64, u64)>,
+    /// Publishes whose confirm waits (for the store, or behind one that
+    /// does), in order: (publish seq, store ticket, nack).
+    pub confirm_wait: VecDeque<(u64, u64, bool)>,
     pub tx: Option<Vec<TxOp>>,
     /// The last queue declared, for RabbitMQ's empty-name shortcut.
     pub last_queue: Option<String>,
+    /// A direct reply-to consumer: (consumer tag, reply key).
+    pub reply_consumer: Option<(String, String)>,
 }
 
 impl Channel {
@@ -131,28 +132,42 @@ impl Channel {
             confirm_wait: VecDeque::new(),
             tx: None,
             last_queue: None,
+            reply_consumer: None,
         }
     }
 
     /// Records a publish in confirm mode; `ticket` is the store ticket it
     /// waits for, 0 if none.
-    pub fn track_confirm(&mut self, ticket: u64) {
+    pub fn track_confirm(&mut self, ticket: u64, nack: bool) {
         self.publish_seq += 1;
-        if ticket != 0 || !self.confirm_wait.is_empty() {
-            self.confirm_wait.push_back((self.publish_seq, ticket));
+        if ticket != 0 || nack || !self.confirm_wait.is_empty() {
+            self.confirm_wait.push_back((self.publish_seq, ticket, nack));
         }
     }
 
-    /// The highest publish seq whose confirm may go out, given how far the
-    /// store has synced.
-    pub fn confirmable(&mut self, synced: u64) -> u64 {
-        while let Some(&(seq, ticket)) = self.confirm_wait.front() {
-            if ticket > synced {
-                return seq - 1;
+    /// The confirms that may go out now, given how far the store synced, as
+    /// runs: `(last seq, nack)`. An ack covers everything since the
+    /// previous confirm (multiple); a nack covers its own publish.
+    pub fn confirmable(&mut self, synced: u64) -> Vec<(u64, bool)> {
+        // Publishes not in the wait list precede its first entry and are
+        // confirmable. Runs may repeat what was confirmed already: the
+        // caller skips those.
+        let mut out = Vec::new();
+        let waiting_from = loop {
+            match self.confirm_wait.front().copied() {
+                Some((seq, ticket, nack)) if ticket <= synced => {
+                    self.confirm_wait.pop_front();
+                    if nack {
+                        out.push((seq - 1, false));
+                        out.push((seq, true));
+                    }
+                }
+                Some((seq, _, _)) => break seq,
+                None => break self.publish_seq + 1,
             }
-            self.confirm_wait.pop_front();
-        }
-        self.publish_seq
+        };
+        out.push((waiting_from - 1, false));
+        out
     }
 
     pub fn take_delivery_tag(&mut self) -> u64 {

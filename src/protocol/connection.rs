@@ -24,11 +24,13 @@ use tokio::sync::watch;
 use super::channel::{BodyParts, Channel, PendingPublish, Settle, TxOp, Unacked};
 use super::codec::{self, decode_content_header, decode_method, DecodeError, Method};
 use super::frame::{erlang_binary, split_frame, Frame, FrameKind};
+use crate::broker::args::{consumer_priority, parse_expiration};
 use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
-use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::message::{Message, PropertyScan, QueuedMessage, FLAG_HEADERS};
 use crate::broker::queue::Queue;
+use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
-use crate::broker::{AmqpError, AmqpResult, Broker, ReplyCode, Scope};
+use crate::broker::{AmqpError, AmqpResult, Broker, ReplyCode, ReplyTarget, Scope, REPLY_TO};
 use crate::Config;
 
 const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -51,6 +53,8 @@ pub struct ConnectionContext {
     pub broker: Arc<Broker>,
     pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
+    /// The memory alarm: while set, connections that publish are blocked.
+    pub alarm: watch::Receiver<bool>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +72,7 @@ enum State {
 struct ClientCapabilities {
     consumer_cancel_notify: bool,
     authentication_failure_close: bool,
+    connection_blocked: bool,
 }
 
 /// Connection-wide state the channel handlers need alongside a `&mut Channel`.
@@ -93,6 +98,10 @@ struct Session {
     exclusive_queues: Vec<Arc<Queue>>,
     /// Close the socket once the write buffer is flushed.
     close_after_flush: bool,
+    /// Has published: the memory alarm blocks this connection.
+    is_publisher: bool,
+    /// We sent connection.blocked and owe an unblocked.
+    told_blocked: bool,
     /// Drop the socket at once, saying nothing (RabbitMQ's answer to an
     /// unknown method).
     drop_now: bool,
@@ -116,6 +125,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let mut shutdown = ctx.shutdown.clone();
+    let mut alarm = ctx.alarm.clone();
+    let mut alarm_open = true;
 
     let mut header = [0u8; 8];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut header)).await {
@@ -149,6 +160,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         kick: Vec::new(),
         exclusive_queues: Vec::new(),
         close_after_flush: false,
+        is_publisher: false,
+        told_blocked: false,
         drop_now: false,
         close_deadline: None,
     };
@@ -168,7 +181,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         if rbuf.capacity() - rbuf.len() < 4096 {
             rbuf.reserve(READ_CHUNK);
         }
-        let reading = !s.close_after_flush;
+        // A publisher under the memory alarm is not read from (RabbitMQ's
+        // back-pressure); others still are, so consumers can drain.
+        let blocked = *alarm.borrow() && s.is_publisher;
+        let reading = !s.close_after_flush && !blocked;
         let room = s.wbuf.len() < WRITE_BUFFER_CAP && s.state == State::Open;
         let hb = s.heartbeat_interval();
         let next_tick = if s.state == State::Open {
@@ -183,6 +199,22 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         let outbox = Arc::clone(&s.outbox);
 
         tokio::select! {
+            changed = alarm.changed(), if alarm_open => {
+                if changed.is_err() {
+                    alarm_open = false;
+                } else if s.state == State::Open && s.caps.connection_blocked {
+                    let on = *alarm.borrow_and_update();
+                    if on != s.told_blocked && (s.is_publisher || !on) {
+                        s.told_blocked = on;
+                        let m = if on {
+                            connection::AMQPMethod::Blocked(connection::Blocked { reason: short("low on memory") })
+                        } else {
+                            connection::AMQPMethod::Unblocked(connection::Unblocked {})
+                        };
+                        s.send(0, AMQPClass::Connection(m));
+                    }
+                }
+            }
             changed = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
                 if changed.is_ok() && s.state != State::Closing {
@@ -242,6 +274,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
             }
         }
         s.end_of_batch(&mut channels);
+        // A connection that starts publishing while the alarm is on learns
+        // it is blocked too.
+        if *alarm.borrow() && s.is_publisher && !s.told_blocked && s.caps.connection_blocked && s.state == State::Open {
+            s.told_blocked = true;
+            let blocked = connection::Blocked { reason: short("low on memory") };
+            s.send(0, AMQPClass::Connection(connection::AMQPMethod::Blocked(blocked)));
+        }
     }
 
     s.cleanup(&mut channels);
@@ -299,6 +338,9 @@ impl Session {
             "consumer_cancel_notify",
             "authentication_failure_close",
             "per_consumer_qos",
+            "consumer_priorities",
+            "direct_reply_to",
+            "connection.blocked",
         ] {
             caps.insert(cap.into(), AMQPValue::Boolean(true));
         }
@@ -474,6 +516,7 @@ impl Session {
         if let Some(AMQPValue::FieldTable(caps)) = ok.client_properties.inner().get("capabilities") {
             self.caps.consumer_cancel_notify = bool_arg(caps, "consumer_cancel_notify");
             self.caps.authentication_failure_close = bool_arg(caps, "authentication_failure_close");
+            self.caps.connection_blocked = bool_arg(caps, "connection.blocked");
         }
         let mechanism = ok.mechanism.as_str().to_owned();
         let credentials = match mechanism.as_str() {
@@ -591,8 +634,10 @@ impl Session {
                 _ => Err(AmqpError::channel_error("unexpected method in connection state running")
                     .during_method(&frame.payload)),
             },
-            _ => Err(AmqpError::channel_error("unexpected method in connection state running")
-                .during_method(&frame.payload)),
+            _ => {
+                Err(AmqpError::channel_error("unexpected method in connection state running")
+                    .during_method(&frame.payload))
+            }
         }
     }
 
@@ -644,6 +689,9 @@ impl Session {
     fn release_channel(&mut self, ch: &mut Channel) {
         ch.publish = None;
         ch.tx = None;
+        if let Some((_, key)) = ch.reply_consumer.take() {
+            self.broker.unregister_reply_target(&key);
+        }
         for (tag, consumer) in ch.consumers.drain() {
             self.remove_consumer(&consumer.queue, ch.id, &tag);
         }
@@ -665,27 +713,42 @@ impl Session {
         if entries.is_empty() {
             return;
         }
-        // Group requeues per queue so each queue is locked once.
+        // Group per queue so each queue is locked once.
         let mut requeue: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+        let mut dead: Vec<(Arc<Queue>, DeadLetters)> = Vec::new();
         for u in entries {
             if let Some(c) = &u.consumer {
                 c.settled();
             }
-            if how != Settle::Requeue {
-                u.queue.log_ack(&u.message);
-            }
             self.mark_kick(&u.queue);
-            if how == Settle::Requeue {
-                let mut m = u.message;
-                m.redelivered = true;
-                match requeue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-                    Some((_, list)) => list.push(m),
-                    None => requeue.push((u.queue, vec![m])),
+            match how {
+                Settle::Ack => u.queue.log_ack(&u.message),
+                Settle::Requeue => {
+                    let mut m = u.message;
+                    m.redelivered = true;
+                    m.delivery_count += 1;
+                    match requeue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+                        Some((_, list)) => list.push(m),
+                        None => requeue.push((u.queue, vec![m])),
+                    }
                 }
+                // dead_letter logs the ack (or just drops without a DLX).
+                Settle::Discard => match dead.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+                    Some((_, d)) => d.messages.push((u.message, DeathReason::Rejected)),
+                    None => {
+                        let d = DeadLetters { messages: vec![(u.message, DeathReason::Rejected)] };
+                        dead.push((u.queue, d));
+                    }
+                },
             }
         }
         for (q, msgs) in requeue {
             q.requeue(msgs);
+        }
+        if let Some(v) = self.vhost.clone() {
+            for (q, d) in dead {
+                v.dead_letter(&q, d);
+            }
         }
     }
 
@@ -786,11 +849,28 @@ impl Session {
     fn complete_publish(&mut self, ch: &mut Channel) -> AmqpResult<()> {
         let Some(p) = ch.publish.take() else { return Ok(()) };
         let (_, properties) = p.header.unwrap_or_default();
-        let message = Arc::new(Message::new(p.exchange, p.routing_key, properties, p.body.into_bytes()));
         let fail = |e: AmqpError| e.during(60, 40);
         if p.immediate {
             return Err(fail(AmqpError::not_implemented("immediate=true")));
         }
+        let scan = PropertyScan::new(&properties);
+        if let Some(r) = scan.expiration.clone() {
+            parse_expiration(&String::from_utf8_lossy(&properties[r])).map_err(fail)?;
+        }
+        // CC and BCC add routing keys; BCC must not reach any consumer.
+        let (mut properties, extra_keys) = if scan.flags & FLAG_HEADERS != 0 {
+            sender_selected(properties).map_err(fail)?
+        } else {
+            (properties, Vec::new())
+        };
+        if scan.reply_to.clone().is_some_and(|r| properties.get(r) == Some(REPLY_TO.as_bytes())) {
+            // Direct reply-to: the caller's address becomes its own consumer's.
+            let Some((_, key)) = &ch.reply_consumer else {
+                return Err(fail(AmqpError::precondition_failed("fast reply consumer does not exist")));
+            };
+            properties = with_reply_to(&properties, &format!("{REPLY_TO}.{key}")).map_err(fail)?;
+        }
+        let message = Arc::new(Message::new(p.exchange, p.routing_key, properties, p.body.into_bytes()));
         self.check_user_id(&message).map_err(fail)?;
         let vhost = self.vhost()?;
         let exchange_name = utf8(&message.exchange).map_err(fail)?;
@@ -802,12 +882,12 @@ impl Session {
             ))));
         }
         if let Some(ops) = ch.tx.as_mut() {
-            ops.push(TxOp::Publish { message, mandatory: p.mandatory });
+            ops.push(TxOp::Publish { message, mandatory: p.mandatory, extra_keys });
             return Ok(());
         }
-        let ticket = self.route_and_enqueue(&vhost, &exchange, message, p.mandatory, ch.id)?;
+        let outcome = self.route_and_enqueue(&vhost, &exchange, message, &extra_keys, p.mandatory, ch.id)?;
         if ch.confirm {
-            ch.track_confirm(ticket);
+            ch.track_confirm(outcome.ticket, outcome.rejected);
         }
         Ok(())
     }
@@ -836,12 +916,23 @@ impl Session {
         vhost: &Vhost,
         exchange: &Arc<crate::broker::exchange::Exchange>,
         message: Arc<Message>,
+        extra_keys: &[String],
         mandatory: bool,
         channel: u16,
-    ) -> AmqpResult<u64> {
+    ) -> AmqpResult<Published> {
         let routing_key = utf8(&message.routing_key).map_err(|e| e.during(60, 40))?;
+        if exchange.name.is_empty() && routing_key.starts_with(REPLY_TO) {
+            if let Some(t) = self.broker.reply_target(routing_key) {
+                let reply = OutboxItem::DirectReply { channel: t.channel, consumer_tag: t.consumer_tag, message };
+                t.outbox.push(reply);
+                return Ok(Published::default());
+            }
+        }
         let mut routed = Routed::new();
         vhost.route(exchange, &message, routing_key, &mut routed);
+        for k in extra_keys {
+            vhost.route(exchange, &message, k, &mut routed);
+        }
         if routed.is_empty() {
             if mandatory {
                 codec::write_return(
@@ -854,20 +945,27 @@ impl Session {
                 );
                 codec::write_content(&mut self.wbuf, channel, &message.properties, &message.body, self.frame_max);
             }
-            return Ok(0);
+            return Ok(Published::default());
         }
-        let mut ticket = 0;
+        let mut out = Published::default();
         for q in routed {
-            if let Some(t) = q.enqueue(Arc::clone(&message), Some(&self.outbox)) {
-                ticket = ticket.max(t);
+            let mut dead = DeadLetters::default();
+            match q.enqueue(Arc::clone(&message), Some(&self.outbox), &mut dead) {
+                Enqueued::Accepted(Some(t)) => out.ticket = out.ticket.max(t),
+                Enqueued::Rejected => out.rejected = true,
+                Enqueued::Accepted(None) | Enqueued::Gone => {}
+            }
+            if !dead.is_empty() {
+                vhost.dead_letter(&q, dead);
             }
         }
-        Ok(ticket)
+        Ok(out)
     }
 
     fn handle_method(&mut self, ch: &mut Channel, method: Method) -> AmqpResult<()> {
         match method {
             Method::Publish { exchange, routing_key, mandatory, immediate } => {
+                self.is_publisher = true;
                 ch.publish = Some(PendingPublish {
                     exchange,
                     routing_key,
@@ -1036,7 +1134,14 @@ impl Session {
         let conn = self.id;
         match m {
             queue::AMQPMethod::Declare(d) => {
-                let name = if d.passive { Self::queue_name(ch, &d.queue)? } else { d.queue.as_str().to_owned() };
+                // No empty-name shortcut here: RabbitMQ looks for a queue named ''.
+                let name = d.queue.as_str().to_owned();
+                if d.passive && self.broker.reply_target(&name).is_some() {
+                    // A live direct reply-to address answers like a queue with its consumer.
+                    let ok = queue::DeclareOk { queue: short(name), message_count: 0, consumer_count: 1 };
+                    self.send(id, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)));
+                    return Ok(());
+                }
                 let ok = vhost.queue_declare(QueueDeclare {
                     name: &name,
                     passive: d.passive,
@@ -1114,23 +1219,44 @@ impl Session {
                 } else {
                     c.consumer_tag.as_str().to_owned()
                 };
-                if ch.consumers.contains_key(&tag) {
+                if ch.consumers.contains_key(&tag) || ch.reply_consumer.as_ref().is_some_and(|r| r.0 == tag) {
                     return Err(AmqpError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
+                }
+                if c.queue.as_str() == REPLY_TO {
+                    if !c.no_ack {
+                        return Err(AmqpError::precondition_failed("reply consumer cannot acknowledge"));
+                    }
+                    let key = self.broker.register_reply_target(ReplyTarget {
+                        outbox: Arc::clone(&self.outbox),
+                        channel: id,
+                        consumer_tag: tag.clone(),
+                    });
+                    if let Some((_, old)) = ch.reply_consumer.replace((tag.clone(), key)) {
+                        self.broker.unregister_reply_target(&old);
+                    }
+                    if !c.nowait {
+                        let ok = basic::ConsumeOk { consumer_tag: short(tag) };
+                        self.send(id, AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(ok)));
+                    }
+                    return Ok(());
                 }
                 let name = Self::queue_name(ch, &c.queue)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
-                let consumer = Arc::new(Consumer::new(
-                    tag.clone(),
-                    id,
-                    self.id,
-                    Arc::clone(&q),
-                    c.no_ack,
-                    c.exclusive,
-                    ch.consumer_prefetch,
-                    Arc::clone(&ch.limit),
-                    Arc::clone(&self.outbox),
-                ));
+                let consumer = Arc::new(
+                    Consumer::new(
+                        tag.clone(),
+                        id,
+                        self.id,
+                        Arc::clone(&q),
+                        c.no_ack,
+                        c.exclusive,
+                        ch.consumer_prefetch,
+                        Arc::clone(&ch.limit),
+                        Arc::clone(&self.outbox),
+                    )
+                    .with_priority(consumer_priority(&c.arguments, &name, &vhost.name)?),
+                );
                 // consume-ok must precede the first delivery: it goes into the
                 // write buffer now, deliveries only when the outbox drains.
                 let mark = self.wbuf.len();
@@ -1154,6 +1280,11 @@ impl Session {
                     let q = Arc::clone(&consumer.queue);
                     self.remove_consumer(&q, id, tag);
                 }
+                if ch.reply_consumer.as_ref().is_some_and(|r| r.0 == tag) {
+                    if let Some((_, key)) = ch.reply_consumer.take() {
+                        self.broker.unregister_reply_target(&key);
+                    }
+                }
                 if !c.nowait {
                     self.send(
                         id,
@@ -1165,7 +1296,12 @@ impl Session {
                 let name = Self::queue_name(ch, &g.queue)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
-                match q.get() {
+                let mut dead = DeadLetters::default();
+                let got = q.get(&mut dead);
+                if !dead.is_empty() {
+                    vhost.dead_letter(&q, dead);
+                }
+                match got {
                     Some((m, remaining)) => {
                         let tag = ch.take_delivery_tag();
                         codec::write_get_ok(
@@ -1177,13 +1313,8 @@ impl Session {
                             &m.message.routing_key,
                             remaining,
                         );
-                        codec::write_content(
-                            &mut self.wbuf,
-                            id,
-                            &m.message.properties,
-                            &m.message.body,
-                            self.frame_max,
-                        );
+                        let props = delivery_properties(&q, &m);
+                        codec::write_content(&mut self.wbuf, id, &props, &m.message.body, self.frame_max);
                         if g.no_ack {
                             q.log_ack(&m);
                         } else {
@@ -1232,11 +1363,11 @@ impl Session {
                 let vhost = self.vhost()?;
                 for op in ops {
                     match op {
-                        TxOp::Publish { message, mandatory } => {
+                        TxOp::Publish { message, mandatory, extra_keys } => {
                             // The exchange may have gone since the publish.
                             let Ok(x) = utf8(&message.exchange).and_then(|n| vhost.exchange(n)) else { continue };
-                            let ticket = self.route_and_enqueue(&vhost, &x, message, mandatory, id)?;
-                            if ticket > 0 {
+                            let outcome = self.route_and_enqueue(&vhost, &x, message, &extra_keys, mandatory, id)?;
+                            if outcome.ticket > 0 {
                                 if let Some(store) = self.broker.store() {
                                     // RabbitMQ answers commit-ok once persistent publishes are on disk.
                                     store.sync();
@@ -1273,10 +1404,12 @@ impl Session {
             if !ch.confirm || ch.closing || ch.publish_seq == ch.confirmed_seq {
                 continue;
             }
-            let upto = ch.confirmable(synced);
-            if upto > ch.confirmed_seq {
-                let multiple = upto - ch.confirmed_seq > 1;
-                codec::write_confirm(&mut self.wbuf, ch.id, upto, multiple, false);
+            for (upto, nack) in ch.confirmable(synced) {
+                if upto <= ch.confirmed_seq {
+                    continue;
+                }
+                let multiple = !nack && upto - ch.confirmed_seq > 1;
+                codec::write_confirm(&mut self.wbuf, ch.id, upto, multiple, nack);
                 ch.confirmed_seq = upto;
             }
         }
@@ -1334,13 +1467,8 @@ impl Session {
                             &message.message.exchange,
                             &message.message.routing_key,
                         );
-                        codec::write_content(
-                            &mut self.wbuf,
-                            ch.id,
-                            &message.message.properties,
-                            &message.message.body,
-                            self.frame_max,
-                        );
+                        let props = delivery_properties(&consumer.queue, &message);
+                        codec::write_content(&mut self.wbuf, ch.id, &props, &message.message.body, self.frame_max);
                         if consumer.no_ack {
                             consumer.queue.log_ack(&message);
                         } else {
@@ -1348,6 +1476,23 @@ impl Session {
                             let queue = Arc::clone(&consumer.queue);
                             ch.unacked.push_back(Unacked { tag, queue, consumer: Some(consumer), message });
                         }
+                    }
+                    OutboxItem::DirectReply { channel: chid, consumer_tag, message } => {
+                        let Some(ch) = channels.get_mut(&chid) else { continue };
+                        if ch.closing || ch.reply_consumer.as_ref().is_none_or(|r| r.0 != consumer_tag) {
+                            continue;
+                        }
+                        let tag = ch.take_delivery_tag();
+                        codec::write_deliver(
+                            &mut self.wbuf,
+                            chid,
+                            consumer_tag.as_bytes(),
+                            tag,
+                            false,
+                            &message.exchange,
+                            &message.routing_key,
+                        );
+                        codec::write_content(&mut self.wbuf, chid, &message.properties, &message.body, self.frame_max);
                     }
                     OutboxItem::Cancel { channel: chid, consumer_tag } => {
                         if let Some(ch) = channels.get_mut(&chid) {
@@ -1417,6 +1562,79 @@ fn decode_error(e: DecodeError, payload: &Bytes) -> Option<AmqpError> {
     }
 }
 
+/// The properties a delivery carries: the publisher's bytes, except that a
+/// quorum queue adds `x-delivery-count` as RabbitMQ's do.
+fn delivery_properties(q: &Queue, m: &QueuedMessage) -> Bytes {
+    if !q.is_quorum() {
+        return m.message.properties.clone();
+    }
+    let Some(props) = m.message.decode_properties() else { return m.message.properties.clone() };
+    let mut headers = props.headers().clone().unwrap_or_default();
+    headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(m.delivery_count as i64));
+    let props = props.with_headers(headers);
+    match cookie_factory::gen_simple(amq_protocol::protocol::basic::gen_properties(&props), Vec::new()) {
+        Ok(raw) => Bytes::from(raw),
+        Err(_) => m.message.properties.clone(),
+    }
+}
+
+fn with_reply_to(properties: &Bytes, reply_to: &str) -> AmqpResult<Bytes> {
+    let broken = || AmqpError::new(ReplyCode::SyntaxError, "malformed content header properties");
+    let (_, props) = amq_protocol::protocol::basic::parse_properties(&properties[..]).map_err(|_| broken())?;
+    let props = props.with_reply_to(short(reply_to));
+    cookie_factory::gen_simple(amq_protocol::protocol::basic::gen_properties(&props), Vec::new())
+        .map(Bytes::from)
+        .map_err(|_| broken())
+}
+
+/// What became of one publish, for its confirm.
+#[derive(Default)]
+struct Published {
+    /// The store ticket the confirm waits for (0: none).
+    ticket: u64,
+    /// A queue refused it (`x-overflow: reject-publish`): the confirm is a nack.
+    rejected: bool,
+}
+
+/// Sender-selected distribution: the CC and BCC headers' keys, with BCC
+/// removed from the properties every consumer will see.
+fn sender_selected(properties: Bytes) -> AmqpResult<(Bytes, Vec<String>)> {
+    let Ok((_, props)) = amq_protocol::protocol::basic::parse_properties(&properties[..]) else {
+        return Ok((properties, Vec::new()));
+    };
+    let Some(headers) = props.headers().clone() else { return Ok((properties, Vec::new())) };
+    let mut keys = Vec::new();
+    for name in ["CC", "BCC"] {
+        match headers.inner().get(name) {
+            None => {}
+            Some(AMQPValue::FieldArray(a)) => keys.extend(a.as_slice().iter().filter_map(|v| match v {
+                AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+                AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+                _ => None,
+            })),
+            Some(other) => {
+                return Err(AmqpError::precondition_failed(format!(
+                    "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
+                    crate::broker::vhost::amqp_type_name(other)
+                )))
+            }
+        }
+    }
+    if !headers.contains_key("BCC") {
+        return Ok((properties, keys));
+    }
+    let mut kept = FieldTable::default();
+    for (k, v) in headers.inner() {
+        if k.as_str() != "BCC" {
+            kept.insert(k.clone(), v.clone());
+        }
+    }
+    let props = props.with_headers(kept);
+    let raw = cookie_factory::gen_simple(amq_protocol::protocol::basic::gen_properties(&props), Vec::new())
+        .map_err(|_| AmqpError::new(ReplyCode::InternalError, "cannot re-encode properties"))?;
+    Ok((Bytes::from(raw), keys))
+}
+
 /// RabbitMQ's 505 for a frame that makes no sense where it arrived.
 fn unexpected_frame(frame: &Frame) -> AmqpError {
     let kind = match frame.kind {
@@ -1443,7 +1661,6 @@ fn method_ids(payload: &Bytes) -> (u16, u16) {
     }
     (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]]))
 }
-
 
 /// PLAIN: `authzid \0 user \0 password`.
 fn parse_plain(response: &[u8]) -> Option<(String, String)> {

@@ -49,7 +49,10 @@ pub struct FrameError {
 #[derive(Debug, PartialEq, Eq)]
 pub enum FrameErrorReason {
     /// Payload size and the largest payload frame_max allows.
-    TooLarge { size: u64, max: u64 },
+    TooLarge {
+        size: u64,
+        max: u64,
+    },
     BadFrameEnd(u8),
     UnknownType,
 }
@@ -72,8 +75,7 @@ impl std::error::Error for FrameError {}
 /// Formats bytes the way Erlang's `~p` prints a binary, as RabbitMQ's
 /// error texts quote them: `<<"text">>` when printable, else `<<0,20,255>>`.
 pub fn erlang_binary(bytes: &[u8]) -> String {
-    let printable = !bytes.is_empty()
-        && bytes.iter().all(|&b| matches!(b, 32..=126 | 160..=255 | 8..=13 | 27));
+    let printable = !bytes.is_empty() && bytes.iter().all(|&b| matches!(b, 32..=126 | 160..=255 | 8..=13 | 27));
     if !printable {
         let parts: Vec<String> = bytes.iter().map(|b| b.to_string()).collect();
         return format!("<<{}>>", parts.join(","));

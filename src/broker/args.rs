@@ -1,0 +1,304 @@
+//! Queue and consumer arguments (`x-message-ttl`, `x-max-length`, …) parsed
+//! once at declare time, with RabbitMQ's validation and its error texts.
+
+use amq_protocol::types::{AMQPValue, FieldTable};
+
+use super::error::{AmqpError, AmqpResult};
+use super::headers::as_number;
+use super::vhost::amqp_type_name;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Overflow {
+    #[default]
+    DropHead,
+    RejectPublish,
+    RejectPublishDlx,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueueType {
+    #[default]
+    Classic,
+    /// Accepted with a quorum queue's declare rules and its
+    /// `x-delivery-count` header; replication itself is not there yet.
+    Quorum,
+}
+
+/// What a queue's arguments ask for. Unknown `x-` arguments are kept on the
+/// queue (and in definitions) but mean nothing, as in RabbitMQ.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueueArgs {
+    pub message_ttl: Option<u64>,
+    pub expires: Option<u64>,
+    pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
+    pub overflow: Overflow,
+    pub dead_letter_exchange: Option<String>,
+    pub dead_letter_routing_key: Option<String>,
+    pub max_priority: Option<u8>,
+    pub single_active_consumer: bool,
+    pub queue_type: QueueType,
+}
+
+/// RabbitMQ's largest TTL: 2^32 - 1 ms... it checks against its timer limit.
+const MAX_TTL: i128 = 4_294_967_295;
+
+fn invalid(arg: &str, queue: &str, vhost: &str, why: impl std::fmt::Display) -> AmqpError {
+    AmqpError::precondition_failed(format!("invalid arg '{arg}' for queue '{queue}' in vhost '{vhost}': {why}"))
+}
+
+fn integer(v: &AMQPValue) -> Result<i128, String> {
+    as_number(v).ok_or_else(|| format!("\"expected integer, got {}\"", amqp_type_name(v)))
+}
+
+fn string(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+impl QueueArgs {
+    pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> AmqpResult<QueueArgs> {
+        let mut out = QueueArgs::default();
+        let get = |k: &str| args.inner().get(k);
+        let err = |arg: &str, why: String| invalid(arg, queue, vhost, why);
+        let non_negative = |arg: &str, v: &AMQPValue| -> AmqpResult<u64> {
+            let n = integer(v).map_err(|e| err(arg, e))?;
+            if n < 0 {
+                return Err(err(arg, format!("{{value_negative,{n}}}")));
+            }
+            Ok(n as u64)
+        };
+        if let Some(v) = get("x-message-ttl") {
+            let n = non_negative("x-message-ttl", v)?;
+            if n as i128 > MAX_TTL {
+                return Err(err("x-message-ttl", format!("{{value_too_large,{n}}}")));
+            }
+            out.message_ttl = Some(n);
+        }
+        if let Some(v) = get("x-expires") {
+            let n = non_negative("x-expires", v)?;
+            if n == 0 {
+                return Err(err("x-expires", "{value_zero,0}".into()));
+            }
+            if n as i128 > MAX_TTL {
+                return Err(err("x-expires", format!("{{value_too_large,{n}}}")));
+            }
+            out.expires = Some(n);
+        }
+        if let Some(v) = get("x-max-length") {
+            out.max_length = Some(non_negative("x-max-length", v)?);
+        }
+        if let Some(v) = get("x-max-length-bytes") {
+            out.max_length_bytes = Some(non_negative("x-max-length-bytes", v)?);
+        }
+        if let Some(v) = get("x-overflow") {
+            out.overflow = match string(v).as_deref() {
+                Some("drop-head") => Overflow::DropHead,
+                Some("reject-publish") => Overflow::RejectPublish,
+                Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+                Some(_) => return Err(err("x-overflow", "invalid_overflow".into())),
+                None => return Err(err("x-overflow", format!("{{unacceptable_type,{}}}", amqp_type_name(v)))),
+            };
+        }
+        if let Some(v) = get("x-dead-letter-exchange") {
+            out.dead_letter_exchange = Some(string(v).ok_or_else(|| {
+                AmqpError::precondition_failed(format!(
+                    "invalid type '{}' for arg 'x-dead-letter-exchange' in queue '{queue}' in vhost '{vhost}'",
+                    amqp_type_name(v)
+                ))
+            })?);
+        }
+        if let Some(v) = get("x-dead-letter-routing-key") {
+            let rk = string(v).ok_or_else(|| {
+                AmqpError::precondition_failed(format!(
+                    "invalid type '{}' for arg 'x-dead-letter-routing-key' in queue '{queue}' in vhost '{vhost}'",
+                    amqp_type_name(v)
+                ))
+            })?;
+            if out.dead_letter_exchange.is_none() {
+                return Err(err("x-dead-letter-routing-key", "routing_key_but_no_dlx_defined".into()));
+            }
+            out.dead_letter_routing_key = Some(rk);
+        }
+        if let Some(v) = get("x-max-priority") {
+            let n = non_negative("x-max-priority", v)?;
+            if n > 255 {
+                return Err(err("x-max-priority", format!("{{max_value_exceeded,{n}}}")));
+            }
+            out.max_priority = Some(n as u8);
+        }
+        if let Some(v) = get("x-single-active-consumer") {
+            out.single_active_consumer = match v {
+                AMQPValue::Boolean(b) => *b,
+                other => {
+                    return Err(err(
+                        "x-single-active-consumer",
+                        format!("{{unacceptable_type,{}}}", amqp_type_name(other)),
+                    ))
+                }
+            };
+        }
+        if let Some(v) = get("x-queue-type") {
+            out.queue_type = match string(v).as_deref() {
+                Some("classic") => QueueType::Classic,
+                Some("quorum") => QueueType::Quorum,
+                Some(other) => {
+                    return Err(err("x-queue-type", format!("\"unsupported queue type '{other}'\"")));
+                }
+                None => return Err(err("x-queue-type", format!("{{unacceptable_type,{}}}", amqp_type_name(v)))),
+            };
+        }
+        Ok(out)
+    }
+
+    /// A quorum queue must be durable, shared and permanent (RabbitMQ's texts).
+    pub fn check_quorum_properties(
+        &self,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        queue: &str,
+        vhost: &str,
+    ) -> AmqpResult<()> {
+        if self.queue_type != QueueType::Quorum {
+            return Ok(());
+        }
+        let bad = if !durable {
+            "non-durable"
+        } else if exclusive {
+            "exclusive-owner"
+        } else if auto_delete {
+            "auto-delete"
+        } else {
+            return Ok(());
+        };
+        Err(AmqpError::precondition_failed(format!("invalid property '{bad}' for queue '{queue}' in vhost '{vhost}'")))
+    }
+}
+
+/// `x-priority` on basic.consume.
+pub fn consumer_priority(args: &FieldTable, queue: &str, vhost: &str) -> AmqpResult<i32> {
+    match args.inner().get("x-priority") {
+        None => Ok(0),
+        Some(v) => {
+            let n = integer(v).map_err(|e| invalid("x-priority", queue, vhost, e))?;
+            Ok(n.clamp(i32::MIN as i128, i32::MAX as i128) as i32)
+        }
+    }
+}
+
+/// The per-message `expiration` property: a non-negative integer of
+/// milliseconds written as a string. Errors carry RabbitMQ's text.
+pub fn parse_expiration(s: &str) -> AmqpResult<u64> {
+    let fail = |why: String| AmqpError::precondition_failed(format!("invalid expiration '{s}': {why}"));
+    let digits_end = s
+        .char_indices()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
+        .map(|(i, _)| i)
+        .unwrap_or(s.len());
+    let (number, rest) = s.split_at(digits_end);
+    let n: i128 = match number.parse() {
+        Ok(n) => n,
+        Err(_) => return Err(fail("no_integer".into())),
+    };
+    if !rest.is_empty() {
+        return Err(fail(format!("{{leftover_string,\"{rest}\"}}")));
+    }
+    if n < 0 {
+        return Err(fail(format!("{{value_negative,{n}}}")));
+    }
+    if n > MAX_TTL {
+        return Err(fail(format!("{{value_too_large,{n}}}")));
+    }
+    Ok(n as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+        let mut t = FieldTable::default();
+        for (k, v) in pairs {
+            t.insert((*k).into(), v.clone());
+        }
+        t
+    }
+
+    fn err(pairs: &[(&str, AMQPValue)]) -> String {
+        QueueArgs::parse(&table(pairs), "q", "/").unwrap_err().text
+    }
+
+    #[test]
+    fn rabbitmq_texts_for_invalid_arguments() {
+        let p = "PRECONDITION_FAILED - invalid arg";
+        assert_eq!(
+            err(&[("x-message-ttl", AMQPValue::LongInt(-1))]),
+            format!("{p} 'x-message-ttl' for queue 'q' in vhost '/': {{value_negative,-1}}")
+        );
+        assert_eq!(
+            err(&[("x-message-ttl", AMQPValue::LongString("5".into()))]),
+            format!("{p} 'x-message-ttl' for queue 'q' in vhost '/': \"expected integer, got longstr\"")
+        );
+        assert!(err(&[("x-message-ttl", AMQPValue::LongLongInt(1 << 40))]).ends_with("{value_too_large,1099511627776}"));
+        assert!(err(&[("x-message-ttl", AMQPValue::Double(1.5))]).ends_with("\"expected integer, got double\""));
+        assert!(err(&[("x-expires", AMQPValue::LongInt(0))]).ends_with("{value_zero,0}"));
+        assert!(err(&[("x-overflow", AMQPValue::LongString("bogus".into()))]).ends_with("invalid_overflow"));
+        assert!(err(&[("x-overflow", AMQPValue::LongInt(1))]).ends_with("{unacceptable_type,signedint}"));
+        assert!(err(&[("x-dead-letter-routing-key", AMQPValue::LongString("k".into()))])
+            .ends_with("routing_key_but_no_dlx_defined"));
+        assert_eq!(
+            err(&[("x-dead-letter-exchange", AMQPValue::LongInt(1))]),
+            "PRECONDITION_FAILED - invalid type 'signedint' for arg 'x-dead-letter-exchange' in queue 'q' in vhost '/'"
+        );
+        assert!(err(&[("x-max-priority", AMQPValue::LongInt(300))]).ends_with("{max_value_exceeded,300}"));
+        assert!(err(&[("x-single-active-consumer", AMQPValue::LongString("y".into()))])
+            .ends_with("{unacceptable_type,longstr}"));
+        assert!(err(&[("x-queue-type", AMQPValue::LongString("bogus".into()))])
+            .ends_with("\"unsupported queue type 'bogus'\""));
+    }
+
+    #[test]
+    fn valid_arguments_parse() {
+        let a = QueueArgs::parse(
+            &table(&[
+                ("x-message-ttl", AMQPValue::ShortInt(100)),
+                ("x-max-length", AMQPValue::LongLongInt(10)),
+                ("x-overflow", AMQPValue::LongString("reject-publish".into())),
+                ("x-dead-letter-exchange", AMQPValue::LongString("dlx".into())),
+                ("x-max-priority", AMQPValue::ShortShortUInt(9)),
+                ("x-custom", AMQPValue::Boolean(true)),
+            ]),
+            "q",
+            "/",
+        )
+        .unwrap();
+        assert_eq!(a.message_ttl, Some(100));
+        assert_eq!(a.max_length, Some(10));
+        assert_eq!(a.overflow, Overflow::RejectPublish);
+        assert_eq!(a.dead_letter_exchange.as_deref(), Some("dlx"));
+        assert_eq!(a.max_priority, Some(9));
+    }
+
+    #[test]
+    fn expiration_property() {
+        assert_eq!(parse_expiration("1500"), Ok(1500));
+        assert_eq!(parse_expiration("0"), Ok(0));
+        assert_eq!(
+            parse_expiration("abc").unwrap_err().text,
+            "PRECONDITION_FAILED - invalid expiration 'abc': no_integer"
+        );
+        assert_eq!(parse_expiration("").unwrap_err().text, "PRECONDITION_FAILED - invalid expiration '': no_integer");
+        assert_eq!(
+            parse_expiration("-1").unwrap_err().text,
+            "PRECONDITION_FAILED - invalid expiration '-1': {value_negative,-1}"
+        );
+        assert_eq!(
+            parse_expiration("1.5").unwrap_err().text,
+            "PRECONDITION_FAILED - invalid expiration '1.5': {leftover_string,\".5\"}"
+        );
+    }
+}
