@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
-# Runs every test: unit and integration tests (cargo nextest, falling back to
-# cargo test), then the interop suite against the release binary.
-# Installs what it needs (Python venv with pika) on first use.
-set -euo pipefail
+# Runs every test, as CI does:
+#   1. unit and integration tests (cargo nextest; cargo test if it is missing),
+#      including the SIGKILL crash-recovery test and the fuzz stand-in;
+#   2. the interop suite: real clients in several languages against the
+#      release binary (interop/run.sh installs them on first use);
+#   3. the differential suite: the same scenarios against Warren and a real
+#      RabbitMQ (Debian's rabbitmq-server, installed and started on first use).
+# Each stage runs even if an earlier one failed; the exit code says whether all passed.
+set -uo pipefail
 cd "$(dirname "$0")"
 
-if ! command -v python3 >/dev/null || ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
   echo "installing python3-venv from Debian's packages" >&2
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv >/dev/null
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi
 
-cargo build --release --bins
+status=0
+cargo build --release --bins || exit 1
+
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --all-targets --no-fail-fast
+  cargo nextest run --no-fail-fast || status=1
 else
-  cargo test --all-targets --no-fail-fast
+  cargo test --no-fail-fast || status=1
 fi
-cargo test --doc
+cargo test --doc || status=1
 
-WARREN_BIN="$PWD/target/release/warren" bash interop/run.sh
+WARREN_BIN="$PWD/target/release/warren" bash interop/run.sh || status=1
+WARREN_BIN="$PWD/target/release/warren" bash interop/diff/run.sh || status=1
+
+exit $status

@@ -6,30 +6,24 @@
 #                   free loopback port, test it, and stop it on exit.
 #
 # Arguments are passed to runner.py (e.g. a scenario name filter).
+# Clients are installed first (install.sh; cached after the first run).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 
-# (a) The venv for the Python clients. Reinstall only when the pinned
-# requirements changed, so repeated runs start in well under a second.
-venv="$here/.venv"
-requirements="$here/python/requirements.txt"
-stamp="$venv/.installed-requirements.txt"
-if [[ ! -x "$venv/bin/python" ]]; then
-    python3 -m venv "$venv"
-fi
-if ! cmp -s "$requirements" "$stamp"; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
-    cp "$requirements" "$stamp"
-fi
-
-# Listing scenarios needs no broker.
+# Listing scenarios needs no broker and no clients (the runner uses only the
+# standard library).
 for arg in "$@"; do
     if [[ "$arg" == "--list" ]]; then
-        exec "$venv/bin/python" "$here/runner.py" "$@"
+        exec python3 "$here/runner.py" "$@"
     fi
 done
+
+# (a) The client libraries: Debian packages, the Python venv, node_modules,
+# the Go build. Cached, so repeated runs start in about a second.
+bash "$here/install.sh" --versions
+venv="$here/.venv"
 
 # (b) A broker of our own unless one was given.
 broker_pid=""
@@ -67,7 +61,7 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     workdir="$(mktemp -d "${TMPDIR:-/tmp}/warren-interop.XXXXXX")"
     port_file="$workdir/port"
     broker_log="$workdir/broker.log"
-    "$warren" --port 0 --port-file "$port_file" --bind 127.0.0.1 >"$broker_log" 2>&1 &
+    "$warren" --port 0 --port-file "$port_file" --bind 127.0.0.1 --data-dir "$workdir/data" >"$broker_log" 2>&1 &
     broker_pid=$!
 
     port=""
@@ -97,7 +91,9 @@ fi
 # (c) The scenarios. Run in the background and waited for, so that the INT/
 # TERM trap fires at once and cleanup() can stop the runner.
 status=0
-"$venv/bin/python" "$here/runner.py" "$@" &
+# Scenarios mostly wait (heartbeat pauses, prefetch windows), so several run
+# at once; INTEROP_JOBS=1 runs them one by one.
+"$venv/bin/python" "$here/runner.py" --jobs "${INTEROP_JOBS:-4}" "$@" &
 runner_pid=$!
 wait "$runner_pid" || status=$?
 runner_pid=""

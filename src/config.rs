@@ -26,6 +26,9 @@ pub struct Config {
     /// The memory alarm threshold (RabbitMQ's vm_memory_high_watermark): a
     /// fraction of total RAM when ≤ 1.0, else bytes. 0 disables the alarm.
     pub memory_high_watermark: f64,
+    /// Message bytes one queue keeps in RAM; beyond it newer messages are
+    /// paged to disk (needs a data directory).
+    pub queue_memory_budget: u64,
 }
 
 impl Default for Config {
@@ -42,6 +45,7 @@ impl Default for Config {
             data_dir: None,
             definitions: None,
             memory_high_watermark: 0.4,
+            queue_memory_budget: 32 * 1024 * 1024,
         }
     }
 }

@@ -72,6 +72,10 @@ struct ServeArgs {
     /// RAM (≤ 1.0) or bytes; 0 disables. RabbitMQ's vm_memory_high_watermark.
     #[arg(long, default_value_t = 0.4)]
     memory_high_watermark: f64,
+    /// Message bytes one queue keeps in RAM before paging newer messages to
+    /// disk (in the data directory; not with --in-memory).
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    queue_memory_budget: u64,
 }
 
 fn main() -> std::process::ExitCode {
@@ -115,6 +119,7 @@ fn serve(cli: ServeArgs) -> anyhow::Result<()> {
             },
             definitions: cli.definitions,
             memory_high_watermark: cli.memory_high_watermark,
+            queue_memory_budget: cli.queue_memory_budget,
         };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config, cli.port_file))

@@ -193,3 +193,51 @@ async fn consumers_get_recovered_messages_in_order() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_queue_over_its_ram_budget_pages_to_disk_and_keeps_order() {
+    let dir = data_dir("paging");
+    // A 64 KiB budget: most of these 20,000 messages live in page files.
+    let cfg = warren::Config { queue_memory_budget: 64 * 1024, ..config(&dir) };
+    let server = warren::Server::start(cfg).await.unwrap();
+    let (_c, ch) = channel(&server.amqp_uri()).await;
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
+    within(ch.queue_declare("big".into(), QueueDeclareOptions::default(), FieldTable::default())).await.unwrap();
+    let mut confirms = Vec::new();
+    for i in 0..20_000 {
+        let body = format!("{i:05}");
+        confirms.push(
+            within(ch.basic_publish(
+                "".into(),
+                "big".into(),
+                BasicPublishOptions::default(),
+                body.as_bytes(),
+                BasicProperties::default(),
+            ))
+            .await
+            .unwrap(),
+        );
+    }
+    for c in confirms {
+        within(c).await.unwrap();
+    }
+    let paged = std::fs::read_dir(dir.join("paging")).map(|d| d.count()).unwrap_or(0);
+    assert!(paged > 0, "nothing was paged to disk");
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    let q = within(ch.queue_declare("big".into(), passive, FieldTable::default())).await.unwrap();
+    assert_eq!(q.message_count(), 20_000);
+    let mut consumer = within(ch.basic_consume(
+        "big".into(),
+        "".into(),
+        BasicConsumeOptions { no_ack: true, ..Default::default() },
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
+    for i in 0..20_000 {
+        let d = within(consumer.next()).await.unwrap().unwrap();
+        assert_eq!(String::from_utf8(d.data).unwrap(), format!("{i:05}"));
+    }
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -35,11 +35,11 @@ fi
 # (b) The reference broker.
 if [[ -z "${DIFF_A_URL:-}" ]]; then
     ref="$root/../shared/tools/reference-rabbitmq"
-    if [[ ! -x "$ref" ]]; then
+    if [[ ! -f "$ref" ]]; then
         echo "run.sh: $ref not found; set DIFF_A_URL" >&2
         exit 2
     fi
-    timeout 300 "$ref" start >&2
+    timeout 600 bash "$ref" start >&2
     export DIFF_A_URL="amqp://guest:guest@127.0.0.1:5673/"
 fi
 
@@ -70,7 +70,7 @@ if [[ -z "${DIFF_B_URL:-}" ]]; then
         exit 2
     fi
     workdir="$(mktemp -d "${TMPDIR:-/tmp}/warren-diff.XXXXXX")"
-    "$warren" --bind 127.0.0.1 --port 0 --port-file "$workdir/port" >"$workdir/warren.log" 2>&1 &
+    "$warren" --bind 127.0.0.1 --port 0 --port-file "$workdir/port" --data-dir "$workdir/data" >"$workdir/warren.log" 2>&1 &
     warren_pid=$!
     port=""
     for _ in $(seq 200); do  # up to 20 s

@@ -107,9 +107,11 @@ pub fn dead_letter_message(
         headers.insert("x-first-death-queue".into(), text(queue));
         headers.insert("x-first-death-exchange".into(), text(&String::from_utf8_lossy(&message.exchange)));
     }
+    // BCC never travels on; CC goes too when the dead-letter routing key
+    // replaces the original keys.
     let mut stripped = FieldTable::default();
     for (k, v) in headers.inner() {
-        if k.as_str() != "BCC" {
+        if k.as_str() != "BCC" && !(k.as_str() == "CC" && dlrk.is_some()) {
             stripped.insert(k.clone(), v.clone());
         }
     }

@@ -118,6 +118,7 @@ impl Broker {
             return Ok(b);
         };
         let (store, recovered) = Store::open(dir)?;
+        store.set_queue_memory_budget(config.queue_memory_budget);
         let b = Broker::empty(Some(Arc::clone(&store)));
         let mut logs: HashMap<(String, String), RecoveredQueue> =
             recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();

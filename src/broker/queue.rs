@@ -15,6 +15,7 @@ use super::args::{Overflow, QueueArgs, QueueType};
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
 use super::message::{clock, Message, QueuedMessage};
+use crate::store::paging::PagedTail;
 use crate::store::QueueLog;
 
 #[derive(Debug)]
@@ -31,6 +32,8 @@ pub struct Queue {
     pub args: QueueArgs,
     /// The log of a durable queue when the broker has a data directory.
     log: Option<Arc<QueueLog>>,
+    /// Where to page messages beyond `budget` bytes of RAM (`None`: never).
+    paging: Option<(std::path::PathBuf, u64)>,
     state: Mutex<QueueState>,
 }
 
@@ -41,11 +44,21 @@ struct Ready {
     levels: Vec<VecDeque<QueuedMessage>>,
     len: usize,
     bytes: u64,
+    /// Estimated RAM of the messages held, against the paging budget.
+    mem: u64,
+}
+
+/// What a message costs in RAM beyond its bytes (structs, Arc, deque slot).
+const MESSAGE_OVERHEAD: u64 = 200;
+
+fn mem_of(m: &QueuedMessage) -> u64 {
+    let msg = &m.message;
+    (msg.body.len() + msg.properties.len() + msg.routing_key.len() + msg.exchange.len()) as u64 + MESSAGE_OVERHEAD
 }
 
 impl Ready {
     fn new(levels: usize) -> Self {
-        Ready { levels: (0..levels.max(1)).map(|_| VecDeque::new()).collect(), len: 0, bytes: 0 }
+        Ready { levels: (0..levels.max(1)).map(|_| VecDeque::new()).collect(), len: 0, bytes: 0, mem: 0 }
     }
 
     fn level_of(&self, m: &QueuedMessage) -> usize {
@@ -56,6 +69,7 @@ impl Ready {
         let l = self.level_of(&m);
         self.len += 1;
         self.bytes += m.message.body.len() as u64;
+        self.mem += mem_of(&m);
         self.levels[l].push_back(m);
     }
 
@@ -64,6 +78,7 @@ impl Ready {
         let l = self.level_of(&m);
         self.len += 1;
         self.bytes += m.message.body.len() as u64;
+        self.mem += mem_of(&m);
         let level = &mut self.levels[l];
         let at = level.partition_point(|r| r.seq < m.seq);
         level.insert(at, m);
@@ -73,6 +88,7 @@ impl Ready {
         let m = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
         self.len -= 1;
         self.bytes -= m.message.body.len() as u64;
+        self.mem -= mem_of(&m);
         Some(m)
     }
 
@@ -84,6 +100,7 @@ impl Ready {
                 if let Some(m) = level.pop_front() {
                     self.len -= 1;
                     self.bytes -= m.message.body.len() as u64;
+                    self.mem -= mem_of(&m);
                     out.push(m);
                 }
             }
@@ -93,6 +110,7 @@ impl Ready {
     fn drain(&mut self) -> Vec<QueuedMessage> {
         self.len = 0;
         self.bytes = 0;
+        self.mem = 0;
         self.levels.iter_mut().flat_map(|l| l.drain(..)).collect()
     }
 }
@@ -100,6 +118,9 @@ impl Ready {
 #[derive(Debug)]
 struct QueueState {
     ready: Ready,
+    /// Newer messages paged to disk once `ready` outgrew the RAM budget;
+    /// all of them come after everything in `ready`.
+    tail: Option<PagedTail>,
     /// Sorted by priority, highest first (stable: equal priorities keep
     /// their arrival order, which single-active-consumer relies on).
     consumers: Vec<Arc<Consumer>>,
@@ -186,8 +207,10 @@ impl Queue {
             arguments,
             args,
             log,
+            paging: None,
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels),
+                tail: None,
                 consumers: Vec::new(),
                 next_consumer: 0,
                 next_seq: 0,
@@ -195,6 +218,47 @@ impl Queue {
                 last_used: clock::now_ms(),
             }),
         }
+    }
+
+    /// Lets the queue page to `dir` beyond `budget` bytes of RAM. Priority
+    /// queues stay in memory (their levels would each need a tail).
+    pub fn with_paging(mut self, dir: std::path::PathBuf, budget: u64) -> Self {
+        if self.args.max_priority.is_none() {
+            self.paging = Some((dir, budget));
+        }
+        self
+    }
+
+    /// Keeps a message: in RAM, or at the end of the paged tail when the
+    /// budget is spent (or a tail exists: order must hold).
+    fn store_ready(&self, st: &mut QueueState, m: QueuedMessage) {
+        if let Some((dir, budget)) = &self.paging {
+            if st.tail.as_ref().is_some_and(|t| !t.is_empty()) || st.ready.mem >= *budget {
+                let tail = st.tail.get_or_insert_with(|| PagedTail::new(dir.clone()));
+                match tail.push(&m) {
+                    Ok(()) => return,
+                    Err(e) => tracing::error!(queue = %self.name, "paging failed, keeping the message in RAM: {e}"),
+                }
+            }
+        }
+        st.ready.push_back(m);
+    }
+
+    /// Brings paged messages back once the head has room for them.
+    fn refill(&self, st: &mut QueueState) {
+        let Some((_, budget)) = &self.paging else { return };
+        let Some(tail) = st.tail.as_mut().filter(|t| !t.is_empty()) else { return };
+        if st.ready.mem > budget / 2 {
+            return;
+        }
+        let ready = &mut st.ready;
+        if let Err(e) = tail.pop_batch(budget / 2, |m| ready.push_back(m)) {
+            tracing::error!(queue = %self.name, "reading paged messages failed: {e}");
+        }
+    }
+
+    fn total_len(st: &QueueState) -> u64 {
+        st.ready.len as u64 + st.tail.as_ref().map(|t| t.count).unwrap_or(0)
     }
 
     pub fn is_quorum(&self) -> bool {
@@ -206,7 +270,7 @@ impl Queue {
         let mut st = self.state.lock();
         for m in messages {
             st.next_seq = st.next_seq.max(m.seq + 1);
-            st.ready.push_back(m);
+            self.store_ready(&mut st, m);
         }
     }
 
@@ -236,9 +300,10 @@ impl Queue {
         }
     }
 
-    fn over_limit(&self, ready: &Ready, extra_len: usize, extra_bytes: u64) -> bool {
-        self.args.max_length.is_some_and(|m| (ready.len + extra_len) as u64 > m)
-            || self.args.max_length_bytes.is_some_and(|m| ready.bytes + extra_bytes > m)
+    fn over_limit(&self, st: &QueueState, extra_len: u64, extra_bytes: u64) -> bool {
+        let tail_bytes = st.tail.as_ref().map(|t| t.bytes).unwrap_or(0);
+        self.args.max_length.is_some_and(|m| Self::total_len(st) + extra_len > m)
+            || self.args.max_length_bytes.is_some_and(|m| st.ready.bytes + tail_bytes + extra_bytes > m)
     }
 
     /// Offers a message. A persistent message in a durable queue is first
@@ -258,7 +323,7 @@ impl Queue {
         }
         self.expire_locked(&mut st, now, dead);
         let reject = matches!(self.args.overflow, Overflow::RejectPublish | Overflow::RejectPublishDlx);
-        if reject && self.over_limit(&st.ready, 1, message.body.len() as u64) {
+        if reject && self.over_limit(&st, 1, message.body.len() as u64) {
             if self.args.overflow == Overflow::RejectPublishDlx {
                 let seq = st.next_seq;
                 st.next_seq += 1;
@@ -284,22 +349,26 @@ impl Queue {
             (Some(log), true) => Some(log.append_message(seq, &message, waker.cloned())),
             _ => None,
         };
-        st.ready.push_back(QueuedMessage {
+        let m = QueuedMessage {
             seq,
             message,
             redelivered: false,
             persisted: ticket.is_some(),
             expires_at: ttl.map(|t| now + t),
             delivery_count: 0,
-        });
+        };
+        self.store_ready(&mut st, m);
         // drop-head: the oldest go to make room.
-        while !reject && self.over_limit(&st.ready, 0, 0) {
+        while !reject && self.over_limit(&st, 0, 0) {
+            if st.ready.len == 0 {
+                self.refill(&mut st);
+            }
             match st.ready.pop_front() {
                 Some(m) => dead.messages.push((m, DeathReason::Maxlen)),
                 None => break,
             }
         }
-        Self::dispatch_locked(&mut st, &self.args);
+        self.dispatch_locked(&mut st);
         // A TTL of 0 means "deliver now or never".
         if ttl == Some(0) {
             self.expire_locked(&mut st, now, dead);
@@ -350,23 +419,30 @@ impl Queue {
         for m in messages {
             st.ready.insert_by_seq(m);
         }
-        Self::dispatch_locked(&mut st, &self.args);
+        self.dispatch_locked(&mut st);
     }
 
     /// Hands ready messages to consumers with credit.
     pub fn dispatch(&self) {
         let mut st = self.state.lock();
-        Self::dispatch_locked(&mut st, &self.args);
+        self.dispatch_locked(&mut st);
     }
 
     /// The highest-priority consumers with credit get messages, round-robin
     /// among equals; with single-active-consumer only the first one does.
-    fn dispatch_locked(st: &mut QueueState, args: &QueueArgs) {
+    fn dispatch_locked(&self, st: &mut QueueState) {
         let now = clock::now_ms();
-        while st.ready.len > 0 && !st.consumers.is_empty() {
-            let Some(idx) = Self::pick_consumer(st, args) else { return };
+        while !st.consumers.is_empty() {
+            if st.ready.len == 0 {
+                self.refill(st);
+                if st.ready.len == 0 {
+                    return;
+                }
+            }
+            let Some(idx) = Self::pick_consumer(st, &self.args) else { return };
             let Some(message) = st.ready.pop_front() else { return };
-            if message.expires_at.is_some_and(|t| t <= now) {
+            // Strictly past: a TTL of 0 still reaches a waiting consumer.
+            if message.expires_at.is_some_and(|t| t < now) {
                 // Credit was taken for a message that just expired: give it
                 // back; the sweep dead-letters what remains at the head.
                 st.consumers[idx].written();
@@ -378,6 +454,7 @@ impl Queue {
             let outbox = Arc::clone(&consumer.outbox);
             outbox.push(OutboxItem::Deliver { consumer, message });
         }
+        self.refill(st);
     }
 
     fn pick_consumer(st: &mut QueueState, args: &QueueArgs) -> Option<usize> {
@@ -407,9 +484,13 @@ impl Queue {
         let now = clock::now_ms();
         let mut st = self.state.lock();
         st.last_used = now;
+        self.refill(&mut st);
         self.expire_locked(&mut st, now, dead);
         let m = st.ready.pop_front()?;
-        Some((m, st.ready.len as u32))
+        // The count leaves out what expired behind the message just taken.
+        self.refill(&mut st);
+        self.expire_locked(&mut st, now, dead);
+        Some((m, Self::total_len(&st) as u32))
     }
 
     pub fn add_consumer(&self, consumer: Arc<Consumer>) -> AmqpResult<()> {
@@ -426,7 +507,7 @@ impl Queue {
         let at = st.consumers.partition_point(|c| c.priority >= consumer.priority);
         st.consumers.insert(at, consumer);
         st.last_used = clock::now_ms();
-        Self::dispatch_locked(&mut st, &self.args);
+        self.dispatch_locked(&mut st);
         Ok(())
     }
 
@@ -440,7 +521,7 @@ impl Queue {
         consumer.deactivate();
         st.last_used = clock::now_ms();
         // With single-active-consumer the next in line takes over now.
-        Self::dispatch_locked(&mut st, &self.args);
+        self.dispatch_locked(&mut st);
         Some(ConsumerRemoved {
             consumer,
             now_unused_auto_delete: self.auto_delete && st.consumers.is_empty() && !st.deleted,
@@ -448,7 +529,7 @@ impl Queue {
     }
 
     pub fn message_count(&self) -> u32 {
-        self.state.lock().ready.len as u32
+        Self::total_len(&self.state.lock()) as u32
     }
 
     pub fn consumer_count(&self) -> u32 {
@@ -462,7 +543,14 @@ impl Queue {
         for m in &all {
             self.log_ack(m);
         }
-        all.len() as u32
+        let mut n = all.len() as u32;
+        if let Some(tail) = st.tail.as_mut() {
+            tail.clear(|m| {
+                self.log_ack(&m);
+                n += 1;
+            });
+        }
+        n
     }
 
     /// Marks the queue deleted and returns its ready count and the consumers
@@ -470,7 +558,10 @@ impl Queue {
     pub fn mark_deleted(&self) -> (u32, Vec<Arc<Consumer>>) {
         let mut st = self.state.lock();
         st.deleted = true;
-        let n = st.ready.drain().len() as u32;
+        let mut n = st.ready.drain().len() as u32;
+        if let Some(mut tail) = st.tail.take() {
+            tail.clear(|_| n += 1);
+        }
         if let Some(log) = &self.log {
             log.delete();
         }

@@ -425,26 +425,23 @@ impl Vhost {
             d.name.to_owned()
         };
         let args = QueueArgs::parse(d.arguments, &name, &self.name)?;
-        args.check_quorum_properties(d.durable, d.exclusive, d.auto_delete, &name, &self.name)?;
         // RabbitMQ never makes an exclusive queue durable.
         let durable = d.durable && !d.exclusive;
         let owner = d.exclusive.then_some(d.connection_id);
         let q = match self.queues.entry(name.clone()) {
             dashmap::Entry::Occupied(e) => Arc::clone(e.get()),
             dashmap::Entry::Vacant(v) => {
+                args.check_quorum_properties(d.durable, d.exclusive, d.auto_delete, &name, &self.name)?;
                 let log = match (&self.store, durable) {
                     (Some(store), true) => Some(store.queue_log(&self.name, &name, None)),
                     _ => None,
                 };
-                let q = Arc::new(Queue::new(
-                    name.clone(),
-                    self.name.clone(),
-                    durable,
-                    d.auto_delete,
-                    owner,
-                    d.arguments.clone(),
-                    log,
-                ));
+                let mut q = Queue::new(name.clone(), self.name.clone(), durable, d.auto_delete, owner, d.arguments.clone(), log);
+                if let Some(store) = &self.store {
+                    let (dir, budget) = store.paging_for(&self.name, &name);
+                    q = q.with_paging(dir, budget);
+                }
+                let q = Arc::new(q);
                 v.insert(Arc::clone(&q));
                 if durable {
                     self.durable_changed();
@@ -593,7 +590,7 @@ impl Vhost {
             Some(store) if d.durable => Some(store.queue_log(&self.name, &d.name, log.as_ref())),
             _ => None,
         };
-        let q = Queue::new(
+        let mut q = Queue::new(
             d.name.clone(),
             self.name.clone(),
             d.durable,
@@ -602,6 +599,10 @@ impl Vhost {
             table_from_json(&d.arguments),
             queue_log,
         );
+        if let Some(store) = &self.store {
+            let (dir, budget) = store.paging_for(&self.name, &d.name);
+            q = q.with_paging(dir, budget);
+        }
         if let Some(log) = log {
             // TTLs restart from now: the log keeps no enqueue times.
             let now = super::message::clock::now_ms();
@@ -752,7 +753,8 @@ impl Vhost {
     /// target queues (their length limits); those are handled in the same
     /// loop, so there is no recursion and no queue lock is held here.
     pub fn dead_letter(&self, from: &Queue, dead: DeadLetters) {
-        let mut work: Vec<(String, Option<String>, Option<String>, QueuedMessage, DeathReason)> = dead
+        // In order: the first message out is the first dead-lettered.
+        let mut work: std::collections::VecDeque<(String, Option<String>, Option<String>, QueuedMessage, DeathReason)> = dead
             .messages
             .into_iter()
             .map(|(m, r)| {
@@ -766,7 +768,7 @@ impl Vhost {
                 )
             })
             .collect();
-        while let Some((queue, dlx, dlrk, m, reason)) = work.pop() {
+        while let Some((queue, dlx, dlrk, m, reason)) = work.pop_front() {
             let Some(dlx) = dlx else { continue };
             let Ok(x) = self.exchange(&dlx) else { continue };
             let (msg, keys, history) =
@@ -784,7 +786,7 @@ impl Vhost {
                 t.enqueue(Arc::clone(&msg), None, &mut more);
                 for (m, r) in more.messages {
                     t.log_ack(&m);
-                    work.push((
+                    work.push_back((
                         t.name.clone(),
                         t.args.dead_letter_exchange.clone(),
                         t.args.dead_letter_routing_key.clone(),

@@ -18,6 +18,7 @@
 //! publishers wait for confirms.
 
 pub mod definitions;
+pub mod paging;
 pub mod segments;
 
 use std::collections::{HashMap, VecDeque};
@@ -98,6 +99,8 @@ pub struct Store {
     writer: Mutex<Option<JoinHandle<()>>>,
     next_queue_id: AtomicU64,
     definitions: Mutex<()>,
+    /// Message bytes a queue keeps in RAM before paging newer ones to disk.
+    queue_memory_budget: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -139,6 +142,8 @@ impl Store {
         File::create(&probe).and_then(|mut f| f.write_all(b"ok")).map_err(unusable(dir))?;
         let _ = fs::remove_file(&probe);
 
+        // Page files are scratch; what must survive is in the queue logs.
+        let _ = fs::remove_dir_all(dir.join("paging"));
         let clean_marker = dir.join("clean_shutdown");
         let clean_shutdown = clean_marker.exists();
         if clean_shutdown {
@@ -180,12 +185,23 @@ impl Store {
             writer: Mutex::new(Some(writer)),
             next_queue_id: AtomicU64::new(1),
             definitions: Mutex::new(()),
+            queue_memory_budget: AtomicU64::new(u64::MAX),
         });
         Ok((store, Recovered { definitions, queues, clean_shutdown }))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub fn set_queue_memory_budget(&self, bytes: u64) {
+        self.queue_memory_budget.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Where a queue pages messages out, and its RAM budget.
+    pub fn paging_for(&self, vhost: &str, name: &str) -> (PathBuf, u64) {
+        let dir = self.dir.join("paging").join(format!("{}-{}", queue_dir_name(vhost, name), self.next_queue_id.fetch_add(1, Ordering::Relaxed)));
+        (dir, self.queue_memory_budget.load(Ordering::Relaxed))
     }
 
     fn send(&self, make: impl FnOnce(u64) -> Request) -> u64 {

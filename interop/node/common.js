@@ -1,0 +1,156 @@
+'use strict';
+// Shared by node/promise/checks.js and node/callback/checks.js: the values
+// every client sends (see interop/README.md), and the check runner.
+const crypto = require('node:crypto');
+const assert = require('node:assert');
+
+const DEADLINE_MS = 25000;
+const HEARTBEAT_S = 1;
+const PAUSE_MS = 5000;
+
+function amqpUrl() {
+  const url = process.env.AMQP_URL;
+  if (!url) {
+    console.log('AMQP_URL is not set');
+    process.exit(2);
+  }
+  return url;
+}
+
+function urlParts() {
+  const u = new URL(amqpUrl());
+  return {
+    hostname: u.hostname,
+    port: Number(u.port || 5672),
+    username: decodeURIComponent(u.username || 'guest'),
+    password: decodeURIComponent(u.password || 'guest'),
+    vhost: u.pathname.length > 1 ? decodeURIComponent(u.pathname.slice(1)) : '/',
+  };
+}
+
+function wrongPasswordUrl() {
+  const u = new URL(amqpUrl());
+  u.password = encodeURIComponent(decodeURIComponent(u.password) + '-wrong');
+  return u.toString();
+}
+
+function unique(kind) {
+  return `interop.${kind}.${crypto.randomBytes(6).toString('hex')}`;
+}
+
+class Failed extends Error {}
+
+function check(cond, reason) {
+  if (!cond) throw new Failed(reason);
+}
+
+function bodies() {
+  return [['empty', Buffer.alloc(0)], ['one byte', Buffer.from([0])], ['1 MiB', crypto.randomBytes(1 << 20)]];
+}
+
+function describe(buf) {
+  return `${buf.length} bytes` + (buf.length ? ` starting ${buf.subarray(0, 8).toString('hex')}` : '');
+}
+
+function properties() {
+  return {
+    contentType: 'application/x-interop',
+    contentEncoding: 'x-identity',
+    deliveryMode: 2,
+    priority: 5,
+    correlationId: 'corr-7f3a',
+    replyTo: 'interop.reply-to',
+    expiration: '60000',
+    messageId: 'msg-0001',
+    timestamp: 1700000000,
+    type: 'interop.event',
+    userId: urlParts().username,
+    appId: 'interop-suite',
+  };
+}
+
+// Every field type amqplib can encode, each integer width given explicitly
+// with amqplib's {'!': type, value} notation.
+function headers() {
+  return {
+    string: 'h\u00e9llo, w\u00f6rld',
+    'empty-string': '',
+    true: true,
+    false: false,
+    int8: { '!': 'int8', value: -128 },
+    uint8: { '!': 'uint8', value: 255 },
+    int16: { '!': 'int16', value: -32768 },
+    uint16: { '!': 'uint16', value: 65535 },
+    int32: { '!': 'int32', value: -2147483648 },
+    uint32: { '!': 'uint32', value: 4294967295 },
+    int64: { '!': 'int64', value: -1234567890123 },
+    float32: { '!': 'float', value: 0.25 },
+    float64: 1.5,
+    decimal: { '!': 'decimal', value: { places: 2, digits: 314 } },
+    timestamp: { '!': 'timestamp', value: 1700000000 },
+    bytes: Buffer.from([0, 1, 0xfe, 0xff]),
+    void: null,
+    array: [1, 'two', true, { k: 'v' }, [3, 4]],
+    nested: { level1: { level2: { n: 42, s: 'deep' } }, list: ['a', 1] },
+  };
+}
+
+// What amqplib decodes headers() into: plain numbers for every integer
+// width and float, tagged objects for decimals and timestamps.
+function decodedHeaders() {
+  const h = headers();
+  for (const [k, v] of Object.entries(h)) {
+    if (v && typeof v === 'object' && v['!'] && !['decimal', 'timestamp'].includes(v['!'])) h[k] = v.value;
+  }
+  return h;
+}
+
+function compareProperties(got, want) {
+  for (const [k, v] of Object.entries(want)) {
+    check(got[k] === v, `${k}: got ${JSON.stringify(got[k])}, sent ${JSON.stringify(v)}`);
+  }
+}
+
+function compareHeaders(got, want) {
+  check(got && typeof got === 'object', `headers: got ${JSON.stringify(got)}`);
+  check(JSON.stringify(Object.keys(got).sort()) === JSON.stringify(Object.keys(want).sort()),
+    `header keys: got ${Object.keys(got).sort()}, sent ${Object.keys(want).sort()}`);
+  for (const k of Object.keys(want)) {
+    try {
+      assert.deepStrictEqual(got[k], want[k]);
+    } catch (e) {
+      throw new Failed(`header ${k}: got ${JSON.stringify(got[k])}, sent ${JSON.stringify(want[k])}`);
+    }
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Run the check named by argv[2] (an async function) under DEADLINE_MS.
+function run(checks) {
+  const name = process.argv[2];
+  if (!checks[name]) {
+    console.log(`usage: checks.js {${Object.keys(checks).join(',')}}`);
+    process.exit(2);
+  }
+  setTimeout(() => {
+    console.log(`${name}: still running after its ${DEADLINE_MS / 1000}s deadline`);
+    process.exit(3);
+  }, DEADLINE_MS).unref();
+  checks[name]().then(
+    (result) => {
+      console.log(`${name}: ok${result ? ` (${result})` : ''}`);
+      process.exit(0);
+    },
+    (error) => {
+      if (!(error instanceof Failed)) console.log(error && error.stack);
+      console.log(`${name}: ${error instanceof Failed ? '' : `${error && error.constructor.name}: `}${error && error.message}`);
+      process.exit(1);
+    },
+  );
+}
+
+module.exports = {
+  HEARTBEAT_S, PAUSE_MS, amqpUrl, urlParts, wrongPasswordUrl, unique, Failed, check, bodies, describe,
+  properties, headers, decodedHeaders, compareProperties, compareHeaders, sleep, run,
+};

@@ -1,0 +1,371 @@
+'use strict';
+// The client checks with amqplib's promise API (require('amqplib')).
+// Usage: node checks.js CHECK; also `rpc-server QUEUE COUNT` and
+// `rpc-client QUEUE N...` for the cross-language RPC scenarios.
+const amqp = require('amqplib');
+const c = require('../common');
+
+const { check, Failed } = c;
+
+async function connect(options) {
+  const conn = await amqp.connect(options || c.amqpUrl(), { timeout: 5000 });
+  conn.on('error', () => {}); // reported through the promises instead
+  return conn;
+}
+
+async function confirmChannel(conn) {
+  const ch = await conn.createConfirmChannel();
+  ch.on('error', () => {});
+  return ch;
+}
+
+async function tempQueue(ch) {
+  return (await ch.assertQueue('', { exclusive: true })).queue;
+}
+
+async function getOne(ch, q, noAck = true) {
+  for (let i = 0; i < 250; i++) {
+    const msg = await ch.get(q, { noAck });
+    if (msg) return msg;
+    await c.sleep(20);
+  }
+  throw new Failed(`no message arrived in ${q} within 5s`);
+}
+
+async function drain(ch, q) {
+  const got = [];
+  for (;;) {
+    const msg = await ch.get(q, { noAck: true });
+    if (!msg) return got;
+    got.push(msg.content.toString());
+  }
+}
+
+const checks = {
+  async connect() {
+    const p = c.urlParts();
+    const conn = await connect({
+      protocol: 'amqp', hostname: p.hostname, port: p.port, username: p.username, password: p.password, vhost: '/',
+    });
+    const product = conn.connection.serverProperties.product;
+    const ch = await conn.createChannel();
+    await ch.close();
+    await conn.close();
+    return `server product ${product}`;
+  },
+
+  async wrong_password() {
+    let conn;
+    try {
+      conn = await amqp.connect(c.wrongPasswordUrl(), { timeout: 5000 });
+    } catch (error) {
+      check(/ACCESS.REFUSED|403/.test(error.message),
+        `expected "Handshake terminated by server: 403 (ACCESS-REFUSED)", got ${error.message}`);
+      return error.message;
+    }
+    await conn.close();
+    throw new Failed('connected with a wrong password');
+  },
+
+  async exchange_types() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const names = {};
+    try {
+      for (const kind of ['direct', 'fanout', 'topic', 'headers']) {
+        names[kind] = c.unique(kind);
+        await ch.assertExchange(names[kind], kind, { durable: false, autoDelete: true });
+      }
+      const q = {};
+      for (const k of ['direct', 'fanout1', 'fanout2', 'topic', 'h_all', 'h_any']) q[k] = await tempQueue(ch);
+      await ch.bindQueue(q.direct, names.direct, 'black');
+      await ch.bindQueue(q.fanout1, names.fanout, '');
+      await ch.bindQueue(q.fanout2, names.fanout, '');
+      await ch.bindQueue(q.topic, names.topic, '*.orange.#');
+      await ch.bindQueue(q.h_all, names.headers, '', { 'x-match': 'all', format: 'pdf', type: 'report' });
+      await ch.bindQueue(q.h_any, names.headers, '', { 'x-match': 'any', format: 'pdf', type: 'report' });
+      const pubs = [
+        ['direct', 'black', undefined, 'direct-hit'], ['direct', 'white', undefined, 'direct-miss'],
+        ['fanout', 'ignored', undefined, 'fanout'],
+        ['topic', 'quick.orange.rabbit.x', undefined, 'topic-hit'], ['topic', 'quick.brown.fox', undefined, 'topic-miss'],
+        ['headers', '', { format: 'pdf', type: 'report' }, 'headers-both'],
+        ['headers', '', { format: 'pdf', type: 'log' }, 'headers-one'],
+        ['headers', '', { format: 'zip' }, 'headers-none'],
+      ];
+      for (const [kind, key, headers, body] of pubs) ch.publish(names[kind], key, Buffer.from(body), { headers });
+      await ch.waitForConfirms();
+      const want = { direct: ['direct-hit'], fanout1: ['fanout'], fanout2: ['fanout'], topic: ['topic-hit'],
+        h_all: ['headers-both'], h_any: ['headers-both', 'headers-one'] };
+      for (const [k, w] of Object.entries(want)) {
+        const got = await drain(ch, q[k]);
+        check(JSON.stringify(got) === JSON.stringify(w), `queue bound for ${k}: got ${JSON.stringify(got)}, expected ${JSON.stringify(w)}`);
+      }
+    } finally {
+      for (const name of Object.values(names)) await ch.deleteExchange(name);
+      await conn.close();
+    }
+  },
+
+  async bodies() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    for (const [label, body] of c.bodies()) {
+      ch.publish('', q, body);
+      await ch.waitForConfirms();
+      const got = (await getOne(ch, q)).content;
+      check(got.equals(body), `${label} body: got ${c.describe(got)}, sent ${c.describe(body)}`);
+    }
+    await conn.close();
+  },
+
+  async properties() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    const want = c.properties();
+    ch.publish('', q, Buffer.from('props'), { ...want, headers: c.headers() });
+    await ch.waitForConfirms();
+    const msg = await getOne(ch, q);
+    c.compareProperties(msg.properties, want);
+    c.compareHeaders(msg.properties.headers, c.decodedHeaders());
+    await conn.close();
+  },
+
+  async confirms() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    const acks = [];
+    for (let i = 0; i < 200; i++) {
+      acks.push(new Promise((resolve, reject) => {
+        ch.publish('', q, Buffer.from(String(i)), {}, (err) => (err ? reject(new Failed(`publish ${i} nacked`)) : resolve()));
+      }));
+    }
+    await Promise.all(acks);
+    const { messageCount } = await ch.checkQueue(q);
+    check(messageCount === 200, `${messageCount} messages in the queue after 200 confirmed publishes`);
+    await conn.close();
+  },
+
+  async basic_get() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    ch.publish('', q, Buffer.from('first'));
+    ch.publish('', q, Buffer.from('second'));
+    await ch.waitForConfirms();
+    let msg = await ch.get(q, { noAck: false });
+    check(msg && msg.content.toString() === 'first' && msg.fields.messageCount === 1,
+      `first get: ${msg && msg.content} count ${msg && msg.fields.messageCount}, expected first with 1`);
+    check(!msg.fields.redelivered, 'first delivery flagged redelivered');
+    ch.ack(msg);
+    msg = await ch.get(q, { noAck: true });
+    check(msg && msg.content.toString() === 'second' && msg.fields.messageCount === 0, `second get: ${msg && msg.content}`);
+    msg = await ch.get(q, { noAck: true });
+    check(msg === false, `get on an empty queue returned ${msg && msg.content}`);
+    await conn.close();
+  },
+
+  async nack_requeue() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    ch.publish('', q, Buffer.from('again'));
+    await ch.waitForConfirms();
+    let msg = await getOne(ch, q, false);
+    check(!msg.fields.redelivered, 'first delivery flagged redelivered');
+    ch.nack(msg, false, true);
+    msg = await getOne(ch, q, false);
+    check(msg.content.toString() === 'again' && msg.fields.redelivered,
+      `after nack(requeue): ${msg.content} redelivered=${msg.fields.redelivered}`);
+    ch.ack(msg);
+    await conn.close();
+  },
+
+  async reject() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    ch.publish('', q, Buffer.from('requeue-me'));
+    await ch.waitForConfirms();
+    ch.reject(await getOne(ch, q, false), true);
+    const msg = await getOne(ch, q, false);
+    check(msg.content.toString() === 'requeue-me' && msg.fields.redelivered,
+      `after reject(requeue): ${msg.content} redelivered=${msg.fields.redelivered}`);
+    ch.reject(msg, false);
+    await c.sleep(200);
+    const { messageCount } = await ch.checkQueue(q);
+    check(messageCount === 0, `reject(requeue=false) left ${messageCount} message(s)`);
+    await conn.close();
+  },
+
+  async prefetch() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    for (let i = 0; i < 10; i++) ch.publish('', q, Buffer.from(String(i)));
+    await ch.waitForConfirms();
+    await ch.prefetch(3);
+    const got = [];
+    await ch.consume(q, (msg) => got.push(msg), { noAck: false });
+    await c.sleep(500);
+    check(got.length === 3, `with prefetch(3), ${got.length} unacked deliveries (expected 3)`);
+    ch.ack(got[0]);
+    await c.sleep(500);
+    check(got.length === 4, `after one ack, ${got.length} deliveries (expected 4)`);
+    ch.ack(got[3], true);
+    await c.sleep(500);
+    check(got.length === 7, `after ack(allUpTo) of all, ${got.length} deliveries (expected 7)`);
+    await conn.close();
+  },
+
+  async consumer_cancel() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    const got = [];
+    const { consumerTag } = await ch.consume(q, (msg) => got.push(msg && msg.content.toString()), { noAck: true });
+    ch.publish('', q, Buffer.from('before'));
+    await ch.waitForConfirms();
+    await c.sleep(300);
+    check(JSON.stringify(got) === '["before"]', `consumer got ${JSON.stringify(got)} before cancel`);
+    await ch.cancel(consumerTag);
+    ch.publish('', q, Buffer.from('after'));
+    await ch.waitForConfirms();
+    await c.sleep(300);
+    check(got.length === 1, `cancelled consumer still got ${JSON.stringify(got.slice(1))}`);
+    const { messageCount } = await ch.checkQueue(q);
+    check(messageCount === 1, `${messageCount} messages left after cancel (expected 1)`);
+
+    // The broker cancels a consumer whose queue is deleted: amqplib calls the
+    // consumer callback with null.
+    const q2 = (await ch.assertQueue(c.unique('cancel'), { durable: false })).queue;
+    let cancelled = false;
+    await ch.consume(q2, (msg) => { if (msg === null) cancelled = true; }, { noAck: true });
+    const other = await conn.createChannel();
+    await other.deleteQueue(q2);
+    for (let i = 0; i < 150 && !cancelled; i++) await c.sleep(20);
+    check(cancelled, 'consumer callback not called with null (broker basic.cancel) after its queue was deleted');
+    await ch.checkQueue(q); // the channel is still usable
+    await conn.close();
+  },
+
+  async mandatory_return() {
+    const conn = await connect();
+    const ch = await confirmChannel(conn);
+    const returned = new Promise((resolve) => ch.on('return', resolve));
+    const key = c.unique('nowhere');
+    ch.publish('', key, Buffer.from('lost'), { mandatory: true, messageId: 'm-1' });
+    await ch.waitForConfirms();
+    const msg = await Promise.race([returned, c.sleep(5000).then(() => null)]);
+    check(msg, 'mandatory publish to an unroutable key was not returned');
+    check(msg.fields.replyCode === 312 && msg.fields.replyText === 'NO_ROUTE',
+      `basic.return ${msg.fields.replyCode} ${msg.fields.replyText}, expected 312 NO_ROUTE`);
+    check(msg.content.toString() === 'lost' && msg.properties.messageId === 'm-1' && msg.fields.routingKey === key,
+      `returned message differs: ${JSON.stringify(msg.fields)}`);
+    await conn.close();
+  },
+
+  async heartbeat() {
+    const url = new URL(c.amqpUrl());
+    url.searchParams.set('heartbeat', String(c.HEARTBEAT_S));
+    const conn = await connect(url.toString());
+    const negotiated = conn.connection.heartbeat;
+    check(negotiated === c.HEARTBEAT_S, `negotiated heartbeat ${negotiated}, asked for ${c.HEARTBEAT_S}`);
+    let closed = null;
+    conn.on('close', (err) => { closed = err || 'closed'; });
+    const ch = await confirmChannel(conn);
+    const q = await tempQueue(ch);
+    await c.sleep(c.PAUSE_MS);
+    check(!closed, `connection closed during the pause: ${closed}`);
+    ch.publish('', q, Buffer.from('alive'));
+    await ch.waitForConfirms();
+    check((await getOne(ch, q)).content.toString() === 'alive', 'wrong body after the pause');
+    await conn.close();
+    return `${c.PAUSE_MS / 1000}s pause with a ${c.HEARTBEAT_S}s heartbeat`;
+  },
+
+  async channel_error() {
+    const conn = await connect();
+    const ch = await conn.createChannel();
+    let channelClosed = false;
+    ch.on('error', () => {});
+    ch.on('close', () => { channelClosed = true; });
+    try {
+      await ch.checkQueue(c.unique('missing'));
+      throw new Failed('passive declare (checkQueue) of a missing queue succeeded');
+    } catch (error) {
+      if (error instanceof Failed) throw error;
+      check(error.code === 404 && /NOT_FOUND/.test(error.message), `expected a 404 NOT_FOUND, got ${error.code}: ${error.message}`);
+    }
+    await c.sleep(50);
+    check(channelClosed, 'channel still open after the 404');
+    const ch2 = await confirmChannel(conn);
+    const q = await tempQueue(ch2);
+    ch2.publish('', q, Buffer.from('still works'));
+    await ch2.waitForConfirms();
+    check((await getOne(ch2, q)).content.toString() === 'still works', 'new channel did not work');
+    await conn.close();
+  },
+};
+
+// Cross-language RPC (see interop/cross).
+function fib(n) {
+  let [a, b] = [0, 1];
+  for (let i = 0; i < n; i++) [a, b] = [b, a + b];
+  return a;
+}
+
+async function rpcServer(queue, count) {
+  const conn = await connect();
+  const ch = await conn.createChannel();
+  await ch.assertQueue(queue, { durable: false, autoDelete: true });
+  await ch.prefetch(1);
+  let served = 0;
+  let done;
+  const finished = new Promise((resolve) => { done = resolve; });
+  await ch.consume(queue, (msg) => {
+    const n = parseInt(msg.content.toString(), 10);
+    console.log(JSON.stringify({ event: 'request', n, reply_to: msg.properties.replyTo, correlation_id: msg.properties.correlationId }));
+    ch.sendToQueue(msg.properties.replyTo, Buffer.from(String(fib(n))), { correlationId: msg.properties.correlationId });
+    ch.ack(msg);
+    if (++served === count) done();
+  });
+  console.log(JSON.stringify({ event: 'ready' }));
+  await finished;
+  // Close the channel first (its close-ok confirms the channel's frames went
+  // out): with conn.close() straight after the last sendToQueue, that last
+  // reply never reached the client, against RabbitMQ as well.
+  await ch.close();
+  await conn.close();
+}
+
+async function rpcClient(queue, ns) {
+  const conn = await connect();
+  const ch = await conn.createChannel();
+  const replyQ = (await ch.assertQueue('', { exclusive: true })).queue;
+  const results = new Map();
+  let done;
+  const finished = new Promise((resolve) => { done = resolve; });
+  await ch.consume(replyQ, (msg) => {
+    results.set(msg.properties.correlationId, msg.content.toString());
+    if (results.size === ns.length) done();
+  }, { noAck: true });
+  console.log(JSON.stringify({ event: 'ready', callback_queue: replyQ }));
+  const ids = ns.map((n) => {
+    const id = c.unique('corr');
+    ch.sendToQueue(queue, Buffer.from(String(n)), { replyTo: replyQ, correlationId: id });
+    return id;
+  });
+  await finished;
+  ns.forEach((n, i) => console.log(JSON.stringify({ event: 'result', n, result: Number(results.get(ids[i])), correlation_id: ids[i] })));
+  await conn.close();
+}
+
+if (process.argv[2] === 'rpc-server') {
+  checks['rpc-server'] = () => rpcServer(process.argv[3], Number(process.argv[4]));
+} else if (process.argv[2] === 'rpc-client') {
+  checks['rpc-client'] = () => rpcClient(process.argv[3], process.argv.slice(4).map(Number));
+}
+c.run(checks);

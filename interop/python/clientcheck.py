@@ -1,0 +1,167 @@
+"""Shared by the Python per-client check programs (pika_blocking/checks.py,
+pika_select/checks.py, aio_pika/checks.py).
+
+Each program runs one named check (its first argument) against $AMQP_URL and
+exits 0 if it held. On failure it prints the reason as its last line and
+exits 1; interop/runner.py shows that line. Each check declares its own
+uniquely named queues and exchanges and deletes them (or makes them
+exclusive/auto-delete), so checks can run against a shared broker.
+
+The same checks exist for every client in the suite (see interop/README.md):
+the values below are the ones every language uses.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import os
+import signal
+import sys
+import traceback
+import urllib.parse
+import uuid
+from typing import Any, Callable
+
+# Below the runner's per-scenario timeout, so a stuck check says where it was.
+DEADLINE_S = int(os.environ.get("INTEROP_CHECK_DEADLINE", "25"))
+
+ONE_MIB = 1 << 20
+HEARTBEAT_S = 1  # negotiated heartbeat for the heartbeat check
+PAUSE_S = 5  # the pause, > 2 heartbeat intervals (and > RabbitMQ's 2-interval timeout)
+
+
+class Failed(Exception):
+    """A check failed; the message is the one-line reason."""
+
+
+def check(condition: Any, reason: str) -> None:
+    if not condition:
+        raise Failed(reason)
+
+
+def amqp_url() -> str:
+    url = os.environ.get("AMQP_URL")
+    if not url:
+        raise SystemExit("AMQP_URL is not set (e.g. amqp://guest:guest@127.0.0.1:5672/%2f)")
+    return url
+
+
+def url_parts() -> dict[str, Any]:
+    parsed = urllib.parse.urlparse(amqp_url())
+    vhost = urllib.parse.unquote(parsed.path[1:]) if len(parsed.path) > 1 else "/"
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 5672,
+        "user": urllib.parse.unquote(parsed.username or "guest"),
+        "password": urllib.parse.unquote(parsed.password or "guest"),
+        "vhost": vhost,
+    }
+
+
+def wrong_password_url() -> str:
+    p = url_parts()
+    return (f"amqp://{urllib.parse.quote(p['user'], safe='')}:"
+            f"{urllib.parse.quote(p['password'] + '-wrong', safe='')}@{p['host']}:{p['port']}/"
+            f"{urllib.parse.quote(p['vhost'], safe='')}")
+
+
+def unique(kind: str) -> str:
+    return f"interop.{kind}.{uuid.uuid4().hex[:12]}"
+
+
+def bodies() -> dict[str, bytes]:
+    """Bodies whose bytes must come back exactly: empty, one byte, and
+    1 MiB of random bytes (many frames at any frame_max)."""
+    return {"empty": b"", "one byte": b"\x00", "1 MiB": os.urandom(ONE_MIB)}
+
+
+def describe(body: bytes) -> str:
+    return f"{len(body)} bytes" + (f" starting {body[:8].hex()}" if body else "")
+
+
+def properties() -> dict[str, Any]:
+    """Every basic property except headers (see headers())."""
+    return {
+        "content_type": "application/x-interop",
+        "content_encoding": "x-identity",
+        "delivery_mode": 2,
+        "priority": 5,
+        "correlation_id": "corr-7f3a",
+        "reply_to": "interop.reply-to",
+        "expiration": "60000",
+        "message_id": "msg-0001",
+        "timestamp": 1700000000,
+        "type": "interop.event",
+        "user_id": url_parts()["user"],  # RabbitMQ insists it is the connection's user
+        "app_id": "interop-suite",
+    }
+
+
+def headers(floats: bool = True, byte_array: type = bytes) -> dict[str, Any]:
+    """A headers table with each value type Python clients can encode.
+    pika and aiormq pick the integer width themselves (32 bits when it fits,
+    else 64); the Go, Node and PHP checks send every width explicitly.
+    pika 1.3.2 cannot encode floats (UnsupportedAMQPFieldException); pamqp
+    (aio-pika) encodes a bytearray, not bytes, as a byte array ('x')."""
+    table = {
+        "string": "h\u00e9llo, w\u00f6rld",
+        "empty-string": "",
+        "true": True,
+        "false": False,
+        "int": 7,
+        "int-negative": -2147483648,
+        "int-large": 1234567890123,
+        "int-negative-large": -1234567890123,
+        "float": 1.5,
+        "decimal": decimal.Decimal("3.14"),
+        "timestamp": datetime.datetime(2023, 11, 14, 22, 13, 20),
+        "bytes": byte_array(b"\x00\x01\xfe\xff"),
+        "void": None,
+        "array": [1, "two", True, {"k": "v"}, [3, 4]],
+        "nested": {"level1": {"level2": {"n": 42, "s": "deep"}}, "list": ["a", 1]},
+    }
+    if not floats:
+        del table["float"]
+    return table
+
+
+def compare(name: str, got: Any, want: Any) -> None:
+    same_type = isinstance(got, type(want)) and isinstance(got, bool) == isinstance(want, bool)
+    check(got == want and same_type,
+          f"{name}: got {got!r} ({type(got).__name__}), sent {want!r} ({type(want).__name__})")
+
+
+def compare_headers(got: Any, want: dict[str, Any], normalise: Callable[[Any], Any] = lambda v: v) -> None:
+    check(isinstance(got, dict), f"headers: got {got!r}")
+    check(sorted(got) == sorted(want), f"header keys: got {sorted(got)}, sent {sorted(want)}")
+    for key, value in want.items():
+        compare(f"header {key!r}", normalise(got[key]), value)
+
+
+def run(checks: dict[str, Callable[[], Any]]) -> None:
+    """Entry point: run the check named by argv[1] under DEADLINE_S."""
+    if len(sys.argv) != 2 or sys.argv[1] not in checks:
+        raise SystemExit(f"usage: {sys.argv[0]} {{{','.join(checks)}}}")
+    name = sys.argv[1]
+
+    def on_deadline(signum: int, frame: Any) -> None:
+        where = [e for e in traceback.extract_stack(frame)
+                 if e.filename == sys.argv[0] or e.filename.endswith("checks.py")]
+        at = f" at line {where[-1].lineno} ({where[-1].line})" if where else ""
+        print(f"{name}: still running after its {DEADLINE_S}s deadline{at}", flush=True)
+        os._exit(3)
+
+    signal.signal(signal.SIGALRM, on_deadline)
+    signal.alarm(DEADLINE_S)
+    try:
+        result = checks[name]()
+    except Failed as error:
+        print(f"{name}: {error}", flush=True)
+        os._exit(1)  # no interpreter teardown: its warnings would bury the reason
+    except Exception as error:  # an unexpected exception from the client
+        traceback.print_exc()
+        sys.stderr.flush()
+        print(f"{name}: {type(error).__name__}: {error}", flush=True)
+        os._exit(1)
+    print(f"{name}: ok" + (f" ({result})" if result else ""), flush=True)
