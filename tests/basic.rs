@@ -21,18 +21,13 @@ async fn large_body_split_over_frames_arrives_intact() {
     let (_c, ch) = connect_channel(&b).await;
     let q = declare_queue(&ch, "").await;
     // 131072 frame_max -> several body frames each way
-    let big: Vec<u8> = (0..700_000u32)
-        .map(|i| (i.wrapping_mul(31) % 256) as u8)
-        .collect();
+    let big: Vec<u8> = (0..700_000u32).map(|i| (i.wrapping_mul(31) % 256) as u8).collect();
     publish(&ch, "", q.name().as_str(), &big).await;
     publish(&ch, "", q.name().as_str(), b"").await; // empty body: no body frame at all
     let mut consumer = within(ch.basic_consume(
         q.name().clone(),
         "".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
+        BasicConsumeOptions { no_ack: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -68,10 +63,7 @@ async fn properties_round_trip() {
         .with_user_id("guest".into())
         .with_app_id("app".into());
     publish_props(&ch, "", q.name().as_str(), b"p", props.clone()).await;
-    let m = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true }))
-        .await
-        .unwrap()
-        .unwrap();
+    let m = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true })).await.unwrap().unwrap();
     assert_eq!(m.delivery.properties, props);
     assert_eq!(m.delivery.exchange.as_str(), "");
     assert_eq!(m.delivery.routing_key.as_str(), q.name().as_str());
@@ -84,20 +76,9 @@ async fn user_id_must_match_authenticated_user() {
     let (_c, ch) = connect_channel(&b).await;
     let mut ev = events(&_c);
     let q = declare_queue(&ch, "").await;
-    publish_props(
-        &ch,
-        "",
-        q.name().as_str(),
-        b"x",
-        BasicProperties::default().with_user_id("bob".into()),
-    )
-    .await;
+    publish_props(&ch, "", q.name().as_str(), b"x", BasicProperties::default().with_user_id("bob".into())).await;
     let r = next_error(&mut ev).await;
-    assert_amqp_error(
-        r,
-        406,
-        "PRECONDITION_FAILED - user_id property set to 'bob' but authenticated user was 'guest'",
-    );
+    assert_amqp_error(r, 406, "PRECONDITION_FAILED - user_id property set to 'bob' but authenticated user was 'guest'");
 }
 
 #[tokio::test]
@@ -117,10 +98,7 @@ async fn mandatory_unroutable_is_returned_no_route() {
     let confirm = within(ch.basic_publish(
         x.as_str().into(),
         "nobody".into(),
-        BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        },
+        BasicPublishOptions { mandatory: true, ..Default::default() },
         b"bounce",
         BasicProperties::default().with_message_id("m1".into()),
     ))
@@ -134,14 +112,7 @@ async fn mandatory_unroutable_is_returned_no_route() {
     assert_eq!(ret.delivery.exchange.as_str(), x);
     assert_eq!(ret.delivery.routing_key.as_str(), "nobody");
     assert_eq!(ret.delivery.data, b"bounce");
-    assert_eq!(
-        ret.delivery
-            .properties
-            .message_id()
-            .as_ref()
-            .map(|s| s.as_str()),
-        Some("m1")
-    );
+    assert_eq!(ret.delivery.properties.message_id().as_ref().map(|s| s.as_str()), Some("m1"));
     // non-mandatory unroutable: silently dropped, no return
     let confirm = within(ch.basic_publish(
         x.as_str().into(),
@@ -167,10 +138,7 @@ async fn immediate_flag_is_not_implemented() {
     let _ = within(ch.basic_publish(
         "".into(),
         q.name().clone(),
-        BasicPublishOptions {
-            immediate: true,
-            ..Default::default()
-        },
+        BasicPublishOptions { immediate: true, ..Default::default() },
         b"x",
         BasicProperties::default(),
     ))
@@ -189,14 +157,10 @@ async fn consume_with_server_generated_tag() {
     let b = broker().await;
     let (_c, ch) = connect_channel(&b).await;
     let q = declare_queue(&ch, "").await;
-    let mut consumer = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut consumer =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let tag = consumer.tag().to_string();
     assert!(tag.starts_with("amq.ctag-"), "tag {tag}");
     assert_eq!(tag.len(), "amq.ctag-".len() + 22, "tag {tag}");
@@ -205,9 +169,7 @@ async fn consume_with_server_generated_tag() {
     assert_eq!(body(&d), "hello");
     assert_eq!(d.delivery_tag, 1);
     assert!(!d.redelivered);
-    within(d.acker.ack(BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(d.acker.ack(BasicAckOptions::default())).await.unwrap();
 }
 
 #[tokio::test]
@@ -215,21 +177,13 @@ async fn duplicate_consumer_tag_is_not_allowed() {
     let b = broker().await;
     let (c, ch) = connect_channel(&b).await;
     let q = declare_queue(&ch, "").await;
-    let _c1 = within(ch.basic_consume(
-        q.name().clone(),
-        "dup".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
-    let r = within(ch.basic_consume(
-        q.name().clone(),
-        "dup".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await;
+    let _c1 =
+        within(ch.basic_consume(q.name().clone(), "dup".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
+    let r =
+        within(ch.basic_consume(q.name().clone(), "dup".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await;
     assert_amqp_error(r, 530, "NOT_ALLOWED - attempt to reuse consumer tag 'dup'");
     let _ = c;
 }
@@ -246,11 +200,7 @@ async fn consume_from_missing_queue_is_not_found() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no queue '{name}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no queue '{name}' in vhost '/'"));
 }
 
 #[tokio::test]
@@ -264,10 +214,7 @@ async fn no_ack_consumer_empties_queue() {
     let mut consumer = within(ch.basic_consume(
         q.name().clone(),
         "".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
+        BasicConsumeOptions { no_ack: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -276,9 +223,7 @@ async fn no_ack_consumer_empties_queue() {
         let d = next_delivery(&mut consumer).await;
         assert_eq!(body(&d), format!("{i}"));
     }
-    within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()))
-        .await
-        .unwrap();
+    within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default())).await.unwrap();
     assert_eq!(get_body(&ch, q.name().as_str()).await, None);
 }
 
@@ -291,10 +236,7 @@ async fn exclusive_consumer_blocks_others() {
     let _c1 = within(ch.basic_consume(
         name.as_str().into(),
         "".into(),
-        BasicConsumeOptions {
-            exclusive: true,
-            ..Default::default()
-        },
+        BasicConsumeOptions { exclusive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -307,40 +249,22 @@ async fn exclusive_consumer_blocks_others() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        403,
-        &format!("ACCESS_REFUSED - queue '{name}' in vhost '/' in exclusive use"),
-    );
+    assert_amqp_error(r, 403, &format!("ACCESS_REFUSED - queue '{name}' in vhost '/' in exclusive use"));
     // and an exclusive consume on a queue that already has consumers
     let q2 = declare_queue(&ch, &unique("q-exclcons2")).await;
-    let _c2 = within(ch.basic_consume(
-        q2.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let _c2 =
+        within(ch.basic_consume(q2.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let ch3 = within(c.create_channel()).await.unwrap();
     let r = within(ch3.basic_consume(
         q2.name().clone(),
         "".into(),
-        BasicConsumeOptions {
-            exclusive: true,
-            ..Default::default()
-        },
+        BasicConsumeOptions { exclusive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        403,
-        &format!(
-            "ACCESS_REFUSED - queue '{}' in vhost '/' in exclusive use",
-            q2.name()
-        ),
-    );
+    assert_amqp_error(r, 403, &format!("ACCESS_REFUSED - queue '{}' in vhost '/' in exclusive use", q2.name()));
     cleanup_queue(&b, &name).await;
     cleanup_queue(&b, q2.name().as_str()).await;
 }
@@ -361,23 +285,14 @@ async fn cancel_stops_deliveries_and_keeps_messages() {
     assert_eq!(consumer.tag().as_str(), "my-tag");
     publish(&ch, "", q.name().as_str(), b"1").await;
     let d = next_delivery(&mut consumer).await;
-    within(d.acker.ack(BasicAckOptions::default()))
-        .await
-        .unwrap();
-    within(ch.basic_cancel("my-tag".into(), BasicCancelOptions::default()))
-        .await
-        .unwrap();
+    within(d.acker.ack(BasicAckOptions::default())).await.unwrap();
+    within(ch.basic_cancel("my-tag".into(), BasicCancelOptions::default())).await.unwrap();
     // stream ends after cancel
     assert!(within(consumer.next()).await.is_none());
     publish(&ch, "", q.name().as_str(), b"2").await;
-    assert_eq!(
-        get_body(&ch, q.name().as_str()).await.as_deref(),
-        Some(&b"2"[..])
-    );
+    assert_eq!(get_body(&ch, q.name().as_str()).await.as_deref(), Some(&b"2"[..]));
     // cancelling an unknown tag is not an error
-    within(ch.basic_cancel("no-such-tag".into(), BasicCancelOptions::default()))
-        .await
-        .unwrap();
+    within(ch.basic_cancel("no-such-tag".into(), BasicCancelOptions::default())).await.unwrap();
 }
 
 #[tokio::test]
@@ -385,40 +300,21 @@ async fn get_and_get_empty_with_message_count() {
     let b = broker().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = declare_queue(&ch, "").await;
-    assert!(
-        within(ch.basic_get(q.name().clone(), BasicGetOptions::default()))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(within(ch.basic_get(q.name().clone(), BasicGetOptions::default())).await.unwrap().is_none());
     for i in 0..3 {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
     for i in 0..3u32 {
-        let m = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: false }))
-            .await
-            .unwrap()
-            .unwrap();
+        let m = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: false })).await.unwrap().unwrap();
         assert_eq!(body(&m.delivery), format!("{i}"));
         assert_eq!(m.message_count, 2 - i);
         assert_eq!(m.delivery.delivery_tag, u64::from(i) + 1);
-        within(m.delivery.acker.ack(BasicAckOptions::default()))
-            .await
-            .unwrap();
+        within(m.delivery.acker.ack(BasicAckOptions::default())).await.unwrap();
     }
-    assert!(
-        within(ch.basic_get(q.name().clone(), BasicGetOptions::default()))
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(within(ch.basic_get(q.name().clone(), BasicGetOptions::default())).await.unwrap().is_none());
     let name = unique("q-get-missing");
     let r = within(ch.basic_get(name.as_str().into(), BasicGetOptions::default())).await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no queue '{name}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no queue '{name}' in vhost '/'"));
 }
 
 #[tokio::test]
@@ -429,35 +325,24 @@ async fn ack_multiple() {
     for i in 0..5 {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
-    let mut consumer = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut consumer =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let mut last = None;
     for _ in 0..5 {
         last = Some(next_delivery(&mut consumer).await);
     }
     let last = last.unwrap();
     // ack tags 1..=3 at once
-    within(ch.basic_ack(3, BasicAckOptions { multiple: true }))
-        .await
-        .unwrap();
-    within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()))
-        .await
-        .unwrap();
+    within(ch.basic_ack(3, BasicAckOptions { multiple: true })).await.unwrap();
+    within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default())).await.unwrap();
     let _ = last;
     // close the channel: 4 and 5 go back
     within(ch.close(200, "OK".into())).await.unwrap();
     let ch2 = within(_c.create_channel()).await.unwrap();
     let mut got = Vec::new();
-    while let Some(m) = within(ch2.basic_get(q.name().clone(), BasicGetOptions { no_ack: true }))
-        .await
-        .unwrap()
-    {
+    while let Some(m) = within(ch2.basic_get(q.name().clone(), BasicGetOptions { no_ack: true })).await.unwrap() {
         assert!(m.delivery.redelivered);
         got.push(body(&m.delivery));
     }
@@ -472,58 +357,34 @@ async fn reject_and_nack_requeue_set_redelivered() {
     for i in 0..4 {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
-    let mut consumer = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut consumer =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let d0 = next_delivery(&mut consumer).await;
     let _d1 = next_delivery(&mut consumer).await;
     let d2 = next_delivery(&mut consumer).await;
     let d3 = next_delivery(&mut consumer).await;
     assert!(!d0.redelivered);
     // reject 0 with requeue: goes back to the head of the queue and is redelivered
-    within(d0.acker.reject(BasicRejectOptions { requeue: true }))
-        .await
-        .unwrap();
+    within(d0.acker.reject(BasicRejectOptions { requeue: true })).await.unwrap();
     let r0 = next_delivery(&mut consumer).await;
     assert_eq!(body(&r0), "0");
     assert!(r0.redelivered);
     assert_eq!(r0.delivery_tag, 5);
     // nack multiple up to tag 3 with requeue: 1 and 2 come back, in order
-    within(d2.acker.nack(BasicNackOptions {
-        multiple: true,
-        requeue: true,
-    }))
-    .await
-    .unwrap();
+    within(d2.acker.nack(BasicNackOptions { multiple: true, requeue: true })).await.unwrap();
     let a = next_delivery(&mut consumer).await;
     let bb = next_delivery(&mut consumer).await;
     assert_eq!((body(&a), body(&bb)), ("1".to_string(), "2".to_string()));
     assert!(a.redelivered && bb.redelivered);
     // nack without requeue drops
-    within(d3.acker.nack(BasicNackOptions {
-        multiple: false,
-        requeue: false,
-    }))
-    .await
-    .unwrap();
-    within(r0.acker.ack(BasicAckOptions::default()))
-        .await
-        .unwrap();
-    within(a.acker.ack(BasicAckOptions::default()))
-        .await
-        .unwrap();
-    within(bb.acker.ack(BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(d3.acker.nack(BasicNackOptions { multiple: false, requeue: false })).await.unwrap();
+    within(r0.acker.ack(BasicAckOptions::default())).await.unwrap();
+    within(a.acker.ack(BasicAckOptions::default())).await.unwrap();
+    within(bb.acker.ack(BasicAckOptions::default())).await.unwrap();
     assert_no_delivery(&mut consumer, 200).await;
-    within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()))
-        .await
-        .unwrap();
+    within(ch.basic_cancel(consumer.tag(), BasicCancelOptions::default())).await.unwrap();
     assert_eq!(get_body(&ch, q.name().as_str()).await, None);
 }
 
@@ -533,17 +394,8 @@ async fn reject_without_requeue_drops() {
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = declare_queue(&ch, "").await;
     publish_confirmed(&ch, "", q.name().as_str(), b"x").await;
-    let m = within(ch.basic_get(q.name().clone(), BasicGetOptions::default()))
-        .await
-        .unwrap()
-        .unwrap();
-    within(
-        m.delivery
-            .acker
-            .reject(BasicRejectOptions { requeue: false }),
-    )
-    .await
-    .unwrap();
+    let m = within(ch.basic_get(q.name().clone(), BasicGetOptions::default())).await.unwrap().unwrap();
+    within(m.delivery.acker.reject(BasicRejectOptions { requeue: false })).await.unwrap();
     assert_eq!(get_body(&ch, q.name().as_str()).await, None);
 }
 
@@ -552,43 +404,26 @@ async fn unknown_delivery_tag_is_precondition_failed() {
     let b = broker().await;
     let (c, ch) = connect_channel(&b).await;
     let mut ev = events(&c);
-    within(ch.basic_ack(42, BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(ch.basic_ack(42, BasicAckOptions::default())).await.unwrap();
     let r = next_error(&mut ev).await;
     assert_amqp_error(r, 406, "PRECONDITION_FAILED - unknown delivery tag 42");
     // double ack
     let ch = within(c.create_channel()).await.unwrap();
     let q = declare_queue(&ch, "").await;
     publish(&ch, "", q.name().as_str(), b"x").await;
-    let m = within(ch.basic_get(q.name().clone(), BasicGetOptions::default()))
-        .await
-        .unwrap()
-        .unwrap();
+    let m = within(ch.basic_get(q.name().clone(), BasicGetOptions::default())).await.unwrap().unwrap();
     let tag = m.delivery.delivery_tag;
-    within(ch.basic_ack(tag, BasicAckOptions::default()))
-        .await
-        .unwrap();
-    within(ch.basic_ack(tag, BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(ch.basic_ack(tag, BasicAckOptions::default())).await.unwrap();
+    within(ch.basic_ack(tag, BasicAckOptions::default())).await.unwrap();
     let r = next_error(&mut ev).await;
-    assert_amqp_error(
-        r,
-        406,
-        &format!("PRECONDITION_FAILED - unknown delivery tag {tag}"),
-    );
+    assert_amqp_error(r, 406, &format!("PRECONDITION_FAILED - unknown delivery tag {tag}"));
     // nack / reject of unknown tags
     for op in ["nack", "reject"] {
         let ch = within(c.create_channel()).await.unwrap();
         if op == "nack" {
-            within(ch.basic_nack(7, BasicNackOptions::default()))
-                .await
-                .unwrap();
+            within(ch.basic_nack(7, BasicNackOptions::default())).await.unwrap();
         } else {
-            within(ch.basic_reject(7, BasicRejectOptions::default()))
-                .await
-                .unwrap();
+            within(ch.basic_reject(7, BasicRejectOptions::default())).await.unwrap();
         }
         let r = next_error(&mut ev).await;
         assert_amqp_error(r, 406, "PRECONDITION_FAILED - unknown delivery tag 7");
@@ -603,39 +438,24 @@ async fn qos_prefetch_count_per_consumer() {
     for i in 0..6 {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
-    within(ch.basic_qos(2, BasicQosOptions { global: false }))
-        .await
-        .unwrap();
-    let mut c1 = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    within(ch.basic_qos(2, BasicQosOptions { global: false })).await.unwrap();
+    let mut c1 =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let d0 = next_delivery(&mut c1).await;
     let d1 = next_delivery(&mut c1).await;
     assert_no_delivery(&mut c1, 300).await;
     // a second consumer on the same channel gets its own 2
-    let mut c2 = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut c2 =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let e0 = next_delivery(&mut c2).await;
     let _e1 = next_delivery(&mut c2).await;
     assert_no_delivery(&mut c2, 300).await;
-    assert_eq!(
-        (body(&d0), body(&d1), body(&e0)),
-        ("0".into(), "1".into(), "2".into())
-    );
-    within(d0.acker.ack(BasicAckOptions::default()))
-        .await
-        .unwrap();
+    assert_eq!((body(&d0), body(&d1), body(&e0)), ("0".into(), "1".into(), "2".into()));
+    within(d0.acker.ack(BasicAckOptions::default())).await.unwrap();
     let d2 = next_delivery(&mut c1).await;
     assert_eq!(body(&d2), "4");
     assert_no_delivery(&mut c1, 200).await;
@@ -652,25 +472,15 @@ async fn qos_global_limits_the_channel() {
         publish_confirmed(&ch, "", q1.name().as_str(), format!("a{i}").as_bytes()).await;
         publish_confirmed(&ch, "", q2.name().as_str(), format!("b{i}").as_bytes()).await;
     }
-    within(ch.basic_qos(3, BasicQosOptions { global: true }))
-        .await
-        .unwrap();
-    let mut c1 = within(ch.basic_consume(
-        q1.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
-    let mut c2 = within(ch.basic_consume(
-        q2.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    within(ch.basic_qos(3, BasicQosOptions { global: true })).await.unwrap();
+    let mut c1 =
+        within(ch.basic_consume(q1.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
+    let mut c2 =
+        within(ch.basic_consume(q2.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     // collect for a moment: at most 3 unacked deliveries in total on the channel
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_millis(600);
@@ -681,16 +491,9 @@ async fn qos_global_limits_the_channel() {
             _ = tokio::time::sleep_until(deadline) => break,
         }
     }
-    assert_eq!(
-        got.len(),
-        3,
-        "global prefetch 3, got {:?}",
-        got.iter().map(body).collect::<Vec<_>>()
-    );
+    assert_eq!(got.len(), 3, "global prefetch 3, got {:?}", got.iter().map(body).collect::<Vec<_>>());
     // acking one frees exactly one slot
-    within(got[0].acker.ack(BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(got[0].acker.ack(BasicAckOptions::default())).await.unwrap();
     let mut more = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_millis(600);
     loop {
@@ -711,17 +514,11 @@ async fn qos_prefetch_zero_is_unlimited() {
     for i in 0..20 {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
-    within(ch.basic_qos(0, BasicQosOptions::default()))
-        .await
-        .unwrap();
-    let mut c = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    within(ch.basic_qos(0, BasicQosOptions::default())).await.unwrap();
+    let mut c =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     for i in 0..20 {
         assert_eq!(body(&next_delivery(&mut c).await), format!("{i}"));
     }
@@ -735,29 +532,21 @@ async fn recover_requeue_redelivers_unacked() {
     for i in 0..3 {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
-    let mut c = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut c =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     for i in 0..3 {
         let d = next_delivery(&mut c).await;
         assert_eq!(body(&d), format!("{i}"));
         assert!(!d.redelivered);
     }
-    within(ch.basic_recover(BasicRecoverOptions { requeue: true }))
-        .await
-        .unwrap();
+    within(ch.basic_recover(BasicRecoverOptions { requeue: true })).await.unwrap();
     for i in 0..3 {
         let d = next_delivery(&mut c).await;
         assert_eq!(body(&d), format!("{i}"));
         assert!(d.redelivered);
-        within(d.acker.ack(BasicAckOptions::default()))
-            .await
-            .unwrap();
+        within(d.acker.ack(BasicAckOptions::default())).await.unwrap();
     }
     assert_no_delivery(&mut c, 200).await;
 }
@@ -771,28 +560,19 @@ async fn unacked_messages_return_in_order_when_channel_closes() {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
     let cch = within(c.create_channel()).await.unwrap();
-    let mut consumer = within(cch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut consumer =
+        within(cch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let mut ds = Vec::new();
     for _ in 0..5 {
         ds.push(next_delivery(&mut consumer).await);
     }
     // ack the middle one, leave the others unacked
-    within(ds[2].acker.ack(BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(ds[2].acker.ack(BasicAckOptions::default())).await.unwrap();
     within(cch.close(200, "OK".into())).await.unwrap();
     let mut got = Vec::new();
-    while let Some(m) = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true }))
-        .await
-        .unwrap()
-    {
+    while let Some(m) = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true })).await.unwrap() {
         assert!(m.delivery.redelivered);
         got.push(body(&m.delivery));
     }
@@ -809,17 +589,11 @@ async fn unacked_messages_return_in_order_when_connection_closes() {
     }
     // keep one ready message behind the unacked ones
     let (c2, ch2) = connect_channel(&b).await;
-    within(ch2.basic_qos(3, BasicQosOptions::default()))
-        .await
-        .unwrap();
-    let mut consumer = within(ch2.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    within(ch2.basic_qos(3, BasicQosOptions::default())).await.unwrap();
+    let mut consumer =
+        within(ch2.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     for i in 0..3 {
         assert_eq!(body(&next_delivery(&mut consumer).await), format!("{i}"));
     }
@@ -832,10 +606,7 @@ async fn unacked_messages_return_in_order_when_connection_closes() {
         async move { message_count(&ch, &q).await == 4 }
     })
     .await;
-    while let Some(m) = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true }))
-        .await
-        .unwrap()
-    {
+    while let Some(m) = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true })).await.unwrap() {
         redelivered.push(m.delivery.redelivered);
         got.push(body(&m.delivery));
     }
@@ -853,10 +624,7 @@ async fn round_robin_between_consumers() {
     let mut c1 = within(ch1.basic_consume(
         q.name().clone(),
         "".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
+        BasicConsumeOptions { no_ack: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -864,10 +632,7 @@ async fn round_robin_between_consumers() {
     let mut c2 = within(ch2.basic_consume(
         q.name().clone(),
         "".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
+        BasicConsumeOptions { no_ack: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -875,14 +640,8 @@ async fn round_robin_between_consumers() {
     for i in 0..4 {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
-    let a: Vec<String> = vec![
-        body(&next_delivery(&mut c1).await),
-        body(&next_delivery(&mut c1).await),
-    ];
-    let bb: Vec<String> = vec![
-        body(&next_delivery(&mut c2).await),
-        body(&next_delivery(&mut c2).await),
-    ];
+    let a: Vec<String> = vec![body(&next_delivery(&mut c1).await), body(&next_delivery(&mut c1).await)];
+    let bb: Vec<String> = vec![body(&next_delivery(&mut c2).await), body(&next_delivery(&mut c2).await)];
     assert_eq!(a, ["0", "2"]);
     assert_eq!(bb, ["1", "3"]);
 }
@@ -897,27 +656,15 @@ async fn delivery_tags_are_per_channel_and_ack_on_wrong_channel_fails() {
     publish_confirmed(&ch, "", q.name().as_str(), b"y").await;
     let ch1 = within(c.create_channel()).await.unwrap();
     let ch2 = within(c.create_channel()).await.unwrap();
-    let m1 = within(ch1.basic_get(q.name().clone(), BasicGetOptions::default()))
-        .await
-        .unwrap()
-        .unwrap();
-    let m2 = within(ch2.basic_get(q.name().clone(), BasicGetOptions::default()))
-        .await
-        .unwrap()
-        .unwrap();
+    let m1 = within(ch1.basic_get(q.name().clone(), BasicGetOptions::default())).await.unwrap().unwrap();
+    let m2 = within(ch2.basic_get(q.name().clone(), BasicGetOptions::default())).await.unwrap().unwrap();
     assert_eq!((m1.delivery.delivery_tag, m2.delivery.delivery_tag), (1, 1));
-    within(ch1.basic_ack(1, BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(ch1.basic_ack(1, BasicAckOptions::default())).await.unwrap();
     let ch3 = within(c.create_channel()).await.unwrap();
-    within(ch3.basic_ack(1, BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(ch3.basic_ack(1, BasicAckOptions::default())).await.unwrap();
     let r = next_error(&mut ev).await;
     assert_amqp_error(r, 406, "PRECONDITION_FAILED - unknown delivery tag 1");
-    within(ch2.basic_ack(1, BasicAckOptions::default()))
-        .await
-        .unwrap();
+    within(ch2.basic_ack(1, BasicAckOptions::default())).await.unwrap();
 }
 
 #[tokio::test]
@@ -928,30 +675,15 @@ async fn amqprs_publish_consume_smoke() {
         BasicProperties as ABasicProperties,
     };
     let b = broker().await;
-    let args = OpenConnectionArguments::new(
-        &b.addr().ip().to_string(),
-        b.addr().port(),
-        "guest",
-        "guest",
-    );
+    let args = OpenConnectionArguments::new(&b.addr().ip().to_string(), b.addr().port(), "guest", "guest");
     let conn = within(AConn::open(&args)).await.unwrap();
     let ch = within(conn.open_channel(None)).await.unwrap();
     let name = unique("q-amqprs");
     let (qname, _, _) =
-        within(ch.queue_declare(QueueDeclareArguments::transient_autodelete(&name)))
-            .await
-            .unwrap()
-            .unwrap();
+        within(ch.queue_declare(QueueDeclareArguments::transient_autodelete(&name))).await.unwrap().unwrap();
     assert_eq!(qname, name);
-    let (_tag, mut rx) = within(
-        ch.basic_consume_rx(
-            BasicConsumeArguments::new(&name, "")
-                .manual_ack(false)
-                .finish(),
-        ),
-    )
-    .await
-    .unwrap();
+    let (_tag, mut rx) =
+        within(ch.basic_consume_rx(BasicConsumeArguments::new(&name, "").manual_ack(false).finish())).await.unwrap();
     for i in 0..3 {
         within(ch.basic_publish(
             ABasicProperties::default(),

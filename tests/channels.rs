@@ -43,34 +43,18 @@ async fn channel_error_closes_only_that_channel() {
     let missing = unique("q-chan-missing");
     let r = within(bad.queue_declare(
         missing.as_str().into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no queue '{missing}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no queue '{missing}' in vhost '/'"));
     // the failed channel is unusable
     assert!(!bad.status().connected());
-    assert!(within(bad.queue_declare(
-        "".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default()
-    ))
-    .await
-    .is_err());
+    assert!(within(bad.queue_declare("".into(), QueueDeclareOptions::default(), FieldTable::default())).await.is_err());
     // the other channel and the connection carry on
     assert!(c.status().connected());
     publish(&good, "", q.name().as_str(), b"still here").await;
-    assert_eq!(
-        get_body(&good, q.name().as_str()).await.as_deref(),
-        Some(&b"still here"[..])
-    );
+    assert_eq!(get_body(&good, q.name().as_str()).await.as_deref(), Some(&b"still here"[..]));
     let fresh = within(c.create_channel()).await.unwrap();
     declare_queue(&fresh, "").await;
 }
@@ -85,10 +69,7 @@ async fn consumer_on_other_channel_survives_channel_error() {
     let mut consumer = within(cons_ch.basic_consume(
         q.name().clone(),
         "".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
+        BasicConsumeOptions { no_ack: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -100,11 +81,7 @@ async fn consumer_on_other_channel_survives_channel_error() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        403,
-        "ACCESS_REFUSED - exchange name 'amq.forbidden' contains reserved prefix 'amq.*'",
-    );
+    assert_amqp_error(r, 403, "ACCESS_REFUSED - exchange name 'amq.forbidden' contains reserved prefix 'amq.*'");
     publish(&cons_ch, "", q.name().as_str(), b"after").await;
     let d = next_delivery(&mut consumer).await;
     assert_eq!(d.data, b"after");
@@ -117,20 +94,13 @@ async fn closing_a_channel_cancels_its_consumers() {
     let ch = within(c.create_channel()).await.unwrap();
     let q = declare_queue(&ch, "").await;
     let ch2 = within(c.create_channel()).await.unwrap();
-    let _cons = within(ch2.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let _cons =
+        within(ch2.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let q2 = within(ch.queue_declare(
         q.name().clone(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -143,10 +113,7 @@ async fn closing_a_channel_cancels_its_consumers() {
         async move {
             within(ch.queue_declare(
                 q.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
+                QueueDeclareOptions { passive: true, ..Default::default() },
                 FieldTable::default(),
             ))
             .await
@@ -164,9 +131,7 @@ async fn channel_flow_inactive_is_not_implemented() {
     let c = connect(&b).await;
     let ch = within(c.create_channel()).await.unwrap();
     // flow active=true is accepted
-    assert!(within(ch.channel_flow(ChannelFlowOptions { active: true }))
-        .await
-        .unwrap());
+    assert!(within(ch.channel_flow(ChannelFlowOptions { active: true })).await.unwrap());
     let r = within(ch.channel_flow(ChannelFlowOptions { active: false })).await;
     assert_amqp_error(r, 540, "NOT_IMPLEMENTED - active=false");
     eventually("connection closed (540 is a hard error)", || {
@@ -193,19 +158,11 @@ async fn confirm_and_tx_modes_are_exclusive() {
     let c = connect(&b).await;
     let ch = confirm_channel(&c).await;
     let r = within(ch.tx_select()).await;
-    assert_amqp_error(
-        r,
-        406,
-        "PRECONDITION_FAILED - cannot switch from confirm to tx mode",
-    );
+    assert_amqp_error(r, 406, "PRECONDITION_FAILED - cannot switch from confirm to tx mode");
     let ch = within(c.create_channel()).await.unwrap();
     within(ch.tx_select()).await.unwrap();
     let r = within(ch.confirm_select(ConfirmSelectOptions::default())).await;
-    assert_amqp_error(
-        r,
-        406,
-        "PRECONDITION_FAILED - cannot switch from tx to confirm mode",
-    );
+    assert_amqp_error(r, 406, "PRECONDITION_FAILED - cannot switch from tx to confirm mode");
 }
 
 #[tokio::test]
@@ -218,11 +175,7 @@ async fn tx_commit_and_rollback() {
     within(ch.tx_rollback()).await.unwrap();
     publish(&ch, "", q.name().as_str(), b"committed").await;
     let other = within(c.create_channel()).await.unwrap();
-    assert_eq!(
-        get_body(&other, q.name().as_str()).await,
-        None,
-        "uncommitted publish visible"
-    );
+    assert_eq!(get_body(&other, q.name().as_str()).await, None, "uncommitted publish visible");
     within(ch.tx_commit()).await.unwrap();
     assert_eq!(drain(&other, q.name().as_str()).await, ["committed"]);
 }

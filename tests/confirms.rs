@@ -39,9 +39,7 @@ async fn confirm_select_is_idempotent() {
     let b = broker().await;
     let c = connect(&b).await;
     let ch = confirm_channel(&c).await;
-    within(ch.confirm_select(ConfirmSelectOptions::default()))
-        .await
-        .unwrap();
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.unwrap();
     publish_confirmed(&ch, "amq.direct", "nowhere", b"x").await;
 }
 
@@ -62,10 +60,7 @@ async fn mandatory_unroutable_gets_return_with_its_ack() {
     let conf = within(ch.basic_publish(
         "amq.direct".into(),
         key.as_str().into(),
-        BasicPublishOptions {
-            mandatory: true,
-            ..Default::default()
-        },
+        BasicPublishOptions { mandatory: true, ..Default::default() },
         b"ret",
         BasicProperties::default(),
     ))
@@ -85,13 +80,7 @@ async fn raw_return_precedes_ack() {
     let b = broker().await;
     let (mut c, _, _) = RawConn::handshake(b.addr(), 0, 0).await;
     c.open_channel(1).await;
-    c.send_method(
-        1,
-        AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
-            nowait: false,
-        })),
-    )
-    .await;
+    c.send_method(1, AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false }))).await;
     match c.recv_non_heartbeat().await {
         AMQPFrame::Method(1, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(_))) => {}
         f => panic!("expected confirm.select-ok, got {f:?}"),
@@ -109,8 +98,7 @@ async fn raw_return_precedes_ack() {
         )
         .await;
         c.send_bytes(&RawConn::header_frame(1, 1)).await;
-        c.send_bytes(&raw_frame(FRAME_BODY, 1, &[b'0' + i as u8]))
-            .await;
+        c.send_bytes(&raw_frame(FRAME_BODY, 1, &[b'0' + i as u8])).await;
     }
     // Expect: return(1) header body, ack covering 1, ack covering 2, return(3) header body, ack 3.
     // RabbitMQ may coalesce acks with multiple=true, so track the highest acked tag.
@@ -133,10 +121,7 @@ async fn raw_return_precedes_ack() {
                     f => panic!("expected body after header, got {f:?}"),
                 };
                 let n = u64::from(body[0] - b'0');
-                assert!(
-                    n > acked,
-                    "basic.return for message {n} arrived after its ack"
-                );
+                assert!(n > acked, "basic.return for message {n} arrived after its ack");
                 returned.push(n);
             }
             AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::Ack(a))) => {
@@ -162,13 +147,7 @@ async fn raw_confirm_select_nowait_and_ack_tags() {
     let b = broker().await;
     let (mut c, _, _) = RawConn::handshake(b.addr(), 0, 0).await;
     c.open_channel(1).await;
-    c.send_method(
-        1,
-        AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select {
-            nowait: true,
-        })),
-    )
-    .await;
+    c.send_method(1, AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: true }))).await;
     for _ in 0..3 {
         c.send_publish(1, "amq.fanout", "").await;
         c.send_bytes(&RawConn::header_frame(1, 0)).await;
@@ -202,11 +181,7 @@ async fn publish_to_missing_exchange_in_confirm_mode_closes_channel() {
     .await
     .unwrap();
     let r = next_error(&mut ev).await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no exchange '{x}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no exchange '{x}' in vhost '/'"));
     assert!(c.status().connected());
 }
 
@@ -220,10 +195,7 @@ async fn confirms_with_consumer_on_same_queue() {
     let mut consumer = within(cch.basic_consume(
         q.name().clone(),
         "".into(),
-        BasicConsumeOptions {
-            no_ack: true,
-            ..Default::default()
-        },
+        BasicConsumeOptions { no_ack: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -232,9 +204,6 @@ async fn confirms_with_consumer_on_same_queue() {
         publish_confirmed(&ch, "", q.name().as_str(), format!("{i}").as_bytes()).await;
     }
     for i in 0..10 {
-        assert_eq!(
-            next_delivery(&mut consumer).await.data,
-            format!("{i}").into_bytes()
-        );
+        assert_eq!(next_delivery(&mut consumer).await.data, format!("{i}").into_bytes());
     }
 }

@@ -22,9 +22,7 @@ async fn handshake_with_lapin_negotiates_server_limits() {
 async fn client_can_lower_tune_values() {
     let b = broker().await;
     let uri = format!("{}?heartbeat=5&frame_max=8192&channel_max=16", b.uri());
-    let c = within(Connection::connect(&uri, ConnectionProperties::default()))
-        .await
-        .unwrap();
+    let c = within(Connection::connect(&uri, ConnectionProperties::default())).await.unwrap();
     let cfg = c.configuration();
     assert_eq!(cfg.heartbeat(), 5);
     assert_eq!(cfg.frame_max(), 8192);
@@ -34,10 +32,7 @@ async fn client_can_lower_tune_values() {
     let q = declare_queue(&ch, "").await;
     let body = vec![7u8; 50_000];
     publish(&ch, "", q.name().as_str(), &body).await;
-    let got = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true }))
-        .await
-        .unwrap()
-        .unwrap();
+    let got = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true })).await.unwrap().unwrap();
     assert_eq!(got.delivery.data, body);
     within(c.close(200, "OK".into())).await.unwrap();
 }
@@ -46,24 +41,13 @@ async fn client_can_lower_tune_values() {
 async fn amqprs_sees_server_properties() {
     use amqprs::connection::{Connection as AConn, OpenConnectionArguments};
     let b = broker().await;
-    let args = OpenConnectionArguments::new(
-        &b.addr().ip().to_string(),
-        b.addr().port(),
-        "guest",
-        "guest",
-    );
+    let args = OpenConnectionArguments::new(&b.addr().ip().to_string(), b.addr().port(), "guest", "guest");
     let c = within(AConn::open(&args)).await.expect("amqprs connect");
     let props = c.server_properties();
     // RabbitMQ 3.10.8 says product "RabbitMQ", version "3.10.8"; Warren may
     // name itself, but both must be present.
-    assert!(
-        !props.product().is_empty(),
-        "server_properties.product missing"
-    );
-    assert!(
-        !props.version().is_empty(),
-        "server_properties.version missing"
-    );
+    assert!(!props.product().is_empty(), "server_properties.product missing");
+    assert!(!props.version().is_empty(), "server_properties.version missing");
     let caps = props.capabilities();
     assert!(caps.publisher_confirms());
     assert!(caps.consumer_cancel_notify());
@@ -82,11 +66,7 @@ async fn amqprs_sees_server_properties() {
 #[tokio::test]
 async fn bad_password_is_access_refused() {
     let b = broker().await;
-    let r = within(Connection::connect(
-        &b.uri_with("guest", "wrong", "/"),
-        ConnectionProperties::default(),
-    ))
-    .await;
+    let r = within(Connection::connect(&b.uri_with("guest", "wrong", "/"), ConnectionProperties::default())).await;
     assert_amqp_error(
         r.map(|_| ()),
         403,
@@ -97,11 +77,7 @@ async fn bad_password_is_access_refused() {
 #[tokio::test]
 async fn unknown_user_is_access_refused() {
     let b = broker().await;
-    let r = within(Connection::connect(
-        &b.uri_with("nobody", "guest", "/"),
-        ConnectionProperties::default(),
-    ))
-    .await;
+    let r = within(Connection::connect(&b.uri_with("nobody", "guest", "/"), ConnectionProperties::default())).await;
     assert_amqp_error(
         r.map(|_| ()),
         403,
@@ -112,11 +88,7 @@ async fn unknown_user_is_access_refused() {
 #[tokio::test]
 async fn unknown_vhost_is_not_allowed() {
     let b = broker().await;
-    let r = within(Connection::connect(
-        &b.uri_with("guest", "guest", "nope"),
-        ConnectionProperties::default(),
-    ))
-    .await;
+    let r = within(Connection::connect(&b.uri_with("guest", "guest", "nope"), ConnectionProperties::default())).await;
     assert_amqp_error(r.map(|_| ()), 530, "NOT_ALLOWED - vhost nope not found");
 }
 
@@ -126,13 +98,7 @@ async fn client_close_then_operations_fail() {
     let (c, ch) = connect_channel(&b).await;
     within(c.close(200, "bye".into())).await.unwrap();
     assert!(within(c.create_channel()).await.is_err());
-    assert!(within(ch.queue_declare(
-        "".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default()
-    ))
-    .await
-    .is_err());
+    assert!(within(ch.queue_declare("".into(), QueueDeclareOptions::default(), FieldTable::default())).await.is_err());
 }
 
 #[tokio::test]
@@ -148,11 +114,7 @@ async fn server_closes_connection_on_hard_error() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        503,
-        "COMMAND_INVALID - unknown exchange type 'no-such-type'",
-    );
+    assert_amqp_error(r, 503, "COMMAND_INVALID - unknown exchange type 'no-such-type'");
     eventually("connection closed after hard error", || {
         let s = c.status().clone();
         async move { !s.connected() }
@@ -168,14 +130,10 @@ async fn connection_close_error_seen_by_other_channels() {
     let ch1 = within(c.create_channel()).await.unwrap();
     let ch2 = within(c.create_channel()).await.unwrap();
     let q = declare_queue(&ch2, "").await;
-    let mut consumer = within(ch2.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut consumer =
+        within(ch2.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let r = within(ch1.exchange_declare(
         unique("badtype2").as_str().into(),
         ExchangeKind::Custom("bogus".into()),
@@ -198,16 +156,11 @@ async fn many_connections_in_parallel() {
     for _ in 0..10 {
         let uri = b.uri();
         tasks.push(tokio::spawn(async move {
-            let c = within(Connection::connect(&uri, ConnectionProperties::default()))
-                .await
-                .unwrap();
+            let c = within(Connection::connect(&uri, ConnectionProperties::default())).await.unwrap();
             let ch = within(c.create_channel()).await.unwrap();
             let q = declare_queue(&ch, "").await;
             publish(&ch, "", q.name().as_str(), b"hi").await;
-            assert_eq!(
-                get_body(&ch, q.name().as_str()).await.as_deref(),
-                Some(&b"hi"[..])
-            );
+            assert_eq!(get_body(&ch, q.name().as_str()).await.as_deref(), Some(&b"hi"[..]));
             within(c.close(200, "OK".into())).await.unwrap();
         }));
     }
@@ -226,14 +179,10 @@ async fn warren_shutdown_forces_connections_closed() {
     let mut b = broker().await;
     let (c, ch) = connect_channel(&b).await;
     let q = declare_queue(&ch, "").await;
-    let mut consumer = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut consumer =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let server = b.take_server().unwrap();
     within(server.shutdown()).await;
     match within(consumer.next()).await {
@@ -246,11 +195,7 @@ async fn warren_shutdown_forces_connections_closed() {
     })
     .await;
     // the port no longer accepts AMQP connections
-    let r = tokio::time::timeout(
-        WAIT,
-        Connection::connect(&b.uri(), ConnectionProperties::default()),
-    )
-    .await;
+    let r = tokio::time::timeout(WAIT, Connection::connect(&b.uri(), ConnectionProperties::default())).await;
     assert!(!matches!(r, Ok(Ok(_))), "connected after shutdown");
 }
 

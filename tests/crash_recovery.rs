@@ -167,7 +167,11 @@ async fn confirmed_messages_survive_repeated_sigkill() {
     );
     assert!(ledger.confirmed.len() > 1000, "too few confirms to mean anything: {}", ledger.confirmed.len());
     assert!(lost.is_empty(), "{} confirmed messages lost, e.g. {:?}", lost.len(), &lost[..lost.len().min(5)]);
-    assert!(silent_duplicates.is_empty(), "duplicates without redelivered=true: {:?}", &silent_duplicates[..silent_duplicates.len().min(5)]);
+    assert!(
+        silent_duplicates.is_empty(),
+        "duplicates without redelivered=true: {:?}",
+        &silent_duplicates[..silent_duplicates.len().min(5)]
+    );
     assert!(phantom.is_empty(), "consumed messages never published: {phantom:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

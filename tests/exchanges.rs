@@ -9,26 +9,13 @@ use lapin::{
 };
 
 async fn declare_x(ch: &Channel, name: &str, kind: ExchangeKind) {
-    within(ch.exchange_declare(
-        name.into(),
-        kind,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("exchange_declare");
+    within(ch.exchange_declare(name.into(), kind, ExchangeDeclareOptions::default(), FieldTable::default()))
+        .await
+        .expect("exchange_declare");
 }
 
 async fn bind(ch: &Channel, q: &str, x: &str, key: &str, args: FieldTable) {
-    within(ch.queue_bind(
-        q.into(),
-        x.into(),
-        key.into(),
-        QueueBindOptions::default(),
-        args,
-    ))
-    .await
-    .expect("queue_bind");
+    within(ch.queue_bind(q.into(), x.into(), key.into(), QueueBindOptions::default(), args)).await.expect("queue_bind");
 }
 
 fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -47,19 +34,12 @@ fn s(v: &str) -> AMQPValue {
 async fn declare_each_type_and_redeclare_is_idempotent() {
     let b = broker().await;
     let (c, ch) = connect_channel(&b).await;
-    for kind in [
-        ExchangeKind::Direct,
-        ExchangeKind::Fanout,
-        ExchangeKind::Topic,
-        ExchangeKind::Headers,
-    ] {
+    for kind in [ExchangeKind::Direct, ExchangeKind::Fanout, ExchangeKind::Topic, ExchangeKind::Headers] {
         let x = unique("x-type");
         declare_x(&ch, &x, kind.clone()).await;
         declare_x(&ch, &x, kind.clone()).await;
         assert!(exchange_exists(&c, &x).await);
-        within(ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()))
-            .await
-            .unwrap();
+        within(ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())).await.unwrap();
         assert!(!exchange_exists(&c, &x).await);
     }
 }
@@ -81,10 +61,7 @@ async fn default_and_amq_exchanges_exist() {
         within(ch.exchange_declare(
             name.into(),
             kind,
-            ExchangeDeclareOptions {
-                durable: true,
-                ..Default::default()
-            },
+            ExchangeDeclareOptions { durable: true, ..Default::default() },
             FieldTable::default(),
         ))
         .await
@@ -96,18 +73,11 @@ async fn default_and_amq_exchanges_exist() {
     let r = within(ch.exchange_declare(
         "".into(),
         ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        403,
-        "ACCESS_REFUSED - operation not permitted on the default exchange",
-    );
+    assert_amqp_error(r, 403, "ACCESS_REFUSED - operation not permitted on the default exchange");
 }
 
 #[tokio::test]
@@ -118,18 +88,11 @@ async fn passive_declare_of_missing_exchange_is_not_found() {
     let r = within(ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no exchange '{x}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no exchange '{x}' in vhost '/'"));
 }
 
 #[tokio::test]
@@ -141,12 +104,7 @@ async fn passive_declare_ignores_type_and_flags() {
     within(ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Topic,
-        ExchangeDeclareOptions {
-            passive: true,
-            durable: true,
-            auto_delete: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { passive: true, durable: true, auto_delete: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -186,10 +144,7 @@ async fn redeclare_with_different_durable_is_precondition_failed() {
     let r = within(ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { durable: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -202,10 +157,7 @@ async fn redeclare_with_different_durable_is_precondition_failed() {
     let r = within(ch2.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -218,10 +170,7 @@ async fn redeclare_with_different_durable_is_precondition_failed() {
     let r = within(ch3.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            internal: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { internal: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -244,11 +193,7 @@ async fn declare_amq_prefixed_exchange_is_access_refused() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        403,
-        "ACCESS_REFUSED - exchange name 'amq.foo' contains reserved prefix 'amq.*'",
-    );
+    assert_amqp_error(r, 403, "ACCESS_REFUSED - exchange name 'amq.foo' contains reserved prefix 'amq.*'");
 }
 
 #[tokio::test]
@@ -258,30 +203,20 @@ async fn passive_declare_of_missing_amq_exchange_is_not_found() {
     let r = within(ch.exchange_declare(
         "amq.nonexistent".into(),
         ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        "NOT_FOUND - no exchange 'amq.nonexistent' in vhost '/'",
-    );
+    assert_amqp_error(r, 404, "NOT_FOUND - no exchange 'amq.nonexistent' in vhost '/'");
 }
 
 #[tokio::test]
 async fn delete_missing_exchange_is_ok() {
     let b = broker().await;
     let (_c, ch) = connect_channel(&b).await;
-    within(ch.exchange_delete(
-        unique("x-nothing").as_str().into(),
-        ExchangeDeleteOptions::default(),
-    ))
-    .await
-    .expect("deleting a missing exchange succeeds in RabbitMQ 3.x");
+    within(ch.exchange_delete(unique("x-nothing").as_str().into(), ExchangeDeleteOptions::default()))
+        .await
+        .expect("deleting a missing exchange succeeds in RabbitMQ 3.x");
 }
 
 #[tokio::test]
@@ -289,11 +224,7 @@ async fn delete_default_exchange_is_access_refused() {
     let b = broker().await;
     let (_c, ch) = connect_channel(&b).await;
     let r = within(ch.exchange_delete("".into(), ExchangeDeleteOptions::default())).await;
-    assert_amqp_error(
-        r,
-        403,
-        "ACCESS_REFUSED - operation not permitted on the default exchange",
-    );
+    assert_amqp_error(r, 403, "ACCESS_REFUSED - operation not permitted on the default exchange");
 }
 
 #[tokio::test]
@@ -301,11 +232,7 @@ async fn delete_amq_exchange_is_access_refused() {
     let b = broker().await;
     let (_c, ch) = connect_channel(&b).await;
     let r = within(ch.exchange_delete("amq.direct".into(), ExchangeDeleteOptions::default())).await;
-    assert_amqp_error(
-        r,
-        403,
-        "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed",
-    );
+    assert_amqp_error(r, 403, "ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '/' not allowed");
 }
 
 #[tokio::test]
@@ -321,11 +248,7 @@ async fn bind_to_default_exchange_is_access_refused() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        403,
-        "ACCESS_REFUSED - operation not permitted on the default exchange",
-    );
+    assert_amqp_error(r, 403, "ACCESS_REFUSED - operation not permitted on the default exchange");
 }
 
 #[tokio::test]
@@ -336,37 +259,15 @@ async fn delete_if_unused() {
     declare_x(&ch, &x, ExchangeKind::Direct).await;
     let q = declare_queue(&ch, "").await;
     bind(&ch, q.name().as_str(), &x, "k", FieldTable::default()).await;
-    let r = within(ch.exchange_delete(
-        x.as_str().into(),
-        ExchangeDeleteOptions {
-            if_unused: true,
-            ..Default::default()
-        },
-    ))
-    .await;
-    assert_amqp_error(
-        r,
-        406,
-        &format!("PRECONDITION_FAILED - exchange '{x}' in vhost '/' in use"),
-    );
+    let r =
+        within(ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions { if_unused: true, ..Default::default() }))
+            .await;
+    assert_amqp_error(r, 406, &format!("PRECONDITION_FAILED - exchange '{x}' in vhost '/' in use"));
     let ch = within(c.create_channel()).await.unwrap();
-    within(ch.queue_unbind(
-        q.name().clone(),
-        x.as_str().into(),
-        "k".into(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
-    within(ch.exchange_delete(
-        x.as_str().into(),
-        ExchangeDeleteOptions {
-            if_unused: true,
-            ..Default::default()
-        },
-    ))
-    .await
-    .expect("unused exchange deleted");
+    within(ch.queue_unbind(q.name().clone(), x.as_str().into(), "k".into(), FieldTable::default())).await.unwrap();
+    within(ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions { if_unused: true, ..Default::default() }))
+        .await
+        .expect("unused exchange deleted");
     assert!(!exchange_exists(&c, &x).await);
 }
 
@@ -378,16 +279,10 @@ async fn deleting_exchange_removes_its_bindings() {
     declare_x(&ch, &x, ExchangeKind::Fanout).await;
     let q = declare_queue(&ch, "").await;
     bind(&ch, q.name().as_str(), &x, "", FieldTable::default()).await;
-    within(ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default()))
-        .await
-        .unwrap();
+    within(ch.exchange_delete(x.as_str().into(), ExchangeDeleteOptions::default())).await.unwrap();
     declare_x(&ch, &x, ExchangeKind::Fanout).await;
     publish(&ch, &x, "", b"after").await;
-    assert_eq!(
-        get_body(&ch, q.name().as_str()).await,
-        None,
-        "old binding survived exchange deletion"
-    );
+    assert_eq!(get_body(&ch, q.name().as_str()).await, None, "old binding survived exchange deletion");
     cleanup_exchange(&b, &x).await;
 }
 
@@ -432,14 +327,7 @@ async fn fanout_routing_ignores_key() {
     let q1 = declare_queue(&ch, "").await;
     let q2 = declare_queue(&ch, "").await;
     bind(&ch, q1.name().as_str(), &x, "", FieldTable::default()).await;
-    bind(
-        &ch,
-        q2.name().as_str(),
-        &x,
-        "whatever",
-        FieldTable::default(),
-    )
-    .await;
+    bind(&ch, q2.name().as_str(), &x, "whatever", FieldTable::default()).await;
     publish(&ch, &x, "some.key", b"1").await;
     publish(&ch, &x, "", b"2").await;
     assert_eq!(drain(&ch, q1.name().as_str()).await, ["1", "2"]);
@@ -457,79 +345,32 @@ async fn headers_routing_all_and_any() {
     let q_any = declare_queue(&ch, "").await;
     let q_default = declare_queue(&ch, "").await;
     let q_empty = declare_queue(&ch, "").await;
-    bind(
-        &ch,
-        q_all.name().as_str(),
-        &x,
-        "ignored",
-        table(&[("x-match", s("all")), ("a", s("1")), ("b", s("2"))]),
-    )
-    .await;
-    bind(
-        &ch,
-        q_any.name().as_str(),
-        &x,
-        "",
-        table(&[("x-match", s("any")), ("a", s("1")), ("b", s("2"))]),
-    )
-    .await;
+    bind(&ch, q_all.name().as_str(), &x, "ignored", table(&[("x-match", s("all")), ("a", s("1")), ("b", s("2"))]))
+        .await;
+    bind(&ch, q_any.name().as_str(), &x, "", table(&[("x-match", s("any")), ("a", s("1")), ("b", s("2"))])).await;
     // no x-match means all
-    bind(
-        &ch,
-        q_default.name().as_str(),
-        &x,
-        "",
-        table(&[("a", s("1")), ("b", s("2"))]),
-    )
-    .await;
+    bind(&ch, q_default.name().as_str(), &x, "", table(&[("a", s("1")), ("b", s("2"))])).await;
     // no headers at all: matches everything
     bind(&ch, q_empty.name().as_str(), &x, "", FieldTable::default()).await;
     let pubh = |body: &'static str, h: FieldTable| {
         let ch = ch.clone();
         let x = x.clone();
         async move {
-            publish_props(
-                &ch,
-                &x,
-                "",
-                body.as_bytes(),
-                lapin::BasicProperties::default().with_headers(h),
-            )
-            .await;
+            publish_props(&ch, &x, "", body.as_bytes(), lapin::BasicProperties::default().with_headers(h)).await;
         }
     };
     pubh("both", table(&[("a", s("1")), ("b", s("2"))])).await;
-    pubh(
-        "both+extra",
-        table(&[("a", s("1")), ("b", s("2")), ("c", s("3"))]),
-    )
-    .await;
+    pubh("both+extra", table(&[("a", s("1")), ("b", s("2")), ("c", s("3"))])).await;
     pubh("a-only", table(&[("a", s("1"))])).await;
     pubh("a-wrong", table(&[("a", s("9")), ("b", s("2"))])).await;
     pubh("none", FieldTable::default()).await;
     publish(&ch, &x, "", b"no-headers-prop").await;
-    assert_eq!(
-        drain(&ch, q_all.name().as_str()).await,
-        ["both", "both+extra"]
-    );
-    assert_eq!(
-        drain(&ch, q_default.name().as_str()).await,
-        ["both", "both+extra"]
-    );
-    assert_eq!(
-        drain(&ch, q_any.name().as_str()).await,
-        ["both", "both+extra", "a-only", "a-wrong"]
-    );
+    assert_eq!(drain(&ch, q_all.name().as_str()).await, ["both", "both+extra"]);
+    assert_eq!(drain(&ch, q_default.name().as_str()).await, ["both", "both+extra"]);
+    assert_eq!(drain(&ch, q_any.name().as_str()).await, ["both", "both+extra", "a-only", "a-wrong"]);
     assert_eq!(
         drain(&ch, q_empty.name().as_str()).await,
-        [
-            "both",
-            "both+extra",
-            "a-only",
-            "a-wrong",
-            "none",
-            "no-headers-prop"
-        ]
+        ["both", "both+extra", "a-only", "a-wrong", "none", "no-headers-prop"]
     );
     cleanup_exchange(&b, &x).await;
 }
@@ -542,32 +383,11 @@ async fn headers_value_types_and_void_match() {
     declare_x(&ch, &x, ExchangeKind::Headers).await;
     let q_int = declare_queue(&ch, "").await;
     let q_void = declare_queue(&ch, "").await;
-    bind(
-        &ch,
-        q_int.name().as_str(),
-        &x,
-        "",
-        table(&[("x-match", s("all")), ("n", AMQPValue::LongInt(5))]),
-    )
-    .await;
+    bind(&ch, q_int.name().as_str(), &x, "", table(&[("x-match", s("all")), ("n", AMQPValue::LongInt(5))])).await;
     // a void value in the binding matches on presence of the key only
-    bind(
-        &ch,
-        q_void.name().as_str(),
-        &x,
-        "",
-        table(&[("x-match", s("all")), ("k", AMQPValue::Void)]),
-    )
-    .await;
+    bind(&ch, q_void.name().as_str(), &x, "", table(&[("x-match", s("all")), ("k", AMQPValue::Void)])).await;
     let props = |t: FieldTable| lapin::BasicProperties::default().with_headers(t);
-    publish_props(
-        &ch,
-        &x,
-        "",
-        b"int5",
-        props(table(&[("n", AMQPValue::LongInt(5))])),
-    )
-    .await;
+    publish_props(&ch, &x, "", b"int5", props(table(&[("n", AMQPValue::LongInt(5))]))).await;
     publish_props(&ch, &x, "", b"str5", props(table(&[("n", s("5"))]))).await;
     publish_props(&ch, &x, "", b"k-any", props(table(&[("k", s("whatever"))]))).await;
     assert_eq!(drain(&ch, q_int.name().as_str()).await, ["int5"]);
@@ -678,11 +498,7 @@ async fn exchange_bind_missing_source_or_destination_is_not_found() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no exchange '{missing}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no exchange '{missing}' in vhost '/'"));
     let ch = within(c.create_channel()).await.unwrap();
     let r = within(ch.exchange_bind(
         missing.as_str().into(),
@@ -692,11 +508,7 @@ async fn exchange_bind_missing_source_or_destination_is_not_found() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no exchange '{missing}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no exchange '{missing}' in vhost '/'"));
     cleanup_exchange(&b, &x).await;
 }
 
@@ -714,11 +526,7 @@ async fn queue_bind_to_missing_exchange_or_queue_is_not_found() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no exchange '{missing_x}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no exchange '{missing_x}' in vhost '/'"));
     let ch = within(c.create_channel()).await.unwrap();
     let missing_q = unique("q-bind-missing");
     let r = within(ch.queue_bind(
@@ -729,11 +537,7 @@ async fn queue_bind_to_missing_exchange_or_queue_is_not_found() {
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no queue '{missing_q}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no queue '{missing_q}' in vhost '/'"));
 }
 
 #[tokio::test]
@@ -746,10 +550,7 @@ async fn internal_exchange_cannot_be_published_to_but_routes_from_e2e() {
     within(ch.exchange_declare(
         internal.as_str().into(),
         ExchangeKind::Fanout,
-        ExchangeDeclareOptions {
-            internal: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { internal: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -791,11 +592,7 @@ async fn publish_to_missing_exchange_closes_channel_with_not_found() {
     publish(&ch, &x, "k", b"lost").await;
     // the error arrives asynchronously; a following synchronous method sees it
     let r = next_error(&mut ev).await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no exchange '{x}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no exchange '{x}' in vhost '/'"));
     assert!(c.status().connected());
     let ch2 = within(c.create_channel()).await.unwrap();
     declare_queue(&ch2, "").await;
@@ -809,10 +606,7 @@ async fn auto_delete_exchange_goes_when_last_binding_removed() {
     within(ch.exchange_declare(
         x.as_str().into(),
         ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -822,22 +616,8 @@ async fn auto_delete_exchange_goes_when_last_binding_removed() {
     let q = declare_queue(&ch, "").await;
     bind(&ch, q.name().as_str(), &x, "k1", FieldTable::default()).await;
     bind(&ch, q.name().as_str(), &x, "k2", FieldTable::default()).await;
-    within(ch.queue_unbind(
-        q.name().clone(),
-        x.as_str().into(),
-        "k1".into(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    within(ch.queue_unbind(q.name().clone(), x.as_str().into(), "k1".into(), FieldTable::default())).await.unwrap();
     assert!(exchange_exists(&c, &x).await);
-    within(ch.queue_unbind(
-        q.name().clone(),
-        x.as_str().into(),
-        "k2".into(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    within(ch.queue_unbind(q.name().clone(), x.as_str().into(), "k2".into(), FieldTable::default())).await.unwrap();
     assert!(!exchange_exists(&c, &x).await);
 }

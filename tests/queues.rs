@@ -45,10 +45,7 @@ async fn declare_ok_counts_ready_messages() {
     assert_eq!((q.message_count(), q.consumer_count()), (5, 0));
     let q = within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -66,18 +63,11 @@ async fn server_named_queue() {
     for q in [&q1, &q2] {
         let n = q.name().as_str();
         assert!(n.starts_with("amq.gen-"), "server-generated name {n}");
-        assert_eq!(
-            n.len(),
-            "amq.gen-".len() + 22,
-            "amq.gen- followed by 22 chars: {n}"
-        );
+        assert_eq!(n.len(), "amq.gen-".len() + 22, "amq.gen- followed by 22 chars: {n}");
     }
     assert_ne!(q1.name(), q2.name());
     publish(&ch, "", q1.name().as_str(), b"x").await;
-    assert_eq!(
-        get_body(&ch, q1.name().as_str()).await.as_deref(),
-        Some(&b"x"[..])
-    );
+    assert_eq!(get_body(&ch, q1.name().as_str()).await.as_deref(), Some(&b"x"[..]));
 }
 
 /// A non-passive redeclare of an existing server-named queue is refused
@@ -91,26 +81,15 @@ async fn redeclare_of_server_named_queue_is_access_refused() {
     let name = q.name().to_string();
     within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
     .expect("passive declare of amq.gen-* works");
     let ch2 = within(c.create_channel()).await.unwrap();
-    let r = within(ch2.queue_declare(
-        name.as_str().into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await;
-    assert_amqp_error(
-        r,
-        403,
-        &format!("ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'"),
-    );
+    let r =
+        within(ch2.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())).await;
+    assert_amqp_error(r, 403, &format!("ACCESS_REFUSED - queue name '{name}' contains reserved prefix 'amq.*'"));
 }
 
 #[tokio::test]
@@ -120,18 +99,11 @@ async fn passive_declare_of_missing_queue_is_not_found() {
     let name = unique("q-missing");
     let r = within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no queue '{name}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no queue '{name}' in vhost '/'"));
     assert!(c.status().connected());
 }
 
@@ -143,10 +115,7 @@ async fn redeclare_with_different_flags_is_precondition_failed() {
     declare_queue(&ch, &name).await;
     let r = within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { durable: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -158,10 +127,7 @@ async fn redeclare_with_different_flags_is_precondition_failed() {
     let ch = within(c.create_channel()).await.unwrap();
     let r = within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { auto_delete: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -173,8 +139,7 @@ async fn redeclare_with_different_flags_is_precondition_failed() {
     let ch = within(c.create_channel()).await.unwrap();
     let mut args = FieldTable::default();
     args.insert("x-max-length".into(), lapin::types::AMQPValue::LongInt(10));
-    let r =
-        within(ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), args)).await;
+    let r = within(ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), args)).await;
     assert_amqp_error(
         r,
         406,
@@ -187,17 +152,8 @@ async fn redeclare_with_different_flags_is_precondition_failed() {
 async fn declare_amq_prefixed_queue_is_access_refused() {
     let b = broker().await;
     let (_c, ch) = connect_channel(&b).await;
-    let r = within(ch.queue_declare(
-        "amq.myqueue".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await;
-    assert_amqp_error(
-        r,
-        403,
-        "ACCESS_REFUSED - queue name 'amq.myqueue' contains reserved prefix 'amq.*'",
-    );
+    let r = within(ch.queue_declare("amq.myqueue".into(), QueueDeclareOptions::default(), FieldTable::default())).await;
+    assert_amqp_error(r, 403, "ACCESS_REFUSED - queue name 'amq.myqueue' contains reserved prefix 'amq.*'");
 }
 
 #[tokio::test]
@@ -207,10 +163,7 @@ async fn durable_queue_declares() {
     let name = unique("q-durable");
     let q = within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { durable: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -218,10 +171,7 @@ async fn durable_queue_declares() {
     assert_eq!(q.name().as_str(), name);
     within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { durable: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -253,25 +203,13 @@ async fn bind_unbind_and_unbind_missing_binding() {
     .await
     .unwrap();
     publish(&ch, &x, "k", b"1").await;
-    within(ch.queue_unbind(
-        q.name().clone(),
-        x.as_str().into(),
-        "k".into(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    within(ch.queue_unbind(q.name().clone(), x.as_str().into(), "k".into(), FieldTable::default())).await.unwrap();
     publish(&ch, &x, "k", b"2").await;
     assert_eq!(drain(&ch, q.name().as_str()).await, ["1"]);
     // unbinding a binding that does not exist is fine
-    within(ch.queue_unbind(
-        q.name().clone(),
-        x.as_str().into(),
-        "nope".into(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("unbind of a missing binding succeeds");
+    within(ch.queue_unbind(q.name().clone(), x.as_str().into(), "nope".into(), FieldTable::default()))
+        .await
+        .expect("unbind of a missing binding succeeds");
     cleanup_exchange(&b, &x).await;
 }
 
@@ -283,23 +221,11 @@ async fn unbind_of_missing_queue_or_exchange_succeeds() {
     let (c, ch) = connect_channel(&b).await;
     let q = declare_queue(&ch, "").await;
     let x = unique("x-unbind-missing");
-    let r = within(ch.queue_unbind(
-        q.name().clone(),
-        x.as_str().into(),
-        "k".into(),
-        FieldTable::default(),
-    ))
-    .await;
+    let r = within(ch.queue_unbind(q.name().clone(), x.as_str().into(), "k".into(), FieldTable::default())).await;
     r.expect("unbind from a missing exchange succeeds");
     let ch = within(c.create_channel()).await.unwrap();
     let qn = unique("q-unbind-missing");
-    let r = within(ch.queue_unbind(
-        qn.as_str().into(),
-        "amq.direct".into(),
-        "k".into(),
-        FieldTable::default(),
-    ))
-    .await;
+    let r = within(ch.queue_unbind(qn.as_str().into(), "amq.direct".into(), "k".into(), FieldTable::default())).await;
     r.expect("unbind of a missing queue succeeds");
     let r = within(ch.exchange_unbind(
         qn.as_str().into(),
@@ -321,25 +247,12 @@ async fn purge_returns_count() {
         publish_confirmed(&ch, "", q.name().as_str(), b"x").await;
     }
     // one message is delivered but unacked: purge only removes ready ones
-    let got = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: false }))
-        .await
-        .unwrap()
-        .unwrap();
-    let n = within(ch.queue_purge(q.name().clone(), QueuePurgeOptions::default()))
-        .await
-        .unwrap();
+    let got = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: false })).await.unwrap().unwrap();
+    let n = within(ch.queue_purge(q.name().clone(), QueuePurgeOptions::default())).await.unwrap();
     assert_eq!(n, 6);
-    let n = within(ch.queue_purge(q.name().clone(), QueuePurgeOptions::default()))
-        .await
-        .unwrap();
+    let n = within(ch.queue_purge(q.name().clone(), QueuePurgeOptions::default())).await.unwrap();
     assert_eq!(n, 0);
-    within(
-        got.delivery
-            .acker
-            .reject(BasicRejectOptions { requeue: true }),
-    )
-    .await
-    .unwrap();
+    within(got.delivery.acker.reject(BasicRejectOptions { requeue: true })).await.unwrap();
     // the reject is asynchronous: wait for the requeue to be visible
     eventually("requeued message counted", || {
         let ch = ch.clone();
@@ -350,11 +263,7 @@ async fn purge_returns_count() {
     let ch2 = within(c.create_channel()).await.unwrap();
     let missing = unique("q-purge-missing");
     let r = within(ch2.queue_purge(missing.as_str().into(), QueuePurgeOptions::default())).await;
-    assert_amqp_error(
-        r,
-        404,
-        &format!("NOT_FOUND - no queue '{missing}' in vhost '/'"),
-    );
+    assert_amqp_error(r, 404, &format!("NOT_FOUND - no queue '{missing}' in vhost '/'"));
 }
 
 #[tokio::test]
@@ -365,17 +274,12 @@ async fn delete_returns_count_and_missing_is_ok() {
     for _ in 0..4 {
         publish_confirmed(&ch, "", q.name().as_str(), b"x").await;
     }
-    let n = within(ch.queue_delete(q.name().clone(), QueueDeleteOptions::default()))
-        .await
-        .unwrap();
+    let n = within(ch.queue_delete(q.name().clone(), QueueDeleteOptions::default())).await.unwrap();
     assert_eq!(n, 4);
     assert!(!queue_exists(&c, q.name().as_str()).await);
-    let n = within(ch.queue_delete(
-        unique("q-never").as_str().into(),
-        QueueDeleteOptions::default(),
-    ))
-    .await
-    .expect("deleting a missing queue succeeds");
+    let n = within(ch.queue_delete(unique("q-never").as_str().into(), QueueDeleteOptions::default()))
+        .await
+        .expect("deleting a missing queue succeeds");
     assert_eq!(n, 0);
 }
 
@@ -394,50 +298,22 @@ async fn delete_if_unused_and_if_empty() {
     ))
     .await
     .unwrap();
-    let r = within(ch.queue_delete(
-        name.as_str().into(),
-        QueueDeleteOptions {
-            if_unused: true,
-            ..Default::default()
-        },
-    ))
-    .await;
-    assert_amqp_error(
-        r,
-        406,
-        &format!("PRECONDITION_FAILED - queue '{name}' in vhost '/' in use"),
-    );
-    within(cons_ch.basic_cancel(consumer.tag(), BasicCancelOptions::default()))
-        .await
-        .unwrap();
+    let r = within(ch.queue_delete(name.as_str().into(), QueueDeleteOptions { if_unused: true, ..Default::default() }))
+        .await;
+    assert_amqp_error(r, 406, &format!("PRECONDITION_FAILED - queue '{name}' in vhost '/' in use"));
+    within(cons_ch.basic_cancel(consumer.tag(), BasicCancelOptions::default())).await.unwrap();
 
     let ch = within(c.create_channel()).await.unwrap();
     publish(&ch, "", &name, b"x").await;
-    let r = within(ch.queue_delete(
-        name.as_str().into(),
-        QueueDeleteOptions {
-            if_empty: true,
-            ..Default::default()
-        },
-    ))
-    .await;
-    assert_amqp_error(
-        r,
-        406,
-        &format!("PRECONDITION_FAILED - queue '{name}' in vhost '/' not empty"),
-    );
+    let r = within(ch.queue_delete(name.as_str().into(), QueueDeleteOptions { if_empty: true, ..Default::default() }))
+        .await;
+    assert_amqp_error(r, 406, &format!("PRECONDITION_FAILED - queue '{name}' in vhost '/' not empty"));
 
     let ch = within(c.create_channel()).await.unwrap();
-    within(ch.queue_purge(name.as_str().into(), QueuePurgeOptions::default()))
-        .await
-        .unwrap();
+    within(ch.queue_purge(name.as_str().into(), QueuePurgeOptions::default())).await.unwrap();
     let n = within(ch.queue_delete(
         name.as_str().into(),
-        QueueDeleteOptions {
-            if_unused: true,
-            if_empty: true,
-            ..Default::default()
-        },
+        QueueDeleteOptions { if_unused: true, if_empty: true, ..Default::default() },
     ))
     .await
     .unwrap();
@@ -452,10 +328,7 @@ async fn exclusive_queue_is_locked_to_its_connection() {
     let name = unique("q-excl");
     within(ch1.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { exclusive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -470,20 +343,13 @@ async fn exclusive_queue_is_locked_to_its_connection() {
          It could be originally declared on another connection or the exclusive property value does not match that of the original declaration."
     );
     let (c2, ch2) = connect_channel(&b).await;
-    let r = within(ch2.queue_declare(
-        name.as_str().into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await;
+    let r =
+        within(ch2.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), FieldTable::default())).await;
     assert_amqp_error(r, 405, &locked);
     let ch2 = within(c2.create_channel()).await.unwrap();
     let r = within(ch2.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -519,10 +385,7 @@ async fn exclusive_queue_is_locked_to_its_connection() {
     // publishing from another connection is allowed
     let ch2 = confirm_channel(&c2).await;
     publish_confirmed(&ch2, "", &name, b"from c2").await;
-    assert_eq!(
-        get_body(&ch1b, &name).await.as_deref(),
-        Some(&b"from c2"[..])
-    );
+    assert_eq!(get_body(&ch1b, &name).await.as_deref(), Some(&b"from c2"[..]));
 }
 
 #[tokio::test]
@@ -533,10 +396,7 @@ async fn exclusive_flag_mismatch_on_same_connection() {
     declare_queue(&ch, &name).await;
     let r = within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { exclusive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -559,10 +419,7 @@ async fn exclusive_queue_removed_when_connection_closes() {
     let name = unique("q-excl-gone");
     within(ch1.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { exclusive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -579,10 +436,7 @@ async fn exclusive_queue_removed_when_connection_closes() {
     let ch = within(c2.create_channel()).await.unwrap();
     within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            exclusive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { exclusive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -596,10 +450,7 @@ async fn auto_delete_queue_removed_when_last_consumer_cancels() {
     let name = unique("q-autodel");
     within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { auto_delete: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -622,16 +473,9 @@ async fn auto_delete_queue_removed_when_last_consumer_cancels() {
     ))
     .await
     .unwrap();
-    within(ch.basic_cancel(c1.tag(), BasicCancelOptions::default()))
-        .await
-        .unwrap();
-    assert!(
-        queue_exists(&c, &name).await,
-        "deleted while a consumer remains"
-    );
-    within(ch.basic_cancel(c2.tag(), BasicCancelOptions::default()))
-        .await
-        .unwrap();
+    within(ch.basic_cancel(c1.tag(), BasicCancelOptions::default())).await.unwrap();
+    assert!(queue_exists(&c, &name).await, "deleted while a consumer remains");
+    within(ch.basic_cancel(c2.tag(), BasicCancelOptions::default())).await.unwrap();
     eventually("auto-delete queue deleted", || {
         let c = &c;
         let name = name.clone();
@@ -647,10 +491,7 @@ async fn auto_delete_queue_removed_when_consumer_channel_closes() {
     let name = unique("q-autodel-ch");
     within(ch.queue_declare(
         name.as_str().into(),
-        QueueDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { auto_delete: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await
@@ -678,18 +519,12 @@ async fn deleting_queue_cancels_its_consumers() {
     let b = broker().await;
     let (c, ch) = connect_channel(&b).await;
     let q = declare_queue(&ch, "").await;
-    let mut consumer = within(ch.basic_consume(
-        q.name().clone(),
-        "".into(),
-        BasicConsumeOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    let mut consumer =
+        within(ch.basic_consume(q.name().clone(), "".into(), BasicConsumeOptions::default(), FieldTable::default()))
+            .await
+            .unwrap();
     let ch2 = within(c.create_channel()).await.unwrap();
-    within(ch2.queue_delete(q.name().clone(), QueueDeleteOptions::default()))
-        .await
-        .unwrap();
+    within(ch2.queue_delete(q.name().clone(), QueueDeleteOptions::default())).await.unwrap();
     // consumer_cancel_notify: the stream ends
     use futures_lite::StreamExt;
     match within(consumer.next()).await {
@@ -708,18 +543,10 @@ async fn message_count_in_declare_ok_excludes_unacked() {
     for _ in 0..3 {
         publish_confirmed(&ch, "", q.name().as_str(), b"x").await;
     }
-    let m = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: false }))
-        .await
-        .unwrap()
-        .unwrap();
+    let m = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: false })).await.unwrap().unwrap();
     assert_eq!(m.message_count, 2);
     assert_eq!(message_count(&ch, q.name().as_str()).await, 2);
-    within(m.delivery.acker.nack(BasicNackOptions {
-        requeue: true,
-        multiple: false,
-    }))
-    .await
-    .unwrap();
+    within(m.delivery.acker.nack(BasicNackOptions { requeue: true, multiple: false })).await.unwrap();
     eventually("requeued message counted", || {
         let ch = ch.clone();
         let q = q.name().to_string();

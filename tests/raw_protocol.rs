@@ -12,20 +12,12 @@ use common::*;
 #[tokio::test]
 async fn wrong_protocol_header_gets_supported_header_and_close() {
     let b = broker().await;
-    for bad in [
-        &b"AMQP\x00\x00\x08\x00"[..],
-        b"AMQP\x00\x00\x0a\x00",
-        b"AMQP\x00\x01\x00\x00",
-        b"HTTP/1.1",
-    ] {
+    for bad in [&b"AMQP\x00\x00\x08\x00"[..], b"AMQP\x00\x00\x0a\x00", b"AMQP\x00\x01\x00\x00", b"HTTP/1.1"] {
         let mut c = RawConn::connect(b.addr()).await;
         c.send_bytes(bad).await;
         let (bytes, eof) = c.read_until_eof(WAIT).await;
         assert_eq!(bytes, PROTOCOL_HEADER, "reply to header {bad:?}");
-        assert!(
-            eof,
-            "socket must be closed after a bad protocol header {bad:?}"
-        );
+        assert!(eof, "socket must be closed after a bad protocol header {bad:?}");
     }
 }
 
@@ -41,19 +33,8 @@ async fn connection_start_advertises_server_properties() {
     assert!(mechs.contains(&"AMQPLAIN"), "mechanisms {mechs:?}");
     assert_eq!(String::from_utf8_lossy(start.locales.as_bytes()), "en_US");
     let props = start.server_properties.inner();
-    for key in [
-        "product",
-        "version",
-        "platform",
-        "copyright",
-        "information",
-        "capabilities",
-        "cluster_name",
-    ] {
-        assert!(
-            props.contains_key(key),
-            "server_properties lacks {key}: {props:?}"
-        );
+    for key in ["product", "version", "platform", "copyright", "information", "capabilities", "cluster_name"] {
+        assert!(props.contains_key(key), "server_properties lacks {key}: {props:?}");
     }
     let caps = match props.get("capabilities").unwrap() {
         amq_protocol::types::AMQPValue::FieldTable(t) => t.inner().clone(),
@@ -96,16 +77,12 @@ async fn frame_larger_than_frame_max_is_a_frame_error() {
     c.open_channel(1).await;
     c.send_publish(1, "", "nowhere").await;
     c.send_bytes(&RawConn::header_frame(1, 10000)).await;
-    c.send_bytes(&raw_frame(FRAME_BODY, 1, &vec![b'x'; 10000]))
-        .await;
+    c.send_bytes(&raw_frame(FRAME_BODY, 1, &vec![b'x'; 10000])).await;
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 501);
     // frame_max 4096 leaves 4088 octets of payload per frame
-    assert_eq!(
-        close.reply_text,
-        "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,10000,4088}"
-    );
+    assert_eq!(close.reply_text, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,10000,4088}");
     assert_eq!((close.class_id, close.method_id), (0, 0));
     c.expect_eof(WAIT).await;
 }
@@ -126,11 +103,7 @@ async fn server_sends_heartbeats_at_negotiated_interval() {
             Err(()) => panic!("no heartbeat within 2.5 s (heartbeat=1)"),
         }
     }
-    assert!(
-        t0.elapsed() < Duration::from_secs(4),
-        "2 heartbeats took {:?}",
-        t0.elapsed()
-    );
+    assert!(t0.elapsed() < Duration::from_secs(4), "2 heartbeats took {:?}", t0.elapsed());
 }
 
 #[tokio::test]
@@ -142,10 +115,7 @@ async fn silent_peer_is_disconnected() {
     let (_, eof) = c.read_until_eof(Duration::from_secs(6)).await;
     let took = t0.elapsed();
     assert!(eof, "silent client not disconnected within 6 s");
-    assert!(
-        took >= Duration::from_millis(1500),
-        "disconnected too early: {took:?}"
-    );
+    assert!(took >= Duration::from_millis(1500), "disconnected too early: {took:?}");
     println!("silent peer disconnected after {took:?}");
 }
 
@@ -194,18 +164,11 @@ async fn channel_open_twice_is_channel_error() {
     let b = broker().await;
     let (mut c, _, _) = RawConn::handshake(b.addr(), 0, 0).await;
     c.open_channel(1).await;
-    c.send_method(
-        1,
-        AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-    )
-    .await;
+    c.send_method(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 504);
-    assert_eq!(
-        close.reply_text,
-        "CHANNEL_ERROR - second 'channel.open' seen"
-    );
+    assert_eq!(close.reply_text, "CHANNEL_ERROR - second 'channel.open' seen");
     c.expect_eof(WAIT).await;
 }
 
@@ -218,10 +181,7 @@ async fn content_header_without_publish_is_unexpected_frame() {
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 505);
-    assert_eq!(
-        close.reply_text,
-        "UNEXPECTED_FRAME - expected method frame, got non method frame instead"
-    );
+    assert_eq!(close.reply_text, "UNEXPECTED_FRAME - expected method frame, got non method frame instead");
     c.expect_eof(WAIT).await;
 }
 
@@ -234,10 +194,7 @@ async fn body_without_publish_is_unexpected_frame() {
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 505);
-    assert_eq!(
-        close.reply_text,
-        "UNEXPECTED_FRAME - expected method frame, got non method frame instead"
-    );
+    assert_eq!(close.reply_text, "UNEXPECTED_FRAME - expected method frame, got non method frame instead");
     c.expect_eof(WAIT).await;
 }
 
@@ -251,7 +208,10 @@ async fn method_instead_of_content_header_is_unexpected_frame() {
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 505);
-    assert_eq!(close.reply_text, "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead");
+    assert_eq!(
+        close.reply_text,
+        "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead"
+    );
     c.expect_eof(WAIT).await;
 }
 
@@ -264,11 +224,7 @@ async fn method_of_unknown_class() {
     // RabbitMQ 3.x sends no connection.close here: it just drops the socket.
     let (bytes, eof) = c.read_until_eof(WAIT).await;
     assert!(eof, "socket not closed");
-    assert_eq!(
-        bytes,
-        Vec::<u8>::new(),
-        "RabbitMQ closes without sending anything"
-    );
+    assert_eq!(bytes, Vec::<u8>::new(), "RabbitMQ closes without sending anything");
 }
 
 #[tokio::test]
@@ -280,11 +236,7 @@ async fn unknown_method_of_known_class() {
     // RabbitMQ 3.x sends no connection.close here: it just drops the socket.
     let (bytes, eof) = c.read_until_eof(WAIT).await;
     assert!(eof, "socket not closed");
-    assert_eq!(
-        bytes,
-        Vec::<u8>::new(),
-        "RabbitMQ closes without sending anything"
-    );
+    assert_eq!(bytes, Vec::<u8>::new(), "RabbitMQ closes without sending anything");
 }
 
 #[tokio::test]
@@ -296,10 +248,7 @@ async fn heartbeat_on_nonzero_channel() {
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 505);
-    assert_eq!(
-        close.reply_text,
-        "UNEXPECTED_FRAME - type 8, all octets = <<>>"
-    );
+    assert_eq!(close.reply_text, "UNEXPECTED_FRAME - type 8, all octets = <<>>");
     c.expect_eof(WAIT).await;
 }
 
@@ -311,10 +260,7 @@ async fn unknown_frame_type() {
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 501);
-    assert_eq!(
-        close.reply_text,
-        "FRAME_ERROR - type 7, all octets = <<\"zz\">>: unknown_frame"
-    );
+    assert_eq!(close.reply_text, "FRAME_ERROR - type 7, all octets = <<\"zz\">>: unknown_frame");
     c.expect_eof(WAIT).await;
 }
 
@@ -328,10 +274,7 @@ async fn bad_frame_end_octet() {
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 501);
-    assert_eq!(
-        close.reply_text,
-        "FRAME_ERROR - type 1, all octets = <<0,20,0,10,0>>: {invalid_frame_end_marker,0}"
-    );
+    assert_eq!(close.reply_text, "FRAME_ERROR - type 1, all octets = <<0,20,0,10,0>>: {invalid_frame_end_marker,0}");
     c.expect_eof(WAIT).await;
 }
 
@@ -348,11 +291,7 @@ async fn channel_count_limited_by_negotiated_channel_max() {
     // RabbitMQ 3.x limits the NUMBER of open channels, not the channel id:
     // an id above channel_max (even above the server's 2047) is accepted.
     c.open_channel(3000).await;
-    c.send_method(
-        4,
-        AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-    )
-    .await;
+    c.send_method(4, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
     let close = c.expect_connection_close().await;
     println!("{close:?}");
     assert_eq!(close.reply_code, 530);
@@ -391,19 +330,12 @@ async fn publish_split_across_many_small_body_frames() {
     }
     let body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
     c.send_publish(1, "", &q).await;
-    c.send_bytes(&RawConn::header_frame(1, body.len() as u64))
-        .await;
+    c.send_bytes(&RawConn::header_frame(1, body.len() as u64)).await;
     for chunk in body.chunks(1000) {
         c.send_bytes(&raw_frame(FRAME_BODY, 1, chunk)).await;
     }
-    c.send_method(
-        1,
-        AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get {
-            queue: q.as_str().into(),
-            no_ack: true,
-        })),
-    )
-    .await;
+    c.send_method(1, AMQPClass::Basic(basic::AMQPMethod::Get(basic::Get { queue: q.as_str().into(), no_ack: true })))
+        .await;
     match c.recv_non_heartbeat().await {
         AMQPFrame::Method(1, AMQPClass::Basic(basic::AMQPMethod::GetOk(ok))) => {
             assert_eq!(ok.message_count, 0)
@@ -419,10 +351,7 @@ async fn publish_split_across_many_small_body_frames() {
     while got.len() < size {
         match c.recv_non_heartbeat().await {
             AMQPFrame::Body(1, d) => {
-                assert!(
-                    d.len() <= 4096 - 8,
-                    "body frame exceeds negotiated frame_max"
-                );
+                assert!(d.len() <= 4096 - 8, "body frame exceeds negotiated frame_max");
                 got.extend_from_slice(&d)
             }
             f => panic!("{f:?}"),
@@ -464,14 +393,10 @@ async fn non_connection_method_on_channel_zero() {
     let b = broker().await;
     let (mut c, _, _) = RawConn::handshake(b.addr(), 0, 0).await;
     // queue.declare(ticket=0, queue="q", flags=0, arguments={})
-    c.send_bytes(&raw_method(0, 50, 10, &[0, 0, 1, b'q', 0, 0, 0, 0, 0]))
-        .await;
+    c.send_bytes(&raw_method(0, 50, 10, &[0, 0, 1, b'q', 0, 0, 0, 0, 0])).await;
     let close = c.expect_connection_close().await;
     assert_eq!(close.reply_code, 504);
-    assert_eq!(
-        close.reply_text,
-        "CHANNEL_ERROR - unexpected method in connection state running"
-    );
+    assert_eq!(close.reply_text, "CHANNEL_ERROR - unexpected method in connection state running");
     assert_eq!((close.class_id, close.method_id), (50, 10));
     c.expect_eof(WAIT).await;
 }
@@ -480,18 +405,10 @@ async fn non_connection_method_on_channel_zero() {
 async fn content_header_on_channel_zero() {
     let b = broker().await;
     let (mut c, _, _) = RawConn::handshake(b.addr(), 0, 0).await;
-    c.send_bytes(&raw_frame(
-        FRAME_HEADER,
-        0,
-        &[0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    ))
-    .await;
+    c.send_bytes(&raw_frame(FRAME_HEADER, 0, &[0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])).await;
     let close = c.expect_connection_close().await;
     assert_eq!(close.reply_code, 505);
-    assert_eq!(
-        close.reply_text,
-        "UNEXPECTED_FRAME - type 2, all octets = <<0,60,0,0,0,0,0,0,0,0,0,0,0,0>>"
-    );
+    assert_eq!(close.reply_text, "UNEXPECTED_FRAME - type 2, all octets = <<0,60,0,0,0,0,0,0,0,0,0,0,0,0>>");
     assert_eq!((close.class_id, close.method_id), (0, 0));
     c.expect_eof(WAIT).await;
 }
@@ -503,29 +420,19 @@ async fn content_header_on_channel_zero() {
 async fn handshake_errors_close_the_socket_silently() {
     let b = broker().await;
     let addr = b.addr();
-    async fn bad_tune(
-        addr: std::net::SocketAddr,
-        channel_max: u16,
-        frame_max: u32,
-    ) -> (Vec<u8>, bool) {
+    async fn bad_tune(addr: std::net::SocketAddr, channel_max: u16, frame_max: u32) -> (Vec<u8>, bool) {
         let mut c = RawConn::connect(addr).await;
         c.start().await;
         let _ = c.start_ok("guest", "guest").await;
         c.tune_ok(channel_max, frame_max, 0).await;
         c.send_method(
             0,
-            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open {
-                virtual_host: "/".into(),
-            })),
+            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: "/".into() })),
         )
         .await;
         c.read_until_eof(Duration::from_secs(8)).await
     }
-    async fn bad_start_ok(
-        addr: std::net::SocketAddr,
-        mechanism: &str,
-        response: &str,
-    ) -> (Vec<u8>, bool) {
+    async fn bad_start_ok(addr: std::net::SocketAddr, mechanism: &str, response: &str) -> (Vec<u8>, bool) {
         let mut c = RawConn::connect(addr).await;
         c.start().await;
         c.send_method(
@@ -551,11 +458,7 @@ async fn handshake_errors_close_the_socket_silently() {
     );
     for (i, (bytes, eof)) in [a, bb, cc, d, e, f].into_iter().enumerate() {
         assert!(eof, "case {i}: socket not closed");
-        assert_eq!(
-            bytes,
-            Vec::<u8>::new(),
-            "case {i}: RabbitMQ sends nothing before closing"
-        );
+        assert_eq!(bytes, Vec::<u8>::new(), "case {i}: RabbitMQ sends nothing before closing");
     }
 }
 
@@ -565,15 +468,9 @@ async fn auth_failure_with_capability_gets_access_refused() {
     let mut c = RawConn::connect(b.addr()).await;
     c.start().await;
     let mut caps = FieldTable::default();
-    caps.insert(
-        "authentication_failure_close".into(),
-        amq_protocol::types::AMQPValue::Boolean(true),
-    );
+    caps.insert("authentication_failure_close".into(), amq_protocol::types::AMQPValue::Boolean(true));
     let mut props = FieldTable::default();
-    props.insert(
-        "capabilities".into(),
-        amq_protocol::types::AMQPValue::FieldTable(caps),
-    );
+    props.insert("capabilities".into(), amq_protocol::types::AMQPValue::FieldTable(caps));
     c.send_method(
         0,
         AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
@@ -603,17 +500,12 @@ async fn unknown_vhost_is_not_allowed() {
     c.tune_ok(t.channel_max, t.frame_max, 0).await;
     c.send_method(
         0,
-        AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open {
-            virtual_host: "no-such-vhost".into(),
-        })),
+        AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: "no-such-vhost".into() })),
     )
     .await;
     let close = c.expect_connection_close().await;
     assert_eq!(close.reply_code, 530);
-    assert_eq!(
-        close.reply_text,
-        "NOT_ALLOWED - vhost no-such-vhost not found"
-    );
+    assert_eq!(close.reply_text, "NOT_ALLOWED - vhost no-such-vhost not found");
     assert_eq!((close.class_id, close.method_id), (10, 40));
     c.expect_eof(WAIT).await;
 }

@@ -118,9 +118,7 @@ async fn topic_matching_table() {
     for (bk, rk, expect) in CASES {
         let matched = got[bk].iter().any(|k| k == rk);
         if matched != *expect {
-            failures.push(format!(
-                "binding {bk:?} key {rk:?}: expected {expect}, got {matched}"
-            ));
+            failures.push(format!("binding {bk:?} key {rk:?}: expected {expect}, got {matched}"));
         }
     }
     // each routing key is delivered at most once per queue
@@ -128,18 +126,9 @@ async fn topic_matching_table() {
         let mut v = got[bk].clone();
         let n = v.len();
         v.dedup();
-        assert_eq!(
-            n,
-            v.len(),
-            "duplicate deliveries for binding {bk:?}: {:?}",
-            got[bk]
-        );
+        assert_eq!(n, v.len(), "duplicate deliveries for binding {bk:?}: {:?}", got[bk]);
     }
-    assert!(
-        failures.is_empty(),
-        "topic mismatches:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "topic mismatches:\n{}", failures.join("\n"));
     cleanup_exchange(&b, &x).await;
 }
 
@@ -171,14 +160,7 @@ async fn overlapping_bindings_deliver_once_per_queue() {
     publish_confirmed(&ch, &x, "a.b", b"one").await;
     assert_eq!(drain(&ch, q.name().as_str()).await, ["one"]);
     // unbinding one of them leaves the others in place
-    within(ch.queue_unbind(
-        q.name().clone(),
-        x.as_str().into(),
-        "#".into(),
-        FieldTable::default(),
-    ))
-    .await
-    .unwrap();
+    within(ch.queue_unbind(q.name().clone(), x.as_str().into(), "#".into(), FieldTable::default())).await.unwrap();
     publish_confirmed(&ch, &x, "a.b", b"two").await;
     publish_confirmed(&ch, &x, "z.z", b"none").await;
     assert_eq!(drain(&ch, q.name().as_str()).await, ["two"]);

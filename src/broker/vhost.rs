@@ -21,6 +21,10 @@ use crate::store::{RecoveredQueue, Store};
 
 pub type Routed = SmallVec<[Arc<Queue>; 4]>;
 
+/// A message on its way to a dead-letter exchange: the queue it left, that
+/// queue's DLX and routing key, the message and why.
+type DeadLetterWork = (String, Option<String>, Option<String>, QueuedMessage, DeathReason);
+
 #[derive(Debug)]
 pub struct Vhost {
     pub name: String,
@@ -436,7 +440,15 @@ impl Vhost {
                     (Some(store), true) => Some(store.queue_log(&self.name, &name, None)),
                     _ => None,
                 };
-                let mut q = Queue::new(name.clone(), self.name.clone(), durable, d.auto_delete, owner, d.arguments.clone(), log);
+                let mut q = Queue::new(
+                    name.clone(),
+                    self.name.clone(),
+                    durable,
+                    d.auto_delete,
+                    owner,
+                    d.arguments.clone(),
+                    log,
+                );
                 if let Some(store) = &self.store {
                     let (dir, budget) = store.paging_for(&self.name, &name);
                     q = q.with_paging(dir, budget);
@@ -737,7 +749,7 @@ impl Vhost {
                     AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
                     _ => None,
                 }) {
-                    if !visited.iter().any(|v| *v == ae) {
+                    if !visited.contains(&ae) {
                         if let Some(next) = self.exchanges.get(&ae) {
                             visited.push(ae);
                             pending.push(Arc::clone(next.value()));
@@ -754,7 +766,7 @@ impl Vhost {
     /// loop, so there is no recursion and no queue lock is held here.
     pub fn dead_letter(&self, from: &Queue, dead: DeadLetters) {
         // In order: the first message out is the first dead-lettered.
-        let mut work: std::collections::VecDeque<(String, Option<String>, Option<String>, QueuedMessage, DeathReason)> = dead
+        let mut work: std::collections::VecDeque<DeadLetterWork> = dead
             .messages
             .into_iter()
             .map(|(m, r)| {

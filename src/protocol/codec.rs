@@ -164,7 +164,7 @@ pub fn decode_method(payload: &Bytes) -> Result<Method, DecodeError> {
         return Err(DecodeError::UnknownMethod { class_id, method_id });
     }
     match amq_protocol::protocol::parse_class(&payload[..]) {
-        Ok((rest, class)) if rest.is_empty() => Ok(Method::Other(class)),
+        Ok(([], class)) => Ok(Method::Other(class)),
         _ => Err(malformed),
     }
 }

@@ -246,7 +246,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
                 match w {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let _ = bytes::Buf::advance(&mut s.wbuf, n);
+                        bytes::Buf::advance(&mut s.wbuf, n);
                         last_write = Instant::now();
                     }
                 }

@@ -200,7 +200,11 @@ impl Store {
 
     /// Where a queue pages messages out, and its RAM budget.
     pub fn paging_for(&self, vhost: &str, name: &str) -> (PathBuf, u64) {
-        let dir = self.dir.join("paging").join(format!("{}-{}", queue_dir_name(vhost, name), self.next_queue_id.fetch_add(1, Ordering::Relaxed)));
+        let dir = self.dir.join("paging").join(format!(
+            "{}-{}",
+            queue_dir_name(vhost, name),
+            self.next_queue_id.fetch_add(1, Ordering::Relaxed)
+        ));
         (dir, self.queue_memory_budget.load(Ordering::Relaxed))
     }
 

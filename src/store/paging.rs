@@ -51,7 +51,8 @@ impl std::fmt::Debug for PagedTail {
 
 fn encode(buf: &mut BytesMut, m: &QueuedMessage) {
     let msg = &m.message;
-    let len = 8 + 1 + 8 + 4 + 1 + msg.exchange.len() + 1 + msg.routing_key.len() + 4 + msg.properties.len() + msg.body.len();
+    let len =
+        8 + 1 + 8 + 4 + 1 + msg.exchange.len() + 1 + msg.routing_key.len() + 4 + msg.properties.len() + msg.body.len();
     buf.reserve(4 + len);
     buf.put_u32(len as u32);
     buf.put_u64(m.seq);
@@ -233,7 +234,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("warren-paging-{}", std::process::id()));
         let mut t = PagedTail::new(dir.clone());
         for i in 0..10_000u64 {
-            let m = Message::new(Bytes::new(), Bytes::from_static(b"q"), Bytes::from_static(&[0, 0]), Bytes::from(format!("m{i}")));
+            let m = Message::new(
+                Bytes::new(),
+                Bytes::from_static(b"q"),
+                Bytes::from_static(&[0, 0]),
+                Bytes::from(format!("m{i}")),
+            );
             let qm = QueuedMessage {
                 seq: i,
                 message: Arc::new(m),

@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::StreamExt;
 use lapin::{
-    message::Delivery, options::*, types::FieldTable, BasicProperties, Channel, Connection,
-    ConnectionProperties, Consumer,
+    message::Delivery, options::*, types::FieldTable, BasicProperties, Channel, Connection, ConnectionProperties,
+    Consumer,
 };
 
 pub mod raw;
@@ -43,13 +43,7 @@ impl TestBroker {
     }
     /// URI for other credentials / vhost (vhost is percent-encoded here).
     pub fn uri_with(&self, user: &str, pass: &str, vhost: &str) -> String {
-        format!(
-            "amqp://{}:{}@{}/{}",
-            user,
-            pass,
-            self.addr,
-            vhost.replace('%', "%25").replace('/', "%2f")
-        )
+        format!("amqp://{}:{}@{}/{}", user, pass, self.addr, vhost.replace('%', "%25").replace('/', "%2f"))
     }
     /// Whether this is the in-process Warren (not an external broker).
     pub fn is_warren(&self) -> bool {
@@ -63,9 +57,7 @@ impl TestBroker {
 
 /// True when the tests run against an external broker (a real RabbitMQ).
 pub fn external() -> bool {
-    std::env::var("WARREN_TEST_URI")
-        .map(|v| !v.is_empty())
-        .unwrap_or(false)
+    std::env::var("WARREN_TEST_URI").map(|v| !v.is_empty()).unwrap_or(false)
 }
 
 /// Get the broker under test.
@@ -73,37 +65,24 @@ pub async fn broker() -> TestBroker {
     match std::env::var("WARREN_TEST_URI") {
         Ok(uri) if !uri.is_empty() => {
             let addr = addr_from_uri(&uri);
-            TestBroker {
-                uri,
-                addr,
-                server: None,
-            }
+            TestBroker { uri, addr, server: None }
         }
         _ => {
             let server = within(warren::Server::start(warren::Config::ephemeral()))
                 .await
                 .expect("starting the in-process Warren server");
-            TestBroker {
-                uri: server.amqp_uri(),
-                addr: server.local_addr(),
-                server: Some(server),
-            }
+            TestBroker { uri: server.amqp_uri(), addr: server.local_addr(), server: Some(server) }
         }
     }
 }
 
 /// Parse host:port out of an amqp:// URI (default port 5672).
 pub fn addr_from_uri(uri: &str) -> SocketAddr {
-    let rest = uri
-        .strip_prefix("amqp://")
-        .unwrap_or_else(|| panic!("WARREN_TEST_URI must start with amqp://, got {uri}"));
+    let rest =
+        uri.strip_prefix("amqp://").unwrap_or_else(|| panic!("WARREN_TEST_URI must start with amqp://, got {uri}"));
     let authority = rest.split('/').next().unwrap();
     let hostport = authority.rsplit('@').next().unwrap();
-    let hostport = if hostport.contains(':') {
-        hostport.to_string()
-    } else {
-        format!("{hostport}:5672")
-    };
+    let hostport = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:5672") };
     hostport
         .to_socket_addrs()
         .unwrap_or_else(|e| panic!("cannot resolve {hostport}: {e}"))
@@ -115,10 +94,7 @@ pub fn addr_from_uri(uri: &str) -> SocketAddr {
 pub fn unique(prefix: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
     format!("wt-{prefix}-{}-{n}-{nanos:x}", std::process::id())
 }
 
@@ -137,12 +113,7 @@ pub async fn within_d<F: Future>(d: Duration, f: F) -> F::Output {
 
 /// Open a lapin connection to the broker.
 pub async fn connect(b: &TestBroker) -> Connection {
-    within(Connection::connect(
-        &b.uri(),
-        ConnectionProperties::default(),
-    ))
-    .await
-    .expect("connect")
+    within(Connection::connect(&b.uri(), ConnectionProperties::default())).await.expect("connect")
 }
 
 /// Open a lapin connection and a channel.
@@ -207,30 +178,18 @@ pub fn assert_amqp_error<T: std::fmt::Debug>(r: lapin::Result<T>, code: u16, tex
 
 /// Declare a transient, non-exclusive queue with this name.
 pub async fn declare_queue(ch: &Channel, name: &str) -> lapin::Queue {
-    within(ch.queue_declare(
-        name.into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    ))
-    .await
-    .expect("queue_declare")
+    within(ch.queue_declare(name.into(), QueueDeclareOptions::default(), FieldTable::default()))
+        .await
+        .expect("queue_declare")
 }
 
 /// Delete a queue on a fresh connection, ignoring errors (test clean-up).
 pub async fn cleanup_queue(b: &TestBroker, name: &str) {
-    if let Ok(c) = tokio::time::timeout(
-        WAIT,
-        Connection::connect(&b.uri(), ConnectionProperties::default()),
-    )
-    .await
+    if let Ok(Ok(c)) = tokio::time::timeout(WAIT, Connection::connect(&b.uri(), ConnectionProperties::default())).await
     {
-        if let Ok(c) = c {
+        {
             if let Ok(Ok(ch)) = tokio::time::timeout(WAIT, c.create_channel()).await {
-                let _ = tokio::time::timeout(
-                    WAIT,
-                    ch.queue_delete(name.into(), QueueDeleteOptions::default()),
-                )
-                .await;
+                let _ = tokio::time::timeout(WAIT, ch.queue_delete(name.into(), QueueDeleteOptions::default())).await;
             }
             let _ = tokio::time::timeout(WAIT, c.close(200, "OK".into())).await;
         }
@@ -239,18 +198,10 @@ pub async fn cleanup_queue(b: &TestBroker, name: &str) {
 
 /// Delete an exchange on a fresh connection, ignoring errors.
 pub async fn cleanup_exchange(b: &TestBroker, name: &str) {
-    if let Ok(Ok(c)) = tokio::time::timeout(
-        WAIT,
-        Connection::connect(&b.uri(), ConnectionProperties::default()),
-    )
-    .await
+    if let Ok(Ok(c)) = tokio::time::timeout(WAIT, Connection::connect(&b.uri(), ConnectionProperties::default())).await
     {
         if let Ok(Ok(ch)) = tokio::time::timeout(WAIT, c.create_channel()).await {
-            let _ = tokio::time::timeout(
-                WAIT,
-                ch.exchange_delete(name.into(), ExchangeDeleteOptions::default()),
-            )
-            .await;
+            let _ = tokio::time::timeout(WAIT, ch.exchange_delete(name.into(), ExchangeDeleteOptions::default())).await;
         }
         let _ = tokio::time::timeout(WAIT, c.close(200, "OK".into())).await;
     }
@@ -261,22 +212,10 @@ pub async fn publish(ch: &Channel, exchange: &str, key: &str, body: &[u8]) {
     publish_props(ch, exchange, key, body, BasicProperties::default()).await
 }
 
-pub async fn publish_props(
-    ch: &Channel,
-    exchange: &str,
-    key: &str,
-    body: &[u8],
-    props: BasicProperties,
-) {
-    within(ch.basic_publish(
-        exchange.into(),
-        key.into(),
-        BasicPublishOptions::default(),
-        body,
-        props,
-    ))
-    .await
-    .expect("basic_publish");
+pub async fn publish_props(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
+    within(ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props))
+        .await
+        .expect("basic_publish");
 }
 
 /// Publish on a confirm-mode channel and wait for the ack.
@@ -297,9 +236,7 @@ pub async fn publish_confirmed(ch: &Channel, exchange: &str, key: &str, body: &[
 /// A channel in confirm mode.
 pub async fn confirm_channel(c: &Connection) -> Channel {
     let ch = within(c.create_channel()).await.expect("create_channel");
-    within(ch.confirm_select(ConfirmSelectOptions::default()))
-        .await
-        .expect("confirm_select");
+    within(ch.confirm_select(ConfirmSelectOptions::default())).await.expect("confirm_select");
     ch
 }
 
@@ -322,19 +259,13 @@ pub async fn drain(ch: &Channel, queue: &str) -> Vec<String> {
 
 /// Next delivery of a consumer, waiting at most [`WAIT`].
 pub async fn next_delivery(consumer: &mut Consumer) -> Delivery {
-    within(consumer.next())
-        .await
-        .expect("consumer stream ended")
-        .expect("delivery error")
+    within(consumer.next()).await.expect("consumer stream ended").expect("delivery error")
 }
 
 /// Assert that the consumer receives nothing within `ms` milliseconds.
 pub async fn assert_no_delivery(consumer: &mut Consumer, ms: u64) {
     if let Ok(d) = tokio::time::timeout(Duration::from_millis(ms), consumer.next()).await {
-        panic!(
-            "expected no delivery, got {:?}",
-            d.map(|r| r.map(|d| String::from_utf8_lossy(&d.data).into_owned()))
-        );
+        panic!("expected no delivery, got {:?}", d.map(|r| r.map(|d| String::from_utf8_lossy(&d.data).into_owned())));
     }
 }
 
@@ -361,10 +292,7 @@ pub async fn queue_exists(c: &Connection, name: &str) -> bool {
     let ch = within(c.create_channel()).await.expect("create_channel");
     let r = within(ch.queue_declare(
         name.into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -386,10 +314,7 @@ pub async fn exchange_exists(c: &Connection, name: &str) -> bool {
     let r = within(ch.exchange_declare(
         name.into(),
         lapin::ExchangeKind::Direct,
-        ExchangeDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        ExchangeDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await;
@@ -409,10 +334,7 @@ pub async fn exchange_exists(c: &Connection, name: &str) -> bool {
 pub async fn message_count(ch: &Channel, name: &str) -> u32 {
     within(ch.queue_declare(
         name.into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     ))
     .await

@@ -52,6 +52,7 @@ pub fn raw_method(channel: u16, class_id: u16, method_id: u16, args: &[u8]) -> V
 
 /// What a read from the broker produced.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Read {
     Frame(AMQPFrame),
     /// The peer closed the socket (EOF or reset).
@@ -122,9 +123,7 @@ impl RawConn {
 
     /// Read one frame, waiting at most [`WAIT`]; panics on timeout.
     pub async fn recv(&mut self) -> Read {
-        self.recv_timeout(WAIT)
-            .await
-            .expect("timed out waiting for a frame")
+        self.recv_timeout(WAIT).await.expect("timed out waiting for a frame")
     }
 
     /// Read one frame; panics on EOF or timeout.
@@ -208,9 +207,7 @@ impl RawConn {
     pub async fn open(&mut self, vhost: &str) {
         self.send_method(
             0,
-            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open {
-                virtual_host: vhost.into(),
-            })),
+            AMQPClass::Connection(connection::AMQPMethod::Open(connection::Open { virtual_host: vhost.into() })),
         )
         .await;
         match self.recv_non_heartbeat().await {
@@ -229,25 +226,16 @@ impl RawConn {
         let mut c = RawConn::connect(addr).await;
         let start = c.start().await;
         let tune = c.start_ok("guest", "guest").await;
-        let fm = if frame_max == 0 {
-            tune.frame_max
-        } else {
-            frame_max
-        };
+        let fm = if frame_max == 0 { tune.frame_max } else { frame_max };
         c.tune_ok(tune.channel_max, fm, heartbeat).await;
         c.open("/").await;
         (c, start, tune)
     }
 
     pub async fn open_channel(&mut self, ch: u16) {
-        self.send_method(
-            ch,
-            AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-        )
-        .await;
+        self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))).await;
         match self.recv_non_heartbeat().await {
-            AMQPFrame::Method(c, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) if c == ch => {
-            }
+            AMQPFrame::Method(c, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))) if c == ch => {}
             f => panic!("expected channel.open-ok on {ch}, got {f:?}"),
         }
     }
@@ -284,16 +272,11 @@ impl RawConn {
         loop {
             match self.recv().await {
                 Read::Closed => panic!("socket closed without connection.close"),
-                Read::Frame(AMQPFrame::Method(
-                    ch,
-                    AMQPClass::Connection(connection::AMQPMethod::Close(c)),
-                )) => {
+                Read::Frame(AMQPFrame::Method(ch, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
                     let _ = self
                         .try_send_bytes(&encode(&AMQPFrame::Method(
                             0,
-                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(
-                                connection::CloseOk {},
-                            )),
+                            AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
                         )))
                         .await;
                     return Close {
@@ -314,15 +297,8 @@ impl RawConn {
         loop {
             match self.recv().await {
                 Read::Closed => panic!("socket closed without channel.close"),
-                Read::Frame(AMQPFrame::Method(
-                    ch,
-                    AMQPClass::Channel(channel::AMQPMethod::Close(c)),
-                )) => {
-                    self.send_method(
-                        ch,
-                        AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
-                    )
-                    .await;
+                Read::Frame(AMQPFrame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::Close(c)))) => {
+                    self.send_method(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))).await;
                     return Close {
                         channel: ch,
                         reply_code: c.reply_code,
@@ -331,10 +307,7 @@ impl RawConn {
                         method_id: c.method_id,
                     };
                 }
-                Read::Frame(AMQPFrame::Method(
-                    _,
-                    AMQPClass::Connection(connection::AMQPMethod::Close(c)),
-                )) => {
+                Read::Frame(AMQPFrame::Method(_, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) => {
                     panic!("expected channel.close, got connection.close {c:?}")
                 }
                 Read::Frame(_) => continue,

@@ -16,7 +16,7 @@ impl Broker {
     pub fn start(data_dir: &Path) -> Broker {
         let port_file = data_dir.with_extension("port");
         let _ = std::fs::remove_file(&port_file);
-        let child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args(["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn", "--data-dir"])
             .arg(data_dir)
             .arg("--port-file")
@@ -31,6 +31,8 @@ impl Broker {
             }
             std::thread::sleep(Duration::from_millis(25));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("warren did not write its port file within 10 s");
     }
 
