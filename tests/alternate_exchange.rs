@@ -13,7 +13,9 @@ async fn exchange(ch: &Channel, name: &str, kind: ExchangeKind, ae: Option<&str>
     if let Some(ae) = ae {
         args.insert("alternate-exchange".into(), AMQPValue::LongString(ae.into()));
     }
-    within(ch.exchange_declare(name.into(), kind, ExchangeDeclareOptions::default(), args)).await.expect("exchange_declare");
+    within(ch.exchange_declare(name.into(), kind, ExchangeDeclareOptions::default(), args))
+        .await
+        .expect("exchange_declare");
 }
 
 async fn bound_queue(ch: &Channel, x: &str, key: &str) -> String {

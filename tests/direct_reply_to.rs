@@ -180,7 +180,8 @@ async fn reply_consumer_keeps_its_tag() {
     publish_props(&client, "", &rpc_q, b"q", BasicProperties::default().with_reply_to(REPLY_TO.into())).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let req = loop {
-        if let Some(m) = within(server.basic_get(rpc_q.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap()
+        if let Some(m) =
+            within(server.basic_get(rpc_q.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap()
         {
             break m.delivery;
         }
@@ -203,7 +204,8 @@ async fn reply_to_a_closed_channel_is_dropped() {
     publish_props(&client, "", &rpc_q, b"q", BasicProperties::default().with_reply_to(REPLY_TO.into())).await;
     let deadline = tokio::time::Instant::now() + WAIT;
     let req = loop {
-        if let Some(m) = within(server.basic_get(rpc_q.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap()
+        if let Some(m) =
+            within(server.basic_get(rpc_q.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap()
         {
             break m.delivery;
         }

@@ -156,8 +156,7 @@ async fn reject_publish_by_bytes() {
     let b = broker().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = unique("reject-publish-bytes");
-    declare_args(&ch, &q, &[("x-max-length-bytes", AMQPValue::LongInt(6)), ("x-overflow", ls("reject-publish"))])
-        .await;
+    declare_args(&ch, &q, &[("x-max-length-bytes", AMQPValue::LongInt(6)), ("x-overflow", ls("reject-publish"))]).await;
     assert!(publish_acked(&ch, &q, b"abc").await);
     assert!(publish_acked(&ch, &q, b"def").await);
     assert!(!publish_acked(&ch, &q, b"g").await);

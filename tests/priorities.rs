@@ -195,6 +195,8 @@ async fn invalid_max_priority_is_rejected() {
     assert_amqp_error(
         r,
         406,
-        &format!("PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/': {{value_negative,-1}}"),
+        &format!(
+            "PRECONDITION_FAILED - invalid arg 'x-max-priority' for queue '{q}' in vhost '/': {{value_negative,-1}}"
+        ),
     );
 }

@@ -31,7 +31,11 @@ async fn invalid_arg(key: &str, value: AMQPValue, why: &str) {
     let b = broker().await;
     let q = unique("qargs");
     let r = declare(&b, &q, QueueDeclareOptions::default(), &[(key, value)]).await;
-    assert_amqp_error(r, 406, &format!("PRECONDITION_FAILED - invalid arg '{key}' for queue '{q}' in vhost '/': {why}"));
+    assert_amqp_error(
+        r,
+        406,
+        &format!("PRECONDITION_FAILED - invalid arg '{key}' for queue '{q}' in vhost '/': {why}"),
+    );
     let c = connect(&b).await;
     assert!(!queue_exists(&c, &q).await, "the queue was not created");
 }
@@ -153,14 +157,14 @@ async fn redeclare_with_a_different_argument_is_inequivalent() {
     let q = unique("qargs-ineq");
     declare(&b, &q, QueueDeclareOptions::default(), &[("x-message-ttl", AMQPValue::LongInt(100))]).await.unwrap();
     // the same value, even with another integer type, is equivalent
-    declare(&b, &q, QueueDeclareOptions::default(), &[("x-message-ttl", AMQPValue::LongInt(100))]).await.unwrap();
+    declare(&b, &q, QueueDeclareOptions::default(), &[("x-message-ttl", AMQPValue::LongLongInt(100))]).await.unwrap();
     let r = declare(&b, &q, QueueDeclareOptions::default(), &[("x-message-ttl", AMQPValue::LongInt(200))]).await;
     assert_amqp_error(
         r,
         406,
         &format!(
             "PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue '{q}' in vhost '/': \
-             received the value '200' of type 'signedint' but current is the value '100' of type 'signedint'"
+             received '200' but current is '100'"
         ),
     );
     cleanup_queue(&b, &q).await;
@@ -171,9 +175,14 @@ async fn passive_declare_ignores_arguments() {
     let b = broker().await;
     let q = unique("qargs-passive");
     declare(&b, &q, QueueDeclareOptions::default(), &[("x-max-length", AMQPValue::LongInt(5))]).await.unwrap();
-    declare(&b, &q, QueueDeclareOptions { passive: true, ..Default::default() }, &[("x-max-length", AMQPValue::LongInt(7))])
-        .await
-        .unwrap();
+    declare(
+        &b,
+        &q,
+        QueueDeclareOptions { passive: true, ..Default::default() },
+        &[("x-max-length", AMQPValue::LongInt(7))],
+    )
+    .await
+    .unwrap();
     cleanup_queue(&b, &q).await;
 }
 
@@ -248,7 +257,7 @@ async fn queue_type_cannot_change_on_redeclare() {
         406,
         &format!(
             "PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '{q}' in vhost '/': \
-             received the value 'classic' of type 'longstr' but current is the value 'quorum' of type 'longstr'"
+             received 'classic' but current is 'quorum'"
         ),
     );
     cleanup_queue(&b, &q).await;

@@ -71,7 +71,8 @@ async fn cc_adds_routing_keys_and_is_kept() {
     let b = broker().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let x = direct_exchange(&ch, "cc").await;
-    let (qa, qb, qc) = (bound_queue(&ch, &x, "a").await, bound_queue(&ch, &x, "b").await, bound_queue(&ch, &x, "c").await);
+    let (qa, qb, qc) =
+        (bound_queue(&ch, &x, "a").await, bound_queue(&ch, &x, "b").await, bound_queue(&ch, &x, "c").await);
     assert!(publish_confirmed_props(&ch, &x, "a", b"m", headers(&[("CC", keys(&["b"]))])).await);
     let da = get(&ch, &qa).await.expect("routed by the routing key");
     let db = get(&ch, &qb).await.expect("routed by CC");
@@ -141,9 +142,15 @@ async fn one_copy_per_queue_even_if_keys_repeat() {
     let (_c, ch) = connect_confirm_channel(&b).await;
     let x = direct_exchange(&ch, "cc-dup").await;
     let q = bound_queue(&ch, &x, "a").await;
-    within(ch.queue_bind(q.as_str().into(), x.as_str().into(), "b".into(), QueueBindOptions::default(), FieldTable::default()))
-        .await
-        .unwrap();
+    within(ch.queue_bind(
+        q.as_str().into(),
+        x.as_str().into(),
+        "b".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    ))
+    .await
+    .unwrap();
     let props = headers(&[("CC", keys(&["a", "b"])), ("BCC", keys(&["a"]))]);
     assert!(publish_confirmed_props(&ch, &x, "a", b"once", props).await);
     assert_eq!(drain(&ch, &q).await, ["once"]);

@@ -14,15 +14,10 @@ async fn matching_user_id_is_delivered_unchanged() {
     let b = broker().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = declare_queue(&ch, "").await;
-    let conf = within(ch.basic_publish(
-        "".into(),
-        q.name().clone(),
-        BasicPublishOptions::default(),
-        b"me",
-        as_user("guest"),
-    ))
-    .await
-    .unwrap();
+    let conf =
+        within(ch.basic_publish("".into(), q.name().clone(), BasicPublishOptions::default(), b"me", as_user("guest")))
+            .await
+            .unwrap();
     assert!(within(conf).await.unwrap().is_ack());
     let m = within(ch.basic_get(q.name().clone(), BasicGetOptions { no_ack: true })).await.unwrap().unwrap();
     assert_eq!(m.delivery.properties.user_id().as_ref().map(|s| s.as_str()), Some("guest"));

@@ -48,13 +48,7 @@ struct Ready {
     mem: u64,
 }
 
-/// What a message costs in RAM beyond its bytes (structs, Arc, deque slot).
-const MESSAGE_OVERHEAD: u64 = 200;
-
-fn mem_of(m: &QueuedMessage) -> u64 {
-    let msg = &m.message;
-    (msg.body.len() + msg.properties.len() + msg.routing_key.len() + msg.exchange.len()) as u64 + MESSAGE_OVERHEAD
-}
+use crate::store::paging::ram_cost as mem_of;
 
 impl Ready {
     fn new(levels: usize) -> Self {

@@ -1226,6 +1226,9 @@ impl Session {
                     if !c.no_ack {
                         return Err(AmqpError::precondition_failed("reply consumer cannot acknowledge"));
                     }
+                    if ch.reply_consumer.is_some() {
+                        return Err(AmqpError::precondition_failed("reply consumer already set"));
+                    }
                     let key = self.broker.register_reply_target(ReplyTarget {
                         outbox: Arc::clone(&self.outbox),
                         channel: id,

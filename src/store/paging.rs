@@ -68,6 +68,16 @@ fn encode(buf: &mut BytesMut, m: &QueuedMessage) {
     buf.put_slice(&msg.body);
 }
 
+/// What a message read back will cost in RAM: the queue's budget counts
+/// this, not body bytes, or a refill of tiny messages would be millions.
+pub fn ram_cost(m: &QueuedMessage) -> u64 {
+    let msg = &m.message;
+    (msg.body.len() + msg.properties.len() + msg.routing_key.len() + msg.exchange.len()) as u64 + MESSAGE_OVERHEAD
+}
+
+/// Estimated bookkeeping per message in RAM (structs, Arc, deque slot).
+pub const MESSAGE_OVERHEAD: u64 = 200;
+
 /// Decodes one record from the front of `data`; `None` if incomplete.
 fn decode(data: &Bytes) -> Option<(QueuedMessage, usize)> {
     let len = u32::from_be_bytes(data.get(0..4)?.try_into().ok()?) as usize;
@@ -149,7 +159,7 @@ impl PagedTail {
         Ok(())
     }
 
-    /// Reads messages back in order until about `max_bytes` of bodies (at
+    /// Reads messages back in order until about `max_bytes` of RAM (at
     /// least one message) or the tail is empty.
     pub fn pop_batch(&mut self, max_bytes: u64, mut out: impl FnMut(QueuedMessage)) -> io::Result<()> {
         let mut taken = 0u64;
@@ -180,7 +190,7 @@ impl PagedTail {
                 f.read_pos += size as u64;
                 self.count -= 1;
                 self.bytes -= m.message.body.len() as u64;
-                taken += m.message.body.len() as u64 + 1;
+                taken += ram_cost(&m);
                 out(m);
                 data = data.slice(size..);
                 if taken >= max_bytes {
@@ -199,7 +209,7 @@ impl PagedTail {
                 f.read_pos += size as u64;
                 self.count -= 1;
                 self.bytes -= m.message.body.len() as u64;
-                taken += m.message.body.len() as u64 + 1;
+                taken += ram_cost(&m);
                 out(m);
             }
         }
