@@ -42,6 +42,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// outbox; consumers then run out of credit and queues hold their messages.
 const WRITE_BUFFER_CAP: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
+/// What an idle connection's read buffer starts with.
+const IDLE_READ_BUFFER: usize = 2048;
 /// RabbitMQ's default max_message_size (128 MiB).
 const MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
 /// The smallest frame_max the spec lets a peer negotiate.
@@ -153,7 +155,9 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         vhost: None,
         user: String::new(),
         caps: ClientCapabilities::default(),
-        wbuf: BytesMut::with_capacity(16 * 1024),
+        // Small at first: most connections are idle most of the time, and
+        // both buffers grow when traffic asks for it.
+        wbuf: BytesMut::with_capacity(1024),
         outbox: Arc::new(Outbox::default()),
         backlog: VecDeque::new(),
         scratch: Vec::new(),
@@ -168,7 +172,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
     let mut channels: HashMap<u16, Channel> = HashMap::new();
     s.send_start();
 
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut rbuf = BytesMut::with_capacity(IDLE_READ_BUFFER);
+    // Whether the last read filled all the room it had: then traffic is
+    // heavy and a large buffer saves syscalls.
+    let mut read_filled = false;
     let handshake_deadline = Instant::now() + HANDSHAKE_TIMEOUT;
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
@@ -178,9 +185,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         if s.close_after_flush && s.wbuf.is_empty() {
             break;
         }
-        if rbuf.capacity() - rbuf.len() < 4096 {
+        let spare = rbuf.capacity() - rbuf.len();
+        if read_filled && spare < READ_CHUNK / 2 {
             rbuf.reserve(READ_CHUNK);
+        } else if spare < IDLE_READ_BUFFER / 2 {
+            rbuf.reserve(IDLE_READ_BUFFER);
         }
+        let room_before = rbuf.capacity() - rbuf.len();
         // A publisher under the memory alarm is not read from (RabbitMQ's
         // back-pressure); others still are, so consumers can drain.
         let blocked = *alarm.borrow() && s.is_publisher;
@@ -231,7 +242,8 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
             r = rd.read_buf(&mut rbuf), if reading => {
                 match r {
                     Ok(0) | Err(_) => break,
-                    Ok(_) => {
+                    Ok(n) => {
+                        read_filled = n >= room_before;
                         last_read = Instant::now();
                         if let Next::Drop = s.process_frames(&mut rbuf, &mut channels) {
                             // Best effort: let the peer see any close we queued.
