@@ -5,7 +5,6 @@
 //! loads the current snapshot without locking; a bind or unbind copies the
 //! table, changes the copy and swaps it in (writers serialise on a mutex).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -80,7 +79,7 @@ impl Binding {
 struct BindingTable {
     all: Vec<Arc<Binding>>,
     /// Direct exchanges: routing key → bindings, so a publish is one lookup.
-    by_key: HashMap<String, Vec<Arc<Binding>>>,
+    by_key: super::FastMap<String, Vec<Arc<Binding>>>,
 }
 
 #[derive(Debug)]

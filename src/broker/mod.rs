@@ -30,6 +30,13 @@ pub use error::{AmqpError, AmqpResult, ReplyCode, Scope};
 pub use users::User;
 pub use vhost::Vhost;
 
+/// The hasher for maps looked up on every message (names, channel numbers,
+/// consumer tags). SipHash showed up at ~7 % of broker CPU; foldhash is
+/// several times faster and still seeded per process, so clients cannot
+/// precompute colliding names.
+pub type FastHash = foldhash::fast::RandomState;
+pub type FastMap<K, V> = std::collections::HashMap<K, V, FastHash>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]

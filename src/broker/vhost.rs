@@ -28,8 +28,8 @@ type DeadLetterWork = (String, Option<String>, Option<String>, QueuedMessage, De
 #[derive(Debug)]
 pub struct Vhost {
     pub name: String,
-    exchanges: DashMap<String, Arc<Exchange>>,
-    queues: DashMap<String, Arc<Queue>>,
+    exchanges: DashMap<String, Arc<Exchange>, super::FastHash>,
+    queues: DashMap<String, Arc<Queue>, super::FastHash>,
     /// Where durable queues keep their logs; `None` in memory.
     store: Option<Arc<Store>>,
     /// The broker's durable-definitions generation, bumped on every change.
@@ -188,7 +188,8 @@ pub fn generated_name(prefix: &str) -> String {
 
 impl Vhost {
     pub fn new(name: &str, store: Option<Arc<Store>>, changes: Arc<AtomicU64>) -> Self {
-        let v = Vhost { name: name.to_owned(), exchanges: DashMap::new(), queues: DashMap::new(), store, changes };
+        let v =
+            Vhost { name: name.to_owned(), exchanges: DashMap::default(), queues: DashMap::default(), store, changes };
         let none = FieldTable::default();
         for (xname, kind, internal) in [
             ("", ExchangeKind::Direct, false),

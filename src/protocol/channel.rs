@@ -1,7 +1,9 @@
 //! Channel state: content assembly, deliveries awaiting acks, consumers,
 //! prefetch, publisher confirms and transactions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::broker::FastMap;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -95,7 +97,7 @@ pub(crate) struct Channel {
     pub next_delivery_tag: u64,
     /// Ordered by tag, so acks find entries by binary search.
     pub unacked: VecDeque<Unacked>,
-    pub consumers: HashMap<String, Arc<Consumer>>,
+    pub consumers: FastMap<String, Arc<Consumer>>,
     /// basic.qos global=false: the prefetch given to consumers created later.
     pub consumer_prefetch: u32,
     pub limit: Arc<ChannelLimit>,
@@ -123,7 +125,7 @@ impl Channel {
             publish: None,
             next_delivery_tag: 1,
             unacked: VecDeque::new(),
-            consumers: HashMap::new(),
+            consumers: FastMap::default(),
             consumer_prefetch: 0,
             limit: Arc::new(ChannelLimit::default()),
             confirm: false,

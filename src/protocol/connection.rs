@@ -9,7 +9,7 @@
 //!
 //! Handshake: protocol header → start/start-ok → tune/tune-ok → open/open-ok.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use crate::broker::message::{Message, PropertyScan, QueuedMessage, FLAG_HEADERS}
 use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
-use crate::broker::{AmqpError, AmqpResult, Broker, ReplyCode, ReplyTarget, Scope, REPLY_TO};
+use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarget, Scope, REPLY_TO};
 use crate::Config;
 
 const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -169,7 +169,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         drop_now: false,
         close_deadline: None,
     };
-    let mut channels: HashMap<u16, Channel> = HashMap::new();
+    let mut channels: FastMap<u16, Channel> = FastMap::default();
     s.send_start();
 
     let mut rbuf = BytesMut::with_capacity(IDLE_READ_BUFFER);
@@ -393,7 +393,7 @@ impl Session {
         self.close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
     }
 
-    fn process_frames(&mut self, rbuf: &mut BytesMut, channels: &mut HashMap<u16, Channel>) -> Next {
+    fn process_frames(&mut self, rbuf: &mut BytesMut, channels: &mut FastMap<u16, Channel>) -> Next {
         loop {
             if self.close_after_flush {
                 return Next::Continue;
@@ -437,7 +437,7 @@ impl Session {
         }
     }
 
-    fn handle_frame(&mut self, frame: Frame, channels: &mut HashMap<u16, Channel>) -> AmqpResult<Next> {
+    fn handle_frame(&mut self, frame: Frame, channels: &mut FastMap<u16, Channel>) -> AmqpResult<Next> {
         match self.state {
             State::Closing => return Ok(self.handle_while_closing(frame)),
             State::AwaitStartOk | State::AwaitTuneOk | State::AwaitOpen => return self.handle_handshake(frame),
@@ -617,7 +617,7 @@ impl Session {
 
     // ----------------------------------------------------------- connection
 
-    fn handle_connection_frame(&mut self, frame: Frame, channels: &mut HashMap<u16, Channel>) -> AmqpResult<Next> {
+    fn handle_connection_frame(&mut self, frame: Frame, channels: &mut FastMap<u16, Channel>) -> AmqpResult<Next> {
         if frame.kind != FrameKind::Method {
             return Err(unexpected_frame(&frame));
         }
@@ -655,7 +655,7 @@ impl Session {
 
     // ------------------------------------------------------------- channels
 
-    fn open_channel(&mut self, frame: Frame, channels: &mut HashMap<u16, Channel>) -> AmqpResult<()> {
+    fn open_channel(&mut self, frame: Frame, channels: &mut FastMap<u16, Channel>) -> AmqpResult<()> {
         let id = frame.channel;
         let is_open = frame.kind == FrameKind::Method
             && matches!(
@@ -1411,7 +1411,7 @@ impl Session {
 
     /// Runs after each wake-up: confirms for this batch's publishes, credit
     /// returned to queues, deliveries from the outbox into the write buffer.
-    fn end_of_batch(&mut self, channels: &mut HashMap<u16, Channel>) {
+    fn end_of_batch(&mut self, channels: &mut FastMap<u16, Channel>) {
         // declare-ok for a durable object must not go out before it is on disk.
         self.broker.persist_definitions();
         let synced = self.broker.store().map(|s| s.synced()).unwrap_or(u64::MAX);
@@ -1437,7 +1437,7 @@ impl Session {
         self.write_deliveries(channels);
     }
 
-    fn write_deliveries(&mut self, channels: &mut HashMap<u16, Channel>) {
+    fn write_deliveries(&mut self, channels: &mut FastMap<u16, Channel>) {
         loop {
             if self.wbuf.len() >= WRITE_BUFFER_CAP {
                 return;
@@ -1536,7 +1536,7 @@ impl Session {
 
     /// Releases everything the connection holds: consumers, unacknowledged
     /// and undelivered messages (requeued), exclusive queues (deleted).
-    fn cleanup(&mut self, channels: &mut HashMap<u16, Channel>) {
+    fn cleanup(&mut self, channels: &mut FastMap<u16, Channel>) {
         let ids: Vec<u16> = channels.keys().copied().collect();
         for id in ids {
             if let Some(mut ch) = channels.remove(&id) {
