@@ -100,6 +100,9 @@ struct Session {
     exclusive_queues: Vec<Arc<Queue>>,
     /// Close the socket once the write buffer is flushed.
     close_after_flush: bool,
+    /// After a framing error: read and drop everything until the peer
+    /// closes or the close deadline passes.
+    discard_input: bool,
     /// Has published: the memory alarm blocks this connection.
     is_publisher: bool,
     /// We sent connection.blocked and owe an unblocked.
@@ -164,6 +167,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         kick: Vec::new(),
         exclusive_queues: Vec::new(),
         close_after_flush: false,
+        discard_input: false,
         is_publisher: false,
         told_blocked: false,
         drop_now: false,
@@ -398,6 +402,10 @@ impl Session {
             if self.close_after_flush {
                 return Next::Continue;
             }
+            if self.discard_input {
+                rbuf.clear();
+                return Next::Continue;
+            }
             let frame = match split_frame(rbuf, self.frame_max) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Next::Continue,
@@ -408,8 +416,12 @@ impl Session {
                     }
                     if matches!(self.state, State::Open) {
                         self.begin_close(AmqpError::new(ReplyCode::FrameError, e));
-                        // The stream is no longer framed: nothing more can be read.
-                        self.close_after_flush = true;
+                        // The stream is no longer framed, so nothing more can
+                        // be parsed; but closing the socket now would make
+                        // the peer's next write fail before it reads our
+                        // close. Discard input until it closes (or the close
+                        // deadline passes), as RabbitMQ does.
+                        self.discard_input = true;
                         return Next::Continue;
                     }
                     return Next::Drop;
