@@ -362,7 +362,8 @@ impl Queue {
                 None => break,
             }
         }
-        self.dispatch_locked(&mut st);
+        // The same instant as the TTL above: a TTL of 0 must not look expired.
+        self.dispatch_locked(&mut st, now);
         // A TTL of 0 means "deliver now or never".
         if ttl == Some(0) {
             self.expire_locked(&mut st, now, dead);
@@ -413,19 +414,18 @@ impl Queue {
         for m in messages {
             st.ready.insert_by_seq(m);
         }
-        self.dispatch_locked(&mut st);
+        self.dispatch_locked(&mut st, clock::now_ms());
     }
 
     /// Hands ready messages to consumers with credit.
     pub fn dispatch(&self) {
         let mut st = self.state.lock();
-        self.dispatch_locked(&mut st);
+        self.dispatch_locked(&mut st, clock::now_ms());
     }
 
     /// The highest-priority consumers with credit get messages, round-robin
     /// among equals; with single-active-consumer only the first one does.
-    fn dispatch_locked(&self, st: &mut QueueState) {
-        let now = clock::now_ms();
+    fn dispatch_locked(&self, st: &mut QueueState, now: u64) {
         while !st.consumers.is_empty() {
             if st.ready.len == 0 {
                 self.refill(st);
@@ -501,7 +501,7 @@ impl Queue {
         let at = st.consumers.partition_point(|c| c.priority >= consumer.priority);
         st.consumers.insert(at, consumer);
         st.last_used = clock::now_ms();
-        self.dispatch_locked(&mut st);
+        self.dispatch_locked(&mut st, clock::now_ms());
         Ok(())
     }
 
@@ -515,7 +515,7 @@ impl Queue {
         consumer.deactivate();
         st.last_used = clock::now_ms();
         // With single-active-consumer the next in line takes over now.
-        self.dispatch_locked(&mut st);
+        self.dispatch_locked(&mut st, clock::now_ms());
         Some(ConsumerRemoved {
             consumer,
             now_unused_auto_delete: self.auto_delete && st.consumers.is_empty() && !st.deleted,
