@@ -28,6 +28,16 @@ pub fn fuzz_input(data: &[u8]) -> usize {
                 frame::FrameKind::Header => {
                     if let Some(h) = codec::decode_content_header(&f.payload) {
                         let _ = amq_protocol::protocol::basic::parse_properties(&h.properties[..]);
+                        // The no-decode scan every publish runs, and what a
+                        // Message derives from it (delivery mode, priority,
+                        // expiration).
+                        let _ = crate::broker::message::PropertyScan::new(&h.properties);
+                        let _ = crate::broker::message::Message::new(
+                            bytes::Bytes::new(),
+                            bytes::Bytes::new(),
+                            h.properties.clone(),
+                            bytes::Bytes::new(),
+                        );
                     }
                 }
                 _ => {}
