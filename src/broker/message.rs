@@ -24,9 +24,16 @@ pub struct Message {
 impl Message {
     pub fn new(exchange: Bytes, routing_key: Bytes, properties: Bytes, body: Bytes) -> Self {
         let scan = PropertyScan::new(&properties);
+        Self::scanned(exchange, routing_key, properties, body, &scan)
+    }
+
+    /// As `new`, with the scan of `properties` the publish path already made.
+    pub fn scanned(exchange: Bytes, routing_key: Bytes, properties: Bytes, body: Bytes, scan: &PropertyScan) -> Self {
         let expiration = scan
             .expiration
-            .and_then(|r| std::str::from_utf8(&properties[r]).ok())
+            .clone()
+            .and_then(|r| properties.get(r))
+            .and_then(|b| std::str::from_utf8(b).ok())
             .and_then(|s| super::args::parse_expiration(s).ok());
         Message {
             exchange,

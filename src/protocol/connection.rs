@@ -887,14 +887,17 @@ impl Session {
         } else {
             (properties, Vec::new())
         };
+        // Offsets from the scan hold only for the bytes it scanned.
+        let mut scan = if extra_keys.is_empty() { scan } else { PropertyScan::new(&properties) };
         if scan.reply_to.clone().is_some_and(|r| properties.get(r) == Some(REPLY_TO.as_bytes())) {
             // Direct reply-to: the caller's address becomes its own consumer's.
             let Some((_, key)) = &ch.reply_consumer else {
                 return Err(fail(AmqpError::precondition_failed("fast reply consumer does not exist")));
             };
             properties = with_reply_to(&properties, &format!("{REPLY_TO}.{key}")).map_err(fail)?;
+            scan = PropertyScan::new(&properties);
         }
-        let message = Arc::new(Message::new(p.exchange, p.routing_key, properties, p.body.into_bytes()));
+        let message = Arc::new(Message::scanned(p.exchange, p.routing_key, properties, p.body.into_bytes(), &scan));
         self.check_user_id(&message).map_err(fail)?;
         let vhost = self.vhost()?;
         let exchange_name = utf8(&message.exchange).map_err(fail)?;
