@@ -29,6 +29,9 @@ pub struct Config {
     /// Message bytes one queue keeps in RAM; beyond it newer messages are
     /// paged to disk (needs a data directory).
     pub queue_memory_budget: u64,
+    /// RabbitMQ's `loopback_users`: when true (the default) the user
+    /// `guest` may only log in from a loopback address.
+    pub guest_loopback_only: bool,
 }
 
 impl Default for Config {
@@ -46,11 +49,91 @@ impl Default for Config {
             definitions: None,
             memory_high_watermark: 0.4,
             queue_memory_budget: 32 * 1024 * 1024,
+            guest_loopback_only: true,
         }
     }
 }
 
 impl Config {
+    /// Applies a RabbitMQ `rabbitmq.conf` (the new-style `key = value`
+    /// format) so a node's existing config file works. Settings the user gave
+    /// explicitly (flags or env, per `explicit`) win over the file. Keys
+    /// Warren has no use for are returned, so the caller can say so.
+    pub fn apply_rabbitmq_conf(&mut self, text: &str, explicit: &dyn Fn(&str) -> bool) -> Result<Vec<String>, String> {
+        let mut ignored = Vec::new();
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(format!("line {}: expected 'key = value', got '{}'", n + 1, raw.trim()));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            let bad = |what: &str| format!("line {}: {key} = {value}: {what}", n + 1);
+            match key {
+                "listeners.tcp.default" | "listeners.tcp.1" if !explicit("port") && !explicit("bind") => {
+                    // "5672", "127.0.0.1:5672" or ":::5672"
+                    let (host, port) = match value.rsplit_once(':') {
+                        Some((h, p)) => (Some(h.trim_matches(['[', ']'])), p),
+                        None => (None, value),
+                    };
+                    self.port = port.parse().map_err(|_| bad("not a port"))?;
+                    if let Some(h) = host.filter(|h| !h.is_empty() && *h != "::") {
+                        self.bind = h.parse().map_err(|_| bad("not an IP address"))?;
+                    }
+                }
+                "default_user" if !explicit("default_user") => self.default_user = value.to_owned(),
+                "default_pass" if !explicit("default_pass") => self.default_pass = value.to_owned(),
+                "default_vhost" if !explicit("default_vhost") => self.default_vhost = value.to_owned(),
+                "load_definitions" if !explicit("definitions") => self.definitions = Some(PathBuf::from(value)),
+                "heartbeat" if !explicit("heartbeat") => {
+                    self.heartbeat = value.parse().map_err(|_| bad("not a number"))?
+                }
+                "frame_max" if !explicit("frame_max") => {
+                    self.frame_max = value.parse().map_err(|_| bad("not a number"))?
+                }
+                "channel_max" if !explicit("channel_max") => {
+                    self.channel_max = value.parse().map_err(|_| bad("not a number"))?
+                }
+                "vm_memory_high_watermark.relative" if !explicit("memory_high_watermark") => {
+                    self.memory_high_watermark = value.parse().map_err(|_| bad("not a number"))?
+                }
+                "vm_memory_high_watermark.absolute" if !explicit("memory_high_watermark") => {
+                    let v = value.to_ascii_uppercase();
+                    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+                    let n: f64 = digits.parse().map_err(|_| bad("not a size"))?;
+                    let mult = match unit.trim_end_matches(['B', 'I']) {
+                        "" => 1.0,
+                        "K" => 1024.0,
+                        "M" => 1024.0 * 1024.0,
+                        "G" => 1024.0 * 1024.0 * 1024.0,
+                        _ => return Err(bad("unknown unit")),
+                    };
+                    // Above 1.0 the watermark is read as bytes.
+                    self.memory_high_watermark = (n * mult).max(2.0);
+                }
+                "loopback_users" if value == "none" => self.guest_loopback_only = false,
+                "loopback_users.guest" => self.guest_loopback_only = value == "true",
+                // Known, but a flag or env var said otherwise.
+                "listeners.tcp.default"
+                | "listeners.tcp.1"
+                | "default_user"
+                | "default_pass"
+                | "default_vhost"
+                | "load_definitions"
+                | "heartbeat"
+                | "frame_max"
+                | "channel_max"
+                | "vm_memory_high_watermark.relative"
+                | "vm_memory_high_watermark.absolute"
+                | "loopback_users" => {}
+                _ => ignored.push(key.to_owned()),
+            }
+        }
+        Ok(ignored)
+    }
+
     /// The memory alarm threshold in bytes, if any.
     pub fn memory_limit(&self) -> Option<u64> {
         let w = self.memory_high_watermark;
@@ -77,5 +160,29 @@ impl Config {
     /// 127.0.0.1 on a free port, in memory: what tests want.
     pub fn ephemeral() -> Self {
         Config { bind: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0, ..Config::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rabbitmq_conf_applies_unless_given_explicitly() {
+        let conf = "# a node's rabbitmq.conf\nlisteners.tcp.default = 127.0.0.1:5999\ndefault_user = alice\n\
+                    default_pass = s3cret\nload_definitions = /etc/rabbitmq/defs.json\nloopback_users.guest = false\n\
+                    vm_memory_high_watermark.absolute = 2GB\nmanagement.tcp.port = 15672\n";
+        let mut c = Config::default();
+        let ignored = c.apply_rabbitmq_conf(conf, &|id| id == "default_user").unwrap();
+        assert_eq!(c.port, 5999);
+        assert_eq!(c.bind, IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(c.default_user, "guest", "an explicit flag wins");
+        assert_eq!(c.default_pass, "s3cret");
+        assert_eq!(c.definitions, Some(PathBuf::from("/etc/rabbitmq/defs.json")));
+        assert!(!c.guest_loopback_only);
+        assert_eq!(c.memory_high_watermark, 2.0 * 1024.0 * 1024.0 * 1024.0);
+        assert_eq!(ignored, vec!["management.tcp.port"]);
+        assert!(Config::default().apply_rabbitmq_conf("no equals sign", &|_| false).is_err());
+        assert!(Config::default().apply_rabbitmq_conf("listeners.tcp.default = x", &|_| false).is_err());
     }
 }

@@ -76,13 +76,31 @@ struct ServeArgs {
     /// disk (in the data directory; not with --in-memory).
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     queue_memory_budget: u64,
+    /// A RabbitMQ rabbitmq.conf to honour (listeners.tcp.default, default_user,
+    /// default_pass, default_vhost, load_definitions, heartbeat, frame_max,
+    /// channel_max, vm_memory_high_watermark.*, loopback_users). Flags win.
+    #[arg(long, env = "RABBITMQ_CONFIG_FILE")]
+    config: Option<PathBuf>,
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    // Which settings the user gave (flag or env): those beat a config file.
+    let serve_matches = matches.subcommand_matches("serve").unwrap_or(&matches).clone();
+    let explicit = move |id: &str| {
+        matches!(
+            serve_matches.value_source(id),
+            Some(clap::parser::ValueSource::CommandLine | clap::parser::ValueSource::EnvVariable)
+        )
+    };
     let result = match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve, &explicit),
+        Some(Command::Serve(args)) => serve(args, &explicit),
         Some(Command::Perf(args)) => warren::perf::main(args),
     };
     match result {
@@ -95,12 +113,12 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn serve(cli: ServeArgs) -> anyhow::Result<()> {
+fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("invalid --log-level")?)
         .with_target(false)
         .init();
-    let config =
+    let mut config =
         warren::Config {
             bind: cli.bind,
             port: cli.port,
@@ -120,9 +138,31 @@ fn serve(cli: ServeArgs) -> anyhow::Result<()> {
             definitions: cli.definitions,
             memory_high_watermark: cli.memory_high_watermark,
             queue_memory_budget: cli.queue_memory_budget,
+            guest_loopback_only: true,
         };
+    if let Some(path) = rabbitmq_config_path(cli.config.as_deref()) {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read the config file {}", path.display()))?;
+        let ignored =
+            config.apply_rabbitmq_conf(&text, explicit).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        tracing::info!(file = %path.display(), "applied RabbitMQ config file");
+        if !ignored.is_empty() {
+            tracing::warn!("config keys Warren does not use (ignored): {}", ignored.join(", "));
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config, cli.port_file))
+}
+
+/// `--config` / `RABBITMQ_CONFIG_FILE`. Like RabbitMQ, the name may be given
+/// without its `.conf` extension.
+fn rabbitmq_config_path(given: Option<&std::path::Path>) -> Option<PathBuf> {
+    let given = given?;
+    if given.exists() {
+        return Some(given.to_owned());
+    }
+    let with_ext = given.with_extension("conf");
+    Some(if with_ext.exists() { with_ext } else { given.to_owned() })
 }
 
 async fn run(config: warren::Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {

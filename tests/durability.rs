@@ -241,3 +241,42 @@ async fn a_queue_over_its_ram_budget_pages_to_disk_and_keeps_order() {
     server.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_binary_honours_a_rabbitmq_conf() {
+    let dir = data_dir("conf");
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("rabbitmq.conf");
+    std::fs::write(&conf, "listeners.tcp.default = 127.0.0.1:0\ndefault_user = alice\ndefault_pass = s3cret\n")
+        .unwrap();
+    let port_file = dir.join("port");
+    // The name without its .conf, as RABBITMQ_CONFIG_FILE is usually given.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["--log-level", "warn", "--in-memory", "--port-file"])
+        .arg(&port_file)
+        .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
+        .spawn()
+        .unwrap();
+    let mut port = None;
+    for _ in 0..400 {
+        if let Some(p) = std::fs::read_to_string(&port_file).ok().and_then(|p| p.trim().parse::<u16>().ok()) {
+            port = Some(p);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let Some(port) = port else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("warren did not start with the config file");
+    };
+    let alice_uri = format!("amqp://alice:s3cret@127.0.0.1:{port}/%2f");
+    let ok = within(Connection::connect(&alice_uri, ConnectionProperties::default())).await;
+    let guest_uri = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    let guest = within(Connection::connect(&guest_uri, ConnectionProperties::default())).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(ok.is_ok(), "alice from the config file should log in: {:?}", ok.err());
+    assert!(guest.is_err(), "guest is not created when the config names another default user");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -59,6 +59,8 @@ pub struct Broker {
     /// A copy of `saved` readable without the lock: the per-batch check.
     saved_fast: AtomicU64,
     next_connection_id: AtomicU64,
+    /// RabbitMQ's loopback_users: guest only from loopback (the default).
+    guest_loopback_only: bool,
     /// Direct reply-to consumers by the key in their
     /// `amq.rabbitmq.reply-to.<key>` address.
     reply_to: DashMap<String, ReplyTarget>,
@@ -110,6 +112,7 @@ impl Broker {
             saved: Mutex::new(0),
             saved_fast: AtomicU64::new(0),
             next_connection_id: AtomicU64::new(1),
+            guest_loopback_only: true,
             reply_to: DashMap::new(),
         }
     }
@@ -118,7 +121,8 @@ impl Broker {
     /// messages, then imports `config.definitions` if given.
     pub fn open(config: &Config) -> Result<Broker, StartError> {
         let Some(dir) = &config.data_dir else {
-            let b = Broker::in_memory(&config.default_user, &config.default_pass, &config.default_vhost);
+            let mut b = Broker::in_memory(&config.default_user, &config.default_pass, &config.default_vhost);
+            b.guest_loopback_only = config.guest_loopback_only;
             if let Some(path) = &config.definitions {
                 b.import_file(path, &mut HashMap::new(), true)?;
             }
@@ -126,7 +130,8 @@ impl Broker {
         };
         let (store, recovered) = Store::open(dir)?;
         store.set_queue_memory_budget(config.queue_memory_budget);
-        let b = Broker::empty(Some(Arc::clone(&store)));
+        let mut b = Broker::empty(Some(Arc::clone(&store)));
+        b.guest_loopback_only = config.guest_loopback_only;
         let mut logs: HashMap<(String, String), RecoveredQueue> =
             recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();
         let clean = recovered.clean_shutdown;
@@ -246,7 +251,7 @@ impl Broker {
         if !u.check_password(password) {
             return Err("invalid credentials");
         }
-        if u.loopback_only && !from_loopback {
+        if u.loopback_only && self.guest_loopback_only && !from_loopback {
             return Err("user can only connect via localhost");
         }
         Ok(u)
