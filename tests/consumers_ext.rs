@@ -11,14 +11,6 @@ use lapin::{
     Channel, Connection, Consumer,
 };
 
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
 async fn consume(ch: &Channel, q: &str, tag: &str, no_ack: bool, args: FieldTable) -> Consumer {
     within(ch.basic_consume(q.into(), tag.into(), BasicConsumeOptions { no_ack, ..Default::default() }, args))
         .await

@@ -13,29 +13,6 @@ use lapin::{
     BasicProperties, Channel, ExchangeKind,
 };
 
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
-fn ls(s: &str) -> AMQPValue {
-    AMQPValue::LongString(s.into())
-}
-
-async fn declare_args(ch: &Channel, name: &str, pairs: &[(&str, AMQPValue)]) {
-    within(ch.queue_declare(name.into(), QueueDeclareOptions::default(), table(pairs))).await.expect("queue_declare");
-}
-
-async fn publish_confirmed_props(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
-    let conf = within(ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props))
-        .await
-        .expect("basic_publish");
-    assert!(within(conf).await.expect("confirm").is_ack(), "publish was not acked");
-}
-
 /// A fanout DLX with one bound queue; returns (exchange, queue).
 async fn dlx_with_queue(ch: &Channel, tag: &str) -> (String, String) {
     let x = unique(&format!("{tag}-dlx"));

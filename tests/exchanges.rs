@@ -18,14 +18,6 @@ async fn bind(ch: &Channel, q: &str, x: &str, key: &str, args: FieldTable) {
     within(ch.queue_bind(q.into(), x.into(), key.into(), QueueBindOptions::default(), args)).await.expect("queue_bind");
 }
 
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
 fn s(v: &str) -> AMQPValue {
     AMQPValue::LongString(v.into())
 }

@@ -12,22 +12,6 @@ use lapin::{
     BasicProperties, Channel, ExchangeKind,
 };
 
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
-fn ls(s: &str) -> AMQPValue {
-    AMQPValue::LongString(s.into())
-}
-
-async fn declare_args(ch: &Channel, name: &str, pairs: &[(&str, AMQPValue)]) {
-    within(ch.queue_declare(name.into(), QueueDeclareOptions::default(), table(pairs))).await.expect("queue_declare");
-}
-
 /// Publish on a confirm channel; true for ack, false for nack.
 async fn publish_acked(ch: &Channel, key: &str, body: &[u8]) -> bool {
     let conf = within(ch.basic_publish(

@@ -9,14 +9,6 @@ use lapin::{
     BasicProperties, Channel,
 };
 
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
 async fn priority_queue(ch: &Channel, tag: &str, max: AMQPValue) -> String {
     let q = unique(tag);
     within(ch.queue_declare(q.as_str().into(), QueueDeclareOptions::default(), table(&[("x-max-priority", max)])))

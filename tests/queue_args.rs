@@ -3,22 +3,7 @@
 mod common;
 
 use common::*;
-use lapin::{
-    options::*,
-    types::{AMQPValue, FieldTable},
-};
-
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
-fn ls(s: &str) -> AMQPValue {
-    AMQPValue::LongString(s.into())
-}
+use lapin::{options::*, types::AMQPValue};
 
 /// Declare `q` with these options and arguments on a fresh channel.
 async fn declare(b: &TestBroker, q: &str, opts: QueueDeclareOptions, pairs: &[(&str, AMQPValue)]) -> lapin::Result<()> {

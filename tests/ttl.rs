@@ -10,28 +10,8 @@ use futures_lite::StreamExt;
 use lapin::{
     options::*,
     types::{AMQPValue, FieldTable},
-    BasicProperties, Channel,
+    BasicProperties,
 };
-
-fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
-    let mut t = FieldTable::default();
-    for (k, v) in pairs {
-        t.insert((*k).into(), v.clone());
-    }
-    t
-}
-
-async fn declare_args(ch: &Channel, name: &str, pairs: &[(&str, AMQPValue)]) {
-    within(ch.queue_declare(name.into(), QueueDeclareOptions::default(), table(pairs))).await.expect("queue_declare");
-}
-
-/// Publish with properties on a confirm channel and wait for the ack.
-async fn publish_confirmed_props(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
-    let conf = within(ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props))
-        .await
-        .expect("basic_publish");
-    assert!(within(conf).await.expect("confirm").is_ack(), "publish was not acked");
-}
 
 /// Wait for an `x-expires` queue to go away. A passive declare counts as a
 /// use of the queue (it restarts the expiry timer in RabbitMQ), so probe less

@@ -15,8 +15,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_lite::StreamExt;
 use lapin::{
-    message::Delivery, options::*, types::FieldTable, BasicProperties, Channel, Connection, ConnectionProperties,
-    Consumer,
+    message::Delivery,
+    options::*,
+    types::{AMQPValue, FieldTable},
+    BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
 };
 
 pub mod raw;
@@ -340,4 +342,31 @@ pub async fn message_count(ch: &Channel, name: &str) -> u32 {
     .await
     .expect("passive queue_declare")
     .message_count()
+}
+
+/// A field table from pairs (queue and binding arguments, headers).
+pub fn table(pairs: &[(&str, AMQPValue)]) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in pairs {
+        t.insert((*k).into(), v.clone());
+    }
+    t
+}
+
+/// A long-string field value.
+pub fn ls(s: &str) -> AMQPValue {
+    AMQPValue::LongString(s.into())
+}
+
+/// Declare a (non-durable) queue with these arguments.
+pub async fn declare_args(ch: &Channel, name: &str, pairs: &[(&str, AMQPValue)]) {
+    within(ch.queue_declare(name.into(), QueueDeclareOptions::default(), table(pairs))).await.expect("queue_declare");
+}
+
+/// Publish with properties on a confirm channel and require the ack.
+pub async fn publish_confirmed_props(ch: &Channel, exchange: &str, key: &str, body: &[u8], props: BasicProperties) {
+    let conf = within(ch.basic_publish(exchange.into(), key.into(), BasicPublishOptions::default(), body, props))
+        .await
+        .expect("basic_publish");
+    assert!(within(conf).await.expect("confirm").is_ack(), "publish was not acked");
 }
