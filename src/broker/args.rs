@@ -51,13 +51,7 @@ fn integer(v: &AMQPValue) -> Result<i128, String> {
     as_number(v).ok_or_else(|| format!("\"expected integer, got {}\"", amqp_type_name(v)))
 }
 
-fn string(v: &AMQPValue) -> Option<String> {
-    match v {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    }
-}
+use super::headers::as_text as string;
 
 impl QueueArgs {
     pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> AmqpResult<QueueArgs> {

@@ -10,7 +10,7 @@
 //! `x-first-death-{reason,queue,exchange}` record the first death only. BCC
 //! is stripped; CC is kept.
 
-use amq_protocol::protocol::basic::{gen_properties, AMQPProperties};
+use amq_protocol::protocol::basic::AMQPProperties;
 use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, LongString};
 use bytes::Bytes;
 
@@ -21,13 +21,8 @@ fn text(s: &str) -> AMQPValue {
     AMQPValue::LongString(LongString::from(s.as_bytes().to_vec()))
 }
 
-fn value_str(v: &AMQPValue) -> Option<String> {
-    match v {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    }
-}
+use super::headers::{as_text as value_str, without_keys};
+use super::message::encode_properties;
 
 /// The routing keys a message was published with: its key, then CC's.
 pub fn original_routing_keys(message: &Message, headers: Option<&FieldTable>) -> Vec<String> {
@@ -109,14 +104,9 @@ pub fn dead_letter_message(
     }
     // BCC never travels on; CC goes too when the dead-letter routing key
     // replaces the original keys.
-    let mut stripped = FieldTable::default();
-    for (k, v) in headers.inner() {
-        if k.as_str() != "BCC" && !(k.as_str() == "CC" && dlrk.is_some()) {
-            stripped.insert(k.clone(), v.clone());
-        }
-    }
+    let stripped = without_keys(&headers, |k| k == "BCC" || (k == "CC" && dlrk.is_some()));
     let props = without_expiration(props).with_headers(stripped);
-    let raw = cookie_factory::gen_simple(gen_properties(&props), Vec::new()).unwrap_or_default();
+    let raw = encode_properties(&props).unwrap_or_default();
     let routing_keys = match dlrk {
         Some(k) => vec![k.to_owned()],
         None => keys,
@@ -124,7 +114,7 @@ pub fn dead_letter_message(
     let new = Message::new(
         Bytes::copy_from_slice(dlx.as_bytes()),
         Bytes::copy_from_slice(routing_keys[0].as_bytes()),
-        Bytes::from(raw),
+        raw,
         message.body.clone(),
     );
     (new, routing_keys, history)
@@ -184,6 +174,7 @@ pub fn is_cycle(target: &str, history: &[(String, String)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use amq_protocol::protocol::basic::gen_properties;
 
     #[test]
     fn x_death_is_added_counted_and_moved_to_the_front() {

@@ -90,6 +90,9 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
+    /// The `alternate-exchange` argument, read once: unroutable publishes
+    /// consult it.
+    pub alternate_exchange: Option<String>,
     bindings: ArcSwap<BindingTable>,
     write: Mutex<()>,
 }
@@ -136,6 +139,7 @@ impl Exchange {
             durable,
             auto_delete,
             internal,
+            alternate_exchange: arguments.inner().get("alternate-exchange").and_then(super::headers::as_text),
             arguments,
             bindings: ArcSwap::from_pointee(BindingTable::default()),
             write: Mutex::new(()),

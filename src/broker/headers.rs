@@ -73,6 +73,27 @@ fn values_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
     a == b
 }
 
+/// A string field value (long or short string) as text.
+pub fn as_text(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+/// A copy of `t` without the keys `drop` picks (BCC before delivery, CC
+/// when a dead-letter routing key replaces the original keys).
+pub fn without_keys(t: &FieldTable, drop: impl Fn(&str) -> bool) -> FieldTable {
+    let mut out = FieldTable::default();
+    for (k, v) in t.inner() {
+        if !drop(k.as_str()) {
+            out.insert(k.clone(), v.clone());
+        }
+    }
+    out
+}
+
 /// An integer field value of any width, as one number.
 pub fn as_number(v: &AMQPValue) -> Option<i128> {
     as_int(v)

@@ -54,6 +54,14 @@ impl Message {
     }
 }
 
+/// Encodes properties to the raw bytes a content header carries, for the
+/// few features that rewrite them (BCC, direct reply-to, dead lettering,
+/// quorum delivery counts). Encoding into a growable Vec cannot run out of
+/// room, so `None` would be a generator bug.
+pub fn encode_properties(p: &AMQPProperties) -> Option<Bytes> {
+    cookie_factory::gen_simple(amq_protocol::protocol::basic::gen_properties(p), Vec::new()).ok().map(Bytes::from)
+}
+
 /// Where the properties a publish needs sit in the raw property bytes,
 /// found by skipping over the others: no allocation, no full decode.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

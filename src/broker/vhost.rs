@@ -745,11 +745,7 @@ impl Vhost {
             // An exchange that routes nowhere hands the message to its
             // alternate exchange.
             if hits == 0 {
-                if let Some(ae) = x.arguments.inner().get("alternate-exchange").and_then(|v| match v {
-                    AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-                    AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-                    _ => None,
-                }) {
+                if let Some(ae) = x.alternate_exchange.clone() {
                     if !visited.contains(&ae) {
                         if let Some(next) = self.exchanges.get(&ae) {
                             visited.push(ae);

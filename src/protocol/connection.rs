@@ -26,7 +26,8 @@ use super::codec::{self, decode_content_header, decode_method, DecodeError, Meth
 use super::frame::{erlang_binary, split_frame, Frame, FrameKind};
 use crate::broker::args::{consumer_priority, parse_expiration};
 use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
-use crate::broker::message::{Message, PropertyScan, QueuedMessage, FLAG_HEADERS};
+use crate::broker::headers::{as_text, without_keys};
+use crate::broker::message::{encode_properties, Message, PropertyScan, QueuedMessage, FLAG_HEADERS};
 use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
@@ -1601,20 +1602,13 @@ fn delivery_properties(q: &Queue, m: &QueuedMessage) -> Bytes {
     let Some(props) = m.message.decode_properties() else { return m.message.properties.clone() };
     let mut headers = props.headers().clone().unwrap_or_default();
     headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(m.delivery_count as i64));
-    let props = props.with_headers(headers);
-    match cookie_factory::gen_simple(amq_protocol::protocol::basic::gen_properties(&props), Vec::new()) {
-        Ok(raw) => Bytes::from(raw),
-        Err(_) => m.message.properties.clone(),
-    }
+    encode_properties(&props.with_headers(headers)).unwrap_or_else(|| m.message.properties.clone())
 }
 
 fn with_reply_to(properties: &Bytes, reply_to: &str) -> AmqpResult<Bytes> {
     let broken = || AmqpError::new(ReplyCode::SyntaxError, "malformed content header properties");
     let (_, props) = amq_protocol::protocol::basic::parse_properties(&properties[..]).map_err(|_| broken())?;
-    let props = props.with_reply_to(short(reply_to));
-    cookie_factory::gen_simple(amq_protocol::protocol::basic::gen_properties(&props), Vec::new())
-        .map(Bytes::from)
-        .map_err(|_| broken())
+    encode_properties(&props.with_reply_to(short(reply_to))).ok_or_else(broken)
 }
 
 /// What became of one publish, for its confirm.
@@ -1637,11 +1631,7 @@ fn sender_selected(properties: Bytes) -> AmqpResult<(Bytes, Vec<String>)> {
     for name in ["CC", "BCC"] {
         match headers.inner().get(name) {
             None => {}
-            Some(AMQPValue::FieldArray(a)) => keys.extend(a.as_slice().iter().filter_map(|v| match v {
-                AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-                AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-                _ => None,
-            })),
+            Some(AMQPValue::FieldArray(a)) => keys.extend(a.as_slice().iter().filter_map(as_text)),
             Some(other) => {
                 return Err(AmqpError::precondition_failed(format!(
                     "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
@@ -1653,16 +1643,10 @@ fn sender_selected(properties: Bytes) -> AmqpResult<(Bytes, Vec<String>)> {
     if !headers.contains_key("BCC") {
         return Ok((properties, keys));
     }
-    let mut kept = FieldTable::default();
-    for (k, v) in headers.inner() {
-        if k.as_str() != "BCC" {
-            kept.insert(k.clone(), v.clone());
-        }
-    }
-    let props = props.with_headers(kept);
-    let raw = cookie_factory::gen_simple(amq_protocol::protocol::basic::gen_properties(&props), Vec::new())
-        .map_err(|_| AmqpError::new(ReplyCode::InternalError, "cannot re-encode properties"))?;
-    Ok((Bytes::from(raw), keys))
+    let props = props.with_headers(without_keys(&headers, |k| k == "BCC"));
+    let raw = encode_properties(&props)
+        .ok_or_else(|| AmqpError::new(ReplyCode::InternalError, "cannot re-encode properties"))?;
+    Ok((raw, keys))
 }
 
 /// RabbitMQ's 505 for a frame that makes no sense where it arrived.
