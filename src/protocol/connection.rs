@@ -1474,13 +1474,17 @@ impl Session {
                         if !touched.iter().any(|q| Arc::ptr_eq(q, &consumer.queue)) {
                             touched.push(Arc::clone(&consumer.queue));
                         }
-                        let live = consumer.is_active()
-                            && channels.get(&consumer.channel).is_some_and(|ch| {
-                                !ch.closing
-                                    && ch.consumers.get(&consumer.tag).is_some_and(|c| Arc::ptr_eq(c, &consumer))
-                            });
+                        // Cancel, channel close and queue deletion all
+                        // deactivate the consumer, so one flag and one
+                        // channel lookup tell whether it may still receive.
                         let ch = match channels.get_mut(&consumer.channel) {
-                            Some(ch) if live => ch,
+                            Some(ch) if consumer.is_active() && !ch.closing => {
+                                debug_assert!(ch
+                                    .consumers
+                                    .get(&consumer.tag)
+                                    .is_some_and(|c| Arc::ptr_eq(c, &consumer)));
+                                ch
+                            }
                             _ => {
                                 // Cancelled or closed meanwhile: back it goes, never seen.
                                 consumer.settled();
