@@ -29,6 +29,9 @@ pub struct Config {
     /// Message bytes one queue keeps in RAM; beyond it newer messages are
     /// paged to disk (needs a data directory).
     pub queue_memory_budget: u64,
+    /// The disk alarm threshold (RabbitMQ's disk_free_limit): publishers are
+    /// blocked while the data directory's filesystem has less free space.
+    pub disk_free_limit: DiskFreeLimit,
     /// RabbitMQ's `loopback_users`: when true (the default) the user
     /// `guest` may only log in from a loopback address.
     pub guest_loopback_only: bool,
@@ -49,9 +52,69 @@ impl Default for Config {
             definitions: None,
             memory_high_watermark: 0.4,
             queue_memory_budget: 32 * 1024 * 1024,
+            disk_free_limit: DiskFreeLimit::Bytes(50_000_000),
             guest_loopback_only: true,
         }
     }
+}
+
+/// RabbitMQ's `disk_free_limit`: bytes, or a multiple of total RAM.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DiskFreeLimit {
+    Bytes(u64),
+    /// `disk_free_limit.relative` / `{mem_relative, X}`.
+    RelativeToRam(f64),
+}
+
+impl DiskFreeLimit {
+    /// `--disk-free-limit`: bytes with an optional information unit
+    /// (`50000000`, `50MB`, `1GiB`), or `mem_relative:X` for X times RAM.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if let Some(x) = s.strip_prefix("mem_relative:") {
+            let f: f64 = x.trim().parse().map_err(|_| format!("'{x}' is not a number"))?;
+            if !(f.is_finite() && f >= 0.0) {
+                return Err(format!("'{x}' is not a non-negative number"));
+            }
+            return Ok(DiskFreeLimit::RelativeToRam(f));
+        }
+        parse_information_unit(s).map(DiskFreeLimit::Bytes)
+    }
+
+    pub fn bytes(&self) -> u64 {
+        match *self {
+            DiskFreeLimit::Bytes(b) => b,
+            DiskFreeLimit::RelativeToRam(f) => total_ram().map(|r| (r as f64 * f) as u64).unwrap_or(0),
+        }
+    }
+}
+
+/// A size as RabbitMQ 3.x reads one in its config: a number with an
+/// optional unit. `kB`/`KB`, `MB`, `GB` are powers of 10; `k`/`K`, `kiB`/
+/// `KiB`, `M`/`MiB`, `G`/`GiB` powers of 2 (rabbit_resource_monitor_misc).
+pub fn parse_information_unit(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is not a size"))?;
+    let mult: u64 = match unit.trim() {
+        "" => 1,
+        "kB" | "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        "k" | "K" | "kiB" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        other => return Err(format!("unknown information unit '{other}' in '{s}' (use kB, MB, GB, KiB, MiB or GiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// MemTotal from /proc/meminfo, in bytes.
+fn total_ram() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 impl Config {
@@ -100,18 +163,16 @@ impl Config {
                     self.memory_high_watermark = value.parse().map_err(|_| bad("not a number"))?
                 }
                 "vm_memory_high_watermark.absolute" if !explicit("memory_high_watermark") => {
-                    let v = value.to_ascii_uppercase();
-                    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-                    let n: f64 = digits.parse().map_err(|_| bad("not a size"))?;
-                    let mult = match unit.trim_end_matches(['B', 'I']) {
-                        "" => 1.0,
-                        "K" => 1024.0,
-                        "M" => 1024.0 * 1024.0,
-                        "G" => 1024.0 * 1024.0 * 1024.0,
-                        _ => return Err(bad("unknown unit")),
-                    };
+                    let n = parse_information_unit(value).map_err(|e| bad(&e))?;
                     // Above 1.0 the watermark is read as bytes.
-                    self.memory_high_watermark = (n * mult).max(2.0);
+                    self.memory_high_watermark = (n as f64).max(2.0);
+                }
+                "disk_free_limit.absolute" if !explicit("disk_free_limit") => {
+                    self.disk_free_limit = DiskFreeLimit::Bytes(parse_information_unit(value).map_err(|e| bad(&e))?);
+                }
+                "disk_free_limit.relative" if !explicit("disk_free_limit") => {
+                    let f: f64 = value.parse().map_err(|_| bad("not a number"))?;
+                    self.disk_free_limit = DiskFreeLimit::RelativeToRam(f);
                 }
                 "loopback_users" if value == "none" => self.guest_loopback_only = false,
                 "loopback_users.guest" => self.guest_loopback_only = value == "true",
@@ -127,6 +188,8 @@ impl Config {
                 | "channel_max"
                 | "vm_memory_high_watermark.relative"
                 | "vm_memory_high_watermark.absolute"
+                | "disk_free_limit.absolute"
+                | "disk_free_limit.relative"
                 | "loopback_users" => {}
                 _ => ignored.push(key.to_owned()),
             }
@@ -143,10 +206,7 @@ impl Config {
         if w > 1.0 {
             return Some(w as u64);
         }
-        let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
-        let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
-        let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some((kb * 1024.0 * w) as u64)
+        Some((total_ram()? as f64 * w) as u64)
     }
 
     /// `$XDG_DATA_HOME/warren`, else `~/.local/share/warren`.
@@ -180,9 +240,27 @@ mod tests {
         assert_eq!(c.default_pass, "s3cret");
         assert_eq!(c.definitions, Some(PathBuf::from("/etc/rabbitmq/defs.json")));
         assert!(!c.guest_loopback_only);
-        assert_eq!(c.memory_high_watermark, 2.0 * 1024.0 * 1024.0 * 1024.0);
+        assert_eq!(c.memory_high_watermark, 2e9, "RabbitMQ reads GB as 10^9 bytes");
         assert_eq!(ignored, vec!["management.tcp.port"]);
         assert!(Config::default().apply_rabbitmq_conf("no equals sign", &|_| false).is_err());
         assert!(Config::default().apply_rabbitmq_conf("listeners.tcp.default = x", &|_| false).is_err());
+        let mut c = Config::default();
+        c.apply_rabbitmq_conf("disk_free_limit.absolute = 2GiB", &|_| false).unwrap();
+        assert_eq!(c.disk_free_limit, DiskFreeLimit::Bytes(2 << 30));
+        c.apply_rabbitmq_conf("disk_free_limit.relative = 1.5", &|_| false).unwrap();
+        assert_eq!(c.disk_free_limit, DiskFreeLimit::RelativeToRam(1.5));
+    }
+
+    #[test]
+    fn sizes_read_as_rabbitmq_reads_them() {
+        assert_eq!(parse_information_unit("50000000"), Ok(50_000_000));
+        assert_eq!(parse_information_unit("50MB"), Ok(50_000_000));
+        assert_eq!(parse_information_unit("1GB"), Ok(1_000_000_000));
+        assert_eq!(parse_information_unit("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_information_unit("512M"), Ok(512 << 20));
+        assert!(parse_information_unit("12XB").is_err());
+        assert!(parse_information_unit("MB").is_err());
+        assert_eq!(DiskFreeLimit::parse("mem_relative:1.5"), Ok(DiskFreeLimit::RelativeToRam(1.5)));
+        assert!(DiskFreeLimit::parse("mem_relative:-1").is_err());
     }
 }

@@ -76,9 +76,15 @@ struct ServeArgs {
     /// disk (in the data directory; not with --in-memory).
     #[arg(long, default_value_t = 32 * 1024 * 1024)]
     queue_memory_budget: u64,
+    /// Block publishers while the data directory's filesystem has less free
+    /// space than this: bytes with an optional unit (50000000, 50MB, 1GiB),
+    /// or mem_relative:X for X times RAM. RabbitMQ's disk_free_limit.
+    #[arg(long, default_value = "50MB", value_parser = warren::config::DiskFreeLimit::parse)]
+    disk_free_limit: warren::config::DiskFreeLimit,
     /// A RabbitMQ rabbitmq.conf to honour (listeners.tcp.default, default_user,
     /// default_pass, default_vhost, load_definitions, heartbeat, frame_max,
-    /// channel_max, vm_memory_high_watermark.*, loopback_users). Flags win.
+    /// channel_max, vm_memory_high_watermark.*, disk_free_limit.*,
+    /// loopback_users). Flags win.
     #[arg(long, env = "RABBITMQ_CONFIG_FILE")]
     config: Option<PathBuf>,
 }
@@ -138,6 +144,7 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
             definitions: cli.definitions,
             memory_high_watermark: cli.memory_high_watermark,
             queue_memory_budget: cli.queue_memory_budget,
+            disk_free_limit: cli.disk_free_limit,
             guest_loopback_only: true,
         };
     if let Some(path) = rabbitmq_config_path(cli.config.as_deref()) {

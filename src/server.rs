@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::broker::alarms::AlarmSet;
 use crate::broker::Broker;
 use crate::protocol::connection::{serve, ConnectionContext};
 use crate::Config;
@@ -33,10 +34,15 @@ impl Server {
         let addr = listener.local_addr()?;
         let broker = Arc::new(Broker::open(&config).map_err(std::io::Error::other)?);
         let (stop, stop_rx) = watch::channel(false);
-        let (alarm_tx, alarm) = watch::channel(false);
+        let (alarm_tx, alarm) = watch::channel(AlarmSet::default());
+        let alarm_tx = Arc::new(alarm_tx);
         let limit = config.memory_limit();
+        let disk_limit = config.disk_free_limit.bytes();
         let ctx = ConnectionContext { broker: Arc::clone(&broker), config: Arc::new(config), shutdown: stop_rx, alarm };
-        tokio::spawn(memory_monitor(limit, alarm_tx, ctx.shutdown.clone()));
+        tokio::spawn(memory_monitor(limit, Arc::clone(&alarm_tx), ctx.shutdown.clone()));
+        if let Some(store) = broker.store() {
+            tokio::spawn(disk_monitor(Arc::clone(store), disk_limit, alarm_tx, ctx.shutdown.clone()));
+        }
         let accept_task = tokio::spawn(accept_loop(listener, ctx));
         Ok(Server { addr, broker, stop, accept_task: Some(accept_task) })
     }
@@ -74,7 +80,7 @@ impl Drop for Server {
 /// Raises the memory alarm while the broker's resident memory is above
 /// `limit` bytes (RabbitMQ's vm_memory_high_watermark): publishers are
 /// blocked until it drops below again.
-async fn memory_monitor(limit: Option<u64>, alarm: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
+async fn memory_monitor(limit: Option<u64>, alarm: Arc<watch::Sender<AlarmSet>>, mut stop: watch::Receiver<bool>) {
     let Some(limit) = limit else { return };
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     loop {
@@ -84,7 +90,7 @@ async fn memory_monitor(limit: Option<u64>, alarm: watch::Sender<bool>, mut stop
         }
         let Some(rss) = resident_bytes() else { return };
         let on = rss > limit;
-        if on != *alarm.borrow() {
+        if on != alarm.borrow().memory {
             if on {
                 tracing::warn!(
                     "memory alarm: resident {} MiB above the {} MiB watermark; blocking publishers",
@@ -94,8 +100,88 @@ async fn memory_monitor(limit: Option<u64>, alarm: watch::Sender<bool>, mut stop
             } else {
                 tracing::info!("memory alarm cleared: resident {} MiB", rss >> 20);
             }
-            let _ = alarm.send(on);
+            alarm.send_modify(|a| a.memory = on);
         }
+    }
+}
+
+/// How often free disk space is checked. RabbitMQ checks every 10 s (more
+/// often near the limit); a statvfs a second costs nothing and leaves a
+/// fast publisher less room to fill the disk between checks.
+const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Raises the disk alarm (RabbitMQ's disk_free_limit) while the data
+/// directory's filesystem has less than `limit` bytes free, or while the
+/// store's writes fail for want of space; and the store-backlog alarm while
+/// more bytes wait for the writer than it may hold. Both clear by
+/// themselves. A write error triggers a check at once.
+async fn disk_monitor(
+    store: Arc<crate::store::Store>,
+    limit: u64,
+    alarm: Arc<watch::Sender<AlarmSet>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(DISK_CHECK_INTERVAL);
+    let mut health = store.health();
+    // Free space seen when a write failed: the alarm holds until clearly more
+    // is free again, whatever the configured limit (which may be 0).
+    let mut failed_at: Option<u64> = None;
+    tracing::info!("disk free limit set to {} MB", limit / 1_000_000);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            changed = health.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+        let h = *health.borrow_and_update();
+        let dir = store.dir().to_owned();
+        let free = match tokio::task::spawn_blocking(move || crate::store::free_bytes(&dir)).await {
+            Ok(Ok(free)) => free,
+            Ok(Err(e)) => {
+                tracing::warn!("cannot read free disk space of {}: {e}", store.dir().display());
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if h.failing && failed_at.is_none() {
+            failed_at = Some(free);
+        }
+        if let Some(at) = failed_at {
+            // Space came back: 1 MiB beyond what was free at the failure.
+            if !h.failing && free > at.saturating_add(1 << 20) {
+                failed_at = None;
+            }
+        }
+        let disk = free < limit || failed_at.is_some();
+        let current = *alarm.borrow();
+        if disk != current.disk {
+            if disk {
+                tracing::warn!(
+                    "disk alarm: {} MB free on the data directory's filesystem, limit {} MB{}; blocking publishers",
+                    free / 1_000_000,
+                    limit / 1_000_000,
+                    if failed_at.is_some() { ", and writes are failing" } else { "" }
+                );
+            } else {
+                tracing::info!("disk alarm cleared: {} MB free", free / 1_000_000);
+            }
+        }
+        if h.backlog_full != current.store_backlog {
+            if h.backlog_full {
+                tracing::warn!(
+                    "the store's writer is behind by more than {} MiB; blocking publishers",
+                    crate::store::BACKLOG_HIGH >> 20
+                );
+            } else {
+                tracing::info!("the store's writer caught up; unblocking publishers");
+            }
+        }
+        alarm.send_if_modified(|a| {
+            let changed = a.disk != disk || a.store_backlog != h.backlog_full;
+            a.disk = disk;
+            a.store_backlog = h.backlog_full;
+            changed
+        });
     }
 }
 

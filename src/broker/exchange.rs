@@ -146,12 +146,13 @@ impl Exchange {
         }
     }
 
-    /// Adds a binding; binding twice is a no-op, as in RabbitMQ.
-    pub fn bind(&self, destination: Destination, routing_key: &str, arguments: &FieldTable) {
+    /// Adds a binding; binding twice is a no-op, as in RabbitMQ. Returns
+    /// whether the binding is new.
+    pub fn bind(&self, destination: Destination, routing_key: &str, arguments: &FieldTable) -> bool {
         let _w = self.write.lock();
         let current = self.bindings.load();
         if current.all.iter().any(|b| b.same_as(&destination, routing_key, arguments)) {
-            return;
+            return false;
         }
         let topic = (self.kind == ExchangeKind::Topic).then(|| TopicPattern::new(routing_key));
         let binding =
@@ -162,6 +163,7 @@ impl Exchange {
         }
         next.all.push(binding);
         self.bindings.store(Arc::new(next));
+        true
     }
 
     /// Removes bindings matching `keep == false`; returns how many went.

@@ -4,6 +4,7 @@
 //! values and return [`AmqpError`] carrying RabbitMQ's reply code and text.
 //! Durable definitions and persistent messages go through [`crate::store`].
 
+pub mod alarms;
 pub mod args;
 pub mod consumer;
 pub mod deadletter;
@@ -21,10 +22,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use parking_lot::Mutex;
 
 use crate::store::definitions::{Definitions, PermissionDef, UserDef, VhostDef};
-use crate::store::{RecoveredQueue, Store, StoreError};
+use crate::store::{DefChange, RecoveredQueue, Store, StoreError};
 use crate::Config;
 pub use error::{AmqpError, AmqpResult, ReplyCode, Scope};
 pub use users::User;
@@ -52,12 +52,6 @@ pub struct Broker {
     /// (user, vhost) → configure/write/read patterns, as RabbitMQ stores them.
     permissions: DashMap<(String, String), PermissionDef>,
     store: Option<Arc<Store>>,
-    /// Bumped by every change to a durable definition; compared with
-    /// `saved` to know when definitions.json must be rewritten.
-    changes: Arc<AtomicU64>,
-    saved: Mutex<u64>,
-    /// A copy of `saved` readable without the lock: the per-batch check.
-    saved_fast: AtomicU64,
     next_connection_id: AtomicU64,
     /// RabbitMQ's loopback_users: guest only from loopback (the default).
     guest_loopback_only: bool,
@@ -108,9 +102,6 @@ impl Broker {
             users: DashMap::new(),
             permissions: DashMap::new(),
             store,
-            changes: Arc::new(AtomicU64::new(0)),
-            saved: Mutex::new(0),
-            saved_fast: AtomicU64::new(0),
             next_connection_id: AtomicU64::new(1),
             guest_loopback_only: true,
             reply_to: DashMap::new(),
@@ -164,8 +155,14 @@ impl Broker {
             b.vhosts.len(),
             restored
         );
-        b.changes.fetch_add(1, Ordering::AcqRel);
-        b.persist_definitions();
+        // What was recovered and imported becomes the new snapshot; changes
+        // from here on go to the journal.
+        if let Err(e) = store.reset_definitions(b.export_definitions()) {
+            tracing::error!(
+                "cannot write definitions to {}: {e}; they are written again with the next change",
+                dir.display()
+            );
+        }
         Ok(b)
     }
 
@@ -220,25 +217,35 @@ impl Broker {
 
     fn add_vhost(&self, name: &str) {
         if !self.vhosts.contains_key(name) {
-            self.vhosts
-                .insert(name.to_owned(), Arc::new(Vhost::new(name, self.store.clone(), Arc::clone(&self.changes))));
-            self.changes.fetch_add(1, Ordering::AcqRel);
+            self.vhosts.insert(name.to_owned(), Arc::new(Vhost::new(name, self.store.clone())));
+            self.record(DefChange::PutVhost(VhostDef {
+                name: name.to_owned(),
+                description: None,
+                tags: None,
+                metadata: None,
+            }));
+        }
+    }
+
+    fn record(&self, change: DefChange) {
+        if let Some(store) = &self.store {
+            store.record(change);
         }
     }
 
     fn add_default_user(&self, user: &str, pass: &str, vhost: &str) {
-        self.users.insert(user.to_owned(), User::new(user, pass, &["administrator"]));
-        self.permissions.insert(
-            (user.to_owned(), vhost.to_owned()),
-            PermissionDef {
-                user: user.to_owned(),
-                vhost: vhost.to_owned(),
-                configure: ".*".into(),
-                write: ".*".into(),
-                read: ".*".into(),
-            },
-        );
-        self.changes.fetch_add(1, Ordering::AcqRel);
+        let u = User::new(user, pass, &["administrator"]);
+        self.record(DefChange::PutUser(u.to_def()));
+        self.users.insert(user.to_owned(), u);
+        let p = PermissionDef {
+            user: user.to_owned(),
+            vhost: vhost.to_owned(),
+            configure: ".*".into(),
+            write: ".*".into(),
+            read: ".*".into(),
+        };
+        self.record(DefChange::PutPermission(p.clone()));
+        self.permissions.insert((user.to_owned(), vhost.to_owned()), p);
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<Vhost>> {
@@ -292,28 +299,6 @@ impl Broker {
         d
     }
 
-    /// Rewrites definitions.json if a durable definition changed since the
-    /// last write. Called before the reply to the changing method is sent,
-    /// so declare-ok means the declaration is on disk.
-    pub fn persist_definitions(&self) {
-        let Some(store) = &self.store else { return };
-        if self.changes.load(Ordering::Acquire) == self.saved_fast.load(Ordering::Acquire) {
-            return;
-        }
-        let mut saved = self.saved.lock();
-        let now = self.changes.load(Ordering::Acquire);
-        if now == *saved {
-            return;
-        }
-        match store.save_definitions(&self.export_definitions()) {
-            Ok(()) => {
-                *saved = now;
-                self.saved_fast.store(now, Ordering::Release);
-            }
-            Err(e) => tracing::error!("cannot write definitions to {}: {e}", store.dir().display()),
-        }
-    }
-
     /// Expires messages and unused queues in every vhost (see `Vhost::sweep`).
     pub fn sweep(&self) {
         let vhosts: Vec<Arc<Vhost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
@@ -324,7 +309,6 @@ impl Broker {
 
     /// Flushes and closes the store (marking the shutdown clean).
     pub fn close(&self) {
-        self.persist_definitions();
         if let Some(s) = &self.store {
             s.close();
         }

@@ -2,7 +2,6 @@
 //! front end (and later the HTTP API) performs on them. Every operation takes
 //! plain Rust values and returns RabbitMQ's error on failure.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
@@ -17,7 +16,7 @@ use super::headers::x_match;
 use super::message::{Message, QueuedMessage};
 use super::queue::{DeadLetters, DeathReason, Queue};
 use crate::store::definitions::{table_from_json, table_to_json, BindingDef, Definitions, ExchangeDef, QueueDef};
-use crate::store::{RecoveredQueue, Store};
+use crate::store::{DefChange, RecoveredQueue, Store};
 
 pub type Routed = SmallVec<[Arc<Queue>; 4]>;
 
@@ -30,10 +29,9 @@ pub struct Vhost {
     pub name: String,
     exchanges: DashMap<String, Arc<Exchange>, super::FastHash>,
     queues: DashMap<String, Arc<Queue>, super::FastHash>,
-    /// Where durable queues keep their logs; `None` in memory.
+    /// Where durable queues keep their logs and durable definitions are
+    /// recorded; `None` in memory.
     store: Option<Arc<Store>>,
-    /// The broker's durable-definitions generation, bumped on every change.
-    changes: Arc<AtomicU64>,
 }
 
 pub struct ExchangeDeclare<'a> {
@@ -63,6 +61,8 @@ pub struct QueueDeclareOk {
     pub name: String,
     pub message_count: u32,
     pub consumer_count: u32,
+    /// This declare created the queue (rather than finding it).
+    pub created: bool,
 }
 
 fn bool_str(b: bool) -> &'static str {
@@ -187,9 +187,8 @@ pub fn generated_name(prefix: &str) -> String {
 }
 
 impl Vhost {
-    pub fn new(name: &str, store: Option<Arc<Store>>, changes: Arc<AtomicU64>) -> Self {
-        let v =
-            Vhost { name: name.to_owned(), exchanges: DashMap::default(), queues: DashMap::default(), store, changes };
+    pub fn new(name: &str, store: Option<Arc<Store>>) -> Self {
+        let v = Vhost { name: name.to_owned(), exchanges: DashMap::default(), queues: DashMap::default(), store };
         let none = FieldTable::default();
         for (xname, kind, internal) in [
             ("", ExchangeKind::Direct, false),
@@ -208,8 +207,65 @@ impl Vhost {
         v
     }
 
-    fn durable_changed(&self) {
-        self.changes.fetch_add(1, Ordering::AcqRel);
+    /// Hands a change of the durable definitions to the store, which makes
+    /// it durable before the connection that caused it replies.
+    fn record(&self, change: impl FnOnce() -> DefChange) {
+        if let Some(store) = &self.store {
+            store.record(change());
+        }
+    }
+
+    fn exchange_def(&self, x: &Exchange) -> ExchangeDef {
+        ExchangeDef {
+            name: x.name.clone(),
+            vhost: self.name.clone(),
+            kind: x.kind.as_str().into(),
+            durable: x.durable,
+            auto_delete: x.auto_delete,
+            internal: x.internal,
+            arguments: table_to_json(&x.arguments),
+        }
+    }
+
+    fn queue_def(&self, q: &Queue) -> QueueDef {
+        QueueDef {
+            name: q.name.clone(),
+            vhost: self.name.clone(),
+            durable: q.durable,
+            auto_delete: q.auto_delete,
+            arguments: table_to_json(&q.arguments),
+        }
+    }
+
+    fn binding_def(
+        &self,
+        source: &str,
+        destination: &Destination,
+        routing_key: &str,
+        arguments: &FieldTable,
+    ) -> BindingDef {
+        let (destination, destination_type) = match destination {
+            Destination::Queue(q) => (q.name.clone(), "queue"),
+            Destination::Exchange(e) => (e.clone(), "exchange"),
+        };
+        BindingDef {
+            source: source.to_owned(),
+            vhost: self.name.clone(),
+            destination,
+            destination_type: destination_type.into(),
+            routing_key: routing_key.to_owned(),
+            arguments: table_to_json(arguments),
+        }
+    }
+
+    /// Whether a binding belongs in the durable definitions: RabbitMQ keeps
+    /// a binding across restarts only when both its ends are durable.
+    fn is_durable_binding(&self, source: &Exchange, destination: &Destination) -> bool {
+        source.durable
+            && match destination {
+                Destination::Queue(q) => q.durable,
+                Destination::Exchange(e) => self.exchanges.get(e).is_some_and(|e| e.durable),
+            }
     }
 
     fn no_exchange(&self, name: &str) -> AmqpError {
@@ -240,12 +296,13 @@ impl Vhost {
         self.queues.iter().map(|q| Arc::clone(q.value())).collect()
     }
 
-    pub fn exchange_declare(&self, d: ExchangeDeclare<'_>) -> AmqpResult<()> {
+    /// Declares an exchange; returns whether this call created it.
+    pub fn exchange_declare(&self, d: ExchangeDeclare<'_>) -> AmqpResult<bool> {
         if d.passive {
             if d.name.is_empty() {
                 return Err(Self::default_exchange_refused());
             }
-            return self.exchange(d.name).map(|_| ());
+            return self.exchange(d.name).map(|_| false);
         }
         let kind = ExchangeKind::parse(d.kind)
             .ok_or_else(|| AmqpError::command_invalid(format!("unknown exchange type '{}'", d.kind)))?;
@@ -261,18 +318,19 @@ impl Vhost {
                         d.name
                     )));
                 }
-                v.insert(Arc::new(Exchange::new(
+                let x = Arc::new(Exchange::new(
                     d.name.to_owned(),
                     kind,
                     d.durable,
                     d.auto_delete,
                     d.internal,
                     d.arguments.clone(),
-                )));
+                ));
+                v.insert(Arc::clone(&x));
                 if d.durable {
-                    self.durable_changed();
+                    self.record(|| DefChange::PutExchange(self.exchange_def(&x)));
                 }
-                return Ok(());
+                return Ok(true);
             }
         };
         let inequivalent = |arg: &str, received: &str, current: &str| {
@@ -300,7 +358,7 @@ impl Vhost {
                 return Err(inequivalent("alternate-exchange", &new, &cur));
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     pub fn exchange_delete(&self, name: &str, if_unused: bool) -> AmqpResult<()> {
@@ -314,6 +372,8 @@ impl Vhost {
             )));
         }
         let Some(x) = self.exchanges.get(name).map(|e| Arc::clone(e.value())) else {
+            // It may still be on disk, if recording its deletion failed.
+            self.record(|| DefChange::DeleteExchange { vhost: self.name.clone(), name: name.to_owned() });
             return Ok(());
         };
         if if_unused && x.has_bindings() {
@@ -324,10 +384,10 @@ impl Vhost {
     }
 
     /// Removes an exchange and every binding that names it as destination.
-    fn remove_exchange(&self, name: &str) {
+    pub fn remove_exchange(&self, name: &str) {
         let Some((_, x)) = self.exchanges.remove(name) else { return };
         if x.durable {
-            self.durable_changed();
+            self.record(|| DefChange::DeleteExchange { vhost: self.name.clone(), name: name.to_owned() });
         }
         for x in self.exchanges() {
             if x.unbind_exchange(name) {
@@ -371,18 +431,19 @@ impl Vhost {
         source: &str,
         routing_key: &str,
         arguments: &FieldTable,
-    ) -> AmqpResult<()> {
+    ) -> AmqpResult<bool> {
         if destination.is_empty() {
             return Err(Self::default_exchange_refused());
         }
         let src = self.check_bindable_source(source)?;
         self.exchange(destination)?;
         Self::check_binding_args(&src, arguments)?;
-        src.bind(Destination::Exchange(destination.to_owned()), routing_key, arguments);
-        if src.durable {
-            self.durable_changed();
+        let dest = Destination::Exchange(destination.to_owned());
+        let created = src.bind(dest.clone(), routing_key, arguments);
+        if created && self.is_durable_binding(&src, &dest) {
+            self.record(|| DefChange::PutBinding(self.binding_def(source, &dest, routing_key, arguments)));
         }
-        Ok(())
+        Ok(created)
     }
 
     pub fn exchange_unbind(
@@ -398,9 +459,11 @@ impl Vhost {
             return Err(Self::default_exchange_refused());
         }
         let Ok(src) = self.exchange(source) else { return Ok(()) };
-        if src.unbind(&Destination::Exchange(destination.to_owned()), routing_key, arguments) {
-            if src.durable {
-                self.durable_changed();
+        let dest = Destination::Exchange(destination.to_owned());
+        let durable = self.is_durable_binding(&src, &dest);
+        if src.unbind(&dest, routing_key, arguments) {
+            if durable {
+                self.record(|| DefChange::DeleteBinding(self.binding_def(source, &dest, routing_key, arguments)));
             }
             self.maybe_auto_delete_exchange(&src);
         }
@@ -416,6 +479,7 @@ impl Vhost {
                 name: q.name.clone(),
                 message_count: q.message_count(),
                 consumer_count: q.consumer_count(),
+                created: false,
             });
         }
         let name = if d.name.is_empty() {
@@ -457,11 +521,11 @@ impl Vhost {
                 let q = Arc::new(q);
                 v.insert(Arc::clone(&q));
                 if durable {
-                    self.durable_changed();
+                    self.record(|| DefChange::PutQueue(self.queue_def(&q)));
                 }
                 // Every queue is bound to the default exchange by its name;
                 // that binding is implicit (routing looks the queue up).
-                return Ok(QueueDeclareOk { name, message_count: 0, consumer_count: 0 });
+                return Ok(QueueDeclareOk { name, message_count: 0, consumer_count: 0, created: true });
             }
         };
         // Redeclaration: exclusivity must match exactly ("strict" in RabbitMQ).
@@ -489,7 +553,12 @@ impl Vhost {
         }
         check_args_equivalence(&q.arguments, d.arguments, &format!("queue '{}' in vhost '{}'", name, self.name))?;
         q.touch();
-        Ok(QueueDeclareOk { name, message_count: q.message_count(), consumer_count: q.consumer_count() })
+        Ok(QueueDeclareOk {
+            name,
+            message_count: q.message_count(),
+            consumer_count: q.consumer_count(),
+            created: false,
+        })
     }
 
     pub fn queue_bind(
@@ -499,17 +568,17 @@ impl Vhost {
         routing_key: &str,
         arguments: &FieldTable,
         connection_id: u64,
-    ) -> AmqpResult<()> {
+    ) -> AmqpResult<bool> {
         let x = self.check_bindable_source(exchange)?;
         let q = self.queue(queue)?;
         q.check_exclusive(connection_id)?;
         Self::check_binding_args(&x, arguments)?;
-        let durable = x.durable && q.durable;
-        x.bind(Destination::Queue(q), routing_key, arguments);
-        if durable {
-            self.durable_changed();
+        let dest = Destination::Queue(q);
+        let created = x.bind(dest.clone(), routing_key, arguments);
+        if created && self.is_durable_binding(&x, &dest) {
+            self.record(|| DefChange::PutBinding(self.binding_def(exchange, &dest, routing_key, arguments)));
         }
-        Ok(())
+        Ok(created)
     }
 
     pub fn queue_unbind(
@@ -525,10 +594,11 @@ impl Vhost {
         }
         let (Ok(x), Ok(q)) = (self.exchange(exchange), self.queue(queue)) else { return Ok(()) };
         q.check_exclusive(connection_id)?;
-        let durable = x.durable && q.durable;
-        if x.unbind(&Destination::Queue(q), routing_key, arguments) {
+        let dest = Destination::Queue(q);
+        let durable = self.is_durable_binding(&x, &dest);
+        if x.unbind(&dest, routing_key, arguments) {
             if durable {
-                self.durable_changed();
+                self.record(|| DefChange::DeleteBinding(self.binding_def(exchange, &dest, routing_key, arguments)));
             }
             self.maybe_auto_delete_exchange(&x);
         }
@@ -543,7 +613,11 @@ impl Vhost {
 
     /// Deletes a queue (a missing one is fine: RabbitMQ answers delete-ok 0).
     pub fn queue_delete(&self, queue: &str, if_unused: bool, if_empty: bool, connection_id: u64) -> AmqpResult<u32> {
-        let Ok(q) = self.queue(queue) else { return Ok(0) };
+        let Ok(q) = self.queue(queue) else {
+            // It may still be on disk, if recording its deletion failed.
+            self.record(|| DefChange::DeleteQueue { vhost: self.name.clone(), name: queue.to_owned() });
+            return Ok(0);
+        };
         q.check_exclusive(connection_id)?;
         if if_unused && q.consumer_count() > 0 {
             return Err(AmqpError::precondition_failed(format!("queue '{}' in vhost '{}' in use", queue, self.name)));
@@ -559,9 +633,9 @@ impl Vhost {
 
     /// Removes a queue, its bindings, and tells its consumers (basic.cancel).
     pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
-        self.queues.remove_if(&q.name, |_, v| Arc::ptr_eq(v, q));
-        if q.durable {
-            self.durable_changed();
+        let removed = self.queues.remove_if(&q.name, |_, v| Arc::ptr_eq(v, q)).is_some();
+        if removed && q.durable {
+            self.record(|| DefChange::DeleteQueue { vhost: self.name.clone(), name: q.name.clone() });
         }
         let (count, consumers) = q.mark_deleted();
         for c in consumers {
@@ -585,7 +659,6 @@ impl Vhost {
         let x =
             Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, table_from_json(&d.arguments));
         self.exchanges.insert(d.name.clone(), Arc::new(x));
-        self.durable_changed();
         Ok(())
     }
 
@@ -636,7 +709,6 @@ impl Vhost {
             }));
         }
         self.queues.insert(d.name.clone(), Arc::new(q));
-        self.durable_changed();
         Ok(())
     }
 
@@ -650,7 +722,6 @@ impl Vhost {
             Destination::Queue(self.queue(&b.destination)?)
         };
         src.bind(dest, &b.routing_key, &args);
-        self.durable_changed();
         Ok(())
     }
 
@@ -662,45 +733,15 @@ impl Vhost {
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         for x in &exchanges {
             if x.durable && !x.name.is_empty() && !x.name.starts_with("amq.") {
-                d.exchanges.push(ExchangeDef {
-                    name: x.name.clone(),
-                    vhost: self.name.clone(),
-                    kind: x.kind.as_str().into(),
-                    durable: true,
-                    auto_delete: x.auto_delete,
-                    internal: x.internal,
-                    arguments: table_to_json(&x.arguments),
-                });
+                d.exchanges.push(self.exchange_def(x));
             }
         }
-        for q in &queues {
-            if q.durable {
-                d.queues.push(QueueDef {
-                    name: q.name.clone(),
-                    vhost: self.name.clone(),
-                    durable: true,
-                    auto_delete: q.auto_delete,
-                    arguments: table_to_json(&q.arguments),
-                });
-            }
-        }
+        d.queues.extend(queues.iter().filter(|q| q.durable).map(|q| self.queue_def(q)));
         for x in exchanges.iter().filter(|x| x.durable) {
             for b in x.bindings() {
-                let (destination, destination_type) = match &b.destination {
-                    Destination::Queue(q) if q.durable => (q.name.clone(), "queue"),
-                    Destination::Exchange(e) if self.exchanges.get(e).is_some_and(|e| e.durable) => {
-                        (e.clone(), "exchange")
-                    }
-                    _ => continue,
-                };
-                d.bindings.push(BindingDef {
-                    source: x.name.clone(),
-                    vhost: self.name.clone(),
-                    destination,
-                    destination_type: destination_type.into(),
-                    routing_key: b.routing_key.clone(),
-                    arguments: table_to_json(&b.arguments),
-                });
+                if self.is_durable_binding(x, &b.destination) {
+                    d.bindings.push(self.binding_def(&x.name, &b.destination, &b.routing_key, &b.arguments));
+                }
             }
         }
     }
@@ -854,6 +895,7 @@ mod tests {
             internal: false,
             arguments: &FieldTable::default(),
         })
+        .map(|_| ())
     }
 
     fn routed(v: &Vhost, x: &str, rk: &str) -> Vec<String> {
@@ -872,7 +914,7 @@ mod tests {
 
     #[test]
     fn direct_fanout_topic_and_default() {
-        let v = Vhost::new("/", None, Default::default());
+        let v = Vhost::new("/", None);
         for q in ["q1", "q2", "q3"] {
             declare_q(&v, q);
         }
@@ -897,7 +939,7 @@ mod tests {
 
     #[test]
     fn exchange_to_exchange_with_a_cycle() {
-        let v = Vhost::new("/", None, Default::default());
+        let v = Vhost::new("/", None);
         declare_q(&v, "q");
         declare_x(&v, "a", "fanout").unwrap();
         declare_x(&v, "b", "fanout").unwrap();
@@ -912,7 +954,7 @@ mod tests {
 
     #[test]
     fn declare_errors_match_rabbitmq() {
-        let v = Vhost::new("/", None, Default::default());
+        let v = Vhost::new("/", None);
         declare_x(&v, "x", "direct").unwrap();
         assert_eq!(
             declare_x(&v, "x", "fanout").unwrap_err().text,
@@ -946,7 +988,7 @@ mod tests {
 
     #[test]
     fn auto_delete_exchange_goes_with_its_last_binding() {
-        let v = Vhost::new("/", None, Default::default());
+        let v = Vhost::new("/", None);
         declare_q(&v, "q");
         v.exchange_declare(ExchangeDeclare {
             name: "ad",

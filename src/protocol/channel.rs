@@ -11,6 +11,7 @@ use bytes::{Bytes, BytesMut};
 use crate::broker::consumer::{ChannelLimit, Consumer};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::Queue;
+use crate::store::{Outcome, TicketRange};
 
 /// A basic.publish whose content is still arriving.
 pub(crate) struct PendingPublish {
@@ -107,8 +108,8 @@ pub(crate) struct Channel {
     /// Highest publish confirmed so far on the wire.
     pub confirmed_seq: u64,
     /// Publishes whose confirm waits (for the store, or behind one that
-    /// does), in order: (publish seq, store ticket, nack).
-    pub confirm_wait: VecDeque<(u64, u64, bool)>,
+    /// does), in order: (publish seq, store tickets, nack).
+    pub confirm_wait: VecDeque<(u64, TicketRange, bool)>,
     pub tx: Option<Vec<TxOp>>,
     /// The last queue declared, for RabbitMQ's empty-name shortcut.
     pub last_queue: Option<String>,
@@ -138,33 +139,38 @@ impl Channel {
         }
     }
 
-    /// Records a publish in confirm mode; `ticket` is the store ticket it
-    /// waits for, 0 if none.
-    pub fn track_confirm(&mut self, ticket: u64, nack: bool) {
+    /// Records a publish in confirm mode; `tickets` are the store writes it
+    /// waits for (empty if none).
+    pub fn track_confirm(&mut self, tickets: TicketRange, nack: bool) {
         self.publish_seq += 1;
-        if ticket != 0 || nack || !self.confirm_wait.is_empty() {
-            self.confirm_wait.push_back((self.publish_seq, ticket, nack));
+        if !tickets.is_empty() || nack || !self.confirm_wait.is_empty() {
+            self.confirm_wait.push_back((self.publish_seq, tickets, nack));
         }
     }
 
-    /// The confirms that may go out now, given how far the store synced, as
-    /// runs: `(last seq, nack)`. An ack covers everything since the
-    /// previous confirm (multiple); a nack covers its own publish.
-    pub fn confirmable(&mut self, synced: u64) -> Vec<(u64, bool)> {
+    /// The confirms that may go out now, as runs: `(last seq, nack)`. An ack
+    /// covers everything since the previous confirm (multiple); a nack
+    /// covers its own publish. `outcome` says what became of store writes:
+    /// a publish whose write failed is nacked, never acked.
+    pub fn confirmable(&mut self, outcome: impl Fn(TicketRange) -> Outcome) -> Vec<(u64, bool)> {
         // Publishes not in the wait list precede its first entry and are
         // confirmable. Runs may repeat what was confirmed already: the
         // caller skips those.
         let mut out = Vec::new();
         let waiting_from = loop {
             match self.confirm_wait.front().copied() {
-                Some((seq, ticket, nack)) if ticket <= synced => {
+                Some((seq, tickets, refused)) => {
+                    let nack = match outcome(tickets) {
+                        Outcome::Pending => break seq,
+                        Outcome::Durable => refused,
+                        Outcome::Failed => true,
+                    };
                     self.confirm_wait.pop_front();
                     if nack {
                         out.push((seq - 1, false));
                         out.push((seq, true));
                     }
                 }
-                Some((seq, _, _)) => break seq,
                 None => break self.publish_seq + 1,
             }
         };
@@ -206,5 +212,23 @@ mod tests {
         b.push(Bytes::from_static(b"def"));
         assert_eq!(b.len(), 6);
         assert_eq!(&b.into_bytes()[..], b"abcdef");
+    }
+
+    #[test]
+    fn confirms_wait_for_the_store_and_failed_writes_are_nacked() {
+        let mut ch = Channel::new(1);
+        let t = |n| TicketRange { lo: n, hi: n };
+        ch.track_confirm(TicketRange::default(), false); // 1: nothing to wait for
+        ch.track_confirm(t(10), false); // 2: written
+        ch.track_confirm(t(11), false); // 3: its write failed
+        ch.track_confirm(t(12), false); // 4: still pending
+        ch.track_confirm(TicketRange::default(), false); // 5: behind a pending one
+        let outcome = |r: TicketRange| match r.hi {
+            10 => Outcome::Durable,
+            11 => Outcome::Failed,
+            _ => Outcome::Pending,
+        };
+        assert_eq!(ch.confirmable(outcome), vec![(2, false), (3, true), (3, false)]);
+        assert_eq!(ch.confirmable(|_| Outcome::Durable), vec![(5, false)]);
     }
 }

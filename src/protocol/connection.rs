@@ -24,23 +24,31 @@ use tokio::sync::watch;
 use super::channel::{BodyParts, Channel, PendingPublish, Settle, TxOp, Unacked};
 use super::codec::{self, decode_content_header, decode_method, DecodeError, Method};
 use super::frame::{erlang_binary, split_frame, Frame, FrameKind};
+use crate::broker::alarms::AlarmSet;
 use crate::broker::args::{consumer_priority, parse_expiration};
 use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
+use crate::broker::exchange::Destination;
 use crate::broker::headers::{as_text, without_keys};
 use crate::broker::message::{encode_properties, Message, PropertyScan, QueuedMessage, FLAG_HEADERS};
 use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarget, Scope, REPLY_TO};
+use crate::store::{Outcome, TicketRange};
 use crate::Config;
 
 const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// RabbitMQ's handshake_timeout.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long we wait for close-ok after sending connection.close.
+/// How long we wait for close-ok after sending connection.close, and how
+/// long we keep reading (and dropping) what a peer sends after we answered
+/// its connection.close, so its late writes do not fail before it has read
+/// our close-ok (RabbitMQ waits for the peer to close first, too).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Above this many buffered outgoing bytes we stop taking deliveries from the
-/// outbox; consumers then run out of credit and queues hold their messages.
+/// outbox (consumers then run out of credit and queues hold their messages)
+/// and stop reading the socket: whatever a peer's frames make us write
+/// (returns, get-ok, confirms, replies) waits until it reads.
 const WRITE_BUFFER_CAP: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 /// What an idle connection's read buffer starts with.
@@ -56,8 +64,8 @@ pub struct ConnectionContext {
     pub broker: Arc<Broker>,
     pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
-    /// The memory alarm: while set, connections that publish are blocked.
-    pub alarm: watch::Receiver<bool>,
+    /// The resource alarms: while any is on, connections that publish are blocked.
+    pub alarm: watch::Receiver<AlarmSet>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,11 +107,19 @@ struct Session {
     /// Queues whose consumers got credit back during this batch.
     kick: Vec<Arc<Queue>>,
     exclusive_queues: Vec<Arc<Queue>>,
-    /// Close the socket once the write buffer is flushed.
-    close_after_flush: bool,
+    /// We answered the peer's connection.close: flush, half-close, then read
+    /// and drop whatever still arrives until the peer closes or the close
+    /// deadline passes.
+    answered_close: bool,
     /// After a framing error: read and drop everything until the peer
     /// closes or the close deadline passes.
     discard_input: bool,
+    /// A reply written but held back until the store has made the change
+    /// behind it durable; no further frames are handled meanwhile.
+    hold: Option<Hold>,
+    /// What to take back if the change the current method made cannot be
+    /// made durable (set by the method's handler).
+    undo: Undo,
     /// Has published: the memory alarm blocks this connection.
     is_publisher: bool,
     /// We sent connection.blocked and owe an unblocked.
@@ -112,6 +128,39 @@ struct Session {
     /// unknown method).
     drop_now: bool,
     close_deadline: Option<Instant>,
+}
+
+/// A reply that must not reach the client before the writes behind it are
+/// on disk: a declare-ok after the definition is durable, a commit-ok after
+/// the transaction's persistent messages are.
+struct Hold {
+    /// Output before this offset may go out; from it on is the held reply.
+    from: usize,
+    tickets: TicketRange,
+    channel: u16,
+    class_id: u16,
+    method_id: u16,
+    undo: Undo,
+}
+
+/// Taking back a change whose record could not be written, so that memory
+/// does not hold what a restart would lose. Deletions cannot be taken back;
+/// the store rewrites its snapshot with them once it can write again.
+#[derive(Default)]
+enum Undo {
+    #[default]
+    Nothing,
+    Exchange(String),
+    Queue(Arc<Queue>),
+    Binding {
+        source: String,
+        destination: Destination,
+        routing_key: String,
+        arguments: FieldTable,
+    },
+    /// Persistent messages of a commit are in their queues already; the
+    /// client learns the commit failed.
+    Commit,
 }
 
 /// What the read loop should do after a frame.
@@ -167,8 +216,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         scratch: Vec::new(),
         kick: Vec::new(),
         exclusive_queues: Vec::new(),
-        close_after_flush: false,
+        answered_close: false,
         discard_input: false,
+        hold: None,
+        undo: Undo::Nothing,
         is_publisher: false,
         told_blocked: false,
         drop_now: false,
@@ -185,10 +236,15 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
     let mut last_read = Instant::now();
     let mut last_write = Instant::now();
     let mut shutting_down = false;
+    let mut half_closed = false;
+    let mut resolved = ctx.broker.store().map(|st| st.watch_resolved());
 
     loop {
-        if s.close_after_flush && s.wbuf.is_empty() {
-            break;
+        if (s.answered_close || s.discard_input) && s.wbuf.is_empty() && !half_closed {
+            // Our last words are out; a FIN tells the peer, and we keep
+            // reading until it closes too.
+            let _ = wr.shutdown().await;
+            half_closed = true;
         }
         let spare = rbuf.capacity() - rbuf.len();
         if read_filled && spare < READ_CHUNK / 2 {
@@ -197,11 +253,20 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
             rbuf.reserve(IDLE_READ_BUFFER);
         }
         let room_before = rbuf.capacity() - rbuf.len();
-        // A publisher under the memory alarm is not read from (RabbitMQ's
-        // back-pressure); others still are, so consumers can drain.
-        let blocked = *alarm.borrow() && s.is_publisher;
-        let reading = !s.close_after_flush && !blocked;
+        let draining = s.answered_close || s.discard_input;
+        // A publisher under an alarm is not read from (RabbitMQ's
+        // back-pressure); others still are, so consumers can drain. Nor is a
+        // peer whose replies pile up unread, nor one whose reply waits for
+        // the disk.
+        let blocked = alarm.borrow().any() && s.is_publisher;
+        let reading = draining || (!blocked && s.wbuf.len() < WRITE_BUFFER_CAP && s.hold.is_none());
+        if !reading {
+            // Like RabbitMQ, a connection we do not read is not expected to
+            // be heard from: its heartbeat clock starts again when we read.
+            last_read = Instant::now();
+        }
         let room = s.wbuf.len() < WRITE_BUFFER_CAP && s.state == State::Open;
+        let writable = s.hold.as_ref().map_or(s.wbuf.len(), |h| h.from);
         let hb = s.heartbeat_interval();
         let next_tick = if s.state == State::Open {
             hb.map(|h| Instant::now().min(last_write) + h / 2)
@@ -213,37 +278,40 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
             (a, b) => a.or(b),
         };
         let outbox = Arc::clone(&s.outbox);
+        let holding = s.hold.is_some() && resolved.is_some();
 
         tokio::select! {
             changed = alarm.changed(), if alarm_open => {
                 if changed.is_err() {
                     alarm_open = false;
                 } else if s.state == State::Open && s.caps.connection_blocked {
-                    let on = *alarm.borrow_and_update();
+                    let set = *alarm.borrow_and_update();
+                    let on = set.any();
                     if on != s.told_blocked && (s.is_publisher || !on) {
                         s.told_blocked = on;
-                        let m = if on {
-                            connection::AMQPMethod::Blocked(connection::Blocked { reason: short("low on memory") })
-                        } else {
-                            connection::AMQPMethod::Unblocked(connection::Unblocked {})
-                        };
-                        s.send(0, AMQPClass::Connection(m));
+                        s.send_blocked(set);
                     }
                 }
             }
             changed = shutdown.changed(), if !shutting_down => {
                 shutting_down = true;
                 if changed.is_ok() && s.state != State::Closing {
-                    if s.state == State::Open {
+                    if s.state == State::Open && !draining {
+                        // A held reply never goes out: the client gets the
+                        // close instead of an ok that was not yet true.
+                        if let Some(h) = s.hold.take() {
+                            s.wbuf.truncate(h.from);
+                        }
                         s.begin_close(AmqpError::new(
                             ReplyCode::ConnectionForced,
                             "broker forced connection closure with reason 'shutdown'",
                         ));
-                    } else {
+                    } else if !draining {
                         break;
                     }
                 }
             }
+            _ = wait_resolved(&mut resolved), if holding => {}
             r = rd.read_buf(&mut rbuf), if reading => {
                 match r {
                     Ok(0) | Err(_) => break,
@@ -259,11 +327,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
                     }
                 }
             }
-            w = wr.write(&s.wbuf), if !s.wbuf.is_empty() => {
+            w = wr.write(&s.wbuf[..writable]), if writable > 0 && !half_closed => {
                 match w {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         bytes::Buf::advance(&mut s.wbuf, n);
+                        if let Some(h) = s.hold.as_mut() {
+                            h.from -= n;
+                        }
                         last_write = Instant::now();
                     }
                 }
@@ -290,22 +361,37 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
                 }
             }
         }
-        s.end_of_batch(&mut channels);
-        // A connection that starts publishing while the alarm is on learns
+        if let Next::Drop = s.end_of_batch(&mut rbuf, &mut channels) {
+            let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&s.wbuf)).await;
+            s.wbuf.clear();
+            break;
+        }
+        // A connection that starts publishing while an alarm is on learns
         // it is blocked too.
-        if *alarm.borrow() && s.is_publisher && !s.told_blocked && s.caps.connection_blocked && s.state == State::Open {
+        let set = *alarm.borrow();
+        if set.any() && s.is_publisher && !s.told_blocked && s.caps.connection_blocked && s.state == State::Open {
             s.told_blocked = true;
-            let blocked = connection::Blocked { reason: short("low on memory") };
-            s.send(0, AMQPClass::Connection(connection::AMQPMethod::Blocked(blocked)));
+            s.send_blocked(set);
         }
     }
 
     s.cleanup(&mut channels);
-    if !s.wbuf.is_empty() {
-        let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&s.wbuf)).await;
+    if !s.wbuf.is_empty() && !half_closed {
+        let writable = s.hold.as_ref().map_or(s.wbuf.len(), |h| h.from);
+        let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&s.wbuf[..writable])).await;
     }
     let _ = wr.shutdown().await;
     tracing::debug!(%peer, id = s.id, "connection closed");
+}
+
+/// Resolves when the store has resolved more tickets.
+async fn wait_resolved(rx: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = rx {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -344,6 +430,24 @@ impl Session {
 
     fn send(&mut self, channel: u16, method: AMQPClass) {
         codec::write_method(&mut self.wbuf, channel, method);
+    }
+
+    /// connection.blocked while an alarm is on, connection.unblocked after.
+    fn send_blocked(&mut self, alarms: AlarmSet) {
+        let m = if alarms.any() {
+            connection::AMQPMethod::Blocked(connection::Blocked { reason: short(alarms.reason()) })
+        } else {
+            connection::AMQPMethod::Unblocked(connection::Unblocked {})
+        };
+        self.send(0, AMQPClass::Connection(m));
+    }
+
+    /// Answers the peer's connection.close: close-ok, then drain (see
+    /// `answered_close`).
+    fn answer_close(&mut self) {
+        self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
+        self.answered_close = true;
+        self.close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
     }
 
     fn send_start(&mut self) {
@@ -400,11 +504,12 @@ impl Session {
 
     fn process_frames(&mut self, rbuf: &mut BytesMut, channels: &mut FastMap<u16, Channel>) -> Next {
         loop {
-            if self.close_after_flush {
+            if self.answered_close || self.discard_input {
+                rbuf.clear();
                 return Next::Continue;
             }
-            if self.discard_input {
-                rbuf.clear();
+            if self.hold.is_some() {
+                // The rest waits in `rbuf` until the held reply is released.
                 return Next::Continue;
             }
             let frame = match split_frame(rbuf, self.frame_max) {
@@ -469,6 +574,11 @@ impl Session {
         }
         let Some(ch) = channels.get_mut(&id) else { return Ok(Next::Continue) };
         if ch.closing {
+            // We sent channel.close: only close and close-ok count now
+            // (spec 4.2.4; RabbitMQ's reader does the same). A close from
+            // the peer crossed ours: answer it, and keep the channel until
+            // the close-ok for ours arrives, so that close-ok lands on a
+            // channel we still know.
             if frame.kind == FrameKind::Method {
                 match decode_method(&frame.payload) {
                     Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::CloseOk(_)))) => {
@@ -476,7 +586,6 @@ impl Session {
                     }
                     Ok(Method::Other(AMQPClass::Channel(channel::AMQPMethod::Close(_)))) => {
                         self.send(id, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
-                        channels.remove(&id);
                     }
                     _ => {}
                 }
@@ -503,8 +612,7 @@ impl Session {
         match decode_method(&frame.payload) {
             Ok(Method::Other(AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)))) => Next::Drop,
             Ok(Method::Other(AMQPClass::Connection(connection::AMQPMethod::Close(_)))) => {
-                self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
-                self.close_after_flush = true;
+                self.answer_close();
                 Next::Continue
             }
             _ => Next::Continue,
@@ -529,8 +637,7 @@ impl Session {
             (State::AwaitTuneOk, connection::AMQPMethod::TuneOk(ok)) => self.handle_tune_ok(ok),
             (State::AwaitOpen, connection::AMQPMethod::Open(open)) => self.handle_open(open),
             (_, connection::AMQPMethod::Close(_)) => {
-                self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
-                self.close_after_flush = true;
+                self.answer_close();
                 Ok(Next::Continue)
             }
             _ => Ok(Next::Drop),
@@ -643,8 +750,7 @@ impl Session {
             Method::Other(AMQPClass::Connection(m)) => match m {
                 connection::AMQPMethod::Close(_) => {
                     self.cleanup(channels);
-                    self.send(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
-                    self.close_after_flush = true;
+                    self.answer_close();
                     Ok(Next::Continue)
                 }
                 connection::AMQPMethod::CloseOk(_) => Ok(Next::Drop),
@@ -810,7 +916,25 @@ impl Session {
                     }
                 };
                 let (class_id, method_id) = method_ids(&frame.payload);
-                self.handle_method(ch, method).map_err(|e| e.during(class_id, method_id))
+                // A method that may change durable definitions replies only
+                // once every definition change issued so far is on disk.
+                let store = self.broker.store().filter(|_| changes_definitions(class_id, method_id)).cloned();
+                let floor = store.as_ref().map(|st| st.progress().resolved());
+                let mark = self.wbuf.len();
+                self.undo = Undo::Nothing;
+                let mut wait = TicketRange::default();
+                let result = self.handle_method(ch, method, &mut wait).map_err(|e| e.during(class_id, method_id));
+                if let (Ok(()), Some(st), Some(floor)) = (&result, &store, floor) {
+                    let issued = st.definitions_issued();
+                    if issued > floor {
+                        wait.merge(TicketRange { lo: floor + 1, hi: issued });
+                    }
+                }
+                let undo = std::mem::take(&mut self.undo);
+                if result.is_ok() && !wait.is_empty() {
+                    self.hold = Some(Hold { from: mark, tickets: wait, channel: ch.id, class_id, method_id, undo });
+                }
+                result
             }
         }
     }
@@ -915,7 +1039,7 @@ impl Session {
         }
         let outcome = self.route_and_enqueue(&vhost, &exchange, message, &extra_keys, p.mandatory, ch.id)?;
         if ch.confirm {
-            ch.track_confirm(outcome.ticket, outcome.rejected);
+            ch.track_confirm(outcome.tickets, outcome.rejected);
         }
         Ok(())
     }
@@ -979,7 +1103,7 @@ impl Session {
         for q in routed {
             let mut dead = DeadLetters::default();
             match q.enqueue(Arc::clone(&message), Some(&self.outbox), &mut dead) {
-                Enqueued::Accepted(Some(t)) => out.ticket = out.ticket.max(t),
+                Enqueued::Accepted(Some(t)) => out.tickets.add(t),
                 Enqueued::Rejected => out.rejected = true,
                 Enqueued::Accepted(None) | Enqueued::Gone => {}
             }
@@ -990,7 +1114,9 @@ impl Session {
         Ok(out)
     }
 
-    fn handle_method(&mut self, ch: &mut Channel, method: Method) -> AmqpResult<()> {
+    /// Runs one method. `wait` collects store tickets the reply must wait
+    /// for (a commit's persistent messages).
+    fn handle_method(&mut self, ch: &mut Channel, method: Method, wait: &mut TicketRange) -> AmqpResult<()> {
         match method {
             Method::Publish { exchange, routing_key, mandatory, immediate } => {
                 self.is_publisher = true;
@@ -1028,6 +1154,7 @@ impl Session {
                 self.send(ch.id, AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})));
                 Ok(())
             }
+            Method::Other(AMQPClass::Tx(m)) => self.handle_tx(ch, m, wait),
             Method::Other(class) => self.handle_other(ch, class),
         }
     }
@@ -1104,7 +1231,6 @@ impl Session {
                 }
                 Ok(())
             }
-            AMQPClass::Tx(m) => self.handle_tx(ch, m),
             AMQPClass::Connection(_) => Err(AmqpError::command_invalid("connection method on a non-zero channel")),
             _ => Err(AmqpError::command_invalid("method not valid from a client")),
         }
@@ -1115,7 +1241,7 @@ impl Session {
         let id = ch.id;
         match m {
             exchange::AMQPMethod::Declare(d) => {
-                vhost.exchange_declare(ExchangeDeclare {
+                let created = vhost.exchange_declare(ExchangeDeclare {
                     name: d.exchange.as_str(),
                     kind: d.kind.as_str(),
                     passive: d.passive,
@@ -1124,6 +1250,9 @@ impl Session {
                     internal: d.internal,
                     arguments: &d.arguments,
                 })?;
+                if created && d.durable {
+                    self.undo = Undo::Exchange(d.exchange.as_str().to_owned());
+                }
                 if !d.nowait {
                     self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})));
                 }
@@ -1135,7 +1264,19 @@ impl Session {
                 }
             }
             exchange::AMQPMethod::Bind(b) => {
-                vhost.exchange_bind(b.destination.as_str(), b.source.as_str(), b.routing_key.as_str(), &b.arguments)?;
+                if vhost.exchange_bind(
+                    b.destination.as_str(),
+                    b.source.as_str(),
+                    b.routing_key.as_str(),
+                    &b.arguments,
+                )? {
+                    self.undo = Undo::Binding {
+                        source: b.source.as_str().to_owned(),
+                        destination: Destination::Exchange(b.destination.as_str().to_owned()),
+                        routing_key: b.routing_key.as_str().to_owned(),
+                        arguments: b.arguments.clone(),
+                    };
+                }
                 if !b.nowait {
                     self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})));
                 }
@@ -1186,6 +1327,12 @@ impl Session {
                         }
                     }
                 }
+                if ok.created {
+                    match vhost.queue(&ok.name) {
+                        Ok(q) if q.durable => self.undo = Undo::Queue(q),
+                        _ => {}
+                    }
+                }
                 ch.last_queue = Some(ok.name.clone());
                 if !d.nowait {
                     self.send(
@@ -1207,7 +1354,16 @@ impl Session {
                 } else {
                     b.routing_key.as_str().to_owned()
                 };
-                vhost.queue_bind(&name, b.exchange.as_str(), &rk, &b.arguments, conn)?;
+                if vhost.queue_bind(&name, b.exchange.as_str(), &rk, &b.arguments, conn)? {
+                    if let Ok(q) = vhost.queue(&name) {
+                        self.undo = Undo::Binding {
+                            source: b.exchange.as_str().to_owned(),
+                            destination: Destination::Queue(q),
+                            routing_key: rk.clone(),
+                            arguments: b.arguments.clone(),
+                        };
+                    }
+                }
                 if !b.nowait {
                     self.send(id, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
                 }
@@ -1375,7 +1531,7 @@ impl Session {
         Ok(())
     }
 
-    fn handle_tx(&mut self, ch: &mut Channel, m: tx::AMQPMethod) -> AmqpResult<()> {
+    fn handle_tx(&mut self, ch: &mut Channel, m: tx::AMQPMethod, wait: &mut TicketRange) -> AmqpResult<()> {
         let id = ch.id;
         match m {
             tx::AMQPMethod::Select(_) => {
@@ -1398,17 +1554,17 @@ impl Session {
                             // The exchange may have gone since the publish.
                             let Ok(x) = utf8(&message.exchange).and_then(|n| vhost.exchange(n)) else { continue };
                             let outcome = self.route_and_enqueue(&vhost, &x, message, &extra_keys, mandatory, id)?;
-                            if outcome.ticket > 0 {
-                                if let Some(store) = self.broker.store() {
-                                    // RabbitMQ answers commit-ok once persistent publishes are on disk.
-                                    store.sync();
-                                }
-                            }
+                            // RabbitMQ answers commit-ok once persistent
+                            // publishes are on disk: the reply is held.
+                            wait.merge(outcome.tickets);
                         }
                         TxOp::Settle { delivery_tag, multiple, how } => {
                             self.settle_now(ch, delivery_tag, multiple, how)?;
                         }
                     }
+                }
+                if !wait.is_empty() {
+                    self.undo = Undo::Commit;
                 }
                 self.send(id, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
             }
@@ -1425,17 +1581,36 @@ impl Session {
 
     // ------------------------------------------------------ end of a batch
 
-    /// Runs after each wake-up: confirms for this batch's publishes, credit
-    /// returned to queues, deliveries from the outbox into the write buffer.
-    fn end_of_batch(&mut self, channels: &mut FastMap<u16, Channel>) {
-        // declare-ok for a durable object must not go out before it is on disk.
-        self.broker.persist_definitions();
-        let synced = self.broker.store().map(|s| s.synced()).unwrap_or(u64::MAX);
+    /// Runs after each wake-up: releases (or takes back) a held reply,
+    /// confirms this batch's publishes, returns credit to queues and moves
+    /// deliveries from the outbox into the write buffer.
+    fn end_of_batch(&mut self, rbuf: &mut BytesMut, channels: &mut FastMap<u16, Channel>) -> Next {
+        while let Some(h) = &self.hold {
+            let outcome = self.broker.store().map_or(Outcome::Durable, |st| st.progress().outcome(h.tickets));
+            match outcome {
+                // Nothing else goes out meanwhile: it would land behind the
+                // held reply, which may yet be taken back.
+                Outcome::Pending => return Next::Continue,
+                Outcome::Durable => self.hold = None,
+                Outcome::Failed => {
+                    if let Some(h) = self.hold.take() {
+                        self.wbuf.truncate(h.from);
+                        self.take_back(h);
+                    }
+                }
+            }
+            // Frames that arrived behind the held reply.
+            if let Next::Drop = self.process_frames(rbuf, channels) {
+                return Next::Drop;
+            }
+        }
+        let store = self.broker.store().cloned();
+        let outcome = |t: TicketRange| store.as_ref().map_or(Outcome::Durable, |st| st.progress().outcome(t));
         for ch in channels.values_mut() {
             if !ch.confirm || ch.closing || ch.publish_seq == ch.confirmed_seq {
                 continue;
             }
-            for (upto, nack) in ch.confirmable(synced) {
+            for (upto, nack) in ch.confirmable(outcome) {
                 if upto <= ch.confirmed_seq {
                     continue;
                 }
@@ -1445,12 +1620,45 @@ impl Session {
             }
         }
         if self.state != State::Open {
-            return;
+            return Next::Continue;
         }
         for q in std::mem::take(&mut self.kick) {
             q.dispatch();
         }
         self.write_deliveries(channels);
+        Next::Continue
+    }
+
+    /// A held reply's change could not be made durable: take it back where
+    /// possible and close the connection with RabbitMQ's 541 (a hard error:
+    /// the client must not go on as if the change had happened).
+    fn take_back(&mut self, h: Hold) {
+        let what = match &h.undo {
+            Undo::Nothing => "the change could not be written to disk",
+            Undo::Commit => "the transaction's persistent messages could not be written to disk",
+            _ => "the declaration could not be written to disk and was undone",
+        };
+        if let Some(v) = self.vhost.clone() {
+            match h.undo {
+                Undo::Nothing | Undo::Commit => {}
+                Undo::Exchange(name) => v.remove_exchange(&name),
+                Undo::Queue(q) => {
+                    v.remove_queue(&q);
+                    self.exclusive_queues.retain(|e| !Arc::ptr_eq(e, &q));
+                }
+                Undo::Binding { source, destination, routing_key, arguments } => {
+                    let _ = match destination {
+                        Destination::Queue(q) => v.queue_unbind(&q.name, &source, &routing_key, &arguments, self.id),
+                        Destination::Exchange(d) => v.exchange_unbind(&d, &source, &routing_key, &arguments),
+                    };
+                }
+            }
+        }
+        tracing::warn!(peer = %self.peer, channel = h.channel, "{what}; closing the connection with 541");
+        self.begin_close(
+            AmqpError::new(ReplyCode::InternalError, format!("{what}; check the data directory's free space"))
+                .during(h.class_id, h.method_id),
+        );
     }
 
     fn write_deliveries(&mut self, channels: &mut FastMap<u16, Channel>) {
@@ -1581,6 +1789,12 @@ impl Session {
     }
 }
 
+/// The methods whose reply must wait until the definition changes made so
+/// far are durable: declare, delete, bind and unbind of exchanges and queues.
+fn changes_definitions(class_id: u16, method_id: u16) -> bool {
+    matches!((class_id, method_id), (40, 10 | 20 | 30 | 40) | (50, 10 | 20 | 40 | 50))
+}
+
 /// RabbitMQ closes with 501 "cannot decode <<args>>" for malformed method
 /// arguments. An unknown class or method it does not answer at all: the
 /// socket is dropped (`None`).
@@ -1618,8 +1832,8 @@ fn with_reply_to(properties: &Bytes, reply_to: &str) -> AmqpResult<Bytes> {
 /// What became of one publish, for its confirm.
 #[derive(Default)]
 struct Published {
-    /// The store ticket the confirm waits for (0: none).
-    ticket: u64,
+    /// The store writes the confirm waits for (one per durable queue reached).
+    tickets: TicketRange,
     /// A queue refused it (`x-overflow: reject-publish`): the confirm is a nack.
     rejected: bool,
 }

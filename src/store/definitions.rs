@@ -5,8 +5,8 @@
 //!
 //! Also the argument-table conversion between AMQP field tables and JSON.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::Path;
 
 use amq_protocol::types::{AMQPValue, DecimalValue, FieldArray, FieldTable, LongString};
@@ -43,6 +43,10 @@ pub struct Definitions {
     pub exchanges: Vec<ExchangeDef>,
     #[serde(default)]
     pub bindings: Vec<BindingDef>,
+    /// Warren's own snapshot marker: the last journal record this snapshot
+    /// includes (see `store::journal`). Absent in RabbitMQ's files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warren_journal_seq: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -143,17 +147,7 @@ impl Definitions {
     /// A crash leaves either the old file or the new one, never a mix.
     pub fn save(&self, path: &Path) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        let tmp = path.with_extension("json.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(&json)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        super::fsutil::write_atomic(path, &json)
     }
 }
 

@@ -6,41 +6,54 @@
 //! ```text
 //! lock                    held (flock) while a Warren uses the directory
 //! clean_shutdown          present only between a clean stop and the next start
-//! definitions.json        durable vhosts/users/exchanges/queues/bindings (RabbitMQ's format)
-//! queues/<hash>/meta.json the queue's vhost and name
-//! queues/<hash>/NNNNNNNN.seg   its log segments (see segments.rs)
+//! definitions.json        snapshot of the durable definitions (RabbitMQ's format)
+//! definitions.journal     changes since the snapshot (see journal.rs)
+//! queues/<sha256>/meta.json    the queue's vhost and name
+//! queues/<sha256>/NNNNNNNN.seg its log segments (see segments.rs)
 //! ```
 //!
-//! One writer thread owns every segment file. Connection tasks hand it
-//! records through a channel and never block on disk; it writes everything
-//! that is waiting, fsyncs each touched file once (group commit), then
-//! publishes how far it got (`synced`) and wakes the connections whose
-//! publishers wait for confirms.
+//! One writer thread owns every segment file and the journal. Connection
+//! tasks hand it requests through a channel and never block on disk; each
+//! request gets a ticket. The writer writes everything that is waiting,
+//! fsyncs each touched file and directory once (group commit), records which
+//! tickets failed, then publishes how far it got ([`Progress`]) and wakes
+//! the connections whose confirms or replies wait for it.
 
 pub mod definitions;
+mod fsutil;
+pub mod journal;
 pub mod paging;
+pub mod progress;
 pub mod segments;
+mod writer;
 
-use std::collections::{HashMap, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use bytes::BytesMut;
 use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 
 use crate::broker::consumer::Outbox;
 use crate::broker::message::Message;
 use definitions::Definitions;
+pub use fsutil::{free_bytes, sync_dir};
+pub use journal::DefChange;
+pub use progress::{Outcome, Progress, TicketRange};
 use segments::{Record, KIND_ACK, KIND_DELIVERED};
+use writer::Writer;
 
-/// A segment is closed and a new one started past this size, so that fully
-/// acknowledged segments can be deleted whole.
-const SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
+/// Past this many bytes queued for the writer, publishers are blocked (the
+/// store's back-pressure); below [`BACKLOG_LOW`] they are let go again.
+pub const BACKLOG_HIGH: u64 = 64 * 1024 * 1024;
+pub const BACKLOG_LOW: u64 = 32 * 1024 * 1024;
+/// What a request without a body is counted as in the backlog.
+const REQUEST_COST: u64 = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -80,12 +93,68 @@ struct SegmentState {
 }
 
 enum Request {
-    Open { id: u64, dir: PathBuf, vhost: String, name: String, segments: Vec<SegmentState> },
-    Message { id: u64, seq: u64, message: Arc<Message>, ticket: u64, waker: Option<Arc<Outbox>> },
-    Marker { id: u64, kind: u8, seq: u64 },
-    Delete { id: u64 },
-    Sync { done: Sender<()> },
-    Close { done: Sender<()> },
+    /// `recovered`: the segments a recovered queue already has; `None` for a
+    /// queue declared in this run.
+    Open {
+        id: u64,
+        dir: PathBuf,
+        vhost: String,
+        name: String,
+        recovered: Option<Vec<SegmentState>>,
+    },
+    Message {
+        id: u64,
+        seq: u64,
+        message: Arc<Message>,
+        waker: Option<Arc<Outbox>>,
+    },
+    Marker {
+        id: u64,
+        kind: u8,
+        seq: u64,
+    },
+    Delete {
+        id: u64,
+    },
+    Definition(DefChange),
+    ResetDefinitions {
+        defs: Box<Definitions>,
+        done: Sender<io::Result<()>>,
+    },
+    Sync {
+        done: Sender<()>,
+    },
+    Close {
+        done: Sender<()>,
+    },
+}
+
+/// A request with its ticket and what it weighs in the backlog.
+struct Envelope {
+    ticket: u64,
+    cost: u64,
+    req: Request,
+}
+
+/// What the store tells the broker about itself, for its alarms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Health {
+    /// More than [`BACKLOG_HIGH`] bytes wait for the writer.
+    pub backlog_full: bool,
+    /// The last write failed (a full disk, an I/O error).
+    pub failing: bool,
+}
+
+/// State the senders and the writer thread share.
+struct Shared {
+    progress: Progress,
+    /// The resolved mark again, as a channel a waiting connection can await.
+    resolved: watch::Sender<u64>,
+    /// Bytes queued for the writer and not yet written.
+    backlog: AtomicU64,
+    /// Mirrors `health.backlog_full` so senders test it without a lock.
+    backlog_full: AtomicBool,
+    health: watch::Sender<Health>,
 }
 
 pub struct Store {
@@ -94,11 +163,15 @@ pub struct Store {
     lock: Mutex<Option<File>>,
     /// The ticket counter lives under the same lock as the sender so tickets
     /// reach the writer in increasing order.
-    sender: Mutex<(u64, Sender<Request>)>,
-    synced: Arc<AtomicU64>,
+    sender: Mutex<(u64, Sender<Envelope>)>,
+    shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
     next_queue_id: AtomicU64,
-    definitions: Mutex<()>,
+    /// The last ticket given to a definitions change.
+    definitions_issued: AtomicU64,
+    /// Off while start-up imports what is already on disk: the snapshot
+    /// written at the end of start-up covers it.
+    recording: AtomicBool,
     /// Message bytes a queue keeps in RAM before paging newer ones to disk.
     queue_memory_budget: AtomicU64,
 }
@@ -113,22 +186,24 @@ fn unusable(path: &Path) -> impl FnOnce(io::Error) -> StoreError + '_ {
     move |source| StoreError::Unusable { path: path.to_owned(), source }
 }
 
-/// Stable directory name for a queue (FNV-1a 64 of vhost and name; the
-/// names themselves are in meta.json, checked at recovery).
+/// The directory name of a queue's log: SHA-256 of vhost and name, so no two
+/// queues a client can name share a directory (a 64-bit hash of client-chosen
+/// names can be made to collide). The names themselves are in meta.json,
+/// checked before the directory is used.
 fn queue_dir_name(vhost: &str, name: &str) -> String {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in vhost.bytes().chain([0u8]).chain(name.bytes()) {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("{h:016x}")
+    let digest = Sha256::new().chain_update(vhost).chain_update([0u8]).chain_update(name).finalize();
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Store {
     /// Opens (creating if needed) and locks the data directory, then reads
     /// back definitions and every queue log.
     pub fn open(dir: &Path) -> Result<(Arc<Store>, Recovered), StoreError> {
+        let existed = dir.join("queues").exists();
         fs::create_dir_all(dir.join("queues")).map_err(unusable(dir))?;
+        if !existed {
+            sync_dir(dir).and_then(|_| dir.parent().map_or(Ok(()), sync_dir)).map_err(unusable(dir))?;
+        }
         let lock_path = dir.join("lock");
         let lock =
             OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(unusable(dir))?;
@@ -147,12 +222,12 @@ impl Store {
         let clean_marker = dir.join("clean_shutdown");
         let clean_shutdown = clean_marker.exists();
         if clean_shutdown {
+            // Durably gone before anything else happens: a crash in this run
+            // must not look like a clean stop at the next start.
             fs::remove_file(&clean_marker).map_err(unusable(dir))?;
-            File::open(dir).and_then(|d| d.sync_all()).map_err(unusable(dir))?;
+            sync_dir(dir).map_err(unusable(dir))?;
         }
-        let defs_path = dir.join("definitions.json");
-        let definitions =
-            if defs_path.exists() { Some(Definitions::load(&defs_path).map_err(unusable(dir))?) } else { None };
+        let (journal, definitions) = journal::Journal::recover(dir).map_err(unusable(dir))?;
         let mut queues = Vec::new();
         for entry in fs::read_dir(dir.join("queues")).map_err(unusable(dir))? {
             let path = entry.map_err(unusable(dir))?.path();
@@ -162,6 +237,8 @@ impl Store {
             match recover_queue(&path) {
                 Ok(Some(q)) => queues.push(q),
                 Ok(None) => {
+                    // Created, then cut off before meta.json was durable: it
+                    // never held a confirmed message.
                     tracing::warn!(dir = %path.display(), "queue directory without meta.json; removing");
                     let _ = fs::remove_dir_all(&path);
                 }
@@ -170,21 +247,28 @@ impl Store {
         }
 
         let (tx, rx) = mpsc::channel();
-        let synced = Arc::new(AtomicU64::new(0));
-        let writer_synced = Arc::clone(&synced);
+        let shared = Arc::new(Shared {
+            progress: Progress::default(),
+            resolved: watch::Sender::new(0),
+            backlog: AtomicU64::new(0),
+            backlog_full: AtomicBool::new(false),
+            health: watch::Sender::new(Health::default()),
+        });
+        let writer_shared = Arc::clone(&shared);
         let writer_dir = dir.to_owned();
         let writer = std::thread::Builder::new()
             .name("warren-store".into())
-            .spawn(move || Writer::new(writer_dir, writer_synced).run(rx))
+            .spawn(move || Writer::new(writer_dir, writer_shared, journal).run(rx))
             .map_err(unusable(dir))?;
         let store = Arc::new(Store {
             dir: dir.to_owned(),
             lock: Mutex::new(Some(lock)),
             sender: Mutex::new((0, tx)),
-            synced,
+            shared,
             writer: Mutex::new(Some(writer)),
             next_queue_id: AtomicU64::new(1),
-            definitions: Mutex::new(()),
+            definitions_issued: AtomicU64::new(0),
+            recording: AtomicBool::new(false),
             queue_memory_budget: AtomicU64::new(u64::MAX),
         });
         Ok((store, Recovered { definitions, queues, clean_shutdown }))
@@ -202,31 +286,38 @@ impl Store {
     pub fn paging_for(&self, vhost: &str, name: &str) -> (PathBuf, u64) {
         let dir = self.dir.join("paging").join(format!(
             "{}-{}",
-            queue_dir_name(vhost, name),
+            &queue_dir_name(vhost, name)[..16],
             self.next_queue_id.fetch_add(1, Ordering::Relaxed)
         ));
         (dir, self.queue_memory_budget.load(Ordering::Relaxed))
     }
 
-    fn send(&self, make: impl FnOnce(u64) -> Request) -> u64 {
+    fn send(&self, cost: u64, req: Request) -> u64 {
+        // Counted before the send, so the writer's subtraction never comes first.
+        let queued = self.shared.backlog.fetch_add(cost, Ordering::AcqRel) + cost;
+        if queued > BACKLOG_HIGH && !self.shared.backlog_full.swap(true, Ordering::AcqRel) {
+            self.shared.health.send_modify(|h| h.backlog_full = true);
+        }
         let mut s = self.sender.lock();
         s.0 += 1;
         let ticket = s.0;
         // The writer only stops when the store closes; a send after that is
         // a shutdown race and the record is moot.
-        let _ = s.1.send(make(ticket));
+        let _ = s.1.send(Envelope { ticket, cost, req });
         ticket
     }
 
     /// The log of a new durable queue, or of a recovered one (`recovered`
-    /// carries its directory and segment state).
+    /// carries its directory and segment state). Nothing touches the disk
+    /// until the first record: a queue that never holds a persistent
+    /// message never gets a directory.
     pub fn queue_log(self: &Arc<Self>, vhost: &str, name: &str, recovered: Option<&RecoveredQueue>) -> Arc<QueueLog> {
         let id = self.next_queue_id.fetch_add(1, Ordering::Relaxed);
-        let (dir, segments) = match recovered {
-            Some(r) => (r.dir.clone(), r.segments.clone()),
-            None => (self.dir.join("queues").join(queue_dir_name(vhost, name)), Vec::new()),
+        let (dir, recovered) = match recovered {
+            Some(r) => (r.dir.clone(), Some(r.segments.clone())),
+            None => (self.dir.join("queues").join(queue_dir_name(vhost, name)), None),
         };
-        self.send(|_| Request::Open { id, dir, vhost: vhost.to_owned(), name: name.to_owned(), segments });
+        self.send(REQUEST_COST, Request::Open { id, dir, vhost: vhost.to_owned(), name: name.to_owned(), recovered });
         Arc::new(QueueLog { id, store: Arc::clone(self) })
     }
 
@@ -236,22 +327,51 @@ impl Store {
         let _ = fs::remove_dir_all(&q.dir);
     }
 
-    /// Everything up to this ticket is on disk.
-    pub fn synced(&self) -> u64 {
-        self.synced.load(Ordering::Acquire)
+    /// How far the writer got, and which tickets failed.
+    pub fn progress(&self) -> &Progress {
+        &self.shared.progress
     }
 
-    /// Writes definitions atomically. Serialised so two connections changing
-    /// definitions at once cannot interleave their files.
-    pub fn save_definitions(&self, defs: &Definitions) -> io::Result<()> {
-        let _g = self.definitions.lock();
-        defs.save(&self.dir.join("definitions.json"))
+    /// Changes whenever more tickets are resolved.
+    pub fn watch_resolved(&self) -> watch::Receiver<u64> {
+        self.shared.resolved.subscribe()
     }
 
-    /// Waits until everything sent so far is on disk.
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.shared.health.subscribe()
+    }
+
+    /// Records a change to the durable definitions; its ticket resolves once
+    /// the change is on disk. During start-up's import, nothing is recorded.
+    pub fn record(&self, change: DefChange) -> u64 {
+        if !self.recording.load(Ordering::Acquire) {
+            return 0;
+        }
+        let ticket = self.send(REQUEST_COST, Request::Definition(change));
+        self.definitions_issued.fetch_max(ticket, Ordering::AcqRel);
+        ticket
+    }
+
+    /// The last ticket given to a definitions change.
+    pub fn definitions_issued(&self) -> u64 {
+        self.definitions_issued.load(Ordering::Acquire)
+    }
+
+    /// Replaces the durable definitions with `defs` (a snapshot), waits until
+    /// it is on disk, and starts recording changes. Called once start-up has
+    /// imported everything.
+    pub fn reset_definitions(&self, defs: Definitions) -> io::Result<()> {
+        let (done, wait) = mpsc::channel();
+        self.send(REQUEST_COST, Request::ResetDefinitions { defs: Box::new(defs), done });
+        self.recording.store(true, Ordering::Release);
+        wait.recv().map_err(|_| io::Error::other("the store writer stopped"))?
+    }
+
+    /// Waits until everything sent so far has been written (or failed).
+    /// Blocks: for start-up, shutdown and tests, never a connection task.
     pub fn sync(&self) {
         let (done, wait) = mpsc::channel();
-        self.send(|_| Request::Sync { done });
+        self.send(REQUEST_COST, Request::Sync { done });
         let _ = wait.recv();
     }
 
@@ -259,7 +379,7 @@ impl Store {
     pub fn close(&self) {
         let Some(handle) = self.writer.lock().take() else { return };
         let (done, wait) = mpsc::channel();
-        self.send(|_| Request::Close { done });
+        self.send(REQUEST_COST, Request::Close { done });
         let _ = wait.recv();
         let _ = handle.join();
         // Releasing the lock lets the next Warren (or this process, restarted
@@ -282,28 +402,24 @@ pub struct QueueLog {
 }
 
 impl QueueLog {
-    /// Appends a message; returns the ticket that `Store::synced` passes once
-    /// the record is fsynced. `waker` is told when that happens.
+    /// Appends a message; returns the ticket whose outcome says whether the
+    /// record reached the disk. `waker` is told when it is resolved.
     pub fn append_message(&self, seq: u64, message: &Arc<Message>, waker: Option<Arc<Outbox>>) -> u64 {
-        let id = self.id;
-        let message = Arc::clone(message);
-        self.store.send(|ticket| Request::Message { id, seq, message, ticket, waker })
+        let cost = (message.body.len() + message.properties.len() + message.routing_key.len()) as u64 + REQUEST_COST;
+        self.store.send(cost, Request::Message { id: self.id, seq, message: Arc::clone(message), waker })
     }
 
     pub fn append_ack(&self, seq: u64) {
-        let id = self.id;
-        self.store.send(|_| Request::Marker { id, kind: KIND_ACK, seq });
+        self.store.send(REQUEST_COST, Request::Marker { id: self.id, kind: KIND_ACK, seq });
     }
 
     pub fn append_delivered(&self, seq: u64) {
-        let id = self.id;
-        self.store.send(|_| Request::Marker { id, kind: KIND_DELIVERED, seq });
+        self.store.send(REQUEST_COST, Request::Marker { id: self.id, kind: KIND_DELIVERED, seq });
     }
 
     /// The queue was deleted: its directory goes.
     pub fn delete(&self) {
-        let id = self.id;
-        self.store.send(|_| Request::Delete { id });
+        self.store.send(REQUEST_COST, Request::Delete { id: self.id });
     }
 
     pub fn store(&self) -> &Arc<Store> {
@@ -369,227 +485,6 @@ fn recover_queue(dir: &Path) -> io::Result<Option<RecoveredQueue>> {
     }))
 }
 
-/// The writer thread's view of one queue's files.
-struct QueueFiles {
-    dir: PathBuf,
-    segments: VecDeque<SegmentState>,
-    active: Option<(File, u64)>,
-    /// Bytes encoded in this batch, written at its end.
-    pending: BytesMut,
-    has_messages: bool,
-}
-
-impl QueueFiles {
-    fn next_number(&self) -> u64 {
-        self.segments.back().map(|s| s.number + 1).unwrap_or(1)
-    }
-
-    fn start_segment(&mut self) -> io::Result<()> {
-        self.flush()?;
-        let number = self.next_number();
-        let file = OpenOptions::new().create(true).append(true).open(segments::segment_path(&self.dir, number))?;
-        self.segments.push_back(SegmentState { number, first_seq: None, last_seq: None, live: 0 });
-        self.active = Some((file, 0));
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        if let Some((file, size)) = self.active.as_mut() {
-            file.write_all(&self.pending)?;
-            *size += self.pending.len() as u64;
-        }
-        self.pending.clear();
-        Ok(())
-    }
-
-    fn active_size(&self) -> u64 {
-        self.active.as_ref().map(|a| a.1).unwrap_or(0) + self.pending.len() as u64
-    }
-
-    fn ack(&mut self, seq: u64) {
-        if let Some(seg) = self
-            .segments
-            .iter_mut()
-            .find(|s| matches!((s.first_seq, s.last_seq), (Some(a), Some(b)) if a <= seq && seq <= b))
-        {
-            seg.live = seg.live.saturating_sub(1);
-        }
-    }
-
-    /// Deletes fully acknowledged segments from the head. Only from the head:
-    /// a later segment may hold the ack records of earlier messages.
-    fn reclaim(&mut self) {
-        while self.segments.len() > 1 && self.segments.front().is_some_and(|s| s.live == 0) {
-            if let Some(s) = self.segments.pop_front() {
-                let _ = fs::remove_file(segments::segment_path(&self.dir, s.number));
-            }
-        }
-    }
-}
-
-struct Writer {
-    dir: PathBuf,
-    synced: Arc<AtomicU64>,
-    queues: HashMap<u64, QueueFiles>,
-}
-
-impl Writer {
-    fn new(dir: PathBuf, synced: Arc<AtomicU64>) -> Self {
-        Writer { dir, synced, queues: HashMap::new() }
-    }
-
-    fn run(mut self, rx: Receiver<Request>) {
-        let mut batch = Vec::new();
-        while let Ok(first) = rx.recv() {
-            batch.push(first);
-            // Group commit: everything already waiting joins this fsync.
-            while batch.len() < 4096 {
-                match rx.try_recv() {
-                    Ok(r) => batch.push(r),
-                    Err(_) => break,
-                }
-            }
-            if self.write_batch(&mut batch) {
-                return;
-            }
-        }
-    }
-
-    /// Returns true when the store is closing.
-    fn write_batch(&mut self, batch: &mut Vec<Request>) -> bool {
-        let mut max_ticket = 0;
-        let mut wakers: Vec<Arc<Outbox>> = Vec::new();
-        let mut replies = Vec::new();
-        let mut closing = false;
-        for req in batch.drain(..) {
-            match req {
-                Request::Open { id, dir, vhost, name, segments } => {
-                    if let Err(e) = open_queue_dir(&dir, &vhost, &name) {
-                        tracing::error!(dir = %dir.display(), "cannot create queue directory: {e}");
-                    }
-                    self.queues.insert(
-                        id,
-                        QueueFiles {
-                            dir,
-                            segments: segments.into(),
-                            active: None,
-                            pending: BytesMut::new(),
-                            has_messages: false,
-                        },
-                    );
-                }
-                Request::Message { id, seq, message, ticket, waker } => {
-                    max_ticket = max_ticket.max(ticket);
-                    if let Some(w) = waker {
-                        if !wakers.iter().any(|x| Arc::ptr_eq(x, &w)) {
-                            wakers.push(w);
-                        }
-                    }
-                    let Some(q) = self.queues.get_mut(&id) else { continue };
-                    if q.active.is_none() || q.active_size() >= SEGMENT_SIZE {
-                        if let Err(e) = q.start_segment() {
-                            tracing::error!(dir = %q.dir.display(), "cannot start a segment: {e}");
-                            continue;
-                        }
-                    }
-                    segments::encode_message(&mut q.pending, seq, &message);
-                    q.has_messages = true;
-                    if let Some(seg) = q.segments.back_mut() {
-                        seg.first_seq.get_or_insert(seq);
-                        seg.last_seq = Some(seq);
-                        seg.live += 1;
-                    }
-                }
-                Request::Marker { id, kind, seq } => {
-                    let Some(q) = self.queues.get_mut(&id) else { continue };
-                    if q.active.is_none() {
-                        if let Err(e) = q.start_segment() {
-                            tracing::error!(dir = %q.dir.display(), "cannot start a segment: {e}");
-                            continue;
-                        }
-                    }
-                    segments::encode_marker(&mut q.pending, kind, seq);
-                    if kind == KIND_ACK {
-                        q.ack(seq);
-                    }
-                }
-                Request::Delete { id } => {
-                    if let Some(q) = self.queues.remove(&id) {
-                        let _ = fs::remove_dir_all(&q.dir);
-                    }
-                }
-                Request::Sync { done } => replies.push(done),
-                Request::Close { done } => {
-                    replies.push(done);
-                    closing = true;
-                }
-            }
-        }
-        for q in self.queues.values_mut() {
-            if q.pending.is_empty() {
-                continue;
-            }
-            let r = q.flush().and_then(|_| match (&q.active, q.has_messages) {
-                // Markers alone need no fsync of their own: losing one in a
-                // crash only redelivers (marked redelivered) a message.
-                (Some((f, _)), true) => f.sync_data(),
-                _ => Ok(()),
-            });
-            if let Err(e) = r {
-                // Not confirming is the only safe answer; say why loudly.
-                tracing::error!(dir = %q.dir.display(), "queue log write failed, confirms withheld: {e}");
-                continue;
-            }
-            q.has_messages = false;
-            q.reclaim();
-        }
-        if closing {
-            for q in self.queues.values() {
-                if let Some((f, _)) = &q.active {
-                    let _ = f.sync_all();
-                }
-            }
-            let marker = self.dir.join("clean_shutdown");
-            if File::create(&marker).and_then(|f| f.sync_all()).is_ok() {
-                let _ = File::open(&self.dir).and_then(|d| d.sync_all());
-            }
-        }
-        if max_ticket > 0 {
-            self.synced.fetch_max(max_ticket, Ordering::AcqRel);
-        }
-        for w in wakers {
-            w.wake();
-        }
-        for r in replies {
-            let _ = r.send(());
-        }
-        closing
-    }
-}
-
-fn open_queue_dir(dir: &Path, vhost: &str, name: &str) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    let meta = dir.join("meta.json");
-    if !meta.exists() {
-        let json = serde_json::json!({ "vhost": vhost, "name": name });
-        let tmp = dir.join("meta.json.tmp");
-        {
-            let mut f = File::create(&tmp)?;
-            f.write_all(json.to_string().as_bytes())?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &meta)?;
-        File::open(dir)?.sync_all()?;
-        if let Some(parent) = dir.parent() {
-            File::open(parent)?.sync_all()?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -617,13 +512,14 @@ mod tests {
             let (store, rec) = Store::open(&dir).unwrap();
             assert!(rec.queues.is_empty());
             let log = store.queue_log("/", "q", None);
+            let mut tickets = TicketRange::default();
             for i in 0..5 {
-                log.append_message(i, &msg(&format!("m{i}")), None);
+                tickets.add(log.append_message(i, &msg(&format!("m{i}")), None));
             }
             log.append_ack(1);
             log.append_delivered(3);
             store.sync();
-            assert!(store.synced() >= 6);
+            assert_eq!(store.progress().outcome(tickets), Outcome::Durable);
             store.close();
         }
         let (store, rec) = Store::open(&dir).unwrap();
@@ -631,6 +527,7 @@ mod tests {
         assert_eq!(rec.queues.len(), 1);
         let q = &rec.queues[0];
         assert_eq!((q.vhost.as_str(), q.name.as_str()), ("/", "q"));
+        assert_eq!(q.dir.file_name().unwrap().to_str().unwrap(), queue_dir_name("/", "q"));
         let got: Vec<(u64, String, bool)> =
             q.messages.iter().map(|(s, m, d)| (*s, String::from_utf8(m.body.to_vec()).unwrap(), *d)).collect();
         assert_eq!(
@@ -649,42 +546,75 @@ mod tests {
     }
 
     #[test]
-    fn torn_tail_is_dropped_and_acked_segments_are_reclaimed() {
-        let dir = tmpdir("torn");
-        let qdir;
+    fn directory_names_do_not_collide_and_foreign_directories_are_refused() {
+        assert_ne!(queue_dir_name("/", "a\0b"), queue_dir_name("/a", "b"));
+        assert_eq!(queue_dir_name("/", "q").len(), 64);
+        let dir = tmpdir("foreign");
+        let (store, _) = Store::open(&dir).unwrap();
+        // Another queue's directory where this one's should be: its records
+        // must fail (nack), not mix into the other queue's log.
+        let qdir = dir.join("queues").join(queue_dir_name("/", "mine"));
+        fs::create_dir_all(&qdir).unwrap();
+        fs::write(qdir.join("meta.json"), r#"{"vhost":"/","name":"theirs"}"#).unwrap();
+        let log = store.queue_log("/", "mine", None);
+        let t = log.append_message(0, &msg("x"), None);
+        store.sync();
+        assert_eq!(store.progress().outcome(TicketRange { lo: t, hi: t }), Outcome::Failed);
+        assert!(segments::list_segments(&qdir).unwrap().is_empty());
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_write_is_a_failed_ticket_and_later_writes_still_recover() {
+        let dir = tmpdir("fail");
         {
             let (store, _) = Store::open(&dir).unwrap();
-            let log = store.queue_log("/", "q", None);
-            log.append_message(0, &msg("keep"), None);
+            let good = store.queue_log("/", "good", None);
+            let t1 = good.append_message(0, &msg("before"), None);
+            // A queue whose directory cannot be created (a file is in the way).
+            let bad_dir = dir.join("queues").join(queue_dir_name("/", "bad"));
+            fs::write(&bad_dir, b"not a directory").unwrap();
+            let bad = store.queue_log("/", "bad", None);
+            let t2 = bad.append_message(0, &msg("lost"), None);
+            let t3 = good.append_message(1, &msg("after"), None);
             store.sync();
-            qdir = dir.join("queues").join(queue_dir_name("/", "q"));
-            // no clean close: simulate a crash by leaking the writer
-            std::mem::forget(store);
+            let p = store.progress();
+            assert_eq!(p.outcome(TicketRange { lo: t1, hi: t1 }), Outcome::Durable);
+            assert_eq!(p.outcome(TicketRange { lo: t2, hi: t2 }), Outcome::Failed);
+            assert_eq!(p.outcome(TicketRange { lo: t3, hi: t3 }), Outcome::Durable);
+            fs::remove_file(&bad_dir).unwrap();
+            store.close();
         }
-        // a torn record at the tail
-        let seg = segments::segment_path(&qdir, 1);
-        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
-        f.write_all(&[0, 0, 0, 50, 1, 2, 3]).unwrap();
-        drop(f);
-        // the leaked store still holds the lock in this process; unlock by path
-        let lock = File::open(dir.join("lock")).unwrap();
-        let _ = lock.unlock();
-        let rec = recover_queue(&qdir).unwrap().unwrap();
-        assert_eq!(rec.messages.len(), 1);
-        assert_eq!(fs::metadata(&seg).unwrap().len(), segments::read_segment(&seg).unwrap().1);
+        let (_store, rec) = Store::open(&dir).unwrap();
+        let good = rec.queues.iter().find(|q| q.name == "good").unwrap();
+        assert_eq!(good.messages.len(), 2);
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
-        // reclaim: a full head segment whose messages are all acked goes
-        let mut files = QueueFiles {
-            dir: qdir.clone(),
-            segments: rec.segments.into(),
-            active: None,
-            pending: BytesMut::new(),
-            has_messages: false,
-        };
-        files.start_segment().unwrap();
-        files.ack(0);
-        files.reclaim();
-        assert!(!seg.exists());
-        let _ = fs::remove_dir_all(&dir);
+    #[test]
+    fn acked_head_segments_are_reclaimed() {
+        let dir = tmpdir("reclaim");
+        let (store, _) = Store::open(&dir).unwrap();
+        let log = store.queue_log("/", "q", None);
+        // Two segments' worth: the first fills past SEGMENT_SIZE.
+        let big = Arc::new(Message::new(
+            Bytes::new(),
+            Bytes::from_static(b"q"),
+            Bytes::from_static(&[0x10, 0, 2]),
+            Bytes::from(vec![7u8; (writer::SEGMENT_SIZE / 2) as usize]),
+        ));
+        for seq in 0..3 {
+            log.append_message(seq, &big, None);
+            store.sync();
+        }
+        let qdir = dir.join("queues").join(queue_dir_name("/", "q"));
+        assert_eq!(segments::list_segments(&qdir).unwrap(), vec![1, 2]);
+        log.append_ack(0);
+        log.append_ack(1);
+        store.sync();
+        assert_eq!(segments::list_segments(&qdir).unwrap(), vec![2]);
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }
