@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -189,6 +190,32 @@ fn simulator_supports_flock_and_removing_while_listing() {
     assert_eq!(fs::read_dir(&dir).unwrap().count(), 500);
     fs::remove_dir_all(&dir).unwrap();
     assert!(!dir.exists());
+}
+
+/// In one test process (`cargo test` runs tests as threads), another
+/// test's fork briefly holds copies of this one's open files: a cut must
+/// wait that out rather than fail.
+#[test]
+fn simulator_cuts_while_another_thread_spawns_processes() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let spawner = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = std::process::Command::new("true").status();
+            }
+        })
+    };
+    let mut disk = PowerCut::new("fork");
+    for i in 0..100 {
+        let f = disk.path().join(format!("f{i}"));
+        write_file(&f, b"x", true);
+        fsync_dir(disk.path());
+        disk.cut();
+        assert_eq!(read(&f).as_deref(), Some(&b"x"[..]));
+    }
+    stop.store(true, Ordering::Relaxed);
+    spawner.join().unwrap();
 }
 
 const CYCLES: usize = 5;

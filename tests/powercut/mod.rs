@@ -621,9 +621,8 @@ pub struct PowerCut {
     base: PathBuf,
     mountpoint: PathBuf,
     state: Arc<Mutex<State>>,
+    /// Present while mounted.
     session: Option<BackgroundSession>,
-    /// Still true after an unmount that failed (the session is gone then).
-    mounted: bool,
 }
 
 impl PowerCut {
@@ -640,8 +639,7 @@ impl PowerCut {
         let mountpoint = base.join("mnt");
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&mountpoint).expect("creating the mount point");
-        let mut disk =
-            PowerCut { base, mountpoint, state: Arc::new(Mutex::new(State::new())), session: None, mounted: false };
+        let mut disk = PowerCut { base, mountpoint, state: Arc::new(Mutex::new(State::new())), session: None };
         disk.mount();
         disk
     }
@@ -666,10 +664,7 @@ impl PowerCut {
         let mut config = Config::default();
         config.mount_options = vec![MountOption::FSName("warren-powercut".into())];
         match fuser::spawn_mount(Simulator(Arc::clone(&self.state)), &self.mountpoint, &config) {
-            Ok(session) => {
-                self.session = Some(session);
-                self.mounted = true;
-            }
+            Ok(session) => self.session = Some(session),
             Err(e) => panic!(
                 "cannot mount the power-loss simulator on {}: {e}. It needs root (mount(2) of a fuse \
                  filesystem) or, as another user, fusermount3 from Debian's fuse3 package",
@@ -679,17 +674,29 @@ impl PowerCut {
     }
 
     fn unmount(&mut self) -> io::Result<()> {
-        if let Some(session) = self.session.take() {
-            session.umount_and_join()?;
-            self.mounted = false;
+        let Some(session) = self.session.take() else { return Ok(()) };
+        // A fork in another thread of this process (a test spawning its
+        // broker) holds copies of our open files until its exec closes
+        // them, and the mount is busy meanwhile: try again for a while.
+        // fuser's own unmount gives up its handle on the first failure, so
+        // this one is done by umount(8).
+        let mut refusal = String::new();
+        for _ in 0..200 {
+            let out = Command::new("umount").arg(&self.mountpoint).output()?;
+            if out.status.success() {
+                return session.join();
+            }
+            refusal = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            std::thread::sleep(Duration::from_millis(10));
         }
-        Ok(())
+        self.session = Some(session);
+        Err(io::Error::other(refusal))
     }
 }
 
 impl Drop for PowerCut {
     fn drop(&mut self) {
-        if self.unmount().is_err() || self.mounted {
+        if self.unmount().is_err() {
             // Something still holds a file open (a test failed before it
             // killed its broker): detach, so the directory can go.
             let _ = Command::new("umount").arg("-l").arg(&self.mountpoint).output();
