@@ -105,10 +105,13 @@ async fn memory_monitor(limit: Option<u64>, alarm: Arc<watch::Sender<AlarmSet>>,
     }
 }
 
-/// How often free disk space is checked. RabbitMQ checks every 10 s (more
-/// often near the limit); a statvfs a second costs nothing and leaves a
-/// fast publisher less room to fill the disk between checks.
+/// How often free disk space is checked: every second, and ten times a
+/// second once less than [`DISK_NEAR`] is left above the limit (RabbitMQ
+/// also checks faster as the limit nears), so a fast publisher cannot fill
+/// the margin between two checks.
 const DISK_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+const DISK_CHECK_NEAR_INTERVAL: Duration = Duration::from_millis(100);
+const DISK_NEAR: u64 = 256 << 20;
 
 /// Raises the disk alarm (RabbitMQ's disk_free_limit) while the data
 /// directory's filesystem has less than `limit` bytes free, or while the
@@ -121,15 +124,17 @@ async fn disk_monitor(
     alarm: Arc<watch::Sender<AlarmSet>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut tick = tokio::time::interval(DISK_CHECK_INTERVAL);
+    let mut next_check = DISK_CHECK_INTERVAL;
     let mut health = store.health();
     // Free space seen when a write failed: the alarm holds until clearly more
-    // is free again, whatever the configured limit (which may be 0).
+    // is free again, whatever the configured limit (which may be 0). While it
+    // holds, publishers are blocked, so no write would tell us otherwise.
     let mut failed_at: Option<u64> = None;
+    let mut failures_seen = 0;
     tracing::info!("disk free limit set to {} MB", limit / 1_000_000);
     loop {
         tokio::select! {
-            _ = tick.tick() => {}
+            _ = tokio::time::sleep(next_check) => {}
             changed = health.changed() => if changed.is_err() { return },
             _ = stop.changed() => return,
         }
@@ -143,15 +148,15 @@ async fn disk_monitor(
             }
             Err(_) => continue,
         };
-        if h.failing && failed_at.is_none() {
-            failed_at = Some(free);
-        }
-        if let Some(at) = failed_at {
+        if h.failed_writes > failures_seen {
+            failures_seen = h.failed_writes;
+            failed_at = Some(failed_at.map_or(free, |at| at.min(free)));
+        } else if failed_at.is_some_and(|at| free > at.saturating_add(1 << 20)) {
             // Space came back: 1 MiB beyond what was free at the failure.
-            if !h.failing && free > at.saturating_add(1 << 20) {
-                failed_at = None;
-            }
+            failed_at = None;
         }
+        next_check =
+            if free < limit.saturating_add(DISK_NEAR) { DISK_CHECK_NEAR_INTERVAL } else { DISK_CHECK_INTERVAL };
         let disk = free < limit || failed_at.is_some();
         let current = *alarm.borrow();
         if disk != current.disk {

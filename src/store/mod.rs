@@ -141,8 +141,9 @@ struct Envelope {
 pub struct Health {
     /// More than [`BACKLOG_HIGH`] bytes wait for the writer.
     pub backlog_full: bool,
-    /// The last write failed (a full disk, an I/O error).
-    pub failing: bool,
+    /// Writes that failed so far (a full disk, an I/O error): a rise means
+    /// a fresh failure.
+    pub failed_writes: u64,
 }
 
 /// State the senders and the writer thread share.

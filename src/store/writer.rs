@@ -269,11 +269,15 @@ impl QueueFiles {
 /// Logs a failing store once per episode, not once per write.
 #[derive(Default)]
 struct Episode {
+    /// Failures in the current episode.
     failures: u64,
+    /// Failures ever, for the store's health.
+    total: u64,
 }
 
 impl Episode {
     fn failed(&mut self, what: &str, err: &io::Error) {
+        self.total += 1;
         if self.failures == 0 {
             tracing::error!(
                 "{what} failed: {err}; the affected publishes are nacked and durable declares refused \
@@ -457,7 +461,7 @@ impl Writer {
         shared.progress.resolve(max_ticket);
         shared.resolved.send_replace(shared.progress.resolved());
         let left = shared.backlog.fetch_sub(cost, Ordering::AcqRel).saturating_sub(cost);
-        let failing = self.episode.failures > 0;
+        let failed_writes = self.episode.total;
         let backlog_cleared = left < BACKLOG_LOW && shared.backlog_full.swap(false, Ordering::AcqRel);
         shared.health.send_if_modified(|h| {
             let mut changed = false;
@@ -465,8 +469,8 @@ impl Writer {
                 h.backlog_full = false;
                 changed = true;
             }
-            if h.failing != failing {
-                h.failing = failing;
+            if h.failed_writes != failed_writes {
+                h.failed_writes = failed_writes;
                 changed = true;
             }
             changed

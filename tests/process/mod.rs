@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub struct Broker {
@@ -14,15 +14,24 @@ pub struct Broker {
 impl Broker {
     /// Starts `warren` on `data_dir` and waits (bounded) until it listens.
     pub fn start(data_dir: &Path) -> Broker {
+        Self::start_with(data_dir, &[], None)
+    }
+
+    /// As `start`, with extra flags, and its log appended to `log` if given.
+    pub fn start_with(data_dir: &Path, extra: &[&str], log: Option<&Path>) -> Broker {
         let port_file = data_dir.with_extension("port");
         let _ = std::fs::remove_file(&port_file);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn", "--data-dir"])
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.args(["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn", "--data-dir"])
             .arg(data_dir)
             .arg("--port-file")
             .arg(&port_file)
-            .spawn()
-            .expect("spawning warren");
+            .args(extra);
+        if let Some(log) = log {
+            let f = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("opening the log file");
+            cmd.stdout(Stdio::from(f.try_clone().expect("log file"))).stderr(Stdio::from(f));
+        }
+        let mut child = cmd.spawn().expect("spawning warren");
         for _ in 0..400 {
             if let Ok(p) = std::fs::read_to_string(&port_file) {
                 if let Ok(port) = p.trim().parse::<u16>() {
