@@ -447,16 +447,17 @@ async fn handshake_errors_close_the_socket_silently() {
         .await;
         c.read_until_eof(Duration::from_secs(8)).await
     }
-    let (a, bb, cc, d, e, f) = tokio::join!(
+    let (a, bb, cc, d, e, f, g) = tokio::join!(
         bad_tune(addr, 2047, 1000),   // frame_max below the 4096 minimum
         bad_tune(addr, 2047, 200000), // frame_max above the server's
         bad_tune(addr, 2047, 0),      // 0 = unlimited, above the server's
         bad_tune(addr, 0, 131072),    // 0 = unlimited channels, above the server's
+        bad_tune(addr, 2048, 131072), // more channels than connection.tune offered
         bad_start_ok(addr, "FOO", "x"),
         // wrong password, client without the authentication_failure_close capability
         bad_start_ok(addr, "PLAIN", "\0guest\0wrong"),
     );
-    for (i, (bytes, eof)) in [a, bb, cc, d, e, f].into_iter().enumerate() {
+    for (i, (bytes, eof)) in [a, bb, cc, d, e, f, g].into_iter().enumerate() {
         assert!(eof, "case {i}: socket not closed");
         assert_eq!(bytes, Vec::<u8>::new(), "case {i}: RabbitMQ sends nothing before closing");
     }

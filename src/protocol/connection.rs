@@ -694,20 +694,16 @@ impl Session {
     }
 
     fn handle_tune_ok(&mut self, ok: connection::TuneOk) -> AmqpResult<Next> {
-        let ours = self.config.frame_max;
-        // RabbitMQ refuses these before the connection is open by closing
-        // the socket without a word; so do we.
-        if ok.frame_max == 0 || ok.frame_max > ours || ok.frame_max < FRAME_MIN_SIZE || ok.channel_max == 0 {
-            tracing::info!(
-                peer = %self.peer,
-                frame_max = ok.frame_max,
-                channel_max = ok.channel_max,
-                "refusing tune-ok values outside the negotiable range"
-            );
+        let refused = negotiation_error("frame_max", ok.frame_max, self.config.frame_max, FRAME_MIN_SIZE)
+            .or_else(|| negotiation_error("channel_max", ok.channel_max.into(), self.config.channel_max.into(), 1));
+        if let Some(why) = refused {
+            // RabbitMQ refuses these before the connection is open by closing
+            // the socket without a word, and logs why; so do we.
+            tracing::warn!(peer = %self.peer, "failed to negotiate connection parameters: {why}");
             return Ok(Next::Drop);
         }
         self.frame_max = ok.frame_max;
-        self.channel_max = ok.channel_max.min(self.config.channel_max);
+        self.channel_max = if ok.channel_max == 0 { self.config.channel_max } else { ok.channel_max };
         self.heartbeat = ok.heartbeat;
         self.state = State::AwaitOpen;
         Ok(Next::Continue)
@@ -1789,6 +1785,23 @@ impl Session {
     }
 }
 
+/// RabbitMQ's check of a tune-ok value (rabbit_reader's
+/// validate_negotiated_integer_value): at least `min` unless 0, and, when
+/// we set a maximum, neither above it nor 0 ("no limit"). The text is the
+/// one RabbitMQ logs.
+fn negotiation_error(field: &str, client: u32, server: u32, min: u32) -> Option<String> {
+    if client != 0 && client < min {
+        return Some(format!("negotiated {field} = {client} is lower than the minimum allowed value ({min})"));
+    }
+    if server != 0 && (client == 0 || client > server) {
+        let detail = if field == "channel_max" && client == 0 { " (no limit)" } else { "" };
+        return Some(format!(
+            "negotiated {field} = {client}{detail} is higher than the maximum allowed value ({server})"
+        ));
+    }
+    None
+}
+
 /// The methods whose reply must wait until the definition changes made so
 /// far are durable: declare, delete, bind and unbind of exchanges and queues.
 fn changes_definitions(class_id: u16, method_id: u16) -> bool {
@@ -1923,6 +1936,30 @@ fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tune_ok_values_are_checked_as_rabbitmq_checks_them() {
+        // Texts as RabbitMQ 3.10 logs them for the same tune-ok values.
+        assert_eq!(
+            negotiation_error("channel_max", 2048, 2047, 1).as_deref(),
+            Some("negotiated channel_max = 2048 is higher than the maximum allowed value (2047)")
+        );
+        assert_eq!(
+            negotiation_error("channel_max", 0, 2047, 1).as_deref(),
+            Some("negotiated channel_max = 0 (no limit) is higher than the maximum allowed value (2047)")
+        );
+        assert_eq!(
+            negotiation_error("frame_max", 0, 131072, 4096).as_deref(),
+            Some("negotiated frame_max = 0 is higher than the maximum allowed value (131072)")
+        );
+        assert_eq!(
+            negotiation_error("frame_max", 4095, 131072, 4096).as_deref(),
+            Some("negotiated frame_max = 4095 is lower than the minimum allowed value (4096)")
+        );
+        assert_eq!(negotiation_error("frame_max", 4096, 131072, 4096), None);
+        assert_eq!(negotiation_error("channel_max", 1, 2047, 1), None);
+        assert_eq!(negotiation_error("channel_max", 0, 0, 1), None, "no server limit: 0 is fine");
+    }
 
     #[test]
     fn plain_and_amqplain_credentials() {
