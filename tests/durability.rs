@@ -280,3 +280,68 @@ async fn the_binary_honours_a_rabbitmq_conf() {
     assert!(guest.is_err(), "guest is not created when the config names another default user");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A vhost's default_queue_type (RabbitMQ 3.9+ vhost metadata) applies to a
+/// plain durable declare, and survives a restart. Checked against RabbitMQ
+/// 3.10.8 (`rabbitmqctl add_vhost dqt --default-queue-type quorum`): durable
+/// non-exclusive non-auto-delete queues become quorum queues with
+/// x-queue-type in their arguments; transient, exclusive and auto-delete ones
+/// stay classic, as does an explicit x-queue-type.
+#[tokio::test]
+async fn a_vhosts_default_queue_type_applies_and_survives_a_restart() {
+    let dir = data_dir("dqt");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("export.json");
+    std::fs::write(
+        &file,
+        r#"{"vhosts":[{"name":"/"},{"name":"dqt","metadata":{"default_queue_type":"quorum","description":"","tags":[]}}],
+           "users":[{"name":"guest","password_hash":"dRu1UHEG716dkh29oPp8ecdUKhQZvzAygTrzziYt3J6NAzXt","hashing_algorithm":"rabbit_password_hashing_sha256","tags":"administrator"}],
+           "permissions":[{"user":"guest","vhost":"/","configure":".*","write":".*","read":".*"},
+                          {"user":"guest","vhost":"dqt","configure":".*","write":".*","read":".*"}]}"#,
+    )
+    .unwrap();
+    let uri = |s: &warren::Server| s.amqp_uri().replace("%2f", "dqt");
+    let declare = |ch: Channel,
+                   name: &'static str,
+                   durable: bool,
+                   exclusive: bool,
+                   auto_delete: bool,
+                   args: FieldTable| async move {
+        let opts = QueueDeclareOptions { durable, exclusive, auto_delete, ..Default::default() };
+        within(ch.queue_declare(name.into(), opts, args)).await.map(|_| ()).map_err(|e| e.to_string())
+    };
+    let classic = || {
+        let mut t = FieldTable::default();
+        t.insert("x-queue-type".into(), lapin::types::AMQPValue::LongString("classic".into()));
+        t
+    };
+    let quorum_text = |q: &str| {
+        format!("PRECONDITION_FAILED - inequivalent arg 'x-queue-type' for queue '{q}' in vhost 'dqt': received 'classic' but current is 'quorum'")
+    };
+    let server =
+        warren::Server::start(warren::Config { definitions: Some(file.clone()), ..config(&dir) }).await.unwrap();
+    let (c, ch) = channel(&uri(&server)).await;
+    declare(ch.clone(), "dqt-durable", true, false, false, FieldTable::default()).await.unwrap();
+    for (name, durable, exclusive, auto_delete) in [
+        ("dqt-transient", false, false, false),
+        ("dqt-exclusive", true, true, false),
+        ("dqt-autodel", true, false, true),
+    ] {
+        declare(ch.clone(), name, durable, exclusive, auto_delete, FieldTable::default()).await.unwrap();
+        // Classic: redeclaring as classic is equivalent.
+        declare(ch.clone(), name, durable, exclusive, auto_delete, classic()).await.unwrap();
+    }
+    let err = declare(ch.clone(), "dqt-durable", true, false, false, classic()).await.unwrap_err();
+    assert!(err.contains(&quorum_text("dqt-durable")), "{err}");
+    drop(c);
+    server.shutdown().await;
+
+    // After a restart the vhost still has its default type.
+    let server = warren::Server::start(config(&dir)).await.unwrap();
+    let (_c, ch) = channel(&uri(&server)).await;
+    declare(ch.clone(), "dqt-after-restart", true, false, false, FieldTable::default()).await.unwrap();
+    let err = declare(ch.clone(), "dqt-after-restart", true, false, false, classic()).await.unwrap_err();
+    assert!(err.contains(&quorum_text("dqt-after-restart")), "{err}");
+    server.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -190,7 +190,7 @@ impl Broker {
         clean: bool,
     ) -> Result<(), String> {
         for v in &defs.vhosts {
-            self.add_vhost(&v.name);
+            self.add_vhost_def(v);
         }
         for u in &defs.users {
             self.users.insert(u.name.clone(), User::from_def(u)?);
@@ -216,14 +216,15 @@ impl Broker {
     }
 
     fn add_vhost(&self, name: &str) {
-        if !self.vhosts.contains_key(name) {
-            self.vhosts.insert(name.to_owned(), Arc::new(Vhost::new(name, self.store.clone())));
-            self.record(DefChange::PutVhost(VhostDef {
-                name: name.to_owned(),
-                description: None,
-                tags: None,
-                metadata: None,
-            }));
+        self.add_vhost_def(&VhostDef::named(name));
+    }
+
+    /// Adds a vhost unless it exists (its description, tags and default
+    /// queue type come from `def`).
+    fn add_vhost_def(&self, def: &VhostDef) {
+        if !self.vhosts.contains_key(&def.name) {
+            self.vhosts.insert(def.name.clone(), Arc::new(Vhost::with_def(def.clone(), self.store.clone())));
+            self.record(DefChange::PutVhost(def.clone()));
         }
     }
 
@@ -287,7 +288,7 @@ impl Broker {
         let mut vhosts: Vec<Arc<Vhost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
         vhosts.sort_by(|a, b| a.name.cmp(&b.name));
         for v in vhosts {
-            d.vhosts.push(VhostDef { name: v.name.clone(), description: None, tags: None, metadata: None });
+            d.vhosts.push(v.def.clone());
             v.export(&mut d);
         }
         let mut users: Vec<UserDef> = self.users.iter().map(|u| u.to_def()).collect();

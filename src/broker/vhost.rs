@@ -15,7 +15,9 @@ use super::exchange::{Destination, Exchange, ExchangeKind, RouteInput};
 use super::headers::x_match;
 use super::message::{Message, QueuedMessage};
 use super::queue::{DeadLetters, DeathReason, Queue};
-use crate::store::definitions::{table_from_json, table_to_json, BindingDef, Definitions, ExchangeDef, QueueDef};
+use crate::store::definitions::{
+    table_from_json, table_to_json, BindingDef, Definitions, ExchangeDef, QueueDef, VhostDef,
+};
 use crate::store::{DefChange, RecoveredQueue, Store};
 
 pub type Routed = SmallVec<[Arc<Queue>; 4]>;
@@ -27,6 +29,8 @@ type DeadLetterWork = (String, Option<String>, Option<String>, QueuedMessage, De
 #[derive(Debug)]
 pub struct Vhost {
     pub name: String,
+    /// As defined (description, tags, metadata such as default_queue_type).
+    pub def: VhostDef,
     exchanges: DashMap<String, Arc<Exchange>, super::FastHash>,
     queues: DashMap<String, Arc<Queue>, super::FastHash>,
     /// Where durable queues keep their logs and durable definitions are
@@ -188,7 +192,11 @@ pub fn generated_name(prefix: &str) -> String {
 
 impl Vhost {
     pub fn new(name: &str, store: Option<Arc<Store>>) -> Self {
-        let v = Vhost { name: name.to_owned(), exchanges: DashMap::default(), queues: DashMap::default(), store };
+        Self::with_def(VhostDef::named(name), store)
+    }
+
+    pub fn with_def(def: VhostDef, store: Option<Arc<Store>>) -> Self {
+        let v = Vhost { name: def.name.clone(), def, exchanges: DashMap::default(), queues: DashMap::default(), store };
         let none = FieldTable::default();
         for (xname, kind, internal) in [
             ("", ExchangeKind::Direct, false),
@@ -493,6 +501,19 @@ impl Vhost {
             }
             d.name.to_owned()
         };
+        // The vhost's default queue type, as RabbitMQ 3.10 applies it: to a
+        // declare without x-queue-type of a durable, non-exclusive,
+        // non-auto-delete queue, and written into its arguments.
+        let augmented;
+        let mut d = d;
+        if let Some(kind) = self.def.default_queue_type() {
+            if d.durable && !d.exclusive && !d.auto_delete && !d.arguments.contains_key("x-queue-type") {
+                let mut a = d.arguments.clone();
+                a.insert("x-queue-type".into(), AMQPValue::LongString(kind.into()));
+                augmented = a;
+                d.arguments = &augmented;
+            }
+        }
         let args = QueueArgs::parse(d.arguments, &name, &self.name)?;
         // RabbitMQ never makes an exclusive queue durable.
         let durable = d.durable && !d.exclusive;

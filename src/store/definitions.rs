@@ -74,8 +74,26 @@ pub struct VhostDef {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tags: Option<Value>,
+    /// RabbitMQ 3.9+: `{"description", "tags", "default_queue_type"}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// Also given outside `metadata` by some RabbitMQ versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_queue_type: Option<String>,
+}
+
+impl VhostDef {
+    pub fn named(name: &str) -> Self {
+        VhostDef { name: name.to_owned(), description: None, tags: None, metadata: None, default_queue_type: None }
+    }
+
+    /// The queue type a declare without `x-queue-type` gets in this vhost.
+    pub fn default_queue_type(&self) -> Option<&str> {
+        self.default_queue_type
+            .as_deref()
+            .or_else(|| self.metadata.as_ref()?.get("default_queue_type")?.as_str())
+            .filter(|t| !t.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
