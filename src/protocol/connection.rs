@@ -46,10 +46,14 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// our close-ok (RabbitMQ waits for the peer to close first, too).
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Above this many buffered outgoing bytes we stop taking deliveries from the
-/// outbox (consumers then run out of credit and queues hold their messages)
-/// and stop reading the socket: whatever a peer's frames make us write
-/// (returns, get-ok, confirms, replies) waits until it reads.
+/// outbox; consumers then run out of credit and queues hold their messages.
 const WRITE_BUFFER_CAP: usize = 256 * 1024;
+/// Above this many we also stop reading the socket and handling frames:
+/// whatever a peer's frames make us write (returns, get-ok, confirms,
+/// replies) waits until it reads. Higher than the delivery cap, so a
+/// consumer whose deliveries filled the buffer is still read (its acks are
+/// what frees it) unless replies pile up on top.
+const READ_STOP: usize = 2 * WRITE_BUFFER_CAP;
 const READ_CHUNK: usize = 64 * 1024;
 /// What an idle connection's read buffer starts with.
 const IDLE_READ_BUFFER: usize = 2048;
@@ -259,7 +263,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         // peer whose replies pile up unread, nor one whose reply waits for
         // the disk.
         let blocked = alarm.borrow().any() && s.is_publisher;
-        let reading = draining || (!blocked && s.wbuf.len() < WRITE_BUFFER_CAP && s.hold.is_none());
+        let reading = draining || (!blocked && s.wbuf.len() < READ_STOP && s.hold.is_none());
         if !reading {
             // Like RabbitMQ, a connection we do not read is not expected to
             // be heard from: its heartbeat clock starts again when we read.
@@ -508,8 +512,10 @@ impl Session {
                 rbuf.clear();
                 return Next::Continue;
             }
-            if self.hold.is_some() {
-                // The rest waits in `rbuf` until the held reply is released.
+            if self.hold.is_some() || self.wbuf.len() >= READ_STOP {
+                // The rest waits in `rbuf` until the held reply is released,
+                // or the peer has read what its frames made us write: one
+                // read of tiny basic.gets must not become megabytes of replies.
                 return Next::Continue;
             }
             let frame = match split_frame(rbuf, self.frame_max) {
@@ -1581,6 +1587,12 @@ impl Session {
     /// confirms this batch's publishes, returns credit to queues and moves
     /// deliveries from the outbox into the write buffer.
     fn end_of_batch(&mut self, rbuf: &mut BytesMut, channels: &mut FastMap<u16, Channel>) -> Next {
+        // Frames left unprocessed while the write buffer was full.
+        if !rbuf.is_empty() && self.hold.is_none() && self.wbuf.len() < READ_STOP {
+            if let Next::Drop = self.process_frames(rbuf, channels) {
+                return Next::Drop;
+            }
+        }
         while let Some(h) = &self.hold {
             let outcome = self.broker.store().map_or(Outcome::Durable, |st| st.progress().outcome(h.tickets));
             match outcome {

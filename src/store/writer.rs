@@ -29,8 +29,12 @@ use crate::broker::consumer::Outbox;
 /// A segment is closed and a new one started past this size, so that fully
 /// acknowledged segments can be deleted whole.
 pub(super) const SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
-/// Requests taken into one batch at most.
+/// Requests taken into one batch at most, and bytes (the batch is encoded
+/// into buffers before it is written, so this bounds the writer's memory).
 const MAX_BATCH: usize = 4096;
+const MAX_BATCH_BYTES: u64 = 8 * 1024 * 1024;
+/// A queue's encode buffer is given back past this size instead of kept.
+const KEEP_BUFFER: usize = 1024 * 1024;
 
 /// The segment records are appended to.
 struct Active {
@@ -235,7 +239,11 @@ impl QueueFiles {
         } else {
             self.reclaim();
         }
-        self.pending.clear();
+        if self.pending.capacity() > KEEP_BUFFER {
+            self.pending = BytesMut::new();
+        } else {
+            self.pending.clear();
+        }
         self.has_messages = false;
         result
     }
@@ -325,11 +333,15 @@ impl Writer {
                     Err(_) => return,
                 }
             };
+            let mut bytes = first.as_ref().map_or(0, |e| e.cost);
             batch.extend(first);
             // Group commit: everything already waiting joins this fsync.
-            while batch.len() < MAX_BATCH {
+            while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
                 match rx.try_recv() {
-                    Ok(r) => batch.push(r),
+                    Ok(r) => {
+                        bytes += r.cost;
+                        batch.push(r);
+                    }
                     Err(_) => break,
                 }
             }

@@ -27,12 +27,14 @@
 //! the filesystem does not claim them; they die with the mount, as at a
 //! reboot. Memory is reclaimed only at a cut: this is for tests of bounded
 //! size.
+#![allow(dead_code)] // each test binary that includes this uses part of it
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -366,7 +368,16 @@ impl State {
 }
 
 /// What fuser calls; every call takes the one lock for its whole length.
-struct Simulator(Arc<Mutex<State>>);
+struct Simulator(Arc<Mutex<State>>, Arc<Slowness>);
+
+/// How slow the simulated disk is (all zero: as fast as memory).
+#[derive(Default)]
+struct Slowness {
+    /// Milliseconds each fsync takes.
+    fsync_ms: AtomicU64,
+    /// Bytes a second that writes take (0: no limit).
+    write_bytes_per_sec: AtomicU64,
+}
 
 impl Simulator {
     fn state(&self) -> MutexGuard<'_, State> {
@@ -541,6 +552,10 @@ impl Filesystem for Simulator {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let rate = self.1.write_bytes_per_sec.load(Ordering::Relaxed);
+        if rate > 0 {
+            std::thread::sleep(Duration::from_secs_f64(data.len() as f64 / rate as f64));
+        }
         match self.state().write(ino.0, offset, data) {
             Ok(n) => reply.written(n),
             Err(e) => reply.error(e),
@@ -553,6 +568,12 @@ impl Filesystem for Simulator {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+        // A slow disk: requests are served one at a time, so every other
+        // call waits too.
+        let delay = self.1.fsync_ms.load(Ordering::Relaxed);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
         empty(reply, self.state().sync(ino.0));
     }
 
@@ -621,6 +642,8 @@ pub struct PowerCut {
     base: PathBuf,
     mountpoint: PathBuf,
     state: Arc<Mutex<State>>,
+    /// How slow the disk is.
+    slowness: Arc<Slowness>,
     /// Present while mounted.
     session: Option<BackgroundSession>,
 }
@@ -639,7 +662,13 @@ impl PowerCut {
         let mountpoint = base.join("mnt");
         let _ = std::fs::remove_dir_all(&base);
         std::fs::create_dir_all(&mountpoint).expect("creating the mount point");
-        let mut disk = PowerCut { base, mountpoint, state: Arc::new(Mutex::new(State::new())), session: None };
+        let mut disk = PowerCut {
+            base,
+            mountpoint,
+            state: Arc::new(Mutex::new(State::new())),
+            slowness: Arc::default(),
+            session: None,
+        };
         disk.mount();
         disk
     }
@@ -647,6 +676,14 @@ impl PowerCut {
     /// The root of the simulated disk.
     pub fn path(&self) -> &Path {
         &self.mountpoint
+    }
+
+    /// Makes the disk slow: every fsync takes `fsync`, and writes go at
+    /// `write_bytes_per_sec` (0: no limit). A disk that cannot keep up.
+    #[allow(dead_code)]
+    pub fn set_slow(&self, fsync: Duration, write_bytes_per_sec: u64) {
+        self.slowness.fsync_ms.store(fsync.as_millis() as u64, Ordering::Relaxed);
+        self.slowness.write_bytes_per_sec.store(write_bytes_per_sec, Ordering::Relaxed);
     }
 
     /// Cuts the power and boots again: afterwards the mount shows only what
@@ -663,7 +700,11 @@ impl PowerCut {
     fn mount(&mut self) {
         let mut config = Config::default();
         config.mount_options = vec![MountOption::FSName("warren-powercut".into())];
-        match fuser::spawn_mount(Simulator(Arc::clone(&self.state)), &self.mountpoint, &config) {
+        match fuser::spawn_mount(
+            Simulator(Arc::clone(&self.state), Arc::clone(&self.slowness)),
+            &self.mountpoint,
+            &config,
+        ) {
             Ok(session) => self.session = Some(session),
             Err(e) => panic!(
                 "cannot mount the power-loss simulator on {}: {e}. It needs root (mount(2) of a fuse \
