@@ -124,6 +124,8 @@ struct QueueState {
     deleted: bool,
     /// For `x-expires`: when the queue was last declared, consumed or read.
     last_used: u64,
+    /// The last page-out failed (logged once until one succeeds).
+    paging_failed: bool,
 }
 
 /// What `remove_consumer` found.
@@ -210,6 +212,7 @@ impl Queue {
                 next_seq: 0,
                 deleted: false,
                 last_used: clock::now_ms(),
+                paging_failed: false,
             }),
         }
     }
@@ -230,8 +233,18 @@ impl Queue {
             if st.tail.as_ref().is_some_and(|t| !t.is_empty()) || st.ready.mem >= *budget {
                 let tail = st.tail.get_or_insert_with(|| PagedTail::new(dir.clone()));
                 match tail.push(&m) {
-                    Ok(()) => return,
-                    Err(e) => tracing::error!(queue = %self.name, "paging failed, keeping the message in RAM: {e}"),
+                    Ok(()) => {
+                        if std::mem::take(&mut st.paging_failed) {
+                            tracing::info!(queue = %self.name, "paging to disk works again");
+                        }
+                        return;
+                    }
+                    // Once per episode: a full disk fails every page-out.
+                    Err(e) if !st.paging_failed => {
+                        st.paging_failed = true;
+                        tracing::error!(queue = %self.name, "paging failed, keeping messages in RAM until it works again: {e}");
+                    }
+                    Err(_) => {}
                 }
             }
         }

@@ -37,7 +37,7 @@ use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarg
 use crate::store::{Outcome, TicketRange};
 use crate::Config;
 
-const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+pub(super) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 /// RabbitMQ's handshake_timeout.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long we wait for close-ok after sending connection.close, and how
@@ -91,7 +91,7 @@ struct ClientCapabilities {
 }
 
 /// Connection-wide state the channel handlers need alongside a `&mut Channel`.
-struct Session {
+pub(super) struct Session {
     id: u64,
     broker: Arc<Broker>,
     config: Arc<Config>,
@@ -103,7 +103,7 @@ struct Session {
     channel_max: u16,
     heartbeat: u16,
     caps: ClientCapabilities,
-    wbuf: BytesMut,
+    pub(super) wbuf: BytesMut,
     outbox: Arc<Outbox>,
     /// Deliveries taken from the outbox but not yet written (write buffer full).
     backlog: VecDeque<OutboxItem>,
@@ -168,7 +168,7 @@ enum Undo {
 }
 
 /// What the read loop should do after a frame.
-enum Next {
+pub(super) enum Next {
     Continue,
     /// Stop now (protocol violation during the handshake, close-ok received).
     Drop,
@@ -192,43 +192,14 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         Ok(Ok(_)) => {}
         _ => return,
     }
-    // RabbitMQ also takes the 0-9 header some old clients send.
-    if &header != PROTOCOL_HEADER && &header != b"AMQP\x01\x01\x00\x09" {
+    if !is_supported_header(&header) {
         tracing::debug!(%peer, ?header, "refusing unsupported protocol header");
         let _ = wr.write_all(PROTOCOL_HEADER).await;
         let _ = wr.shutdown().await;
         return;
     }
 
-    let mut s = Session {
-        id: ctx.broker.next_connection_id(),
-        broker: Arc::clone(&ctx.broker),
-        frame_max: ctx.config.frame_max,
-        channel_max: ctx.config.channel_max,
-        heartbeat: 0,
-        config: ctx.config,
-        peer,
-        state: State::AwaitStartOk,
-        vhost: None,
-        user: String::new(),
-        caps: ClientCapabilities::default(),
-        // Small at first: most connections are idle most of the time, and
-        // both buffers grow when traffic asks for it.
-        wbuf: BytesMut::with_capacity(1024),
-        outbox: Arc::new(Outbox::default()),
-        backlog: VecDeque::new(),
-        scratch: Vec::new(),
-        kick: Vec::new(),
-        exclusive_queues: Vec::new(),
-        answered_close: false,
-        discard_input: false,
-        hold: None,
-        undo: Undo::Nothing,
-        is_publisher: false,
-        told_blocked: false,
-        drop_now: false,
-        close_deadline: None,
-    };
+    let mut s = Session::new(Arc::clone(&ctx.broker), ctx.config, peer);
     let mut channels: FastMap<u16, Channel> = FastMap::default();
     s.send_start();
 
@@ -398,6 +369,12 @@ async fn wait_resolved(rx: &mut Option<watch::Receiver<u64>>) {
     std::future::pending().await
 }
 
+/// The protocol headers we speak: 0-9-1, and the 0-9 one some old clients
+/// send, which RabbitMQ also takes. Anything else is answered with ours.
+pub(super) fn is_supported_header(header: &[u8; 8]) -> bool {
+    header == PROTOCOL_HEADER || header == b"AMQP\x01\x01\x00\x09"
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -428,6 +405,51 @@ fn utf8(b: &Bytes) -> AmqpResult<&str> {
 }
 
 impl Session {
+    /// A connection that has received a valid protocol header and has not
+    /// yet sent connection.start.
+    pub(super) fn new(broker: Arc<Broker>, config: Arc<Config>, peer: SocketAddr) -> Session {
+        Session {
+            id: broker.next_connection_id(),
+            broker,
+            frame_max: config.frame_max,
+            channel_max: config.channel_max,
+            heartbeat: 0,
+            config,
+            peer,
+            state: State::AwaitStartOk,
+            vhost: None,
+            user: String::new(),
+            caps: ClientCapabilities::default(),
+            // Small at first: most connections are idle most of the time, and
+            // both buffers grow when traffic asks for it.
+            wbuf: BytesMut::with_capacity(1024),
+            outbox: Arc::new(Outbox::default()),
+            backlog: VecDeque::new(),
+            scratch: Vec::new(),
+            kick: Vec::new(),
+            exclusive_queues: Vec::new(),
+            answered_close: false,
+            discard_input: false,
+            hold: None,
+            undo: Undo::Nothing,
+            is_publisher: false,
+            told_blocked: false,
+            drop_now: false,
+            close_deadline: None,
+        }
+    }
+
+    /// How much of the write buffer may go out now (not a held reply).
+    pub(super) fn writable(&self) -> usize {
+        self.hold.as_ref().map_or(self.wbuf.len(), |h| h.from)
+    }
+
+    /// The connection is over for the state machine: it answered a close or
+    /// hit a framing error, and only drains input now.
+    pub(super) fn is_draining(&self) -> bool {
+        self.answered_close || self.discard_input
+    }
+
     fn heartbeat_interval(&self) -> Option<Duration> {
         (self.heartbeat > 0).then(|| Duration::from_secs(self.heartbeat as u64))
     }
@@ -454,7 +476,7 @@ impl Session {
         self.close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
     }
 
-    fn send_start(&mut self) {
+    pub(super) fn send_start(&mut self) {
         let mut caps = FieldTable::default();
         for cap in [
             "publisher_confirms",
@@ -506,7 +528,7 @@ impl Session {
         self.close_deadline = Some(Instant::now() + CLOSE_TIMEOUT);
     }
 
-    fn process_frames(&mut self, rbuf: &mut BytesMut, channels: &mut FastMap<u16, Channel>) -> Next {
+    pub(super) fn process_frames(&mut self, rbuf: &mut BytesMut, channels: &mut FastMap<u16, Channel>) -> Next {
         loop {
             if self.answered_close || self.discard_input {
                 rbuf.clear();
@@ -1586,7 +1608,7 @@ impl Session {
     /// Runs after each wake-up: releases (or takes back) a held reply,
     /// confirms this batch's publishes, returns credit to queues and moves
     /// deliveries from the outbox into the write buffer.
-    fn end_of_batch(&mut self, rbuf: &mut BytesMut, channels: &mut FastMap<u16, Channel>) -> Next {
+    pub(super) fn end_of_batch(&mut self, rbuf: &mut BytesMut, channels: &mut FastMap<u16, Channel>) -> Next {
         // Frames left unprocessed while the write buffer was full.
         if !rbuf.is_empty() && self.hold.is_none() && self.wbuf.len() < READ_STOP {
             if let Next::Drop = self.process_frames(rbuf, channels) {
@@ -1772,7 +1794,7 @@ impl Session {
 
     /// Releases everything the connection holds: consumers, unacknowledged
     /// and undelivered messages (requeued), exclusive queues (deleted).
-    fn cleanup(&mut self, channels: &mut FastMap<u16, Channel>) {
+    pub(super) fn cleanup(&mut self, channels: &mut FastMap<u16, Channel>) {
         let ids: Vec<u16> = channels.keys().copied().collect();
         for id in ids {
             if let Some(mut ch) = channels.remove(&id) {
