@@ -11,6 +11,7 @@ pub mod error;
 pub mod exchange;
 pub mod headers;
 pub mod message;
+pub mod permissions;
 pub mod queue;
 pub mod topic;
 pub mod users;
@@ -23,10 +24,11 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 
-use crate::store::definitions::{Definitions, PermissionDef, UserDef, VhostDef};
+use crate::store::definitions::{Definitions, PermissionDef, TopicPermissionDef, UserDef, VhostDef};
 use crate::store::{RecoveredQueue, Store, StoreError};
 use crate::Config;
 pub use error::{AmqpError, AmqpResult, ReplyCode, Scope};
+pub use permissions::{Access, Permissions};
 pub use users::User;
 pub use vhost::Vhost;
 
@@ -49,8 +51,9 @@ pub enum StartError {
 pub struct Broker {
     vhosts: DashMap<String, Arc<Vhost>>,
     users: DashMap<String, User>,
-    /// (user, vhost) → configure/write/read patterns, as RabbitMQ stores them.
-    permissions: DashMap<(String, String), PermissionDef>,
+    /// (user, vhost) → configure/write/read and topic patterns, compiled;
+    /// shared with every connection's [`Access`].
+    permissions: Arc<Permissions>,
     store: Option<Arc<Store>>,
     /// Bumped by every change to a durable definition; compared with
     /// `saved` to know when definitions.json must be rewritten.
@@ -106,7 +109,7 @@ impl Broker {
         Broker {
             vhosts: DashMap::new(),
             users: DashMap::new(),
-            permissions: DashMap::new(),
+            permissions: Arc::new(Permissions::default()),
             store,
             changes: Arc::new(AtomicU64::new(0)),
             saved: Mutex::new(0),
@@ -199,7 +202,10 @@ impl Broker {
             self.users.insert(u.name.clone(), User::from_def(u)?);
         }
         for p in &defs.permissions {
-            self.permissions.insert((p.user.clone(), p.vhost.clone()), p.clone());
+            self.permissions.set(p.clone());
+        }
+        for t in &defs.topic_permissions {
+            self.permissions.set_topic(t.clone());
         }
         for x in &defs.exchanges {
             let v =
@@ -228,16 +234,13 @@ impl Broker {
 
     fn add_default_user(&self, user: &str, pass: &str, vhost: &str) {
         self.users.insert(user.to_owned(), User::new(user, pass, &["administrator"]));
-        self.permissions.insert(
-            (user.to_owned(), vhost.to_owned()),
-            PermissionDef {
-                user: user.to_owned(),
-                vhost: vhost.to_owned(),
-                configure: ".*".into(),
-                write: ".*".into(),
-                read: ".*".into(),
-            },
-        );
+        self.permissions.set(PermissionDef {
+            user: user.to_owned(),
+            vhost: vhost.to_owned(),
+            configure: ".*".into(),
+            write: ".*".into(),
+            read: ".*".into(),
+        });
         self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -258,7 +261,43 @@ impl Broker {
     }
 
     pub fn can_access_vhost(&self, user: &str, vhost: &str) -> bool {
-        self.permissions.contains_key(&(user.to_owned(), vhost.to_owned()))
+        self.permissions.can_access_vhost(user, vhost)
+    }
+
+    /// The grants; changes through it reach open connections at their next
+    /// operation.
+    pub fn permissions(&self) -> &Arc<Permissions> {
+        &self.permissions
+    }
+
+    /// `rabbitmqctl set_permissions`: takes effect on open connections at
+    /// their next operation, and is written with the definitions.
+    pub fn set_permissions(&self, def: PermissionDef) {
+        self.permissions.set(def);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `rabbitmqctl clear_permissions`.
+    pub fn clear_permissions(&self, user: &str, vhost: &str) {
+        self.permissions.clear(user, vhost);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `rabbitmqctl set_topic_permissions`.
+    pub fn set_topic_permissions(&self, def: TopicPermissionDef) {
+        self.permissions.set_topic(def);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// `rabbitmqctl clear_topic_permissions` (one exchange, or all).
+    pub fn clear_topic_permissions(&self, user: &str, vhost: &str, exchange: Option<&str>) {
+        self.permissions.clear_topic(user, vhost, exchange);
+        self.changes.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// What `user` may do in `vhost`, for one connection.
+    pub fn access(&self, user: &str, vhost: &str) -> Access {
+        self.permissions.access(user, vhost)
     }
 
     pub fn next_connection_id(&self) -> u64 {
@@ -286,9 +325,7 @@ impl Broker {
         let mut users: Vec<UserDef> = self.users.iter().map(|u| u.to_def()).collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         d.users = users;
-        let mut perms: Vec<PermissionDef> = self.permissions.iter().map(|p| p.value().clone()).collect();
-        perms.sort_by(|a, b| (&a.user, &a.vhost).cmp(&(&b.user, &b.vhost)));
-        d.permissions = perms;
+        (d.permissions, d.topic_permissions) = self.permissions.export();
         d
     }
 
