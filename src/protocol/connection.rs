@@ -28,6 +28,7 @@ use crate::broker::args::{consumer_priority, parse_expiration};
 use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
 use crate::broker::headers::{as_text, without_keys};
 use crate::broker::message::{encode_properties, Message, PropertyScan, QueuedMessage, FLAG_HEADERS};
+use crate::broker::permissions::{Access, Resource};
 use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
@@ -87,6 +88,8 @@ struct Session {
     state: State,
     vhost: Option<Arc<Vhost>>,
     user: String,
+    /// The user's permissions in `vhost` (none until connection.open).
+    access: Access,
     frame_max: u32,
     channel_max: u16,
     heartbeat: u16,
@@ -158,6 +161,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         state: State::AwaitStartOk,
         vhost: None,
         user: String::new(),
+        access: ctx.broker.access("", ""),
         caps: ClientCapabilities::default(),
         // Small at first: most connections are idle most of the time, and
         // both buffers grow when traffic asks for it.
@@ -615,6 +619,7 @@ impl Session {
                     .during(10, 40))
             }
             Some(v) => {
+                self.access = self.broker.access(&self.user, name);
                 self.vhost = Some(v);
                 self.state = State::Open;
                 self.send(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})));
@@ -878,6 +883,7 @@ impl Session {
         if p.immediate {
             return Err(fail(AmqpError::not_implemented("immediate=true")));
         }
+        self.access.basic_publish(&p.exchange).map_err(fail)?;
         let scan = PropertyScan::new(&properties);
         if let Some(r) = scan.expiration.clone() {
             parse_expiration(&String::from_utf8_lossy(&properties[r])).map_err(fail)?;
@@ -909,6 +915,7 @@ impl Session {
                 exchange_name, vhost.name
             ))));
         }
+        self.access.basic_publish_topic(&exchange, &message.routing_key).map_err(fail)?;
         if let Some(ops) = ch.tx.as_mut() {
             ops.push(TxOp::Publish { message, mandatory: p.mandatory, extra_keys });
             return Ok(());
@@ -1115,6 +1122,8 @@ impl Session {
         let id = ch.id;
         match m {
             exchange::AMQPMethod::Declare(d) => {
+                let (name, kind) = (d.exchange.as_str(), d.kind.as_str());
+                self.access.exchange_declare(&vhost, name, kind, d.passive, &d.arguments)?;
                 vhost.exchange_declare(ExchangeDeclare {
                     name: d.exchange.as_str(),
                     kind: d.kind.as_str(),
@@ -1129,18 +1138,23 @@ impl Session {
                 }
             }
             exchange::AMQPMethod::Delete(d) => {
+                self.access.exchange_delete(d.exchange.as_str())?;
                 vhost.exchange_delete(d.exchange.as_str(), d.if_unused)?;
                 if !d.nowait {
                     self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})));
                 }
             }
             exchange::AMQPMethod::Bind(b) => {
+                let (dest, src) = (b.destination.as_str(), b.source.as_str());
+                self.access.bind(&vhost, Resource::Exchange, dest, src, b.routing_key.as_str())?;
                 vhost.exchange_bind(b.destination.as_str(), b.source.as_str(), b.routing_key.as_str(), &b.arguments)?;
                 if !b.nowait {
                     self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})));
                 }
             }
             exchange::AMQPMethod::Unbind(b) => {
+                let (dest, src) = (b.destination.as_str(), b.source.as_str());
+                self.access.bind(&vhost, Resource::Exchange, dest, src, b.routing_key.as_str())?;
                 vhost.exchange_unbind(
                     b.destination.as_str(),
                     b.source.as_str(),
@@ -1170,8 +1184,14 @@ impl Session {
                     self.send(id, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)));
                     return Ok(());
                 }
+                // A server-named queue is named here, so that its name can be
+                // authorised before it exists, as RabbitMQ does.
+                let server_named = name.is_empty() && !d.passive;
+                let name = if server_named { generated_name("amq.gen") } else { name };
+                self.access.queue_declare(&vhost, &name, server_named, d.passive, &d.arguments)?;
                 let ok = vhost.queue_declare(QueueDeclare {
                     name: &name,
+                    server_named,
                     passive: d.passive,
                     durable: d.durable,
                     exclusive: d.exclusive,
@@ -1207,6 +1227,7 @@ impl Session {
                 } else {
                     b.routing_key.as_str().to_owned()
                 };
+                self.access.bind(&vhost, Resource::Queue, &name, b.exchange.as_str(), &rk)?;
                 vhost.queue_bind(&name, b.exchange.as_str(), &rk, &b.arguments, conn)?;
                 if !b.nowait {
                     self.send(id, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
@@ -1214,11 +1235,13 @@ impl Session {
             }
             queue::AMQPMethod::Unbind(b) => {
                 let name = Self::queue_name(ch, &b.queue)?;
+                self.access.bind(&vhost, Resource::Queue, &name, b.exchange.as_str(), b.routing_key.as_str())?;
                 vhost.queue_unbind(&name, b.exchange.as_str(), b.routing_key.as_str(), &b.arguments, conn)?;
                 self.send(id, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
             }
             queue::AMQPMethod::Purge(p) => {
                 let name = Self::queue_name(ch, &p.queue)?;
+                self.access.queue_purge(&name)?;
                 let n = vhost.queue_purge(&name, conn)?;
                 if !p.nowait {
                     self.send(id, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count: n })));
@@ -1226,6 +1249,7 @@ impl Session {
             }
             queue::AMQPMethod::Delete(d) => {
                 let name = Self::queue_name(ch, &d.queue)?;
+                self.access.queue_delete(&name)?;
                 let n = vhost.queue_delete(&name, d.if_unused, d.if_empty, conn)?;
                 self.exclusive_queues.retain(|q| !q.is_deleted());
                 if !d.nowait {
@@ -1272,6 +1296,7 @@ impl Session {
                     return Ok(());
                 }
                 let name = Self::queue_name(ch, &c.queue)?;
+                self.access.queue_read(&name)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
                 let consumer = Arc::new(
@@ -1325,6 +1350,7 @@ impl Session {
             }
             basic::AMQPMethod::Get(g) => {
                 let name = Self::queue_name(ch, &g.queue)?;
+                self.access.queue_read(&name)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
                 let mut dead = DeadLetters::default();
