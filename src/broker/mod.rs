@@ -12,6 +12,7 @@ pub mod error;
 pub mod exchange;
 pub mod headers;
 pub mod message;
+pub mod permissions;
 pub mod queue;
 pub mod topic;
 pub mod users;
@@ -23,10 +24,11 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::store::definitions::{Definitions, PermissionDef, UserDef, VhostDef};
+use crate::store::definitions::{Definitions, PermissionDef, TopicPermissionDef, UserDef, VhostDef};
 use crate::store::{DefChange, RecoveredQueue, Store, StoreError};
 use crate::Config;
 pub use error::{AmqpError, AmqpResult, ReplyCode, Scope};
+pub use permissions::{Access, Permissions};
 pub use users::User;
 pub use vhost::Vhost;
 
@@ -49,8 +51,9 @@ pub enum StartError {
 pub struct Broker {
     vhosts: DashMap<String, Arc<Vhost>>,
     users: DashMap<String, User>,
-    /// (user, vhost) → configure/write/read patterns, as RabbitMQ stores them.
-    permissions: DashMap<(String, String), PermissionDef>,
+    /// (user, vhost) → configure/write/read and topic patterns, compiled;
+    /// shared with every connection's [`Access`].
+    permissions: Arc<Permissions>,
     store: Option<Arc<Store>>,
     next_connection_id: AtomicU64,
     /// RabbitMQ's loopback_users: guest only from loopback (the default).
@@ -100,7 +103,7 @@ impl Broker {
         Broker {
             vhosts: DashMap::new(),
             users: DashMap::new(),
-            permissions: DashMap::new(),
+            permissions: Arc::new(Permissions::default()),
             store,
             next_connection_id: AtomicU64::new(1),
             guest_loopback_only: true,
@@ -196,7 +199,10 @@ impl Broker {
             self.users.insert(u.name.clone(), User::from_def(u)?);
         }
         for p in &defs.permissions {
-            self.permissions.insert((p.user.clone(), p.vhost.clone()), p.clone());
+            self.permissions.set(p.clone());
+        }
+        for t in &defs.topic_permissions {
+            self.permissions.set_topic(t.clone());
         }
         for x in &defs.exchanges {
             let v =
@@ -246,7 +252,7 @@ impl Broker {
             read: ".*".into(),
         };
         self.record(DefChange::PutPermission(p.clone()));
-        self.permissions.insert((user.to_owned(), vhost.to_owned()), p);
+        self.permissions.set(p);
     }
 
     pub fn vhost(&self, name: &str) -> Option<Arc<Vhost>> {
@@ -266,7 +272,47 @@ impl Broker {
     }
 
     pub fn can_access_vhost(&self, user: &str, vhost: &str) -> bool {
-        self.permissions.contains_key(&(user.to_owned(), vhost.to_owned()))
+        self.permissions.can_access_vhost(user, vhost)
+    }
+
+    /// The grants; changes through it reach open connections at their next
+    /// operation.
+    pub fn permissions(&self) -> &Arc<Permissions> {
+        &self.permissions
+    }
+
+    /// `rabbitmqctl set_permissions`: takes effect on open connections at
+    /// their next operation, and is written with the definitions.
+    pub fn set_permissions(&self, def: PermissionDef) {
+        self.record(DefChange::PutPermission(def.clone()));
+        self.permissions.set(def);
+    }
+
+    /// `rabbitmqctl clear_permissions`.
+    pub fn clear_permissions(&self, user: &str, vhost: &str) {
+        self.permissions.clear(user, vhost);
+        self.record(DefChange::DeletePermission { user: user.to_owned(), vhost: vhost.to_owned() });
+    }
+
+    /// `rabbitmqctl set_topic_permissions`.
+    pub fn set_topic_permissions(&self, def: TopicPermissionDef) {
+        self.record(DefChange::PutTopicPermission(def.clone()));
+        self.permissions.set_topic(def);
+    }
+
+    /// `rabbitmqctl clear_topic_permissions` (one exchange, or all).
+    pub fn clear_topic_permissions(&self, user: &str, vhost: &str, exchange: Option<&str>) {
+        self.permissions.clear_topic(user, vhost, exchange);
+        self.record(DefChange::DeleteTopicPermission {
+            user: user.to_owned(),
+            vhost: vhost.to_owned(),
+            exchange: exchange.map(str::to_owned),
+        });
+    }
+
+    /// What `user` may do in `vhost`, for one connection.
+    pub fn access(&self, user: &str, vhost: &str) -> Access {
+        self.permissions.access(user, vhost)
     }
 
     pub fn next_connection_id(&self) -> u64 {
@@ -294,9 +340,7 @@ impl Broker {
         let mut users: Vec<UserDef> = self.users.iter().map(|u| u.to_def()).collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         d.users = users;
-        let mut perms: Vec<PermissionDef> = self.permissions.iter().map(|p| p.value().clone()).collect();
-        perms.sort_by(|a, b| (&a.user, &a.vhost).cmp(&(&b.user, &b.vhost)));
-        d.permissions = perms;
+        (d.permissions, d.topic_permissions) = self.permissions.export();
         d
     }
 

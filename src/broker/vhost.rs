@@ -51,6 +51,9 @@ pub struct ExchangeDeclare<'a> {
 pub struct QueueDeclare<'a> {
     /// Empty asks for a server-generated `amq.gen-…` name.
     pub name: &'a str,
+    /// `name` is one the server generated (see [`generated_name`]) for a
+    /// declare without a name, so it may carry the reserved `amq.` prefix.
+    pub server_named: bool,
     pub passive: bool,
     pub durable: bool,
     pub exclusive: bool,
@@ -493,7 +496,7 @@ impl Vhost {
         let name = if d.name.is_empty() {
             generated_name("amq.gen")
         } else {
-            if d.name.starts_with("amq.") {
+            if d.name.starts_with("amq.") && !d.server_named {
                 return Err(AmqpError::access_refused(format!(
                     "queue name '{}' contains reserved prefix 'amq.*'",
                     d.name
@@ -896,6 +899,7 @@ mod tests {
     fn declare_q(v: &Vhost, name: &str) {
         v.queue_declare(QueueDeclare {
             name,
+            server_named: false,
             passive: false,
             durable: false,
             exclusive: false,
@@ -993,6 +997,7 @@ mod tests {
         let err = v
             .queue_declare(QueueDeclare {
                 name: "q",
+                server_named: false,
                 passive: false,
                 durable: true,
                 exclusive: false,

@@ -30,6 +30,7 @@ use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
 use crate::broker::exchange::Destination;
 use crate::broker::headers::{as_text, without_keys};
 use crate::broker::message::{encode_properties, Message, PropertyScan, QueuedMessage, FLAG_HEADERS};
+use crate::broker::permissions::{Access, Resource};
 use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
@@ -99,6 +100,8 @@ pub(super) struct Session {
     state: State,
     vhost: Option<Arc<Vhost>>,
     user: String,
+    /// The user's permissions in `vhost` (none until connection.open).
+    access: Access,
     frame_max: u32,
     channel_max: u16,
     heartbeat: u16,
@@ -410,7 +413,6 @@ impl Session {
     pub(super) fn new(broker: Arc<Broker>, config: Arc<Config>, peer: SocketAddr) -> Session {
         Session {
             id: broker.next_connection_id(),
-            broker,
             frame_max: config.frame_max,
             channel_max: config.channel_max,
             heartbeat: 0,
@@ -419,6 +421,8 @@ impl Session {
             state: State::AwaitStartOk,
             vhost: None,
             user: String::new(),
+            access: broker.access("", ""),
+            broker,
             caps: ClientCapabilities::default(),
             // Small at first: most connections are idle most of the time, and
             // both buffers grow when traffic asks for it.
@@ -746,6 +750,7 @@ impl Session {
                     .during(10, 40))
             }
             Some(v) => {
+                self.access = self.broker.access(&self.user, name);
                 self.vhost = Some(v);
                 self.state = State::Open;
                 self.send(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})));
@@ -1026,6 +1031,7 @@ impl Session {
         if p.immediate {
             return Err(fail(AmqpError::not_implemented("immediate=true")));
         }
+        self.access.basic_publish(&p.exchange).map_err(fail)?;
         let scan = PropertyScan::new(&properties);
         if let Some(r) = scan.expiration.clone() {
             parse_expiration(&String::from_utf8_lossy(&properties[r])).map_err(fail)?;
@@ -1057,6 +1063,7 @@ impl Session {
                 exchange_name, vhost.name
             ))));
         }
+        self.access.basic_publish_topic(&exchange, &message.routing_key).map_err(fail)?;
         if let Some(ops) = ch.tx.as_mut() {
             ops.push(TxOp::Publish { message, mandatory: p.mandatory, extra_keys });
             return Ok(());
@@ -1265,6 +1272,8 @@ impl Session {
         let id = ch.id;
         match m {
             exchange::AMQPMethod::Declare(d) => {
+                let (name, kind) = (d.exchange.as_str(), d.kind.as_str());
+                self.access.exchange_declare(&vhost, name, kind, d.passive, &d.arguments)?;
                 let created = vhost.exchange_declare(ExchangeDeclare {
                     name: d.exchange.as_str(),
                     kind: d.kind.as_str(),
@@ -1282,21 +1291,19 @@ impl Session {
                 }
             }
             exchange::AMQPMethod::Delete(d) => {
+                self.access.exchange_delete(d.exchange.as_str())?;
                 vhost.exchange_delete(d.exchange.as_str(), d.if_unused)?;
                 if !d.nowait {
                     self.send(id, AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})));
                 }
             }
             exchange::AMQPMethod::Bind(b) => {
-                if vhost.exchange_bind(
-                    b.destination.as_str(),
-                    b.source.as_str(),
-                    b.routing_key.as_str(),
-                    &b.arguments,
-                )? {
+                let (dest, src) = (b.destination.as_str(), b.source.as_str());
+                self.access.bind(&vhost, Resource::Exchange, dest, src, b.routing_key.as_str())?;
+                if vhost.exchange_bind(dest, src, b.routing_key.as_str(), &b.arguments)? {
                     self.undo = Undo::Binding {
-                        source: b.source.as_str().to_owned(),
-                        destination: Destination::Exchange(b.destination.as_str().to_owned()),
+                        source: src.to_owned(),
+                        destination: Destination::Exchange(dest.to_owned()),
                         routing_key: b.routing_key.as_str().to_owned(),
                         arguments: b.arguments.clone(),
                     };
@@ -1306,6 +1313,8 @@ impl Session {
                 }
             }
             exchange::AMQPMethod::Unbind(b) => {
+                let (dest, src) = (b.destination.as_str(), b.source.as_str());
+                self.access.bind(&vhost, Resource::Exchange, dest, src, b.routing_key.as_str())?;
                 vhost.exchange_unbind(
                     b.destination.as_str(),
                     b.source.as_str(),
@@ -1335,8 +1344,14 @@ impl Session {
                     self.send(id, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)));
                     return Ok(());
                 }
+                // A server-named queue is named here, so that its name can be
+                // authorised before it exists, as RabbitMQ does.
+                let server_named = name.is_empty() && !d.passive;
+                let name = if server_named { generated_name("amq.gen") } else { name };
+                self.access.queue_declare(&vhost, &name, server_named, d.passive, &d.arguments)?;
                 let ok = vhost.queue_declare(QueueDeclare {
                     name: &name,
+                    server_named,
                     passive: d.passive,
                     durable: d.durable,
                     exclusive: d.exclusive,
@@ -1378,6 +1393,7 @@ impl Session {
                 } else {
                     b.routing_key.as_str().to_owned()
                 };
+                self.access.bind(&vhost, Resource::Queue, &name, b.exchange.as_str(), &rk)?;
                 if vhost.queue_bind(&name, b.exchange.as_str(), &rk, &b.arguments, conn)? {
                     if let Ok(q) = vhost.queue(&name) {
                         self.undo = Undo::Binding {
@@ -1394,11 +1410,13 @@ impl Session {
             }
             queue::AMQPMethod::Unbind(b) => {
                 let name = Self::queue_name(ch, &b.queue)?;
+                self.access.bind(&vhost, Resource::Queue, &name, b.exchange.as_str(), b.routing_key.as_str())?;
                 vhost.queue_unbind(&name, b.exchange.as_str(), b.routing_key.as_str(), &b.arguments, conn)?;
                 self.send(id, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
             }
             queue::AMQPMethod::Purge(p) => {
                 let name = Self::queue_name(ch, &p.queue)?;
+                self.access.queue_purge(&name)?;
                 let n = vhost.queue_purge(&name, conn)?;
                 if !p.nowait {
                     self.send(id, AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count: n })));
@@ -1406,6 +1424,7 @@ impl Session {
             }
             queue::AMQPMethod::Delete(d) => {
                 let name = Self::queue_name(ch, &d.queue)?;
+                self.access.queue_delete(&name)?;
                 let n = vhost.queue_delete(&name, d.if_unused, d.if_empty, conn)?;
                 self.exclusive_queues.retain(|q| !q.is_deleted());
                 if !d.nowait {
@@ -1452,6 +1471,7 @@ impl Session {
                     return Ok(());
                 }
                 let name = Self::queue_name(ch, &c.queue)?;
+                self.access.queue_read(&name)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
                 let consumer = Arc::new(
@@ -1505,6 +1525,7 @@ impl Session {
             }
             basic::AMQPMethod::Get(g) => {
                 let name = Self::queue_name(ch, &g.queue)?;
+                self.access.queue_read(&name)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
                 let mut dead = DeadLetters::default();

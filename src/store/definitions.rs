@@ -30,7 +30,7 @@ pub struct Definitions {
     #[serde(default)]
     pub permissions: Vec<PermissionDef>,
     #[serde(default)]
-    pub topic_permissions: Vec<Value>,
+    pub topic_permissions: Vec<TopicPermissionDef>,
     #[serde(default)]
     pub parameters: Vec<Value>,
     #[serde(default)]
@@ -102,6 +102,20 @@ pub struct PermissionDef {
     pub vhost: String,
     #[serde(default)]
     pub configure: String,
+    #[serde(default)]
+    pub write: String,
+    #[serde(default)]
+    pub read: String,
+}
+
+/// A topic permission: what routing keys `user` may publish with (`write`) or
+/// bind with (`read`) on the topic exchange `exchange` in `vhost`. As
+/// `rabbitmqctl set_topic_permissions` and `GET /api/topic-permissions` have it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicPermissionDef {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
     #[serde(default)]
     pub write: String,
     #[serde(default)]
@@ -237,7 +251,9 @@ mod tests {
                  "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": "administrator", "limits": {}}],
       "vhosts": [{"name": "/"}],
       "permissions": [{"user": "guest", "vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}],
-      "topic_permissions": [], "parameters": [], "global_parameters": [{"name": "cluster_name", "value": "rabbit@host"}],
+      "topic_permissions": [{"user": "guest", "vhost": "/", "exchange": "amq.topic",
+                             "write": "^{username}\\.", "read": ".*"}],
+      "parameters": [], "global_parameters": [{"name": "cluster_name", "value": "rabbit@host"}],
       "policies": [],
       "queues": [{"name": "orders", "vhost": "/", "durable": true, "auto_delete": false,
                   "arguments": {"x-queue-type": "classic", "x-max-length": 1000}}],
@@ -253,6 +269,8 @@ mod tests {
         assert_eq!(d.queues[0].name, "orders");
         assert_eq!(d.exchanges[0].kind, "topic");
         assert_eq!(d.bindings[0].routing_key, "order.#");
+        assert_eq!(d.topic_permissions[0].exchange, "amq.topic");
+        assert_eq!(d.topic_permissions[0].write, "^{username}\\.");
         let args = table_from_json(&d.queues[0].arguments);
         assert_eq!(args.inner().get("x-max-length"), Some(&AMQPValue::LongLongInt(1000)));
         assert_eq!(table_to_json(&args), d.queues[0].arguments);

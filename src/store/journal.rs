@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::definitions::{BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, UserDef, VhostDef};
+use super::definitions::{
+    BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, TopicPermissionDef, UserDef, VhostDef,
+};
 use super::fsutil::{sync_dir, write_atomic};
 
 const RECORD_HEADER: usize = 8;
@@ -43,15 +45,35 @@ const COMPACT_SLACK: u64 = 1024 * 1024;
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum DefChange {
     PutVhost(VhostDef),
-    DeleteVhost { name: String },
+    DeleteVhost {
+        name: String,
+    },
     PutUser(UserDef),
-    DeleteUser { name: String },
+    DeleteUser {
+        name: String,
+    },
     PutPermission(PermissionDef),
-    DeletePermission { user: String, vhost: String },
+    DeletePermission {
+        user: String,
+        vhost: String,
+    },
+    PutTopicPermission(TopicPermissionDef),
+    /// One exchange's, or (`None`) all of the user's in the vhost.
+    DeleteTopicPermission {
+        user: String,
+        vhost: String,
+        exchange: Option<String>,
+    },
     PutExchange(ExchangeDef),
-    DeleteExchange { vhost: String, name: String },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+    },
     PutQueue(QueueDef),
-    DeleteQueue { vhost: String, name: String },
+    DeleteQueue {
+        vhost: String,
+        name: String,
+    },
     PutBinding(BindingDef),
     DeleteBinding(BindingDef),
 }
@@ -80,6 +102,8 @@ pub struct Model {
     vhosts: BTreeMap<String, VhostDef>,
     users: BTreeMap<String, UserDef>,
     permissions: BTreeMap<Key, PermissionDef>,
+    /// user, vhost, exchange.
+    topic_permissions: BTreeMap<(String, String, String), TopicPermissionDef>,
     exchanges: BTreeMap<Key, ExchangeDef>,
     queues: BTreeMap<Key, QueueDef>,
     bindings: BTreeMap<BindingKey, BindingDef>,
@@ -97,6 +121,9 @@ impl Model {
         for p in &d.permissions {
             m.permissions.insert((p.user.clone(), p.vhost.clone()), p.clone());
         }
+        for t in &d.topic_permissions {
+            m.topic_permissions.insert((t.user.clone(), t.vhost.clone(), t.exchange.clone()), t.clone());
+        }
         for x in &d.exchanges {
             m.exchanges.insert((x.vhost.clone(), x.name.clone()), x.clone());
         }
@@ -110,6 +137,7 @@ impl Model {
             vhosts: vec![],
             users: vec![],
             permissions: vec![],
+            topic_permissions: vec![],
             exchanges: vec![],
             queues: vec![],
             bindings: vec![],
@@ -123,6 +151,7 @@ impl Model {
             vhosts: self.vhosts.values().cloned().collect(),
             users: self.users.values().cloned().collect(),
             permissions: self.permissions.values().cloned().collect(),
+            topic_permissions: self.topic_permissions.values().cloned().collect(),
             exchanges: self.exchanges.values().cloned().collect(),
             queues: self.queues.values().cloned().collect(),
             bindings: self.bindings.values().cloned().collect(),
@@ -138,6 +167,7 @@ impl Model {
             DefChange::DeleteVhost { name } => {
                 self.vhosts.remove(name);
                 self.permissions.retain(|(_, v), _| v != name);
+                self.topic_permissions.retain(|(_, v, _), _| v != name);
                 self.exchanges.retain(|(v, _), _| v != name);
                 self.queues.retain(|(v, _), _| v != name);
                 self.bindings.retain(|k, _| &k.0 != name);
@@ -148,12 +178,20 @@ impl Model {
             DefChange::DeleteUser { name } => {
                 self.users.remove(name);
                 self.permissions.retain(|(u, _), _| u != name);
+                self.topic_permissions.retain(|(u, _, _), _| u != name);
             }
             DefChange::PutPermission(p) => {
                 self.permissions.insert((p.user.clone(), p.vhost.clone()), p.clone());
             }
             DefChange::DeletePermission { user, vhost } => {
                 self.permissions.remove(&(user.clone(), vhost.clone()));
+            }
+            DefChange::PutTopicPermission(t) => {
+                self.topic_permissions.insert((t.user.clone(), t.vhost.clone(), t.exchange.clone()), t.clone());
+            }
+            DefChange::DeleteTopicPermission { user, vhost, exchange } => {
+                self.topic_permissions
+                    .retain(|(u, v, x), _| !(u == user && v == vhost && exchange.as_ref().is_none_or(|e| e == x)));
             }
             DefChange::PutExchange(x) => {
                 self.exchanges.insert((x.vhost.clone(), x.name.clone()), x.clone());

@@ -78,6 +78,23 @@ pub async fn broker() -> TestBroker {
     }
 }
 
+/// Like [`broker`], but an in-process Warren starts with `config` (an
+/// external broker is used as it is).
+pub async fn broker_with(config: warren::Config) -> TestBroker {
+    if external() {
+        return broker().await;
+    }
+    let server = within(warren::Server::start(config)).await.expect("starting the in-process Warren server");
+    TestBroker { uri: server.amqp_uri(), addr: server.local_addr(), server: Some(server) }
+}
+
+/// The in-process server, if this is Warren.
+impl TestBroker {
+    pub fn server(&self) -> Option<&warren::Server> {
+        self.server.as_ref()
+    }
+}
+
 /// Parse host:port out of an amqp:// URI (default port 5672).
 pub fn addr_from_uri(uri: &str) -> SocketAddr {
     let rest =
