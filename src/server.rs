@@ -117,7 +117,8 @@ const DISK_NEAR: u64 = 256 << 20;
 /// directory's filesystem has less than `limit` bytes free, or while the
 /// store's writes fail for want of space; and the store-backlog alarm while
 /// more bytes wait for the writer than it may hold. Both clear by
-/// themselves. A write error triggers a check at once.
+/// themselves. A write error, and every few MiB written, trigger a check at
+/// once.
 async fn disk_monitor(
     store: Arc<crate::store::Store>,
     limit: u64,

@@ -179,6 +179,27 @@ async fn confirms_and_declares_are_never_lies_on_a_full_disk() {
     }
     println!("{} of 20 durable declares got declare-ok while full", declared.len());
 
+    // A transaction of persistent messages while full: commit-ok only if
+    // they are on disk.
+    // The channel publishes, so the alarm blocks it (as RabbitMQ would): the
+    // commit is answered once space returns, with commit-ok only if the
+    // messages are on disk.
+    let tc = connect(&broker.uri).await;
+    let tch = tc.create_channel().await.unwrap();
+    tch.tx_select().await.unwrap();
+    let commit = tokio::spawn(async move {
+        let props = BasicProperties::default().with_delivery_mode(2);
+        for i in 0..20u32 {
+            let mut body = (2_000_000 + i).to_be_bytes().to_vec();
+            body.resize(4096, b't');
+            tch.basic_publish("".into(), QUEUE.into(), BasicPublishOptions::default(), &body, props.clone())
+                .await
+                .unwrap();
+        }
+        let r = tch.tx_commit().await;
+        (r, tch, tc)
+    });
+
     // Space returns: publishing works again without a restart.
     disk.resize("96m");
     let conn2 = connect(&broker.uri).await;
@@ -189,7 +210,13 @@ async fn confirms_and_declares_are_never_lies_on_a_full_disk() {
     assert!(after.len() >= 500, "after space returned only {} of the publishes were confirmed", after.len());
     assert!(after_nacked.is_empty() || after.len() >= 500);
     acked.extend(after);
-    drop((ch, ch2, conn, conn2));
+    let (committed, tch, tc) =
+        tokio::time::timeout(Duration::from_secs(15), commit).await.expect("tx.commit never answered").unwrap();
+    match committed {
+        Ok(()) => acked.extend(2_000_000..2_000_020),
+        Err(e) => assert!(e.to_string().contains("INTERNAL_ERROR"), "unexpected commit error: {e}"),
+    }
+    drop((ch, ch2, conn, conn2, tch, tc));
 
     // A crash, then count: every confirmed message is there.
     broker.kill9();

@@ -90,3 +90,149 @@ impl Drop for Harness {
         self.session.cleanup(&mut self.channels);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use amq_protocol::frame::AMQPFrame;
+    use amq_protocol::protocol::{basic, channel, connection, queue, AMQPClass};
+    use amq_protocol::types::{FieldTable, LongString};
+
+    fn method(ch: u16, m: AMQPClass) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        super::super::codec::write_method(&mut out, ch, m);
+        out.to_vec()
+    }
+
+    /// The frames in `out`, decoded by amq-protocol.
+    fn frames(mut out: BytesMut) -> Vec<AMQPFrame> {
+        let mut v = Vec::new();
+        while let Ok(Some(f)) = super::super::frame::split_frame(&mut out, u32::MAX) {
+            let kind = match f.kind {
+                super::super::frame::FrameKind::Method => 1,
+                super::super::frame::FrameKind::Header => 2,
+                super::super::frame::FrameKind::Body => 3,
+                super::super::frame::FrameKind::Heartbeat => 8,
+            };
+            let mut raw = vec![kind];
+            raw.extend_from_slice(&f.channel.to_be_bytes());
+            raw.extend_from_slice(&(f.payload.len() as u32).to_be_bytes());
+            raw.extend_from_slice(&f.payload);
+            raw.push(0xCE);
+            v.push(amq_protocol::frame::parse_frame(&raw[..]).expect("our own frame").1);
+        }
+        v
+    }
+
+    fn open() -> Harness {
+        let broker = Arc::new(Broker::in_memory("guest", "guest", "/"));
+        let mut h = Harness::new(broker, Arc::new(Config::ephemeral()));
+        let mut hs = b"AMQP\x00\x00\x09\x01".to_vec();
+        hs.extend(method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
+                client_properties: FieldTable::default(),
+                mechanism: "PLAIN".into(),
+                response: LongString::from("\0guest\0guest"),
+                locale: "en_US".into(),
+            })),
+        ));
+        hs.extend(method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
+                channel_max: 10,
+                frame_max: 131072,
+                heartbeat: 0,
+            })),
+        ));
+        let vhost = connection::Open { virtual_host: "/".into() };
+        hs.extend(method(0, AMQPClass::Connection(connection::AMQPMethod::Open(vhost))));
+        hs.extend(method(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))));
+        h.feed(&hs);
+        let got = frames(h.take_output());
+        assert!(matches!(got.last(), Some(AMQPFrame::Method(1, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))))));
+        h
+    }
+
+    fn close(ch: u16) -> Vec<u8> {
+        let c = channel::Close { reply_code: 200, reply_text: "".into(), class_id: 0, method_id: 0 };
+        method(ch, AMQPClass::Channel(channel::AMQPMethod::Close(c)))
+    }
+
+    #[test]
+    fn crossing_channel_closes_keep_the_channel_until_our_close_is_acknowledged() {
+        let mut h = open();
+        // A publish to a missing exchange and the client's own close, at once.
+        let publish =
+            basic::Publish { exchange: "nope".into(), routing_key: "".into(), mandatory: false, immediate: false };
+        let mut burst = method(1, AMQPClass::Basic(basic::AMQPMethod::Publish(publish)));
+        burst.extend([2, 0, 1, 0, 0, 0, 14, 0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xCE]);
+        burst.extend(close(1));
+        h.feed(&burst);
+        let got = frames(h.take_output());
+        assert!(
+            matches!(&got[..], [
+            AMQPFrame::Method(1, AMQPClass::Channel(channel::AMQPMethod::Close(c))),
+            AMQPFrame::Method(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))),
+        ] if c.reply_code == 404),
+            "{got:?}"
+        );
+        // The close-ok for the broker's close arrives now: no error, and the
+        // channel number is free again.
+        h.feed(&method(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {}))));
+        h.feed(&method(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))));
+        let got = frames(h.take_output());
+        assert!(
+            matches!(&got[..], [AMQPFrame::Method(1, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_)))]),
+            "{got:?}"
+        );
+        assert!(!h.ended());
+    }
+
+    #[test]
+    fn after_close_ok_the_rest_of_the_burst_is_dropped_quietly() {
+        let mut h = open();
+        let c = connection::Close { reply_code: 200, reply_text: "".into(), class_id: 0, method_id: 0 };
+        let mut burst = method(0, AMQPClass::Connection(connection::AMQPMethod::Close(c)));
+        let declare = queue::Declare {
+            queue: "q".into(),
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            nowait: false,
+            arguments: FieldTable::default(),
+        };
+        burst.extend(method(1, AMQPClass::Queue(queue::AMQPMethod::Declare(declare))));
+        h.feed(&burst);
+        h.feed(&close(1));
+        let got = frames(h.take_output());
+        assert!(
+            matches!(&got[..], [AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_)))]),
+            "{got:?}"
+        );
+        assert!(h.ended(), "the state machine only drains now; the task half-closes and waits for EOF");
+    }
+
+    #[test]
+    fn tune_ok_above_what_was_offered_drops_the_connection_silently() {
+        let broker = Arc::new(Broker::in_memory("guest", "guest", "/"));
+        let mut h = Harness::new(broker, Arc::new(Config::ephemeral()));
+        let mut hs = b"AMQP\x00\x00\x09\x01".to_vec();
+        hs.extend(method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
+                client_properties: FieldTable::default(),
+                mechanism: "PLAIN".into(),
+                response: LongString::from("\0guest\0guest"),
+                locale: "en_US".into(),
+            })),
+        ));
+        h.feed(&hs);
+        h.take_output();
+        let tune = connection::TuneOk { channel_max: 2048, frame_max: 131072, heartbeat: 0 };
+        h.feed(&method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune))));
+        assert!(h.ended());
+        assert!(h.take_output().is_empty(), "RabbitMQ sends nothing before it closes");
+    }
+}

@@ -52,6 +52,8 @@ use writer::Writer;
 /// store's back-pressure); below [`BACKLOG_LOW`] they are let go again.
 pub const BACKLOG_HIGH: u64 = 64 * 1024 * 1024;
 pub const BACKLOG_LOW: u64 = 32 * 1024 * 1024;
+/// See [`Health::written_steps`].
+pub const WRITTEN_STEP: u64 = 4 * 1024 * 1024;
 /// What a request without a body is counted as in the backlog.
 const REQUEST_COST: u64 = 64;
 
@@ -144,6 +146,9 @@ pub struct Health {
     /// Writes that failed so far (a full disk, an I/O error): a rise means
     /// a fresh failure.
     pub failed_writes: u64,
+    /// Bumped every [`WRITTEN_STEP`] bytes written: the disk monitor checks
+    /// free space then too, so a fast publisher cannot outrun its timer.
+    pub written_steps: u64,
 }
 
 /// State the senders and the writer thread share.

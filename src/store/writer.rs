@@ -309,11 +309,13 @@ pub(super) struct Writer {
     queues: HashMap<u64, QueueFiles>,
     journal: Journal,
     episode: Episode,
+    /// Bytes written since the last `written_steps` bump.
+    written: u64,
 }
 
 impl Writer {
     pub(super) fn new(dir: PathBuf, shared: Arc<Shared>, journal: Journal) -> Self {
-        Writer { dir, shared, queues: HashMap::new(), journal, episode: Episode::default() }
+        Writer { dir, shared, queues: HashMap::new(), journal, episode: Episode::default(), written: 0 }
     }
 
     pub(super) fn run(mut self, rx: Receiver<Envelope>) {
@@ -453,7 +455,7 @@ impl Writer {
 
     /// Failures first, then the resolved mark: whoever sees a ticket
     /// resolved also sees whether it failed.
-    fn publish(&self, max_ticket: u64, cost: u64, mut failed: Vec<u64>) {
+    fn publish(&mut self, max_ticket: u64, cost: u64, mut failed: Vec<u64>) {
         let shared = &self.shared;
         failed.sort_unstable();
         let mut run: Option<(u64, u64)> = None;
@@ -474,6 +476,11 @@ impl Writer {
         shared.resolved.send_replace(shared.progress.resolved());
         let left = shared.backlog.fetch_sub(cost, Ordering::AcqRel).saturating_sub(cost);
         let failed_writes = self.episode.total;
+        self.written += cost;
+        let step = self.written >= super::WRITTEN_STEP;
+        if step {
+            self.written = 0;
+        }
         let backlog_cleared = left < BACKLOG_LOW && shared.backlog_full.swap(false, Ordering::AcqRel);
         shared.health.send_if_modified(|h| {
             let mut changed = false;
@@ -483,6 +490,10 @@ impl Writer {
             }
             if h.failed_writes != failed_writes {
                 h.failed_writes = failed_writes;
+                changed = true;
+            }
+            if step {
+                h.written_steps += 1;
                 changed = true;
             }
             changed
