@@ -236,7 +236,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         // back-pressure); others still are, so consumers can drain. Nor is a
         // peer whose replies pile up unread, nor one whose reply waits for
         // the disk.
-        let blocked = alarm.borrow().any() && s.is_publisher;
+        let blocked = s.is_publisher && alarm.borrow().any();
         let reading = draining || (!blocked && s.wbuf.len() < READ_STOP && s.hold.is_none());
         if !reading {
             // Like RabbitMQ, a connection we do not read is not expected to
@@ -346,10 +346,12 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         }
         // A connection that starts publishing while an alarm is on learns
         // it is blocked too.
-        let set = *alarm.borrow();
-        if set.any() && s.is_publisher && !s.told_blocked && s.caps.connection_blocked && s.state == State::Open {
-            s.told_blocked = true;
-            s.send_blocked(set);
+        if s.is_publisher && !s.told_blocked && s.caps.connection_blocked && s.state == State::Open {
+            let set = *alarm.borrow();
+            if set.any() {
+                s.told_blocked = true;
+                s.send_blocked(set);
+            }
         }
     }
 

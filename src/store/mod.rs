@@ -94,41 +94,27 @@ struct SegmentState {
     live: u64,
 }
 
+/// Requests stay small (the rare large ones boxed): every message moves
+/// one through the channel and the writer's batch.
 enum Request {
-    /// `recovered`: the segments a recovered queue already has; `None` for a
-    /// queue declared in this run.
-    Open {
-        id: u64,
-        dir: PathBuf,
-        vhost: String,
-        name: String,
-        recovered: Option<Vec<SegmentState>>,
-    },
-    Message {
-        id: u64,
-        seq: u64,
-        message: Arc<Message>,
-        waker: Option<Arc<Outbox>>,
-    },
-    Marker {
-        id: u64,
-        kind: u8,
-        seq: u64,
-    },
-    Delete {
-        id: u64,
-    },
-    Definition(DefChange),
-    ResetDefinitions {
-        defs: Box<Definitions>,
-        done: Sender<io::Result<()>>,
-    },
-    Sync {
-        done: Sender<()>,
-    },
-    Close {
-        done: Sender<()>,
-    },
+    Open(Box<OpenQueue>),
+    Message { id: u64, seq: u64, message: Arc<Message>, waker: Option<Arc<Outbox>> },
+    Marker { id: u64, kind: u8, seq: u64 },
+    Delete { id: u64 },
+    Definition(Box<DefChange>),
+    ResetDefinitions { defs: Box<Definitions>, done: Sender<io::Result<()>> },
+    Sync { done: Sender<()> },
+    Close { done: Sender<()> },
+}
+
+/// A queue log the writer is to keep: `recovered` holds the segments a
+/// recovered queue already has; `None` for a queue declared in this run.
+struct OpenQueue {
+    id: u64,
+    dir: PathBuf,
+    vhost: String,
+    name: String,
+    recovered: Option<Vec<SegmentState>>,
 }
 
 /// A request with its ticket and what it weighs in the backlog.
@@ -323,7 +309,8 @@ impl Store {
             Some(r) => (r.dir.clone(), Some(r.segments.clone())),
             None => (self.dir.join("queues").join(queue_dir_name(vhost, name)), None),
         };
-        self.send(REQUEST_COST, Request::Open { id, dir, vhost: vhost.to_owned(), name: name.to_owned(), recovered });
+        let open = OpenQueue { id, dir, vhost: vhost.to_owned(), name: name.to_owned(), recovered };
+        self.send(REQUEST_COST, Request::Open(Box::new(open)));
         Arc::new(QueueLog { id, store: Arc::clone(self) })
     }
 
@@ -353,7 +340,7 @@ impl Store {
         if !self.recording.load(Ordering::Acquire) {
             return 0;
         }
-        let ticket = self.send(REQUEST_COST, Request::Definition(change));
+        let ticket = self.send(REQUEST_COST, Request::Definition(Box::new(change)));
         self.definitions_issued.fetch_max(ticket, Ordering::AcqRel);
         ticket
     }

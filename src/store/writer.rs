@@ -23,7 +23,7 @@ use bytes::BytesMut;
 use super::fsutil::{sync_dir, write_atomic};
 use super::journal::{DefChange, Journal};
 use super::segments::{self, KIND_ACK};
-use super::{Envelope, Request, SegmentState, Shared, BACKLOG_LOW};
+use super::{Envelope, OpenQueue, Request, SegmentState, Shared, BACKLOG_LOW};
 use crate::broker::consumer::Outbox;
 
 /// A segment is closed and a new one started past this size, so that fully
@@ -367,7 +367,8 @@ impl Writer {
             max_ticket = max_ticket.max(env.ticket);
             cost += env.cost;
             match env.req {
-                Request::Open { id, dir, vhost, name, recovered } => {
+                Request::Open(open) => {
+                    let OpenQueue { id, dir, vhost, name, recovered } = *open;
                     self.queues.insert(id, QueueFiles::new(dir, vhost, name, recovered));
                 }
                 Request::Message { id, seq, message, waker } => {
@@ -396,7 +397,7 @@ impl Writer {
                     }
                 }
                 Request::Definition(change) => {
-                    changes.push(change);
+                    changes.push(*change);
                     change_tickets.push(env.ticket);
                 }
                 Request::ResetDefinitions { defs, done } => {
