@@ -49,6 +49,12 @@ const IDLE_READ_BUFFER: usize = 2048;
 const MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
 /// The smallest frame_max the spec lets a peer negotiate.
 const FRAME_MIN_SIZE: u32 = 4096;
+/// The frame size limit before tune-ok, in `split_frame`'s terms (the whole
+/// frame): RabbitMQ takes a payload of at most frame-min-size octets until
+/// the peer has agreed to more (its check allows the 8 octets of framing on
+/// top), and closes the socket without a word for a larger one. So a client
+/// cannot make us buffer, or parse, more than that before it has logged in.
+const PRE_TUNE_FRAME_MAX: u32 = FRAME_MIN_SIZE + super::frame::FRAME_OVERHEAD as u32;
 
 /// Everything a connection needs from the server that accepted it.
 #[derive(Clone)]
@@ -407,7 +413,11 @@ impl Session {
                 rbuf.clear();
                 return Next::Continue;
             }
-            let frame = match split_frame(rbuf, self.frame_max) {
+            let frame_max = match self.state {
+                State::AwaitStartOk | State::AwaitTuneOk => PRE_TUNE_FRAME_MAX,
+                _ => self.frame_max,
+            };
+            let frame = match split_frame(rbuf, frame_max) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Next::Continue,
                 Err(e) => {
