@@ -32,6 +32,7 @@ use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarget, Scope, REPLY_TO};
+use crate::wire::table;
 use crate::Config;
 
 const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -82,6 +83,27 @@ struct ClientCapabilities {
     consumer_cancel_notify: bool,
     authentication_failure_close: bool,
     connection_blocked: bool,
+}
+
+impl ClientCapabilities {
+    /// Reads `capabilities` from start-ok's client-properties (raw, well
+    /// formed) one level at a time: the rest, at whatever depth, is never
+    /// decoded. Of duplicate keys the first counts, as in RabbitMQ.
+    fn from_client_properties(props: &[u8]) -> Self {
+        let caps = table::table_body(props)
+            .ok()
+            .and_then(|body| table::find(body, b"capabilities"))
+            .and_then(|e| table::table_value(e.tag, e.value))
+            .unwrap_or_default();
+        let flag = |key: &[u8]| {
+            table::find(caps, key).is_some_and(|e| e.tag == b't' && e.value.first().is_some_and(|b| *b != 0))
+        };
+        ClientCapabilities {
+            consumer_cancel_notify: flag(b"consumer_cancel_notify"),
+            authentication_failure_close: flag(b"authentication_failure_close"),
+            connection_blocked: flag(b"connection.blocked"),
+        }
+    }
 }
 
 /// Connection-wide state the channel handlers need alongside a `&mut Channel`.
@@ -333,10 +355,6 @@ fn short(s: impl Into<String>) -> ShortString {
     ShortString::from(s)
 }
 
-fn bool_arg(table: &FieldTable, key: &str) -> bool {
-    matches!(table.inner().get(key), Some(AMQPValue::Boolean(true)))
-}
-
 /// A wire short string as UTF-8, or the 502 RabbitMQ would not send but that
 /// keeps us from routing on bytes we cannot name.
 fn utf8(b: &Bytes) -> AmqpResult<&str> {
@@ -528,6 +546,9 @@ impl Session {
             return Ok(Next::Continue);
         }
         let method = match (frame.kind, frame.channel, decode_method(&frame.payload)) {
+            (FrameKind::Method, 0, Ok(Method::StartOk(ok))) if self.state == State::AwaitStartOk => {
+                return self.handle_start_ok(ok)
+            }
             (FrameKind::Method, 0, Ok(Method::Other(AMQPClass::Connection(m)))) => m,
             _ => {
                 tracing::debug!(peer = %self.peer, "protocol violation during handshake");
@@ -535,7 +556,6 @@ impl Session {
             }
         };
         match (self.state, method) {
-            (State::AwaitStartOk, connection::AMQPMethod::StartOk(ok)) => self.handle_start_ok(ok),
             (State::AwaitTuneOk, connection::AMQPMethod::TuneOk(ok)) => self.handle_tune_ok(ok),
             (State::AwaitOpen, connection::AMQPMethod::Open(open)) => self.handle_open(open),
             (_, connection::AMQPMethod::Close(_)) => {
@@ -547,18 +567,14 @@ impl Session {
         }
     }
 
-    fn handle_start_ok(&mut self, ok: connection::StartOk) -> AmqpResult<Next> {
-        if let Some(AMQPValue::FieldTable(caps)) = ok.client_properties.inner().get("capabilities") {
-            self.caps.consumer_cancel_notify = bool_arg(caps, "consumer_cancel_notify");
-            self.caps.authentication_failure_close = bool_arg(caps, "authentication_failure_close");
-            self.caps.connection_blocked = bool_arg(caps, "connection.blocked");
-        }
-        let mechanism = ok.mechanism.as_str().to_owned();
-        let credentials = match mechanism.as_str() {
-            "PLAIN" => parse_plain(ok.response.as_bytes()),
-            "AMQPLAIN" => parse_amqplain(ok.response.as_bytes()),
-            other => {
-                tracing::info!(peer = %self.peer, mechanism = other, "unsupported authentication mechanism");
+    fn handle_start_ok(&mut self, ok: codec::StartOk) -> AmqpResult<Next> {
+        self.caps = ClientCapabilities::from_client_properties(&ok.client_properties);
+        let mechanism = String::from_utf8_lossy(&ok.mechanism).into_owned();
+        let credentials = match &ok.mechanism[..] {
+            b"PLAIN" => parse_plain(&ok.response),
+            b"AMQPLAIN" => parse_amqplain(&ok.response),
+            _ => {
+                tracing::info!(peer = %self.peer, mechanism, "unsupported authentication mechanism");
                 return Ok(Next::Drop);
             }
         };
@@ -1038,6 +1054,7 @@ impl Session {
                 self.send(ch.id, AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})));
                 Ok(())
             }
+            Method::StartOk(_) => Err(AmqpError::command_invalid("connection method on a non-zero channel")),
             Method::Other(class) => self.handle_other(ch, class),
         }
     }
@@ -1597,6 +1614,21 @@ impl Session {
 fn decode_error(e: DecodeError, payload: &Bytes) -> Option<AmqpError> {
     match e {
         DecodeError::UnknownMethod { .. } => None,
+        // RabbitMQ decodes tables of any depth; we refuse past
+        // MAX_DECODE_DEPTH, as a channel error so that the connection and
+        // its other channels carry on (a connection-class method can only
+        // fail its connection).
+        DecodeError::TooDeep { class_id, method_id, key } => {
+            let mut err = AmqpError::precondition_failed(format!(
+                "field table argument '{key}' nested deeper than {} levels",
+                table::MAX_DECODE_DEPTH
+            ))
+            .during(class_id, method_id);
+            if class_id == 10 {
+                err.scope = Scope::Connection;
+            }
+            Some(err)
+        }
         DecodeError::Malformed { class_id, method_id } => {
             let args = payload.get(4..).unwrap_or_default();
             Some(
@@ -1702,18 +1734,26 @@ fn parse_plain(response: &[u8]) -> Option<(String, String)> {
     Some((String::from_utf8(user.to_vec()).ok()?, String::from_utf8(pass.to_vec()).ok()?))
 }
 
-/// AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD.
+/// AMQPLAIN: a field table without its length prefix, holding LOGIN and
+/// PASSWORD as long strings (the first of each, as RabbitMQ reads them).
+/// Walked iteratively and read one level deep: it arrives before login.
 fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
-    let mut framed = Vec::with_capacity(response.len() + 4);
-    framed.extend_from_slice(&(u32::try_from(response.len()).ok()?).to_be_bytes());
-    framed.extend_from_slice(response);
-    let (_, table) = amq_protocol::types::parsing::parse_field_table(&framed[..]).ok()?;
-    let get = |k: &str| match table.inner().get(k)? {
-        AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    };
-    Some((get("LOGIN")?, get("PASSWORD")?))
+    let mut login = None;
+    let mut password = None;
+    for entry in table::entries(response) {
+        let e = entry.ok()?;
+        table::walk_value(e.tag, e.value, usize::MAX).ok()?;
+        let slot = match e.key {
+            b"LOGIN" => &mut login,
+            b"PASSWORD" => &mut password,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(table::long_string(e.tag, e.value));
+        }
+    }
+    let text = |v: Option<Option<&[u8]>>| String::from_utf8(v??.to_vec()).ok();
+    Some((text(login)?, text(password)?))
 }
 
 #[cfg(test)]
@@ -1736,5 +1776,20 @@ mod tests {
         }
         assert_eq!(parse_amqplain(&t), Some(("guest".into(), "pw".into())));
         assert_eq!(parse_amqplain(&t[..5]), None);
+        // Read one level deep, the first of duplicates, at any nesting,
+        // on a small stack: it arrives before login.
+        let mut deep = t.clone();
+        deep.extend_from_slice(b"\x05LOGINS\x00\x00\x00\x01x\x04deepF");
+        deep.extend(crate::wire::table::tests_support::nested_tables(100_000));
+        let got = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || parse_amqplain(&deep))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(got, Some(("guest".into(), "pw".into())));
+        let mut bad = t.clone();
+        bad.extend_from_slice(b"\x01kF\x00\x00\x00\x03\x01jZ");
+        assert_eq!(parse_amqplain(&bad), None, "a malformed nested value");
     }
 }

@@ -494,10 +494,9 @@ pub fn decode_value(tag: u8, value: &[u8]) -> Result<AMQPValue, TableError> {
     }
 }
 
+/// Builders of deeply nested tables, for tests here and elsewhere.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
+pub(crate) mod tests_support {
     /// `{"a": {"a": ... {}}}`: `depth` tables, with the length prefix.
     /// Written outside in, as each level's length is known: linear time.
     pub(crate) fn nested_tables(depth: usize) -> Vec<u8> {
@@ -525,6 +524,12 @@ mod tests {
         }
         t
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::{nested_arrays, nested_tables};
+    use super::*;
 
     /// One of every tag, a nested table and an array, a duplicate key and
     /// a key that is not UTF-8 (RabbitMQ takes any bytes).
