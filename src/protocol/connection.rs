@@ -26,13 +26,13 @@ use super::codec::{self, decode_content_header, decode_method, DecodeError, Meth
 use super::frame::{erlang_binary, split_frame, Frame, FrameKind};
 use crate::broker::args::{consumer_priority, parse_expiration};
 use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
-use crate::broker::headers::{as_text, without_keys};
-use crate::broker::message::{encode_properties, Message, PropertyScan, QueuedMessage, FLAG_HEADERS};
+use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarget, Scope, REPLY_TO};
-use crate::wire::table;
+use crate::wire::properties::{self, Property, PropertyScan, FLAG_HEADERS};
+use crate::wire::table::{self, Edit};
 use crate::Config;
 
 const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -904,28 +904,40 @@ impl Session {
         if p.immediate {
             return Err(fail(AmqpError::not_implemented("immediate=true")));
         }
-        let scan = PropertyScan::new(&properties);
-        if let Some(r) = scan.expiration.clone() {
-            parse_expiration(&String::from_utf8_lossy(&properties[r])).map_err(fail)?;
+        // Every byte of the property list is checked (the headers at any
+        // depth, iteratively), as RabbitMQ decodes it: consumers never see
+        // a list they cannot parse.
+        let mut scan = PropertyScan::new(&properties);
+        if scan.check(&properties).is_err() {
+            return Err(undecodable_properties());
+        }
+        if let Some(exp) = scan.get(&properties, Property::Expiration) {
+            parse_expiration(&String::from_utf8_lossy(exp)).map_err(fail)?;
         }
         // CC and BCC add routing keys; BCC must not reach any consumer.
-        let (mut properties, extra_keys) = if scan.flags & FLAG_HEADERS != 0 {
-            sender_selected(properties).map_err(fail)?
+        let (rewritten, extra_keys) = if scan.flags & FLAG_HEADERS != 0 {
+            sender_selected(&properties, &scan).map_err(fail)?
         } else {
-            (properties, Vec::new())
+            (None, Vec::new())
         };
-        // Offsets from the scan hold only for the bytes it scanned.
-        let mut scan = if extra_keys.is_empty() { scan } else { PropertyScan::new(&properties) };
-        if scan.reply_to.clone().is_some_and(|r| properties.get(r) == Some(REPLY_TO.as_bytes())) {
+        let mut properties = match rewritten {
+            Some(p) => {
+                // Offsets from the scan hold only for the bytes it scanned.
+                scan = PropertyScan::new(&p);
+                p
+            }
+            None => properties,
+        };
+        if scan.get(&properties, Property::ReplyTo) == Some(REPLY_TO.as_bytes()) {
             // Direct reply-to: the caller's address becomes its own consumer's.
             let Some((_, key)) = &ch.reply_consumer else {
                 return Err(fail(AmqpError::precondition_failed("fast reply consumer does not exist")));
             };
-            properties = with_reply_to(&properties, &format!("{REPLY_TO}.{key}")).map_err(fail)?;
+            properties = with_reply_to(&properties, &scan, &format!("{REPLY_TO}.{key}")).map_err(fail)?;
             scan = PropertyScan::new(&properties);
         }
+        self.check_user_id(&properties, &scan).map_err(fail)?;
         let message = Arc::new(Message::scanned(p.exchange, p.routing_key, properties, p.body.into_bytes(), &scan));
-        self.check_user_id(&message).map_err(fail)?;
         let vhost = self.vhost()?;
         let exchange_name = utf8(&message.exchange).map_err(fail)?;
         let exchange = vhost.exchange(exchange_name).map_err(fail)?;
@@ -947,18 +959,12 @@ impl Session {
     }
 
     /// RabbitMQ's validated user_id: a publish may only claim the user it
-    /// logged in as. The flag check keeps the full property decode off the
-    /// path of messages that carry no user_id.
-    fn check_user_id(&self, message: &Message) -> AmqpResult<()> {
-        const USER_ID_FLAG: u8 = 1 << 4;
-        if message.properties.get(1).is_none_or(|f| f & USER_ID_FLAG == 0) {
-            return Ok(());
-        }
-        let claimed = message.decode_properties().and_then(|p| p.user_id().clone());
-        match claimed {
-            Some(u) if u.as_str() != self.user => Err(AmqpError::precondition_failed(format!(
+    /// logged in as. Read from the scan: no decode, headers untouched.
+    fn check_user_id(&self, properties: &[u8], scan: &PropertyScan) -> AmqpResult<()> {
+        match scan.get(properties, Property::UserId) {
+            Some(u) if u != self.user.as_bytes() => Err(AmqpError::precondition_failed(format!(
                 "user_id property set to '{}' but authenticated user was '{}'",
-                u.as_str(),
+                String::from_utf8_lossy(u),
                 self.user
             ))),
             _ => Ok(()),
@@ -1640,21 +1646,37 @@ fn decode_error(e: DecodeError, payload: &Bytes) -> Option<AmqpError> {
 }
 
 /// The properties a delivery carries: the publisher's bytes, except that a
-/// quorum queue adds `x-delivery-count` as RabbitMQ's do.
+/// quorum queue sets `x-delivery-count` as RabbitMQ's do (in place if the
+/// publisher sent one, else appended: `rabbit_basic:add_header`). Every
+/// other header keeps its bytes, at any depth.
 fn delivery_properties(q: &Queue, m: &QueuedMessage) -> Bytes {
+    let props = &m.message.properties;
     if !q.is_quorum() {
-        return m.message.properties.clone();
+        return props.clone();
     }
-    let Some(props) = m.message.decode_properties() else { return m.message.properties.clone() };
-    let mut headers = props.headers().clone().unwrap_or_default();
-    headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(m.delivery_count as i64));
-    encode_properties(&props.with_headers(headers)).unwrap_or_else(|| m.message.properties.clone())
+    let scan = PropertyScan::new(props);
+    let mut count = Vec::with_capacity(9);
+    table::put_long(&mut count, m.delivery_count as i64);
+    match properties::edit_headers(props, &scan, &[Edit::Set(b"x-delivery-count", &count)], &[]) {
+        Some(edited) => Bytes::from(edited),
+        None => props.clone(),
+    }
 }
 
-fn with_reply_to(properties: &Bytes, reply_to: &str) -> AmqpResult<Bytes> {
-    let broken = || AmqpError::new(ReplyCode::SyntaxError, "malformed content header properties");
-    let (_, props) = amq_protocol::protocol::basic::parse_properties(&properties[..]).map_err(|_| broken())?;
-    encode_properties(&props.with_reply_to(short(reply_to))).ok_or_else(broken)
+/// The properties with reply_to replaced, every other byte kept.
+fn with_reply_to(props: &Bytes, scan: &PropertyScan, reply_to: &str) -> AmqpResult<Bytes> {
+    let broken = || AmqpError::new(ReplyCode::InternalError, "cannot rewrite reply_to");
+    let value = properties::short_string(reply_to.as_bytes()).ok_or_else(broken)?;
+    properties::rewrite(props, scan, &[(Property::ReplyTo, Some(&value))]).map(Bytes::from).ok_or_else(broken)
+}
+
+/// RabbitMQ's answer to a publish whose properties it cannot decode: its
+/// channel process fails, and the connection closes with a bare
+/// `INTERNAL_ERROR` (no detail, class and method 0).
+fn undecodable_properties() -> AmqpError {
+    let mut e = AmqpError::new(ReplyCode::InternalError, "");
+    e.text = ReplyCode::InternalError.name().to_owned();
+    e
 }
 
 /// What became of one publish, for its confirm.
@@ -1666,33 +1688,39 @@ struct Published {
     rejected: bool,
 }
 
-/// Sender-selected distribution: the CC and BCC headers' keys, with BCC
-/// removed from the properties every consumer will see.
-fn sender_selected(properties: Bytes) -> AmqpResult<(Bytes, Vec<String>)> {
-    let Ok((_, props)) = amq_protocol::protocol::basic::parse_properties(&properties[..]) else {
-        return Ok((properties, Vec::new()));
-    };
-    let Some(headers) = props.headers().clone() else { return Ok((properties, Vec::new())) };
+/// Sender-selected distribution: the CC and BCC headers' keys (the long
+/// strings of the first header of each name, as RabbitMQ's `header_routes`
+/// reads them), and, if there was a BCC, the properties without it that
+/// every consumer will see. Read and rewritten raw, one level deep: the
+/// other headers keep their bytes at any depth. `headers` is well formed.
+fn sender_selected(props: &Bytes, scan: &PropertyScan) -> AmqpResult<(Option<Bytes>, Vec<String>)> {
+    let Some(headers) = scan.headers(props) else { return Ok((None, Vec::new())) };
     let mut keys = Vec::new();
+    let mut bcc = false;
     for name in ["CC", "BCC"] {
-        match headers.inner().get(name) {
-            None => {}
-            Some(AMQPValue::FieldArray(a)) => keys.extend(a.as_slice().iter().filter_map(as_text)),
-            Some(other) => {
-                return Err(AmqpError::precondition_failed(format!(
-                    "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
-                    crate::broker::vhost::amqp_type_name(other)
-                )))
-            }
-        }
+        let Some(e) = table::find(headers, name.as_bytes()) else { continue };
+        bcc |= name == "BCC";
+        let Some(items) = table::array_value(e.tag, e.value) else {
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
+                table::type_name(e.tag)
+            )));
+        };
+        keys.extend(
+            table::items(items)
+                .map_while(Result::ok)
+                .filter_map(|i| table::long_string(i.tag, i.value))
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+        );
     }
-    if !headers.contains_key("BCC") {
-        return Ok((properties, keys));
+    if !bcc {
+        return Ok((None, keys));
     }
-    let props = props.with_headers(without_keys(&headers, |k| k == "BCC"));
-    let raw = encode_properties(&props)
-        .ok_or_else(|| AmqpError::new(ReplyCode::InternalError, "cannot re-encode properties"))?;
-    Ok((raw, keys))
+    // Every BCC goes, not only the first RabbitMQ strips: the header exists
+    // so that no consumer learns who else got the message.
+    let raw = properties::edit_headers(props, scan, &[Edit::Remove(b"BCC")], &[])
+        .ok_or_else(|| AmqpError::new(ReplyCode::InternalError, "cannot rewrite headers"))?;
+    Ok((Some(Bytes::from(raw)), keys))
 }
 
 /// RabbitMQ's 505 for a frame that makes no sense where it arrived.

@@ -191,13 +191,16 @@ pub fn short_string(s: &[u8]) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// A property and its new encoding (`None`: remove it), for [`rewrite`].
+pub type PropertyEdit<'a> = (Property, Option<&'a [u8]>);
+
 /// `props` with each property in `edits` replaced by its new encoding (as
 /// on the wire: a short string with its length octet, the headers table
 /// with its length prefix) or removed (`None`), and the flag word to match.
 /// Every other byte is copied as it was. `None` if `scan` (which must be the
 /// scan of `props`) found the list malformed: it cannot be rewritten
 /// without losing what follows the break.
-pub fn rewrite(props: &[u8], scan: &PropertyScan, edits: &[(Property, Option<&[u8]>)]) -> Option<Vec<u8>> {
+pub fn rewrite(props: &[u8], scan: &PropertyScan, edits: &[PropertyEdit<'_>]) -> Option<Vec<u8>> {
     if scan.malformed {
         return None;
     }
@@ -225,6 +228,26 @@ pub fn rewrite(props: &[u8], scan: &PropertyScan, edits: &[(Property, Option<&[u
         }
     }
     Some(out)
+}
+
+/// `props` with the headers table edited by `edits` (created if there was
+/// none and an edit sets something) and the properties in `others` changed
+/// as [`rewrite`] does. Every header no edit names keeps its bytes and its
+/// place. `None` if the list or its headers table is malformed.
+pub fn edit_headers(
+    props: &[u8],
+    scan: &PropertyScan,
+    edits: &[table::Edit<'_>],
+    others: &[PropertyEdit<'_>],
+) -> Option<Vec<u8>> {
+    let headers = scan.headers(props);
+    let mut table_bytes = Vec::new();
+    let mut all: smallvec::SmallVec<[PropertyEdit<'_>; 3]> = others.iter().copied().collect();
+    if headers.is_some() || edits.iter().any(|e| matches!(e, table::Edit::Set(..))) {
+        table::write_edited(headers.unwrap_or_default(), edits, &mut table_bytes).ok()?;
+        all.push((Property::Headers, Some(&table_bytes)));
+    }
+    rewrite(props, scan, &all)
 }
 
 #[cfg(test)]
