@@ -54,7 +54,13 @@ impl Message {
     /// publish, routing, dead-letter and delivery paths never decode: they
     /// read and edit the raw bytes (`crate::wire`).
     pub fn decode_properties(&self) -> Option<AMQPProperties> {
+        // Only a list our scan reads exactly as amq-protocol will: it ignores
+        // the continuation bit and trailing bytes, and a scan that stopped
+        // early never saw the headers it would parse.
         let scan = PropertyScan::new(&self.properties);
+        if scan.malformed {
+            return None;
+        }
         if let Some(headers) = scan.get(&self.properties, Property::Headers) {
             walk_table(headers, MAX_DECODE_DEPTH).ok()?;
         }
@@ -110,5 +116,24 @@ mod tests {
         assert!(!m.persistent);
         assert_eq!((m.priority, m.expiration), (0, None));
         assert_eq!(m.decode_properties(), Some(AMQPProperties::default()));
+    }
+
+    #[test]
+    fn decode_properties_never_hands_deep_headers_to_amq_protocol() {
+        // Found by the fuzzer: with the continuation bit set the scan gave
+        // up before the headers, and amq-protocol (which ignores the bit)
+        // recursed through all of them.
+        let mut props = vec![0x20, 0x01];
+        props.extend(crate::wire::table::tests_support::nested_tables(100_000));
+        let mut trailing = vec![0x20, 0x00];
+        trailing.extend(crate::wire::table::tests_support::nested_tables(100_000));
+        trailing.push(0);
+        let run = move || {
+            for p in [props, trailing] {
+                let m = Message::new(Bytes::new(), Bytes::new(), Bytes::from(p), Bytes::new());
+                assert_eq!(m.decode_properties(), None);
+            }
+        };
+        std::thread::Builder::new().stack_size(64 * 1024).spawn(run).unwrap().join().unwrap();
     }
 }
