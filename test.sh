@@ -6,6 +6,8 @@
 #      release binary (interop/run.sh installs them on first use);
 #   3. the differential suite: the same scenarios against Warren and a real
 #      RabbitMQ (Debian's rabbitmq-server, installed and started on first use).
+#   4. a bounded fuzz run: every cargo-fuzz target in fuzz/ for 60 s from its
+#      committed corpus (fuzz/run.sh installs cargo-fuzz on first use).
 # Each stage runs even if an earlier one failed; the exit code says whether all passed.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -27,5 +29,6 @@ cargo test --doc || status=1
 
 WARREN_BIN="$PWD/target/release/warren" bash interop/run.sh || status=1
 WARREN_BIN="$PWD/target/release/warren" bash interop/diff/run.sh || status=1
+bash fuzz/run.sh || status=1
 
 exit $status

@@ -8,6 +8,10 @@
 //!   headers), bindings, queues, consumers. No sockets, no frame layouts.
 //! - [`server`]: the listener, accept loop and shutdown.
 //! - [`store`]: the data directory: definitions.json and the queue logs.
+//! - [`wire`]: raw byte layouts shared by the layers: field tables (an
+//!   iterative walker, one-level iteration, edits that keep every other
+//!   byte) and the content-header property list. A leaf: no imports from
+//!   the other modules, no recursion on a peer's bytes.
 //! - [`config`]: settings shared by the binary and embedders.
 //! - [`perf`]: `warren perf`, a load generator with its own minimal client
 //!   that drives any AMQP 0-9-1 broker by URI.
@@ -28,6 +32,7 @@ pub mod perf;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod wire;
 
 pub use config::Config;
 pub use server::Server;

@@ -123,6 +123,7 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cli.log_level).context("invalid --log-level")?)
         .with_target(false)
+        .with_ansi(log_colours())
         .init();
     let mut config =
         warren::Config {
@@ -159,6 +160,15 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(run(config, cli.port_file))
+}
+
+/// Whether log lines get ANSI colours: only when they go to a terminal (a
+/// file or a pipe gets plain text that tools can search), and never when
+/// `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn log_colours() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stdout().is_terminal()
 }
 
 /// `--config` / `RABBITMQ_CONFIG_FILE`. Like RabbitMQ, the name may be given

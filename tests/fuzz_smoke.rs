@@ -1,62 +1,79 @@
 //! A bounded, seeded stand-in for the cargo-fuzz target that runs in CI on
-//! stable Rust: mutated valid frames and random bytes through every decoder a
-//! client reaches. Crash-free is the property (a panic fails the test).
+//! stable Rust: the committed seed corpus (fuzz/corpus/frames/, written by
+//! fuzz/seeds.py, deep nesting included) as it is, then mutated, spliced and
+//! random bytes, through every decoder a client reaches and the raw table
+//! walker and edits. Crash-free is the property (a panic fails the test),
+//! with the invariants `fuzz_input` asserts.
+//!
+//! Runs on a thread with a 2 MiB stack, a tokio worker's: a debug build of
+//! amq-protocol's recursive table parser overflows it about 200 tables
+//! deep, so any recursion on the deep seeds aborts this test.
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 fn seeds() -> Vec<Vec<u8>> {
-    let frame = |kind: u8, payload: &[u8]| {
-        let mut v = vec![kind, 0, 1];
-        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-        v.extend_from_slice(payload);
-        v.push(0xCE);
-        v
-    };
-    vec![
-        frame(1, &[0, 60, 0, 40, 0, 0, 3, b'a', b'm', b'q', 1, b'k', 3]),
-        frame(1, &[0, 50, 0, 10, 0, 0, 1, b'q', 0, 0, 0, 0, 0]),
-        frame(1, &[0, 60, 0, 80, 0, 0, 0, 0, 0, 0, 0, 9, 1]),
-        frame(
-            1,
-            &[0, 10, 0, 11, 0, 0, 0, 0, 5, b'P', b'L', b'A', b'I', b'N', 0, 0, 0, 0, 5, b'e', b'n', b'_', b'U', b'S'],
-        ),
-        frame(2, &[0, 60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0x30, 0, 0, 0, 0, 4, b'h', 0, 0, 0, 0, 2]),
-        frame(3, b"abc"),
-        frame(8, b""),
-    ]
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/frames");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("fuzz/corpus/frames").map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let seeds: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    assert!(seeds.len() >= 20, "the committed corpus: {} files in {}", seeds.len(), dir.display());
+    assert!(seeds.iter().any(|s| s.len() > 10_000), "deep seeds are in the corpus");
+    seeds
+}
+
+fn on_a_worker_sized_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new().stack_size(2 << 20).spawn(f).unwrap().join().unwrap();
+}
+
+#[test]
+fn the_seed_corpus_never_panics() {
+    on_a_worker_sized_stack(|| {
+        for seed in seeds() {
+            warren::protocol::fuzz_input(&seed);
+            // Every prefix too: truncation is the commonest malformation.
+            for cut in (0..seed.len()).step_by(seed.len() / 64 + 1) {
+                warren::protocol::fuzz_input(&seed[..cut]);
+            }
+        }
+    });
 }
 
 #[test]
 fn random_and_mutated_input_never_panics() {
-    let mut rng = StdRng::seed_from_u64(0x5741_5252_454e);
-    let seeds = seeds();
-    for _ in 0..200_000 {
-        let mut input = seeds[rng.random_range(0..seeds.len())].clone();
-        if rng.random_bool(0.3) {
-            input.extend_from_slice(&seeds[rng.random_range(0..seeds.len())]);
-        }
-        for _ in 0..rng.random_range(0..4) {
-            match rng.random_range(0..4) {
-                0 if !input.is_empty() => {
-                    let i = rng.random_range(0..input.len());
-                    input[i] = rng.random();
-                }
-                1 if !input.is_empty() => {
-                    let cut = rng.random_range(0..input.len());
-                    input.truncate(cut);
-                }
-                2 => {
-                    let i = rng.random_range(0..=input.len());
-                    input.insert(i, rng.random());
-                }
-                _ => {
-                    let n = rng.random_range(0..32);
-                    input.extend((0..n).map(|_| rng.random::<u8>()));
+    on_a_worker_sized_stack(|| {
+        let mut rng = StdRng::seed_from_u64(0x5741_5252_454e);
+        let seeds = seeds();
+        let (small, deep): (Vec<_>, Vec<_>) = seeds.into_iter().partition(|s| s.len() < 4096);
+        for round in 0..200_000 {
+            // Mostly the small seeds (cheap); one round in 200 a deep one.
+            let pool = if round % 200 == 0 { &deep } else { &small };
+            let mut input = pool[rng.random_range(0..pool.len())].clone();
+            if rng.random_bool(0.3) {
+                input.extend_from_slice(&small[rng.random_range(0..small.len())]);
+            }
+            for _ in 0..rng.random_range(0..4) {
+                match rng.random_range(0..4) {
+                    0 if !input.is_empty() => {
+                        let i = rng.random_range(0..input.len());
+                        input[i] = rng.random();
+                    }
+                    1 if !input.is_empty() => {
+                        let cut = rng.random_range(0..input.len());
+                        input.truncate(cut);
+                    }
+                    2 => {
+                        let i = rng.random_range(0..=input.len());
+                        input.insert(i, rng.random());
+                    }
+                    _ => {
+                        let n = rng.random_range(0..32);
+                        input.extend((0..n).map(|_| rng.random::<u8>()));
+                    }
                 }
             }
+            warren::protocol::fuzz_input(&input);
         }
-        warren::protocol::fuzz_input(&input);
-    }
+    });
 }
 
 /// The connection state machine, socket-free: a valid handshake, then
@@ -209,4 +226,25 @@ fn the_connection_state_machine_survives_mutated_sessions() {
         let input: Vec<u8> = (0..n).map(|_| rng.random()).collect();
         warren::protocol::fuzz_connection(&input);
     }
+}
+
+/// The `connection` target's committed corpus (fuzz/corpus/connection/):
+/// whole sessions, deep headers and deep arguments among them, on a tokio
+/// worker's stack, and every prefix of each.
+#[test]
+fn the_connection_corpus_never_panics() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/connection");
+    let mut files: Vec<_> =
+        std::fs::read_dir(&dir).expect("fuzz/corpus/connection").map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 8, "the committed corpus: {} files in {}", files.len(), dir.display());
+    on_a_worker_sized_stack(move || {
+        for f in files {
+            let seed = std::fs::read(&f).unwrap();
+            warren::protocol::fuzz_connection(&seed);
+            for cut in (0..seed.len()).step_by(seed.len() / 64 + 1) {
+                warren::protocol::fuzz_connection(&seed[..cut]);
+            }
+        }
+    });
 }

@@ -95,7 +95,7 @@ impl World {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("definitions.json");
         defs.save(&file).unwrap();
-        let b = broker_with(warren::Config { definitions: Some(file), ..config }).await;
+        let b = broker_with_config(warren::Config { definitions: Some(file), ..config }).await;
         World { b, names, ctl: None, defs_dir: Some(dir) }
     }
 

@@ -463,6 +463,57 @@ async fn handshake_errors_close_the_socket_silently() {
     }
 }
 
+/// A connection.start-ok of exactly `size` payload octets (PLAIN guest/guest,
+/// client properties padded with one long string).
+fn start_ok_of_payload(size: usize) -> Vec<u8> {
+    let pad = size - 45;
+    let mut p = vec![0, 10, 0, 11];
+    p.extend_from_slice(&(pad as u32 + 9).to_be_bytes());
+    p.extend_from_slice(b"\x03padS");
+    p.extend_from_slice(&(pad as u32).to_be_bytes());
+    p.extend(std::iter::repeat_n(b'x', pad));
+    p.extend_from_slice(b"\x05PLAIN\x00\x00\x00\x0c\x00guest\x00guest\x05en_US");
+    assert_eq!(p.len(), size);
+    raw_frame(FRAME_METHOD, 0, &p)
+}
+
+/// Before tune-ok nothing is negotiated: RabbitMQ takes frames of at most
+/// frame-min-size (4096 octets of payload) and closes the socket without a
+/// word (after ~3 s) for a larger one, such as a 10 KB start-ok. A client
+/// cannot make the broker buffer or parse more before it has logged in.
+#[tokio::test]
+async fn frames_before_tune_ok_are_limited_to_frame_min_size() {
+    let b = broker().await;
+    let addr = b.addr();
+    async fn send_start_ok(addr: std::net::SocketAddr, size: usize) -> (Vec<u8>, bool) {
+        let mut c = RawConn::connect(addr).await;
+        c.start().await;
+        let _ = c.try_send_bytes(&start_ok_of_payload(size)).await;
+        c.read_until_eof(Duration::from_secs(6)).await
+    }
+    let (at_limit, over, big) = tokio::join!(
+        async {
+            let mut c = RawConn::connect(addr).await;
+            c.start().await;
+            c.send_bytes(&start_ok_of_payload(4096)).await;
+            c.recv_non_heartbeat().await
+        },
+        send_start_ok(addr, 4097),
+        send_start_ok(addr, 10_000),
+    );
+    assert!(
+        matches!(at_limit, AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Tune(_)))),
+        "a 4096-octet start-ok is fine: {at_limit:?}"
+    );
+    for (name, (bytes, eof)) in [("4097", over), ("10 KB", big)] {
+        assert!(eof, "{name}: socket not closed");
+        assert_eq!(bytes, Vec::<u8>::new(), "{name}: RabbitMQ sends nothing before closing");
+    }
+    // The broker carries on.
+    let (mut c, _, _) = RawConn::handshake(addr, 0, 0).await;
+    c.open_channel(1).await;
+}
+
 #[tokio::test]
 async fn auth_failure_with_capability_gets_access_refused() {
     let b = broker().await;

@@ -51,6 +51,28 @@ def render(v) -> str:
     return repr(v)
 
 
+class Unordered:
+    """A list whose order is not part of the contract, rendered sorted, so
+    two brokers that list the same members in another order compare equal
+    (DESIGN.md: compare sets where RabbitMQ's output order is not fixed).
+    Duplicates still count."""
+
+    def __init__(self, items):
+        self.items = sorted(items)
+
+    def __repr__(self):
+        return "unordered[" + ", ".join(repr(i) for i in self.items) + "]"
+
+
+def words(space_separated) -> Unordered:
+    """A space-separated list such as connection.start's mechanisms
+    (RabbitMQ lists `AMQPLAIN PLAIN` on one install and `PLAIN AMQPLAIN` on
+    another) or locales, as an `Unordered` of its words."""
+    if isinstance(space_separated, (bytes, bytearray)):
+        space_separated = bytes(space_separated).decode("utf-8", "replace")
+    return Unordered(space_separated.split())
+
+
 def _normalise_headers(headers):
     """Mask values the broker legitimately makes up: x-death 'time'."""
     if not isinstance(headers, dict):

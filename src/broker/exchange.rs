@@ -11,7 +11,7 @@ use amq_protocol::types::FieldTable;
 use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
-use super::headers::headers_match;
+use super::headers::{headers_match, Headers};
 use super::queue::Queue;
 use super::topic::TopicPattern;
 
@@ -97,18 +97,20 @@ pub struct Exchange {
     write: Mutex<()>,
 }
 
-/// What a message offers to routing. Headers are decoded only if a headers
-/// exchange asks for them, and then only once.
+/// What a message offers to routing. Its headers are indexed (raw, never
+/// decoded as a whole) only if a headers exchange asks for them, and then
+/// only once.
 pub struct RouteInput<'a> {
     pub routing_key: &'a str,
     key_words: Option<Vec<&'a str>>,
-    headers: Option<Option<FieldTable>>,
-    decode_headers: &'a dyn Fn() -> Option<FieldTable>,
+    /// The message's raw property list.
+    properties: &'a [u8],
+    headers: Option<Option<Headers<'a>>>,
 }
 
 impl<'a> RouteInput<'a> {
-    pub fn new(routing_key: &'a str, decode_headers: &'a dyn Fn() -> Option<FieldTable>) -> Self {
-        RouteInput { routing_key, key_words: None, headers: None, decode_headers }
+    pub fn new(routing_key: &'a str, properties: &'a [u8]) -> Self {
+        RouteInput { routing_key, key_words: None, properties, headers: None }
     }
 
     fn words(&mut self) -> &[&'a str] {
@@ -116,11 +118,11 @@ impl<'a> RouteInput<'a> {
         self.key_words.get_or_insert_with(|| super::topic::split_words(rk).collect())
     }
 
-    fn headers(&mut self) -> Option<&FieldTable> {
-        if self.headers.is_none() {
-            self.headers = Some((self.decode_headers)());
-        }
-        self.headers.as_ref().and_then(|h| h.as_ref())
+    fn headers(&mut self) -> Option<&Headers<'a>> {
+        let props = self.properties;
+        self.headers
+            .get_or_insert_with(|| crate::wire::properties::PropertyScan::new(props).headers(props).map(Headers::new))
+            .as_ref()
     }
 }
 
@@ -237,9 +239,9 @@ impl Exchange {
                 if table.all.is_empty() {
                     return;
                 }
-                let headers = input.headers().cloned();
+                let headers = input.headers();
                 for b in table.all.iter() {
-                    if headers_match(&b.arguments, headers.as_ref()) {
+                    if headers_match(&b.arguments, headers) {
                         hit(&b.destination);
                     }
                 }

@@ -261,7 +261,11 @@ impl Broker {
 
     /// Checks a login. `from_loopback` is whether the peer address is local.
     pub fn authenticate(&self, user: &str, password: &str, from_loopback: bool) -> Result<User, &'static str> {
-        let u = self.users.get(user).map(|u| u.clone()).ok_or("unknown user")?;
+        let Some(u) = self.users.get(user).map(|u| u.clone()) else {
+            // As long as a wrong password takes: timing must not tell which users exist.
+            User::check_password_of_unknown_user(password);
+            return Err("unknown user");
+        };
         if !u.check_password(password) {
             return Err("invalid credentials");
         }

@@ -8,6 +8,7 @@
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256, Sha512};
+use subtle::ConstantTimeEq;
 
 use crate::store::definitions::UserDef;
 
@@ -80,12 +81,26 @@ impl User {
     }
 
     /// An empty hash (a passwordless user) never matches, as in RabbitMQ.
+    /// The digests are compared in constant time, so how long a refusal
+    /// takes says nothing about how much of the digest a guess got right.
     pub fn check_password(&self, password: &str) -> bool {
         let Ok(stored) = base64::engine::general_purpose::STANDARD.decode(&self.password_hash) else { return false };
         if stored.len() < 5 {
             return false;
         }
-        hash(&self.hashing_algorithm, &stored[..4], password).is_some_and(|h| h == stored)
+        hash(&self.hashing_algorithm, &stored[..4], password).is_some_and(|h| bool::from(h.ct_eq(&stored)))
+    }
+
+    /// The work of [`User::check_password`] for a user that does not exist
+    /// (one salted SHA-256 and a constant-time compare against a stored-size
+    /// digest), so that a refusal takes as long for an unknown user as for a
+    /// wrong password and timing does not reveal which user names exist.
+    pub fn check_password_of_unknown_user(password: &str) -> bool {
+        static DUMMY: std::sync::OnceLock<User> = std::sync::OnceLock::new();
+        let dummy = DUMMY.get_or_init(|| User::new("", &format!("{:x}", rand::random::<u128>()), &[]));
+        // Its password is random and unknown: the answer is no.
+        let _ = std::hint::black_box(dummy.check_password(password));
+        false
     }
 }
 
@@ -111,6 +126,16 @@ mod tests {
         assert!(!u.check_password("Guest"));
         assert_eq!(u.tags, vec!["administrator"]);
         assert!(u.loopback_only);
+    }
+
+    #[test]
+    fn unknown_users_do_the_same_work_and_never_match() {
+        assert!(!User::check_password_of_unknown_user(""));
+        assert!(!User::check_password_of_unknown_user("guest"));
+        // Digests of other lengths (a truncated hash in a definitions file) are no match.
+        let mut u = User::new("u", "pw", &[]);
+        u.password_hash = base64::engine::general_purpose::STANDARD.encode([1u8, 2, 3, 4, 5, 6]);
+        assert!(!u.check_password("pw"));
     }
 
     #[test]

@@ -781,8 +781,7 @@ impl Vhost {
             }
             return;
         }
-        let decode = || message.decode_properties().and_then(|p| p.headers().clone());
-        let mut input = RouteInput::new(routing_key, &decode);
+        let mut input = RouteInput::new(routing_key, &message.properties);
         let mut pending: SmallVec<[Arc<Exchange>; 2]> = SmallVec::new();
         let mut visited: SmallVec<[String; 2]> = SmallVec::new();
         pending.push(Arc::clone(exchange));

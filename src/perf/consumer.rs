@@ -243,7 +243,7 @@ mod tests {
     fn deliveries(count: usize, size: usize, frame_max: u32) -> Vec<u8> {
         use amq_protocol::frame::{gen_frame, AMQPFrame};
         use amq_protocol::protocol::{basic, AMQPClass};
-        let t = PublishTemplate::new(CHANNEL, "", "q", size, false, frame_max);
+        let t = PublishTemplate::new(CHANNEL, "", "q", size, false, 0, frame_max);
         let mut one = Vec::new();
         t.append(&mut one, 1, 1_000);
         let (_, publish_len) = wire::next_frame(&one, frame_max).unwrap().unwrap();

@@ -67,6 +67,11 @@ pub struct PerfArgs {
     /// delivery_mode 2, durable queues and exchange.
     #[arg(long)]
     pub persistent: bool,
+    /// Application headers on every publish: N short long-string entries
+    /// (`h000: "value-0000"`, ...), as tracing or correlation headers are,
+    /// so the broker's path for publishes with headers is measured.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub headers: usize,
     /// Consumers use no_ack; otherwise they ack manually.
     #[arg(long)]
     pub autoack: bool,
@@ -243,6 +248,9 @@ impl PerfArgs {
         if self.size > 128 << 20 {
             return bad("--size is at most 128 MiB");
         }
+        if self.headers > 1000 {
+            return bad("--headers is at most 1000");
+        }
         if !(self.rate >= 0.0 && self.rate.is_finite()) {
             return bad("--rate must be >= 0");
         }
@@ -385,6 +393,7 @@ async fn run_load(args: &PerfArgs, target: &Target, names: &Names) -> Result<Sum
                     queue_idx: q,
                     size: args.size,
                     persistent: args.persistent,
+                    headers: args.headers,
                     confirm: args.confirm,
                     rate: per_producer_rate,
                     drain,
@@ -633,7 +642,7 @@ impl Summary {
         let _ = write!(
             o,
             "\"config\":{{\"producers\":{},\"consumers\":{},\"size\":{},\"duration\":{},\"confirm\":{},\
-             \"persistent\":{},\"autoack\":{},\"prefetch\":{},\"multi_ack_every\":{},\"queues\":{},\
+             \"persistent\":{},\"headers\":{},\"autoack\":{},\"prefetch\":{},\"multi_ack_every\":{},\"queues\":{},\
              \"exchange_type\":\"{}\",\"rate\":{},\"broker_pid\":{}}}}}",
             a.producers,
             a.consumers,
@@ -641,6 +650,7 @@ impl Summary {
             json_num(Some(a.duration)),
             a.confirm,
             a.persistent,
+            a.headers,
             a.autoack,
             a.prefetch,
             a.multi_ack_every,
@@ -663,13 +673,14 @@ impl Summary {
         };
         let _ = writeln!(
             o,
-            "warren perf: {} producer(s), {} consumer(s), {} queue(s) via {}, {} B{}, confirm {}, {}, {}",
+            "warren perf: {} producer(s), {} consumer(s), {} queue(s) via {}, {} B{}{}, confirm {}, {}, {}",
             a.producers,
             a.consumers,
             a.queues,
             a.exchange_type.name(),
             a.size,
             if a.persistent { " persistent" } else { "" },
+            if a.headers > 0 { format!(" with {} headers", a.headers) } else { String::new() },
             a.confirm,
             ack,
             if a.rate > 0.0 { format!("rate {} msg/s", a.rate) } else { "unlimited rate".into() },

@@ -34,6 +34,8 @@ pub struct Plan {
     pub queue_idx: usize,
     pub size: usize,
     pub persistent: bool,
+    /// Header entries on every publish (`--headers`).
+    pub headers: usize,
     /// Most unconfirmed messages in flight; 0 = no confirms.
     pub confirm: usize,
     /// This producer's share of the total rate, msgs/s; 0 = unlimited.
@@ -141,8 +143,15 @@ pub async fn run(
 }
 
 async fn publish(conn: &mut Conn, plan: &Plan, counters: &Counters, go: Go) -> Result<(), Error> {
-    let template =
-        PublishTemplate::new(CHANNEL, &plan.exchange, &plan.routing_key, plan.size, plan.persistent, conn.frame_max);
+    let template = PublishTemplate::new(
+        CHANNEL,
+        &plan.exchange,
+        &plan.routing_key,
+        plan.size,
+        plan.persistent,
+        plan.headers,
+        conn.frame_max,
+    );
     let mut wbuf: Vec<u8> = Vec::with_capacity(HIGH_WATER + template.len());
     let mut written = 0usize;
     let mut published = 0u64;

@@ -38,6 +38,8 @@ pub const METHOD_CONNECTION_UNBLOCKED: u16 = 61;
 /// Property flag for delivery-mode (AMQP 0-9-1 §4.2.6.1: bit 12 of the
 /// basic class's property flags).
 const FLAG_DELIVERY_MODE: u16 = 1 << 12;
+/// Property flag for headers (bit 13).
+const FLAG_HEADERS: u16 = 1 << 13;
 
 /// Bytes we need in the body to carry the send timestamp.
 pub const TIMESTAMP_LEN: usize = 8;
@@ -78,13 +80,28 @@ pub fn put_publish(buf: &mut Vec<u8>, channel: u16, exchange: &[u8], routing_key
     end_frame(buf, at);
 }
 
-/// Appends a basic content header whose only property is delivery-mode.
-pub fn put_content_header(buf: &mut Vec<u8>, channel: u16, body_size: u64, delivery_mode: u8) {
+/// Appends a basic content header with delivery-mode and, if `headers` is
+/// not 0, a headers table of that many entries `hNNN: "value-NNNN"`.
+pub fn put_content_header(buf: &mut Vec<u8>, channel: u16, body_size: u64, delivery_mode: u8, headers: usize) {
     let at = begin_frame(buf, FRAME_HEADER, channel);
     buf.extend_from_slice(&CLASS_BASIC.to_be_bytes());
     buf.extend_from_slice(&0u16.to_be_bytes()); // weight
     buf.extend_from_slice(&body_size.to_be_bytes());
-    buf.extend_from_slice(&FLAG_DELIVERY_MODE.to_be_bytes());
+    let flags = FLAG_DELIVERY_MODE | if headers > 0 { FLAG_HEADERS } else { 0 };
+    buf.extend_from_slice(&flags.to_be_bytes());
+    if headers > 0 {
+        let table_at = buf.len();
+        buf.extend_from_slice(&[0; 4]);
+        for i in 0..headers {
+            put_short_str(buf, format!("h{i:03}").as_bytes());
+            let value = format!("value-{i:04}");
+            buf.push(b'S');
+            buf.extend_from_slice(&(value.len() as u32).to_be_bytes());
+            buf.extend_from_slice(value.as_bytes());
+        }
+        let len = (buf.len() - table_at - 4) as u32;
+        buf[table_at..table_at + 4].copy_from_slice(&len.to_be_bytes());
+    }
     buf.push(delivery_mode);
     end_frame(buf, at);
 }
@@ -123,10 +140,18 @@ pub struct PublishTemplate {
 }
 
 impl PublishTemplate {
-    pub fn new(channel: u16, exchange: &str, routing_key: &str, size: usize, persistent: bool, frame_max: u32) -> Self {
-        let mut bytes = Vec::with_capacity(size + 128);
+    pub fn new(
+        channel: u16,
+        exchange: &str,
+        routing_key: &str,
+        size: usize,
+        persistent: bool,
+        headers: usize,
+        frame_max: u32,
+    ) -> Self {
+        let mut bytes = Vec::with_capacity(size + 128 + 20 * headers);
         put_publish(&mut bytes, channel, exchange.as_bytes(), routing_key.as_bytes());
-        put_content_header(&mut bytes, channel, size as u64, if persistent { 2 } else { 1 });
+        put_content_header(&mut bytes, channel, size as u64, if persistent { 2 } else { 1 }, headers);
         let body_at = bytes.len() + FRAME_HEADER_SIZE;
         put_body(&mut bytes, channel, &vec![0u8; size], frame_max);
         let first_body_frame = (frame_max as usize).saturating_sub(FRAME_OVERHEAD);
@@ -247,8 +272,10 @@ mod tests {
 
     #[test]
     fn template_matches_amq_protocol() {
-        for (size, frame_max, persistent) in [(16, 131072, false), (10_000, 4096, true), (0, 4096, false)] {
-            let t = PublishTemplate::new(3, "ex", "rk", size, persistent, frame_max);
+        for (size, frame_max, persistent, headers) in
+            [(16, 131072, false, 0), (10_000, 4096, true, 0), (0, 4096, false, 0), (16, 131072, false, 12)]
+        {
+            let t = PublishTemplate::new(3, "ex", "rk", size, persistent, headers, frame_max);
             let mut ours = Vec::new();
             t.append(&mut ours, 1, 0);
             let mut theirs = amq_bytes(&AMQPFrame::Method(
@@ -260,7 +287,15 @@ mod tests {
                     immediate: false,
                 })),
             ));
-            let props = basic::AMQPProperties::default().with_delivery_mode(if persistent { 2 } else { 1 });
+            let mut props = basic::AMQPProperties::default().with_delivery_mode(if persistent { 2 } else { 1 });
+            if headers > 0 {
+                let mut t = amq_protocol::types::FieldTable::default();
+                for i in 0..headers {
+                    let v = amq_protocol::types::AMQPValue::LongString(format!("value-{i:04}").into());
+                    t.insert(format!("h{i:03}").into(), v);
+                }
+                props = props.with_headers(t);
+            }
             theirs.extend(amq_bytes(&AMQPFrame::Header(
                 3,
                 AMQPContentHeader { class_id: 60, body_size: size as u64, properties: props },
@@ -275,7 +310,7 @@ mod tests {
 
     #[test]
     fn template_stamps_each_message() {
-        let t = PublishTemplate::new(1, "", "q", 16, false, 131072);
+        let t = PublishTemplate::new(1, "", "q", 16, false, 0, 131072);
         let mut buf = Vec::new();
         t.append(&mut buf, 2, 0x0102_0304_0506_0708);
         let mut rest = &buf[..];

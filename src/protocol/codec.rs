@@ -10,6 +10,7 @@ use amq_protocol::protocol::AMQPClass;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::frame::{FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_METHOD, FRAME_OVERHEAD};
+use crate::wire::table::{self, TableError, MAX_DECODE_DEPTH};
 
 pub const CLASS_BASIC: u16 = 60;
 const METHOD_BASIC_QOS: u16 = 10;
@@ -51,7 +52,24 @@ pub enum Method {
         prefetch_count: u16,
         global: bool,
     },
+    /// connection.start-ok, decoded here so that client-properties stay raw
+    /// bytes: amq-protocol's table parser recurses, and this frame arrives
+    /// before authentication. RabbitMQ accepts properties nested as deep as
+    /// 4096 octets allow; the handshake reads the capabilities one level at
+    /// a time and never decodes the rest.
+    StartOk(StartOk),
     Other(AMQPClass),
+}
+
+/// The fields of connection.start-ok, as wire bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartOk {
+    /// The client-properties table, length prefix included; well formed
+    /// (checked at any depth, iteratively).
+    pub client_properties: Bytes,
+    pub mechanism: Bytes,
+    pub response: Bytes,
+    pub locale: Bytes,
 }
 
 /// Why a method frame could not be decoded.
@@ -65,6 +83,13 @@ pub enum DecodeError {
     /// Truncated or malformed arguments: 502 SYNTAX_ERROR.
     #[error("malformed arguments for method {class_id}/{method_id}")]
     Malformed { class_id: u16, method_id: u16 },
+    /// Well-formed arguments whose field table nests deeper than
+    /// [`MAX_DECODE_DEPTH`], which we will not decode. `key` is the
+    /// top-level entry that holds the deep value (lossy UTF-8).
+    #[error(
+        "field table argument '{key}' of method {class_id}/{method_id} nested deeper than {MAX_DECODE_DEPTH} levels"
+    )]
+    TooDeep { class_id: u16, method_id: u16, key: String },
 }
 
 /// A cursor over a method payload that never panics on short input.
@@ -104,6 +129,20 @@ impl<'a> Reader<'a> {
         let s = self.payload.slice(self.pos..self.pos + len);
         self.pos += len;
         Some(s)
+    }
+    fn long_str(&mut self) -> Option<Bytes> {
+        let len = self.u32()? as usize;
+        let end = self.pos.checked_add(len).filter(|&e| e <= self.payload.len())?;
+        let s = self.payload.slice(self.pos..end);
+        self.pos = end;
+        Some(s)
+    }
+    /// A field table, length prefix included, checked at any depth.
+    fn table(&mut self) -> Option<Bytes> {
+        let walk = table::walk_table(self.payload.get(self.pos..)?, usize::MAX).ok()?;
+        let t = self.payload.slice(self.pos..self.pos + walk.len);
+        self.pos += walk.len;
+        Some(t)
     }
     fn done(&self) -> bool {
         self.pos == self.payload.len()
@@ -160,13 +199,115 @@ pub fn decode_method(payload: &Bytes) -> Result<Method, DecodeError> {
             return Err(malformed);
         }
     }
+    if (class_id, method_id) == (10, 11) {
+        let start_ok = (|| {
+            let client_properties = r.table()?;
+            let mechanism = r.short_str()?;
+            let response = r.long_str()?;
+            let locale = r.short_str()?;
+            Some(StartOk { client_properties, mechanism, response, locale })
+        })();
+        return match start_ok {
+            Some(ok) if r.done() => Ok(Method::StartOk(ok)),
+            _ => Err(malformed),
+        };
+    }
     if !is_known_method(class_id, method_id) {
         return Err(DecodeError::UnknownMethod { class_id, method_id });
     }
+    check_table_depth(class_id, method_id, &payload[4..])?;
     match amq_protocol::protocol::parse_class(&payload[..]) {
         Ok(([], class)) => Ok(Method::Other(class)),
         _ => Err(malformed),
     }
+}
+
+/// A method argument's wire type, as far as finding its field tables needs.
+#[derive(Clone, Copy)]
+enum Field {
+    Octet,
+    Short,
+    /// One octet of packed bits.
+    Bits,
+    ShortStr,
+    LongStr,
+    Table,
+}
+
+/// The arguments of the methods that carry a field table (AMQP 0-9-1 and
+/// RabbitMQ's extensions define no others).
+fn table_layout(class_id: u16, method_id: u16) -> Option<&'static [Field]> {
+    use Field::*;
+    Some(match (class_id, method_id) {
+        // connection.start: version-major, version-minor, server-properties, mechanisms, locales
+        (10, 10) => &[Octet, Octet, Table, LongStr, LongStr],
+        // connection.start-ok (decoded by hand, listed for completeness)
+        (10, 11) => &[Table, ShortStr, LongStr, ShortStr],
+        // exchange.declare: ticket, exchange, type, bits, arguments
+        (40, 10) => &[Short, ShortStr, ShortStr, Bits, Table],
+        // exchange.bind / unbind: ticket, destination, source, routing-key, no-wait, arguments
+        (40, 30) | (40, 40) => &[Short, ShortStr, ShortStr, ShortStr, Bits, Table],
+        // queue.declare: ticket, queue, bits, arguments
+        (50, 10) => &[Short, ShortStr, Bits, Table],
+        // queue.bind: ticket, queue, exchange, routing-key, no-wait, arguments
+        (50, 20) => &[Short, ShortStr, ShortStr, ShortStr, Bits, Table],
+        // queue.unbind: ticket, queue, exchange, routing-key, arguments
+        (50, 50) => &[Short, ShortStr, ShortStr, ShortStr, Table],
+        // basic.consume: ticket, queue, consumer-tag, bits, arguments
+        (60, 20) => &[Short, ShortStr, ShortStr, Bits, Table],
+        _ => return None,
+    })
+}
+
+/// Checks, before amq-protocol's recursive parser sees them, that the
+/// method's field tables are well formed and nest at most
+/// [`MAX_DECODE_DEPTH`] levels. A table our walker refuses is never handed
+/// on: amq-protocol takes tags RabbitMQ does not (`U`), and whatever follows
+/// one could nest without bound. Truncated arguments are left for the
+/// parser to report.
+fn check_table_depth(class_id: u16, method_id: u16, args: &[u8]) -> Result<(), DecodeError> {
+    let Some(layout) = table_layout(class_id, method_id) else { return Ok(()) };
+    let malformed = DecodeError::Malformed { class_id, method_id };
+    let mut at = 0usize;
+    for field in layout {
+        let rest = args.get(at..).unwrap_or_default();
+        at += match field {
+            Field::Octet | Field::Bits => 1,
+            Field::Short => 2,
+            Field::ShortStr => 1 + *rest.first().unwrap_or(&0) as usize,
+            Field::LongStr => match rest.get(..4) {
+                Some(l) => 4 + u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize,
+                None => return Ok(()),
+            },
+            Field::Table => match table::walk_table(rest, MAX_DECODE_DEPTH) {
+                Ok(w) => w.len,
+                Err(TableError::TooDeep { at: deep }) => {
+                    let key = deep_key(rest, deep);
+                    return Err(DecodeError::TooDeep { class_id, method_id, key });
+                }
+                Err(TableError::Incomplete) => return Ok(()),
+                Err(TableError::Malformed { .. }) => return Err(malformed),
+            },
+        };
+        if at > args.len() {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The key of the top-level entry of `table` (length prefix included) that
+/// contains offset `at`.
+fn deep_key(table: &[u8], at: usize) -> String {
+    let Ok(body) = table::table_body(table) else { return String::new() };
+    let mut start = 4;
+    for entry in table::entries(body).map_while(Result::ok) {
+        if at < start + entry.raw.len() {
+            return String::from_utf8_lossy(entry.key).into_owned();
+        }
+        start += entry.raw.len();
+    }
+    String::new()
 }
 
 /// Whether AMQP 0-9-1 (with RabbitMQ's extensions) defines this method.
@@ -476,5 +617,93 @@ mod tests {
             decode_method(&Bytes::from_static(&[0, 50, 0, 10, 0, 0, 5, b'a'])),
             Err(DecodeError::Malformed { .. })
         ));
+    }
+
+    /// queue.declare of `q` with `arguments` (a raw table).
+    fn queue_declare(arguments: &[u8]) -> Bytes {
+        let mut p = vec![0, 50, 0, 10, 0, 0, 1, b'q', 0];
+        p.extend_from_slice(arguments);
+        Bytes::from(p)
+    }
+
+    /// A table `{key: {"a": {"a": ...}}}` whose value nests `depth` tables.
+    fn deep_arguments(key: &[u8], depth: usize) -> Vec<u8> {
+        let inner = crate::wire::table::tests_support::nested_tables(depth);
+        let mut body = vec![3, b'x', b'-', b'a'];
+        body.extend_from_slice(b"t\x01");
+        body.push(key.len() as u8);
+        body.extend_from_slice(key);
+        body.push(b'F');
+        body.extend(inner);
+        let mut t = (body.len() as u32).to_be_bytes().to_vec();
+        t.extend(body);
+        t
+    }
+
+    #[test]
+    fn method_tables_are_bounded_before_amq_protocol_sees_them() {
+        // Arguments table (1) + the value's tables: at the limit it decodes.
+        let ok = queue_declare(&deep_arguments(b"x-deep", table::MAX_DECODE_DEPTH - 1));
+        assert!(matches!(decode_method(&ok), Ok(Method::Other(AMQPClass::Queue(_)))));
+        let deep = queue_declare(&deep_arguments(b"x-deep", table::MAX_DECODE_DEPTH));
+        assert_eq!(
+            decode_method(&deep),
+            Err(DecodeError::TooDeep { class_id: 50, method_id: 10, key: "x-deep".into() })
+        );
+        // 100,000 deep fails fast on a small stack: amq-protocol never runs.
+        let huge = queue_declare(&deep_arguments(b"k", 100_000));
+        let err = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || decode_method(&huge))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(matches!(err, Err(DecodeError::TooDeep { key, .. }) if key == "k"));
+        // A tag RabbitMQ does not know is malformed, even where amq-protocol would take it.
+        let mut u = vec![0, 0, 0, 5, 1, b'k', b'U', 0, 1];
+        u[3] = 5;
+        assert_eq!(decode_method(&queue_declare(&u)), Err(DecodeError::Malformed { class_id: 50, method_id: 10 }));
+        // basic.consume and exchange.bind find their table after the other fields.
+        let mut consume = vec![0, 60, 0, 20, 0, 0, 1, b'q', 1, b't', 0];
+        consume.extend(deep_arguments(b"x-c", 100));
+        assert!(matches!(decode_method(&Bytes::from(consume)), Err(DecodeError::TooDeep { method_id: 20, .. })));
+        let mut bind = vec![0, 40, 0, 30, 0, 0, 1, b'd', 1, b's', 0, 0];
+        bind.extend(deep_arguments(b"x-b", 100));
+        assert!(matches!(decode_method(&Bytes::from(bind)), Err(DecodeError::TooDeep { method_id: 30, .. })));
+    }
+
+    #[test]
+    fn start_ok_keeps_client_properties_raw() {
+        let props = deep_arguments(b"deep", 500);
+        let mut p = vec![0, 10, 0, 11];
+        p.extend_from_slice(&props);
+        p.extend_from_slice(b"\x05PLAIN");
+        p.extend_from_slice(&[0, 0, 0, 12]);
+        p.extend_from_slice(b"\0guest\0guest");
+        p.extend_from_slice(b"\x05en_US");
+        let payload = Bytes::from(p);
+        let run = {
+            let payload = payload.clone();
+            move || decode_method(&payload)
+        };
+        let got = std::thread::Builder::new().stack_size(64 * 1024).spawn(run).unwrap().join().unwrap();
+        let Ok(Method::StartOk(ok)) = got else { panic!("{got:?}") };
+        assert_eq!(&ok.client_properties[..], &props[..]);
+        assert_eq!(
+            (&ok.mechanism[..], &ok.response[..], &ok.locale[..]),
+            (&b"PLAIN"[..], &b"\0guest\0guest"[..], &b"en_US"[..])
+        );
+        for cut in 4..payload.len() {
+            assert!(
+                matches!(
+                    decode_method(&payload.slice(..cut)),
+                    Err(DecodeError::Malformed { class_id: 10, method_id: 11 })
+                ),
+                "prefix {cut}"
+            );
+        }
+        let mut trailing = payload.to_vec();
+        trailing.push(0);
+        assert!(decode_method(&Bytes::from(trailing)).is_err());
     }
 }

@@ -28,14 +28,15 @@ use crate::broker::alarms::AlarmSet;
 use crate::broker::args::{consumer_priority, parse_expiration};
 use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
 use crate::broker::exchange::Destination;
-use crate::broker::headers::{as_text, without_keys};
-use crate::broker::message::{encode_properties, Message, PropertyScan, QueuedMessage, FLAG_HEADERS};
+use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::permissions::{Access, Resource};
 use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarget, Scope, REPLY_TO};
 use crate::store::{Outcome, TicketRange};
+use crate::wire::properties::{self, Property, PropertyScan, FLAG_HEADERS};
+use crate::wire::table::{self, Edit};
 use crate::Config;
 
 pub(super) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
@@ -62,6 +63,12 @@ const IDLE_READ_BUFFER: usize = 2048;
 const MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
 /// The smallest frame_max the spec lets a peer negotiate.
 const FRAME_MIN_SIZE: u32 = 4096;
+/// The frame size limit before tune-ok, in `split_frame`'s terms (the whole
+/// frame): RabbitMQ takes a payload of at most frame-min-size octets until
+/// the peer has agreed to more (its check allows the 8 octets of framing on
+/// top), and closes the socket without a word for a larger one. So a client
+/// cannot make us buffer, or parse, more than that before it has logged in.
+const PRE_TUNE_FRAME_MAX: u32 = FRAME_MIN_SIZE + super::frame::FRAME_OVERHEAD as u32;
 
 /// Everything a connection needs from the server that accepted it.
 #[derive(Clone)]
@@ -89,6 +96,27 @@ struct ClientCapabilities {
     consumer_cancel_notify: bool,
     authentication_failure_close: bool,
     connection_blocked: bool,
+}
+
+impl ClientCapabilities {
+    /// Reads `capabilities` from start-ok's client-properties (raw, well
+    /// formed) one level at a time: the rest, at whatever depth, is never
+    /// decoded. Of duplicate keys the first counts, as in RabbitMQ.
+    fn from_client_properties(props: &[u8]) -> Self {
+        let caps = table::table_body(props)
+            .ok()
+            .and_then(|body| table::find(body, b"capabilities"))
+            .and_then(|e| table::table_value(e.tag, e.value))
+            .unwrap_or_default();
+        let flag = |key: &[u8]| {
+            table::find(caps, key).is_some_and(|e| e.tag == b't' && e.value.first().is_some_and(|b| *b != 0))
+        };
+        ClientCapabilities {
+            consumer_cancel_notify: flag(b"consumer_cancel_notify"),
+            authentication_failure_close: flag(b"authentication_failure_close"),
+            connection_blocked: flag(b"connection.blocked"),
+        }
+    }
 }
 
 /// Connection-wide state the channel handlers need alongside a `&mut Channel`.
@@ -399,10 +427,6 @@ fn short(s: impl Into<String>) -> ShortString {
     ShortString::from(s)
 }
 
-fn bool_arg(table: &FieldTable, key: &str) -> bool {
-    matches!(table.inner().get(key), Some(AMQPValue::Boolean(true)))
-}
-
 /// A wire short string as UTF-8, or the 502 RabbitMQ would not send but that
 /// keeps us from routing on bytes we cannot name.
 fn utf8(b: &Bytes) -> AmqpResult<&str> {
@@ -546,7 +570,11 @@ impl Session {
                 // read of tiny basic.gets must not become megabytes of replies.
                 return Next::Continue;
             }
-            let frame = match split_frame(rbuf, self.frame_max) {
+            let frame_max = match self.state {
+                State::AwaitStartOk | State::AwaitTuneOk => PRE_TUNE_FRAME_MAX,
+                _ => self.frame_max,
+            };
+            let frame = match split_frame(rbuf, frame_max) {
                 Ok(Some(f)) => f,
                 Ok(None) => return Next::Continue,
                 Err(e) => {
@@ -660,6 +688,9 @@ impl Session {
             return Ok(Next::Continue);
         }
         let method = match (frame.kind, frame.channel, decode_method(&frame.payload)) {
+            (FrameKind::Method, 0, Ok(Method::StartOk(ok))) if self.state == State::AwaitStartOk => {
+                return self.handle_start_ok(ok)
+            }
             (FrameKind::Method, 0, Ok(Method::Other(AMQPClass::Connection(m)))) => m,
             _ => {
                 tracing::debug!(peer = %self.peer, "protocol violation during handshake");
@@ -667,7 +698,6 @@ impl Session {
             }
         };
         match (self.state, method) {
-            (State::AwaitStartOk, connection::AMQPMethod::StartOk(ok)) => self.handle_start_ok(ok),
             (State::AwaitTuneOk, connection::AMQPMethod::TuneOk(ok)) => self.handle_tune_ok(ok),
             (State::AwaitOpen, connection::AMQPMethod::Open(open)) => self.handle_open(open),
             (_, connection::AMQPMethod::Close(_)) => {
@@ -678,18 +708,14 @@ impl Session {
         }
     }
 
-    fn handle_start_ok(&mut self, ok: connection::StartOk) -> AmqpResult<Next> {
-        if let Some(AMQPValue::FieldTable(caps)) = ok.client_properties.inner().get("capabilities") {
-            self.caps.consumer_cancel_notify = bool_arg(caps, "consumer_cancel_notify");
-            self.caps.authentication_failure_close = bool_arg(caps, "authentication_failure_close");
-            self.caps.connection_blocked = bool_arg(caps, "connection.blocked");
-        }
-        let mechanism = ok.mechanism.as_str().to_owned();
-        let credentials = match mechanism.as_str() {
-            "PLAIN" => parse_plain(ok.response.as_bytes()),
-            "AMQPLAIN" => parse_amqplain(ok.response.as_bytes()),
-            other => {
-                tracing::info!(peer = %self.peer, mechanism = other, "unsupported authentication mechanism");
+    fn handle_start_ok(&mut self, ok: codec::StartOk) -> AmqpResult<Next> {
+        self.caps = ClientCapabilities::from_client_properties(&ok.client_properties);
+        let mechanism = String::from_utf8_lossy(&ok.mechanism).into_owned();
+        let credentials = match &ok.mechanism[..] {
+            b"PLAIN" => parse_plain(&ok.response),
+            b"AMQPLAIN" => parse_amqplain(&ok.response),
+            _ => {
+                tracing::info!(peer = %self.peer, mechanism, "unsupported authentication mechanism");
                 return Ok(Next::Drop);
             }
         };
@@ -1034,28 +1060,40 @@ impl Session {
             return Err(fail(AmqpError::not_implemented("immediate=true")));
         }
         self.access.basic_publish(&p.exchange).map_err(fail)?;
-        let scan = PropertyScan::new(&properties);
-        if let Some(r) = scan.expiration.clone() {
-            parse_expiration(&String::from_utf8_lossy(&properties[r])).map_err(fail)?;
+        // Every byte of the property list is checked (the headers at any
+        // depth, iteratively), as RabbitMQ decodes it: consumers never see
+        // a list they cannot parse.
+        let mut scan = PropertyScan::new(&properties);
+        if scan.check(&properties).is_err() {
+            return Err(undecodable_properties());
+        }
+        if let Some(exp) = scan.get(&properties, Property::Expiration) {
+            parse_expiration(&String::from_utf8_lossy(exp)).map_err(fail)?;
         }
         // CC and BCC add routing keys; BCC must not reach any consumer.
-        let (mut properties, extra_keys) = if scan.flags & FLAG_HEADERS != 0 {
-            sender_selected(properties).map_err(fail)?
+        let (rewritten, extra_keys) = if scan.flags & FLAG_HEADERS != 0 {
+            sender_selected(&properties, &scan).map_err(fail)?
         } else {
-            (properties, Vec::new())
+            (None, Vec::new())
         };
-        // Offsets from the scan hold only for the bytes it scanned.
-        let mut scan = if extra_keys.is_empty() { scan } else { PropertyScan::new(&properties) };
-        if scan.reply_to.clone().is_some_and(|r| properties.get(r) == Some(REPLY_TO.as_bytes())) {
+        let mut properties = match rewritten {
+            Some(p) => {
+                // Offsets from the scan hold only for the bytes it scanned.
+                scan = PropertyScan::new(&p);
+                p
+            }
+            None => properties,
+        };
+        if scan.get(&properties, Property::ReplyTo) == Some(REPLY_TO.as_bytes()) {
             // Direct reply-to: the caller's address becomes its own consumer's.
             let Some((_, key)) = &ch.reply_consumer else {
                 return Err(fail(AmqpError::precondition_failed("fast reply consumer does not exist")));
             };
-            properties = with_reply_to(&properties, &format!("{REPLY_TO}.{key}")).map_err(fail)?;
+            properties = with_reply_to(&properties, &scan, &format!("{REPLY_TO}.{key}")).map_err(fail)?;
             scan = PropertyScan::new(&properties);
         }
+        self.check_user_id(&properties, &scan).map_err(fail)?;
         let message = Arc::new(Message::scanned(p.exchange, p.routing_key, properties, p.body.into_bytes(), &scan));
-        self.check_user_id(&message).map_err(fail)?;
         let vhost = self.vhost()?;
         let exchange_name = utf8(&message.exchange).map_err(fail)?;
         let exchange = vhost.exchange(exchange_name).map_err(fail)?;
@@ -1078,18 +1116,12 @@ impl Session {
     }
 
     /// RabbitMQ's validated user_id: a publish may only claim the user it
-    /// logged in as. The flag check keeps the full property decode off the
-    /// path of messages that carry no user_id.
-    fn check_user_id(&self, message: &Message) -> AmqpResult<()> {
-        const USER_ID_FLAG: u8 = 1 << 4;
-        if message.properties.get(1).is_none_or(|f| f & USER_ID_FLAG == 0) {
-            return Ok(());
-        }
-        let claimed = message.decode_properties().and_then(|p| p.user_id().clone());
-        match claimed {
-            Some(u) if u.as_str() != self.user => Err(AmqpError::precondition_failed(format!(
+    /// logged in as. Read from the scan: no decode, headers untouched.
+    fn check_user_id(&self, properties: &[u8], scan: &PropertyScan) -> AmqpResult<()> {
+        match scan.get(properties, Property::UserId) {
+            Some(u) if u != self.user.as_bytes() => Err(AmqpError::precondition_failed(format!(
                 "user_id property set to '{}' but authenticated user was '{}'",
-                u.as_str(),
+                String::from_utf8_lossy(u),
                 self.user
             ))),
             _ => Ok(()),
@@ -1188,6 +1220,7 @@ impl Session {
                 Ok(())
             }
             Method::Other(AMQPClass::Tx(m)) => self.handle_tx(ch, m, wait),
+            Method::StartOk(_) => Err(AmqpError::command_invalid("connection method on a non-zero channel")),
             Method::Other(class) => self.handle_other(ch, class),
         }
     }
@@ -1871,6 +1904,21 @@ fn changes_definitions(class_id: u16, method_id: u16) -> bool {
 fn decode_error(e: DecodeError, payload: &Bytes) -> Option<AmqpError> {
     match e {
         DecodeError::UnknownMethod { .. } => None,
+        // RabbitMQ decodes tables of any depth; we refuse past
+        // MAX_DECODE_DEPTH, as a channel error so that the connection and
+        // its other channels carry on (a connection-class method can only
+        // fail its connection).
+        DecodeError::TooDeep { class_id, method_id, key } => {
+            let mut err = AmqpError::precondition_failed(format!(
+                "field table argument '{key}' nested deeper than {} levels",
+                table::MAX_DECODE_DEPTH
+            ))
+            .during(class_id, method_id);
+            if class_id == 10 {
+                err.scope = Scope::Connection;
+            }
+            Some(err)
+        }
         DecodeError::Malformed { class_id, method_id } => {
             let args = payload.get(4..).unwrap_or_default();
             Some(
@@ -1882,21 +1930,37 @@ fn decode_error(e: DecodeError, payload: &Bytes) -> Option<AmqpError> {
 }
 
 /// The properties a delivery carries: the publisher's bytes, except that a
-/// quorum queue adds `x-delivery-count` as RabbitMQ's do.
+/// quorum queue sets `x-delivery-count` as RabbitMQ's do (in place if the
+/// publisher sent one, else appended: `rabbit_basic:add_header`). Every
+/// other header keeps its bytes, at any depth.
 fn delivery_properties(q: &Queue, m: &QueuedMessage) -> Bytes {
+    let props = &m.message.properties;
     if !q.is_quorum() {
-        return m.message.properties.clone();
+        return props.clone();
     }
-    let Some(props) = m.message.decode_properties() else { return m.message.properties.clone() };
-    let mut headers = props.headers().clone().unwrap_or_default();
-    headers.insert("x-delivery-count".into(), AMQPValue::LongLongInt(m.delivery_count as i64));
-    encode_properties(&props.with_headers(headers)).unwrap_or_else(|| m.message.properties.clone())
+    let scan = PropertyScan::new(props);
+    let mut count = Vec::with_capacity(9);
+    table::put_long(&mut count, m.delivery_count as i64);
+    match properties::edit_headers(props, &scan, &[Edit::Set(b"x-delivery-count", &count)], &[]) {
+        Some(edited) => Bytes::from(edited),
+        None => props.clone(),
+    }
 }
 
-fn with_reply_to(properties: &Bytes, reply_to: &str) -> AmqpResult<Bytes> {
-    let broken = || AmqpError::new(ReplyCode::SyntaxError, "malformed content header properties");
-    let (_, props) = amq_protocol::protocol::basic::parse_properties(&properties[..]).map_err(|_| broken())?;
-    encode_properties(&props.with_reply_to(short(reply_to))).ok_or_else(broken)
+/// The properties with reply_to replaced, every other byte kept.
+fn with_reply_to(props: &Bytes, scan: &PropertyScan, reply_to: &str) -> AmqpResult<Bytes> {
+    let broken = || AmqpError::new(ReplyCode::InternalError, "cannot rewrite reply_to");
+    let value = properties::short_string(reply_to.as_bytes()).ok_or_else(broken)?;
+    properties::rewrite(props, scan, &[(Property::ReplyTo, Some(&value))]).map(Bytes::from).ok_or_else(broken)
+}
+
+/// RabbitMQ's answer to a publish whose properties it cannot decode: its
+/// channel process fails, and the connection closes with a bare
+/// `INTERNAL_ERROR` (no detail, class and method 0).
+fn undecodable_properties() -> AmqpError {
+    let mut e = AmqpError::new(ReplyCode::InternalError, "");
+    e.text = ReplyCode::InternalError.name().to_owned();
+    e
 }
 
 /// What became of one publish, for its confirm.
@@ -1908,33 +1972,39 @@ struct Published {
     rejected: bool,
 }
 
-/// Sender-selected distribution: the CC and BCC headers' keys, with BCC
-/// removed from the properties every consumer will see.
-fn sender_selected(properties: Bytes) -> AmqpResult<(Bytes, Vec<String>)> {
-    let Ok((_, props)) = amq_protocol::protocol::basic::parse_properties(&properties[..]) else {
-        return Ok((properties, Vec::new()));
-    };
-    let Some(headers) = props.headers().clone() else { return Ok((properties, Vec::new())) };
+/// Sender-selected distribution: the CC and BCC headers' keys (the long
+/// strings of the first header of each name, as RabbitMQ's `header_routes`
+/// reads them), and, if there was a BCC, the properties without it that
+/// every consumer will see. Read and rewritten raw, one level deep: the
+/// other headers keep their bytes at any depth. `headers` is well formed.
+fn sender_selected(props: &Bytes, scan: &PropertyScan) -> AmqpResult<(Option<Bytes>, Vec<String>)> {
+    let Some(headers) = scan.headers(props) else { return Ok((None, Vec::new())) };
     let mut keys = Vec::new();
+    let mut bcc = false;
     for name in ["CC", "BCC"] {
-        match headers.inner().get(name) {
-            None => {}
-            Some(AMQPValue::FieldArray(a)) => keys.extend(a.as_slice().iter().filter_map(as_text)),
-            Some(other) => {
-                return Err(AmqpError::precondition_failed(format!(
-                    "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
-                    crate::broker::vhost::amqp_type_name(other)
-                )))
-            }
-        }
+        let Some(e) = table::find(headers, name.as_bytes()) else { continue };
+        bcc |= name == "BCC";
+        let Some(items) = table::array_value(e.tag, e.value) else {
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
+                table::type_name(e.tag)
+            )));
+        };
+        keys.extend(
+            table::items(items)
+                .map_while(Result::ok)
+                .filter_map(|i| table::long_string(i.tag, i.value))
+                .map(|k| String::from_utf8_lossy(k).into_owned()),
+        );
     }
-    if !headers.contains_key("BCC") {
-        return Ok((properties, keys));
+    if !bcc {
+        return Ok((None, keys));
     }
-    let props = props.with_headers(without_keys(&headers, |k| k == "BCC"));
-    let raw = encode_properties(&props)
-        .ok_or_else(|| AmqpError::new(ReplyCode::InternalError, "cannot re-encode properties"))?;
-    Ok((raw, keys))
+    // Every BCC goes, not only the first RabbitMQ strips: the header exists
+    // so that no consumer learns who else got the message.
+    let raw = properties::edit_headers(props, scan, &[Edit::Remove(b"BCC")], &[])
+        .ok_or_else(|| AmqpError::new(ReplyCode::InternalError, "cannot rewrite headers"))?;
+    Ok((Some(Bytes::from(raw)), keys))
 }
 
 /// RabbitMQ's 505 for a frame that makes no sense where it arrived.
@@ -1976,18 +2046,26 @@ fn parse_plain(response: &[u8]) -> Option<(String, String)> {
     Some((String::from_utf8(user.to_vec()).ok()?, String::from_utf8(pass.to_vec()).ok()?))
 }
 
-/// AMQPLAIN: a field table without its length prefix, holding LOGIN and PASSWORD.
+/// AMQPLAIN: a field table without its length prefix, holding LOGIN and
+/// PASSWORD as long strings (the first of each, as RabbitMQ reads them).
+/// Walked iteratively and read one level deep: it arrives before login.
 fn parse_amqplain(response: &[u8]) -> Option<(String, String)> {
-    let mut framed = Vec::with_capacity(response.len() + 4);
-    framed.extend_from_slice(&(u32::try_from(response.len()).ok()?).to_be_bytes());
-    framed.extend_from_slice(response);
-    let (_, table) = amq_protocol::types::parsing::parse_field_table(&framed[..]).ok()?;
-    let get = |k: &str| match table.inner().get(k)? {
-        AMQPValue::LongString(s) => String::from_utf8(s.as_bytes().to_vec()).ok(),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
-        _ => None,
-    };
-    Some((get("LOGIN")?, get("PASSWORD")?))
+    let mut login = None;
+    let mut password = None;
+    for entry in table::entries(response) {
+        let e = entry.ok()?;
+        table::walk_value(e.tag, e.value, usize::MAX).ok()?;
+        let slot = match e.key {
+            b"LOGIN" => &mut login,
+            b"PASSWORD" => &mut password,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(table::long_string(e.tag, e.value));
+        }
+    }
+    let text = |v: Option<Option<&[u8]>>| String::from_utf8(v??.to_vec()).ok();
+    Some((text(login)?, text(password)?))
 }
 
 #[cfg(test)]
@@ -2034,5 +2112,20 @@ mod tests {
         }
         assert_eq!(parse_amqplain(&t), Some(("guest".into(), "pw".into())));
         assert_eq!(parse_amqplain(&t[..5]), None);
+        // Read one level deep, the first of duplicates, at any nesting,
+        // on a small stack: it arrives before login.
+        let mut deep = t.clone();
+        deep.extend_from_slice(b"\x05LOGINS\x00\x00\x00\x01x\x04deepF");
+        deep.extend(crate::wire::table::tests_support::nested_tables(100_000));
+        let got = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || parse_amqplain(&deep))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(got, Some(("guest".into(), "pw".into())));
+        let mut bad = t.clone();
+        bad.extend_from_slice(b"\x01kF\x00\x00\x00\x03\x01jZ");
+        assert_eq!(parse_amqplain(&bad), None, "a malformed nested value");
     }
 }

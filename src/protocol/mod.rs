@@ -12,8 +12,12 @@ pub mod frame;
 pub mod harness;
 
 /// Runs `data` through the frame splitter and the decoders a peer's bytes
-/// reach (methods, content headers, properties), as the fuzz target and the
-/// randomized test do. Returns how many frames were split. Never panics.
+/// reach (methods, content headers, properties), and through the raw
+/// field-table walker and edits (`crate::wire`), as the fuzz target and the
+/// randomized test do. Returns how many frames were split. Never panics:
+/// a panic here is a bug, including the invariants it asserts (a rewrite
+/// without edits gives back the same bytes, an edit keeps a table well
+/// formed, a walk within a limit reports a depth within it).
 pub fn fuzz_input(data: &[u8]) -> usize {
     let mut buf = bytes::BytesMut::from(data);
     let mut frames = 0;
@@ -29,26 +33,19 @@ pub fn fuzz_input(data: &[u8]) -> usize {
                 }
                 frame::FrameKind::Header => {
                     if let Some(h) = codec::decode_content_header(&f.payload) {
-                        let _ = amq_protocol::protocol::basic::parse_properties(&h.properties[..]);
-                        // The no-decode scan every publish runs, and what a
-                        // Message derives from it (delivery mode, priority,
-                        // expiration).
-                        let _ = crate::broker::message::PropertyScan::new(&h.properties);
-                        let _ = crate::broker::message::Message::new(
-                            bytes::Bytes::new(),
-                            bytes::Bytes::new(),
-                            h.properties.clone(),
-                            bytes::Bytes::new(),
-                        );
+                        fuzz_properties(&h.properties);
                     }
                 }
                 _ => {}
             }
         }
     }
-    // Method payloads without framing reach the decoder more directly.
+    // Method payloads, property lists and tables without framing reach
+    // their decoders more directly.
     let payload = bytes::Bytes::copy_from_slice(data);
     let _ = codec::decode_method(&payload);
+    fuzz_properties(&payload);
+    fuzz_table(data);
     frames
 }
 
@@ -119,4 +116,100 @@ pub fn fuzz_connection(data: &[u8]) {
         }
     }
     assert!(out.is_empty(), "the broker's output ends in a partial frame");
+}
+
+/// What a publish does with its property list, and what a delivery or a
+/// dead-lettering does with a stored one.
+fn fuzz_properties(props: &bytes::Bytes) {
+    use crate::broker::message::Message;
+    use crate::wire::properties::{self, Property, PropertyScan};
+    use crate::wire::table::{self, Edit};
+    use bytes::Bytes;
+
+    let scan = PropertyScan::new(props);
+    let message = Message::new(Bytes::from_static(b"x"), Bytes::from_static(b"k"), props.clone(), Bytes::new());
+    let _ = message.decode_properties();
+    if scan.check(props).is_err() {
+        assert_eq!(scan.malformed, properties::rewrite(props, &scan, &[]).is_none());
+        return;
+    }
+    assert_eq!(properties::rewrite(props, &scan, &[]).as_deref(), Some(&props[..]), "a rewrite without edits");
+    let reply = properties::short_string(b"amq.rabbitmq.reply-to.fuzz").unwrap_or_default();
+    let mut count = Vec::new();
+    table::put_long(&mut count, 7);
+    for (edits, others) in [
+        (&[Edit::Remove(b"BCC")][..], &[][..]),
+        (&[Edit::Set(b"x-delivery-count", &count[..])][..], &[(Property::ReplyTo, Some(&reply[..]))][..]),
+        (&[Edit::Remove(b"CC"), Edit::Set(b"x-death", b"V")][..], &[(Property::Expiration, None)][..]),
+    ] {
+        let edited = properties::edit_headers(props, &scan, edits, others).expect("a well-formed list edits");
+        let again = PropertyScan::new(&edited);
+        assert!(again.check(&edited).is_ok(), "an edit keeps the list well formed");
+        for (p, v) in others {
+            assert_eq!(again.range(*p).is_some(), v.is_some());
+        }
+    }
+    if let Some(headers) = scan.headers(props) {
+        // CC/BCC and headers-exchange reads.
+        for name in [&b"CC"[..], b"BCC", b"x-death"] {
+            if let Some(e) = table::find(headers, name) {
+                if let Some(items) = table::array_value(e.tag, e.value) {
+                    for item in table::items(items) {
+                        let item = item.expect("a checked table iterates");
+                        let _ = table::long_string(item.tag, item.value);
+                    }
+                }
+            }
+        }
+        let h = crate::broker::headers::Headers::new(headers);
+        let mut args = amq_protocol::types::FieldTable::default();
+        args.insert("x-match".into(), amq_protocol::types::AMQPValue::LongString("any".into()));
+        for e in table::entries(headers).take(4) {
+            let e = e.expect("a checked table iterates");
+            if let (Ok(key), Ok(v)) = (std::str::from_utf8(e.key), table::decode_value(e.tag, e.value)) {
+                args.insert(key.into(), v);
+            }
+        }
+        let _ = crate::broker::headers::headers_match(&args, Some(&h));
+    }
+    for reason in [crate::broker::queue::DeathReason::Rejected, crate::broker::queue::DeathReason::Expired] {
+        let (dead, _, _) = crate::broker::deadletter::dead_letter_message(&message, "q", reason, "dlx", Some("rk"));
+        assert!(PropertyScan::new(&dead.properties).check(&dead.properties).is_ok(), "a dead-lettered copy scans");
+    }
+}
+
+/// The walker, iteration, edits and the bounded decoder on `data` as a table.
+fn fuzz_table(data: &[u8]) {
+    use crate::wire::table::{self, Edit, TableError, MAX_DECODE_DEPTH};
+
+    let any = table::walk_table(data, usize::MAX);
+    match table::walk_table(data, MAX_DECODE_DEPTH) {
+        Ok(w) => {
+            assert!(w.depth <= MAX_DECODE_DEPTH);
+            assert_eq!(any, Ok(w));
+        }
+        // The bounded walk stops at the first container too deep; the
+        // unbounded one goes on, and may still find the table malformed.
+        Err(TableError::TooDeep { .. }) => assert!(match any {
+            Ok(w) => w.depth > MAX_DECODE_DEPTH,
+            Err(e) => matches!(e, TableError::Malformed { .. }),
+        }),
+        Err(e) => assert_eq!(any, Err(e)),
+    }
+    let _ = table::decode_table(data);
+    if let (Ok(w), Ok(body)) = (any, table::table_body(data)) {
+        assert_eq!(body.len() + 4, w.len);
+        let mut out = Vec::new();
+        table::write_edited(body, &[], &mut out).expect("a valid table iterates");
+        assert_eq!(out, data[..w.len], "an edit without edits");
+        out.clear();
+        table::write_edited(body, &[Edit::Remove(b"BCC"), Edit::Set(b"n", b"V")], &mut out).expect("edits");
+        assert!(table::walk_table(&out, usize::MAX).is_ok_and(|e| e.depth <= w.depth), "an edit keeps it valid");
+    }
+    for start in [0usize, 1] {
+        if let Some(&tag) = data.get(start) {
+            let _ = table::walk_value(tag, &data[start + 1..], MAX_DECODE_DEPTH);
+            let _ = table::decode_value(tag, &data[start + 1..]);
+        }
+    }
 }

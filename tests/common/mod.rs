@@ -64,15 +64,21 @@ pub fn external() -> bool {
 
 /// Get the broker under test.
 pub async fn broker() -> TestBroker {
+    broker_with(|_| {}).await
+}
+
+/// As [`broker`], with the in-process Warren's configuration changed by
+/// `configure` (an external broker is used as it is).
+pub async fn broker_with(configure: impl FnOnce(&mut warren::Config)) -> TestBroker {
     match std::env::var("WARREN_TEST_URI") {
         Ok(uri) if !uri.is_empty() => {
             let addr = addr_from_uri(&uri);
             TestBroker { uri, addr, server: None }
         }
         _ => {
-            let server = within(warren::Server::start(warren::Config::ephemeral()))
-                .await
-                .expect("starting the in-process Warren server");
+            let mut config = warren::Config::ephemeral();
+            configure(&mut config);
+            let server = within(warren::Server::start(config)).await.expect("starting the in-process Warren server");
             TestBroker { uri: server.amqp_uri(), addr: server.local_addr(), server: Some(server) }
         }
     }
@@ -80,12 +86,8 @@ pub async fn broker() -> TestBroker {
 
 /// Like [`broker`], but an in-process Warren starts with `config` (an
 /// external broker is used as it is).
-pub async fn broker_with(config: warren::Config) -> TestBroker {
-    if external() {
-        return broker().await;
-    }
-    let server = within(warren::Server::start(config)).await.expect("starting the in-process Warren server");
-    TestBroker { uri: server.amqp_uri(), addr: server.local_addr(), server: Some(server) }
+pub async fn broker_with_config(config: warren::Config) -> TestBroker {
+    broker_with(|c| *c = config).await
 }
 
 /// The in-process server, if this is Warren.

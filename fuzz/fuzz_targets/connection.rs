@@ -1,0 +1,14 @@
+//! Drives the connection state machine socket-free
+//! (`warren::protocol::fuzz_connection`): a handshake (or not), then the
+//! input as reads of varying size, through channels, every method, content,
+//! deliveries, confirms, transactions and closes. Crash-free is the
+//! property, and everything the broker writes must parse as frames. Inputs
+//! run on a small-stack worker (see worker.rs).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "worker.rs"]
+mod worker;
+
+fuzz_target!(|data: &[u8]| worker::fuzz_on_worker(warren::protocol::fuzz_connection, data));
