@@ -243,7 +243,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
     let mut last_write = Instant::now();
     let mut shutting_down = false;
     let mut half_closed = false;
-    let mut resolved = ctx.broker.store().map(|st| st.watch_resolved());
 
     loop {
         if (s.answered_close || s.discard_input) && s.wbuf.is_empty() && !half_closed {
@@ -284,7 +283,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
             (a, b) => a.or(b),
         };
         let outbox = Arc::clone(&s.outbox);
-        let holding = s.hold.is_some() && resolved.is_some();
 
         tokio::select! {
             changed = alarm.changed(), if alarm_open => {
@@ -317,7 +315,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
                     }
                 }
             }
-            _ = wait_resolved(&mut resolved), if holding => {}
             r = rd.read_buf(&mut rbuf), if reading => {
                 match r {
                     Ok(0) | Err(_) => break,
@@ -390,16 +387,6 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
     }
     let _ = wr.shutdown().await;
     tracing::debug!(%peer, id = s.id, "connection closed");
-}
-
-/// Resolves when the store has resolved more tickets.
-async fn wait_resolved(rx: &mut Option<watch::Receiver<u64>>) {
-    if let Some(rx) = rx {
-        if rx.changed().await.is_ok() {
-            return;
-        }
-    }
-    std::future::pending().await
 }
 
 /// The protocol headers we speak: 0-9-1, and the 0-9 one some old clients
@@ -978,7 +965,6 @@ impl Session {
                 let store = self.broker.store().filter(|_| changes_definitions(class_id, method_id)).cloned();
                 let floor = store.as_ref().map(|st| st.progress().resolved());
                 let mark = self.wbuf.len();
-                self.undo = Undo::Nothing;
                 let mut wait = TicketRange::default();
                 let result = self.handle_method(ch, method, &mut wait).map_err(|e| e.during(class_id, method_id));
                 if let (Ok(()), Some(st), Some(floor)) = (&result, &store, floor) {
@@ -987,9 +973,15 @@ impl Session {
                         wait.merge(TicketRange { lo: floor + 1, hi: issued });
                     }
                 }
-                let undo = std::mem::take(&mut self.undo);
-                if result.is_ok() && !wait.is_empty() {
-                    self.hold = Some(Hold { from: mark, tickets: wait, channel: ch.id, class_id, method_id, undo });
+                // Only declares, binds and commits set `undo`; it is left
+                // at Nothing otherwise.
+                if !wait.is_empty() {
+                    let undo = std::mem::take(&mut self.undo);
+                    if result.is_ok() {
+                        self.hold = Some(Hold { from: mark, tickets: wait, channel: ch.id, class_id, method_id, undo });
+                    }
+                } else if !matches!(self.undo, Undo::Nothing) {
+                    self.undo = Undo::Nothing;
                 }
                 result
             }
@@ -1672,7 +1664,16 @@ impl Session {
             }
         }
         while let Some(h) = &self.hold {
-            let outcome = self.broker.store().map_or(Outcome::Durable, |st| st.progress().outcome(h.tickets));
+            let outcome = self.broker.store().map_or(Outcome::Durable, |st| {
+                let outcome = st.progress().outcome(h.tickets);
+                if outcome != Outcome::Pending {
+                    return outcome;
+                }
+                // Woken (through the outbox) when the writer resolves more;
+                // asked again after registering, so no wake-up is lost.
+                st.wake_when_resolved(&self.outbox);
+                st.progress().outcome(h.tickets)
+            });
             match outcome {
                 // Nothing else goes out meanwhile: it would land behind the
                 // held reply, which may yet be taken back.

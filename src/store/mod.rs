@@ -140,8 +140,9 @@ pub struct Health {
 /// State the senders and the writer thread share.
 struct Shared {
     progress: Progress,
-    /// The resolved mark again, as a channel a waiting connection can await.
-    resolved: watch::Sender<u64>,
+    /// Connections holding a reply until more tickets are resolved; woken
+    /// (and forgotten) after the next batch.
+    waiting: Mutex<Vec<Arc<Outbox>>>,
     /// Bytes queued for the writer and not yet written.
     backlog: AtomicU64,
     /// Mirrors `health.backlog_full` so senders test it without a lock.
@@ -241,7 +242,7 @@ impl Store {
         let (tx, rx) = mpsc::channel();
         let shared = Arc::new(Shared {
             progress: Progress::default(),
-            resolved: watch::Sender::new(0),
+            waiting: Mutex::new(Vec::new()),
             backlog: AtomicU64::new(0),
             backlog_full: AtomicBool::new(false),
             health: watch::Sender::new(Health::default()),
@@ -325,9 +326,14 @@ impl Store {
         &self.shared.progress
     }
 
-    /// Changes whenever more tickets are resolved.
-    pub fn watch_resolved(&self) -> watch::Receiver<u64> {
-        self.shared.resolved.subscribe()
+    /// Wakes `outbox` once the writer has resolved more tickets (after its
+    /// next batch). Register, then check the outcome again: a batch that
+    /// ended in between is then seen, so no wake-up is lost.
+    pub fn wake_when_resolved(&self, outbox: &Arc<Outbox>) {
+        let mut waiting = self.shared.waiting.lock();
+        if !waiting.iter().any(|w| Arc::ptr_eq(w, outbox)) {
+            waiting.push(Arc::clone(outbox));
+        }
     }
 
     pub fn health(&self) -> watch::Receiver<Health> {

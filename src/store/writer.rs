@@ -474,7 +474,9 @@ impl Writer {
             shared.progress.fail(lo, hi);
         }
         shared.progress.resolve(max_ticket);
-        shared.resolved.send_replace(shared.progress.resolved());
+        for w in std::mem::take(&mut *shared.waiting.lock()) {
+            w.wake();
+        }
         let left = shared.backlog.fetch_sub(cost, Ordering::AcqRel).saturating_sub(cost);
         let failed_writes = self.episode.total;
         self.written += cost;
