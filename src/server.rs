@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::broker::alarms::AlarmSet;
 use crate::broker::Broker;
 use crate::protocol::connection::{serve, ConnectionContext};
+use crate::store::Health;
 use crate::Config;
 
 /// A running broker. Dropping it stops it (without waiting); `shutdown`
@@ -132,6 +133,7 @@ async fn disk_monitor(
     // holds, publishers are blocked, so no write would tell us otherwise.
     let mut failed_at: Option<u64> = None;
     let mut failures_seen = 0;
+    let mut last = (Health::default(), 0u64, tokio::time::Instant::now());
     tracing::info!("disk free limit set to {} MB", limit / 1_000_000);
     loop {
         tokio::select! {
@@ -140,6 +142,14 @@ async fn disk_monitor(
             _ = stop.changed() => return,
         }
         let h = *health.borrow_and_update();
+        // Megabytes written only matter near the limit: far from it, the
+        // timer's check is soon enough, and a busy writer does not cost a
+        // statvfs every few MiB.
+        let (seen, free_then, at) = last;
+        let only_written = h.failed_writes == seen.failed_writes && h.backlog_full == seen.backlog_full;
+        if only_written && free_then >= limit.saturating_add(DISK_NEAR) && at.elapsed() < next_check {
+            continue;
+        }
         let dir = store.dir().to_owned();
         let free = match tokio::task::spawn_blocking(move || crate::store::free_bytes(&dir)).await {
             Ok(Ok(free)) => free,
@@ -156,6 +166,7 @@ async fn disk_monitor(
             // Space came back: 1 MiB beyond what was free at the failure.
             failed_at = None;
         }
+        last = (h, free, tokio::time::Instant::now());
         next_check =
             if free < limit.saturating_add(DISK_NEAR) { DISK_CHECK_NEAR_INTERVAL } else { DISK_CHECK_INTERVAL };
         let disk = free < limit || failed_at.is_some();

@@ -27,8 +27,10 @@ use super::{Envelope, OpenQueue, Request, SegmentState, Shared, BACKLOG_LOW};
 use crate::broker::consumer::Outbox;
 
 /// A segment is closed and a new one started past this size, so that fully
-/// acknowledged segments can be deleted whole.
-pub(super) const SEGMENT_SIZE: u64 = 16 * 1024 * 1024;
+/// acknowledged segments can be deleted whole. Each new segment costs a
+/// file creation, the old one's sync and a directory fsync: at 16 MiB that
+/// took a tenth off persistent throughput.
+pub(super) const SEGMENT_SIZE: u64 = 64 * 1024 * 1024;
 /// Requests taken into one batch at most, and bytes (the batch is encoded
 /// into buffers before it is written, so this bounds the writer's memory).
 const MAX_BATCH: usize = 4096;
