@@ -124,7 +124,8 @@ mod tests {
         v
     }
 
-    fn open() -> Harness {
+    /// A fresh connection, and the protocol header plus a start-ok as guest.
+    fn fresh() -> (Harness, Vec<u8>) {
         let broker = Arc::new(Broker::in_memory("guest", "guest", "/"));
         let mut h = Harness::new(broker, Arc::new(Config::ephemeral()));
         let mut hs = b"AMQP\x00\x00\x09\x01".to_vec();
@@ -137,6 +138,11 @@ mod tests {
                 locale: "en_US".into(),
             })),
         ));
+        (h, hs)
+    }
+
+    fn open() -> Harness {
+        let (mut h, mut hs) = fresh();
         hs.extend(method(
             0,
             AMQPClass::Connection(connection::AMQPMethod::TuneOk(connection::TuneOk {
@@ -216,18 +222,7 @@ mod tests {
 
     #[test]
     fn tune_ok_above_what_was_offered_drops_the_connection_silently() {
-        let broker = Arc::new(Broker::in_memory("guest", "guest", "/"));
-        let mut h = Harness::new(broker, Arc::new(Config::ephemeral()));
-        let mut hs = b"AMQP\x00\x00\x09\x01".to_vec();
-        hs.extend(method(
-            0,
-            AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
-                client_properties: FieldTable::default(),
-                mechanism: "PLAIN".into(),
-                response: LongString::from("\0guest\0guest"),
-                locale: "en_US".into(),
-            })),
-        ));
+        let (mut h, hs) = fresh();
         h.feed(&hs);
         h.take_output();
         let tune = connection::TuneOk { channel_max: 2048, frame_max: 131072, heartbeat: 0 };
