@@ -127,7 +127,7 @@ mod tests {
     /// A fresh connection, and the protocol header plus a start-ok as guest.
     fn fresh() -> (Harness, Vec<u8>) {
         let broker = Arc::new(Broker::in_memory("guest", "guest", "/"));
-        let mut h = Harness::new(broker, Arc::new(Config::ephemeral()));
+        let h = Harness::new(broker, Arc::new(Config::ephemeral()));
         let mut hs = b"AMQP\x00\x00\x09\x01".to_vec();
         hs.extend(method(
             0,
