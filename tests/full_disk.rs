@@ -28,8 +28,26 @@ struct Tmpfs {
     dir: PathBuf,
 }
 
+/// Unmounts what earlier runs left when they were killed (by a timeout,
+/// say): mounts of ours whose process is gone.
+fn sweep_dead_mounts() {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else { return };
+    for line in mounts.lines() {
+        let Some(mountpoint) = line.split(' ').nth(1) else { continue };
+        let Some(name) = Path::new(mountpoint).file_name().and_then(|n| n.to_str()) else { continue };
+        let Some(pid) = name.strip_prefix("warren-full-disk-").and_then(|rest| rest.rsplit('-').next()) else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = Command::new("umount").arg("-l").arg(mountpoint).status();
+            let _ = std::fs::remove_dir_all(mountpoint);
+        }
+    }
+}
+
 impl Tmpfs {
     fn new(tag: &str, size: &str) -> Tmpfs {
+        sweep_dead_mounts();
         let dir = std::env::temp_dir().join(format!("warren-full-disk-{tag}-{}", std::process::id()));
         let _ = Command::new("umount").arg("-l").arg(&dir).stderr(std::process::Stdio::null()).status();
         let _ = std::fs::remove_dir_all(&dir);

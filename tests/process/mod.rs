@@ -9,6 +9,8 @@ pub struct Broker {
     pub child: Child,
     pub uri: String,
     pub port: u16,
+    /// Removed when the broker goes.
+    port_file: std::path::PathBuf,
 }
 
 impl Broker {
@@ -35,7 +37,8 @@ impl Broker {
         for _ in 0..400 {
             if let Ok(p) = std::fs::read_to_string(&port_file) {
                 if let Ok(port) = p.trim().parse::<u16>() {
-                    return Broker { child, uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"), port };
+                    let uri = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+                    return Broker { child, uri, port, port_file };
                 }
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -61,5 +64,6 @@ impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.port_file);
     }
 }
