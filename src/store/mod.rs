@@ -540,8 +540,10 @@ mod tests {
     #[test]
     fn a_second_open_is_refused_while_locked() {
         let dir = tmpdir("lock");
-        let (_store, _) = Store::open(&dir).unwrap();
+        let (store, _) = Store::open(&dir).unwrap();
         assert!(matches!(Store::open(&dir), Err(StoreError::Locked(_))));
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
