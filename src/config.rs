@@ -35,6 +35,9 @@ pub struct Config {
     /// RabbitMQ's `loopback_users`: when true (the default) the user
     /// `guest` may only log in from a loopback address.
     pub guest_loopback_only: bool,
+    /// What every timer and TTL reads. `Clock::real()` in production; a test
+    /// (or an embedder) may pass `Clock::manual()` and move time itself.
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for Config {
@@ -54,6 +57,7 @@ impl Default for Config {
             queue_memory_budget: 32 * 1024 * 1024,
             disk_free_limit: DiskFreeLimit::Bytes(50_000_000),
             guest_loopback_only: true,
+            clock: crate::clock::Clock::real(),
         }
     }
 }

@@ -27,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod perf;
 pub mod protocol;

@@ -147,6 +147,7 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
             queue_memory_budget: cli.queue_memory_budget,
             disk_free_limit: cli.disk_free_limit,
             guest_loopback_only: true,
+            clock: warren::clock::Clock::real(),
         };
     if let Some(path) = rabbitmq_config_path(cli.config.as_deref()) {
         let text = std::fs::read_to_string(&path)

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::clock::Clock;
 use crate::store::definitions::{Definitions, PermissionDef, TopicPermissionDef, UserDef, VhostDef};
 use crate::store::{DefChange, RecoveredQueue, Store, StoreError};
 use crate::Config;
@@ -61,6 +62,7 @@ pub struct Broker {
     /// Direct reply-to consumers by the key in their
     /// `amq.rabbitmq.reply-to.<key>` address.
     reply_to: DashMap<String, ReplyTarget>,
+    clock: Clock,
 }
 
 /// Where replies to one direct reply-to consumer go.
@@ -75,6 +77,11 @@ pub struct ReplyTarget {
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 impl Broker {
+    /// The clock every timer and TTL of this broker reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     pub fn register_reply_target(&self, target: ReplyTarget) -> String {
         let name = vhost::generated_name("k");
         let key = name.trim_start_matches("k-").to_owned();
@@ -108,6 +115,7 @@ impl Broker {
             next_connection_id: AtomicU64::new(1),
             guest_loopback_only: true,
             reply_to: DashMap::new(),
+            clock: Clock::real(),
         }
     }
 
@@ -117,6 +125,7 @@ impl Broker {
         let Some(dir) = &config.data_dir else {
             let mut b = Broker::in_memory(&config.default_user, &config.default_pass, &config.default_vhost);
             b.guest_loopback_only = config.guest_loopback_only;
+            b.clock = config.clock.clone();
             if let Some(path) = &config.definitions {
                 b.import_file(path, &mut HashMap::new(), true)?;
             }
@@ -126,6 +135,7 @@ impl Broker {
         store.set_queue_memory_budget(config.queue_memory_budget);
         let mut b = Broker::empty(Some(Arc::clone(&store)));
         b.guest_loopback_only = config.guest_loopback_only;
+        b.clock = config.clock.clone();
         let mut logs: HashMap<(String, String), RecoveredQueue> =
             recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();
         let clean = recovered.clean_shutdown;
