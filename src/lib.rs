@@ -29,6 +29,7 @@
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod ids;
 pub mod perf;
 pub mod protocol;
 pub mod server;
