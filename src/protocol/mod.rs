@@ -10,6 +10,8 @@ pub mod codec;
 pub mod connection;
 pub mod frame;
 pub mod harness;
+#[cfg(test)]
+mod tests;
 
 /// Runs `data` through the frame splitter and the decoders a peer's bytes
 /// reach (methods, content headers, properties), and through the raw
