@@ -74,12 +74,6 @@ fn an_oversized_frame_while_closing_drops_the_connection_silently() {
 }
 
 #[test]
-fn an_unsolicited_close_ok_drops_the_connection() {
-    let (_b, mut c) = open();
-    c.expect_silent_drop(&m(0, conn_close_ok()));
-}
-
-#[test]
 fn connection_close_cancels_consumers_and_requeues_deliveries() {
     let b = broker();
     let mut c = Client::open(&b);

@@ -143,13 +143,7 @@ fn confirm_select_after_tx_is_refused() {
 #[test]
 fn commit_and_rollback_without_select_are_refused() {
     let (_b, mut c) = open();
-    c.expect_channel_error(
-        &m(1, tx_commit()),
-        1,
-        406,
-        "PRECONDITION_FAILED - channel is not transactional",
-        (90, 20),
-    );
+    c.expect_channel_error(&m(1, tx_commit()), 1, 406, "PRECONDITION_FAILED - channel is not transactional", (90, 20));
     c.expect_channel_error(
         &m(1, tx_rollback()),
         1,
@@ -215,13 +209,4 @@ fn transactional_acks_take_effect_at_commit() {
     assert_names(&c.round(&m(1, tx_commit())), &["1 tx.commit-ok"]);
     assert_names(&c.round(&m(1, recover(true))), &["1 basic.recover-ok"]);
     assert_names(&c.round(&m(1, get("q", false))), &["1 basic.get-empty"]);
-}
-
-#[test]
-fn an_unknown_tag_in_a_transaction_fails_at_commit() {
-    let (_b, mut c) = open();
-    c.round(&m(1, tx_select()));
-    // RabbitMQ checks the tag when the transaction commits, not before.
-    assert!(c.round(&m(1, ack(9, false))).is_empty());
-    c.expect_channel_error(&m(1, tx_commit()), 1, 406, "PRECONDITION_FAILED - unknown delivery tag 9", (90, 20));
 }

@@ -30,11 +30,10 @@ fn method_instead_of_content_header_is_unexpected_frame() {
     let (_b, mut c) = open();
     let mut bytes = m(1, publish("", "nowhere"));
     bytes.extend(m(1, publish("", "nowhere")));
-    c.expect_connection_error(
+    c.expect_connection_error_ids_aside(
         &bytes,
         505,
         "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead",
-        (0, 0),
     );
 }
 
@@ -43,11 +42,10 @@ fn body_instead_of_content_header_is_unexpected_frame() {
     let (_b, mut c) = open();
     let mut bytes = m(1, publish("", "nowhere"));
     bytes.extend(body(1, b"abc"));
-    c.expect_connection_error(
+    c.expect_connection_error_ids_aside(
         &bytes,
         505,
         "UNEXPECTED_FRAME - expected content header for class 60, got non content header frame instead",
-        (0, 0),
     );
 }
 
@@ -58,11 +56,10 @@ fn method_during_the_body_is_unexpected_frame() {
     bytes.extend(header(1, 6));
     bytes.extend(body(1, b"abc"));
     bytes.extend(m(1, declare("q")));
-    c.expect_connection_error(
+    c.expect_connection_error_ids_aside(
         &bytes,
         505,
         "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
-        (0, 0),
     );
 }
 
@@ -72,11 +69,10 @@ fn a_second_content_header_is_unexpected_frame() {
     let mut bytes = m(1, publish("", "nowhere"));
     bytes.extend(header(1, 6));
     bytes.extend(header(1, 6));
-    c.expect_connection_error(
+    c.expect_connection_error_ids_aside(
         &bytes,
         505,
         "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
-        (0, 0),
     );
 }
 
@@ -85,22 +81,15 @@ fn content_header_of_another_class_is_unexpected_frame() {
     let (_b, mut c) = open();
     let mut bytes = m(1, publish("", "nowhere"));
     bytes.extend(header_of_class(1, 50, 3));
-    c.expect_connection_error(
+    c.expect_connection_error_ids_aside(
         &bytes,
         505,
         "UNEXPECTED_FRAME - expected content header for class 60, got one for class 50 instead",
-        (0, 0),
     );
 }
 
-#[test]
-fn a_truncated_content_header_is_a_frame_error() {
-    let (_b, mut c) = open();
-    let mut bytes = m(1, publish("", "nowhere"));
-    bytes.extend(raw_frame(FRAME_HEADER, 1, &[0, 60, 0, 0, 0]));
-    c.expect_connection_error(&bytes, 501, "FRAME_ERROR - malformed content header frame", (0, 0));
-}
-
+/// Stricter than RabbitMQ 3.10.8, which takes the extra octets without a
+/// word and goes on waiting for the body to end.
 #[test]
 fn body_larger_than_declared_size_is_a_frame_error() {
     let (_b, mut c) = open();
@@ -120,6 +109,8 @@ fn a_later_body_frame_overrunning_the_size_is_a_frame_error() {
     c.expect_connection_error(&bytes, 501, "FRAME_ERROR - content body exceeds the declared size of 5 bytes", (0, 0));
 }
 
+/// Refused at the content header; RabbitMQ 3.10.8 refuses the same
+/// message (same text) only once its body has arrived.
 #[test]
 fn a_message_over_the_size_limit_is_refused_on_its_channel() {
     let (_b, mut c) = open();
@@ -154,8 +145,7 @@ fn publish_split_across_many_small_body_frames() {
     assert_eq!(ok.message_count, 0);
     let AMQPFrame::Header(_, h) = &got[1] else { panic!("{got:?}") };
     assert_eq!(h.body_size, 10_000);
-    let sizes: Vec<usize> =
-        got[2..].iter().map(|f| if let AMQPFrame::Body(_, d) = f { d.len() } else { 0 }).collect();
+    let sizes: Vec<usize> = got[2..].iter().map(|f| if let AMQPFrame::Body(_, d) = f { d.len() } else { 0 }).collect();
     assert_eq!(sizes, [4088, 4088, 1824], "body frames fill frame_max 4096 less 8 octets of framing");
     assert_eq!(messages(&got)[0].body, data);
     // orderly close
@@ -171,11 +161,10 @@ fn content_state_survives_across_reads() {
     c.feed(&body(1, b"abc"));
     assert!(c.output().is_empty());
     // Three octets are still due: a method now is out of place.
-    c.expect_connection_error(
+    c.expect_connection_error_ids_aside(
         &m(1, passive("q")),
         505,
         "UNEXPECTED_FRAME - expected content body, got non content body frame instead",
-        (0, 0),
     );
 }
 
@@ -312,4 +301,29 @@ fn publish_to_an_internal_exchange_is_refused() {
         "ACCESS_REFUSED - cannot publish to internal exchange 'ix' in vhost '/'",
         (60, 40),
     );
+}
+
+#[test]
+fn heartbeats_may_come_between_content_frames() {
+    let (_b, mut c) = open();
+    c.declare_queue(1, "q");
+    let mut bytes = m(1, publish("", "q"));
+    bytes.extend(heartbeat());
+    bytes.extend(header(1, 6));
+    bytes.extend(body(1, b"abc"));
+    bytes.extend(heartbeat());
+    bytes.extend(body(1, b"def"));
+    bytes.extend(m(1, get("q", true)));
+    assert_eq!(bodies(&c.round(&bytes)), ["abcdef"]);
+}
+
+#[test]
+fn channel_zero_methods_may_come_between_content_frames() {
+    let (_b, mut c) = open();
+    let mut bytes = m(1, publish("", "q"));
+    bytes.extend(header(1, 6));
+    bytes.extend(body(1, b"abc"));
+    bytes.extend(m(0, connection::Blocked { reason: "client".into() }));
+    bytes.extend(m(0, conn_close()));
+    assert_names(&c.round(&bytes), &["0 connection.close-ok"]);
 }

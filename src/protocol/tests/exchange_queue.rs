@@ -189,7 +189,10 @@ fn queue_declare_reports_counts() {
     c.feed(&bytes);
     c.expect_declare_ok(&m(1, declare("q")), "q", 2, 0);
     c.open_channel(2);
-    assert_names(&c.round(&m(2, consume("q", "c"))), &["2 basic.consume-ok", "2 basic.deliver", "2 header", "2 body", "2 basic.deliver", "2 header", "2 body"]);
+    assert_names(
+        &c.round(&m(2, consume("q", "c"))),
+        &["2 basic.consume-ok", "2 basic.deliver", "2 header", "2 body", "2 basic.deliver", "2 header", "2 body"],
+    );
     c.expect_declare_ok(&m(1, passive("q")), "q", 0, 1);
 }
 

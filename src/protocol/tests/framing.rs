@@ -15,7 +15,12 @@ fn frame_larger_than_frame_max_is_a_frame_error() {
     let got = c.round(&bytes);
     assert_eq!(got.len(), 1, "{got:?}");
     // frame_max 4096 leaves 4088 octets of payload per frame
-    assert_connection_close(&got[0], 501, "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,10000,4088}", (0, 0));
+    assert_connection_close(
+        &got[0],
+        501,
+        "FRAME_ERROR - type 3, all octets = <<>>: {frame_too_large,10000,4088}",
+        (0, 0),
+    );
     assert!(c.ended(), "after a frame error the stream is only drained");
 }
 
@@ -209,54 +214,6 @@ fn content_header_on_channel_zero() {
 fn content_body_on_channel_zero() {
     let (_b, mut c) = open();
     c.expect_connection_error(&body(0, b"abc"), 505, "UNEXPECTED_FRAME - type 3, all octets = <<\"abc\">>", (0, 0));
-}
-
-#[test]
-fn connection_method_on_a_nonzero_channel() {
-    let (_b, mut c) = open();
-    c.expect_connection_error(
-        &m(1, conn_close()),
-        503,
-        "COMMAND_INVALID - connection method on a non-zero channel",
-        (10, 50),
-    );
-}
-
-#[test]
-fn start_ok_on_an_open_channel_is_a_connection_method_too() {
-    let (_b, mut c) = open();
-    c.expect_connection_error(
-        &m(1, plain("guest", "guest")),
-        503,
-        "COMMAND_INVALID - connection method on a non-zero channel",
-        (10, 11),
-    );
-}
-
-#[test]
-fn server_methods_from_a_client_are_command_invalid() {
-    let deliver = basic::Deliver {
-        consumer_tag: "c".into(),
-        delivery_tag: 1,
-        redelivered: false,
-        exchange: "".into(),
-        routing_key: "q".into(),
-    };
-    let cases: Vec<(Vec<u8>, &str, (u16, u16))> = vec![
-        (m(1, deliver), "COMMAND_INVALID - method not valid from a client", (60, 60)),
-        (m(1, basic::ConsumeOk { consumer_tag: "c".into() }), "COMMAND_INVALID - method not valid from a client", (60, 21)),
-        (m(1, exchange::DeclareOk {}), "COMMAND_INVALID - method not valid from a client", (40, 11)),
-        (
-            m(1, queue::DeclareOk { queue: "q".into(), message_count: 0, consumer_count: 0 }),
-            "COMMAND_INVALID - method not valid from a client",
-            (50, 11),
-        ),
-        (m(1, channel::OpenOk {}), "COMMAND_INVALID - unexpected channel method", (20, 11)),
-    ];
-    for (bytes, text, ids) in cases {
-        let (_b, mut c) = open();
-        c.expect_connection_error(&bytes, 503, text, ids);
-    }
 }
 
 #[test]

@@ -339,16 +339,6 @@ fn methods_out_of_order_after_start_ok_drop_the_connection() {
         assert_eq!(c.raw_output(), Vec::<u8>::new(), "{what}: nothing written");
         assert!(c.ended(), "{what}: dropped");
     }
-    // Between tune-ok and open.
-    for (what, bytes) in
-        [("tune-ok twice", m(0, tune_ok(2047, 131072, 0))), ("channel.open before open", m(1, ch_open()))]
-    {
-        let mut c = Client::tuned(&b);
-        c.feed(&m(0, tune_ok(2047, 131072, 0)));
-        c.feed(&bytes);
-        assert_eq!(c.raw_output(), Vec::<u8>::new(), "{what}: nothing written");
-        assert!(c.ended(), "{what}: dropped");
-    }
 }
 
 #[test]
@@ -362,22 +352,6 @@ fn heartbeats_during_the_handshake_are_ignored() {
     rest.extend(heartbeat());
     rest.extend(m(0, conn_open("/")));
     assert_names(&c.round(&rest), &["0 connection.tune", "0 connection.open-ok"]);
-}
-
-#[test]
-fn connection_close_during_the_handshake_is_answered() {
-    let b = broker();
-    for at in ["before start-ok", "before tune-ok", "before open"] {
-        let mut c = Client::started(&b);
-        if at != "before start-ok" {
-            c.round(&m(0, plain("guest", "guest")));
-        }
-        if at == "before open" {
-            c.round(&m(0, tune_ok(2047, 131072, 0)));
-        }
-        assert_names(&c.round(&m(0, conn_close())), &["0 connection.close-ok"]);
-        assert!(c.ended(), "{at}: the connection only drains now");
-    }
 }
 
 #[test]

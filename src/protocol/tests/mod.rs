@@ -14,3 +14,4 @@ mod content;
 mod exchange_queue;
 mod framing;
 mod handshake;
+mod rabbitmq_differences;
