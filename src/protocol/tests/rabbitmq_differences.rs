@@ -115,21 +115,20 @@ fn an_unsolicited_connection_close_ok_is_a_channel_error() {
 #[ignore = "Warren differs from RabbitMQ 3.10.8: errors after tune-ok and before open are silent"]
 fn errors_between_tune_ok_and_open_are_closed_with_a_reason() {
     let b = broker();
-    let cases: Vec<(Vec<u8>, u16, &str, (u16, u16))> = vec![
-        (
-            m(0, tune_ok(2047, 131072, 0)),
-            504,
-            "CHANNEL_ERROR - unexpected method in connection state opening",
-            (10, 31),
-        ),
-        (m(0, conn_close()), 504, "CHANNEL_ERROR - unexpected method in connection state opening", (10, 50)),
-        (m(1, ch_open()), 505, "UNEXPECTED_FRAME - type 1, all octets = <<0,20,0,10,0>>", (0, 0)),
-    ];
-    for (bytes, code, text, ids) in cases {
+    let opening = || {
         let mut c = Client::tuned(&b);
         c.feed(&m(0, tune_ok(2047, 131072, 0)));
-        c.expect_connection_error(&bytes, code, text, ids);
-    }
+        c
+    };
+    let text = "CHANNEL_ERROR - unexpected method in connection state opening";
+    opening().expect_connection_error(&m(0, tune_ok(2047, 131072, 0)), 504, text, (10, 31));
+    opening().expect_connection_error(&m(0, conn_close()), 504, text, (10, 50));
+    opening().expect_connection_error(
+        &m(1, ch_open()),
+        505,
+        "UNEXPECTED_FRAME - type 1, all octets = <<0,20,0,10,0>>",
+        (0, 0),
+    );
 }
 
 /// Warren answers close-ok.
