@@ -365,7 +365,7 @@ fn get_from_a_missing_queue_is_not_found() {
 
 #[test]
 fn deliveries_cross_connections() {
-    let b = crate::protocol::tests::support::broker();
+    let b = broker();
     let mut consumer = Client::open(&b);
     consumer.declare_queue(1, "q");
     assert_names(&consumer.round(&m(1, consume("q", "c"))), &["1 basic.consume-ok"]);

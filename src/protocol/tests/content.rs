@@ -323,7 +323,7 @@ fn channel_zero_methods_may_come_between_content_frames() {
     let mut bytes = m(1, publish("", "q"));
     bytes.extend(header(1, 6));
     bytes.extend(body(1, b"abc"));
-    bytes.extend(m(0, connection::Blocked { reason: "client".into() }));
+    bytes.extend(heartbeat());
     bytes.extend(m(0, conn_close()));
     assert_names(&c.round(&bytes), &["0 connection.close-ok"]);
 }

@@ -3,6 +3,10 @@
 //! would observe (codes, reply texts, class and method ids, frame order).
 //! Timers (heartbeats, handshake and close deadlines) are not driven by the
 //! harness and are tested with the manual clock elsewhere.
+//!
+//! Expected output is what the broker sends today where that matches
+//! RabbitMQ 3.10.8; where it does not, `rabbitmq_differences` holds an
+//! ignored test asserting RabbitMQ's answer.
 
 mod support;
 

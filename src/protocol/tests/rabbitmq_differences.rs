@@ -169,3 +169,29 @@ fn an_unknown_tag_in_a_transaction_fails_at_the_ack() {
     assert_names(&c.round(&m(1, tx_select())), &["1 tx.select-ok"]);
     c.expect_channel_error(&m(1, ack(9, false)), 1, 406, "PRECONDITION_FAILED - unknown delivery tag 9", (60, 80));
 }
+
+/// Warren accepts both silently.
+#[test]
+#[ignore = "Warren differs from RabbitMQ 3.10.8: connection.blocked from a client is accepted, RabbitMQ closes with 504"]
+fn connection_blocked_from_a_client_is_a_channel_error() {
+    let (_b, mut c) = open();
+    c.expect_connection_error(
+        &m(0, connection::Blocked { reason: "why".into() }),
+        504,
+        "CHANNEL_ERROR - unexpected method in connection state running",
+        (10, 60),
+    );
+}
+
+/// Warren accepts it silently.
+#[test]
+#[ignore = "Warren differs from RabbitMQ 3.10.8: channel.flow-ok from a client is accepted, RabbitMQ closes with 503"]
+fn flow_ok_from_a_client_is_unimplemented() {
+    let (_b, mut c) = open();
+    c.expect_connection_error(
+        &m(1, channel::FlowOk { active: true }),
+        503,
+        "COMMAND_INVALID - unimplemented method",
+        (20, 21),
+    );
+}
