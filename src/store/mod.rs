@@ -40,7 +40,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
 use crate::broker::consumer::Outbox;
-use crate::broker::message::Message;
+use crate::message::Message;
 use definitions::Definitions;
 pub use fsutil::{free_bytes, sync_dir};
 pub use journal::DefChange;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::broker::message::{Message, QueuedMessage};
+use crate::message::{Message, QueuedMessage};
 
 /// Page files are cut at this size so read-back space is reclaimed early.
 const PAGE_FILE_SIZE: u64 = 64 * 1024 * 1024;

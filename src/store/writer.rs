@@ -161,7 +161,7 @@ impl QueueFiles {
         Ok(())
     }
 
-    fn append_message(&mut self, ticket: u64, seq: u64, message: &crate::broker::message::Message) {
+    fn append_message(&mut self, ticket: u64, seq: u64, message: &crate::message::Message) {
         self.tickets.push(ticket);
         if self.failed.is_some() {
             return;
