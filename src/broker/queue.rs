@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::Waker;
 
 use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
@@ -353,7 +354,7 @@ impl Queue {
             (a, b) => a.or(b),
         };
         let ticket = match (&self.log, message.persistent) {
-            (Some(log), true) => Some(log.append_message(seq, &message, waker.cloned())),
+            (Some(log), true) => Some(log.append_message(seq, &message, waker.map(|o| Waker::from(Arc::clone(o))))),
             _ => None,
         };
         let m = QueuedMessage {
