@@ -167,8 +167,6 @@ pub struct Store {
     /// Off while start-up imports what is already on disk: the snapshot
     /// written at the end of start-up covers it.
     recording: AtomicBool,
-    /// Message bytes a queue keeps in RAM before paging newer ones to disk.
-    queue_memory_budget: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -264,7 +262,6 @@ impl Store {
             next_queue_id: AtomicU64::new(1),
             definitions_issued: AtomicU64::new(0),
             recording: AtomicBool::new(false),
-            queue_memory_budget: AtomicU64::new(u64::MAX),
         });
         Ok((store, Recovered { definitions, queues, clean_shutdown }))
     }
@@ -273,18 +270,15 @@ impl Store {
         &self.dir
     }
 
-    pub fn set_queue_memory_budget(&self, bytes: u64) {
-        self.queue_memory_budget.store(bytes, Ordering::Relaxed);
-    }
-
-    /// Where a queue pages messages out, and its RAM budget.
-    pub fn paging_for(&self, vhost: &str, name: &str) -> (PathBuf, u64) {
-        let dir = self.dir.join("paging").join(format!(
+    /// A fresh directory for one queue's page files (see `paging.rs`;
+    /// nothing is created until the first page-out). When to page is the
+    /// queue's decision, not the store's.
+    pub fn paging_dir(&self, vhost: &str, name: &str) -> PathBuf {
+        self.dir.join("paging").join(format!(
             "{}-{}",
             &queue_dir_name(vhost, name)[..16],
             self.next_queue_id.fetch_add(1, Ordering::Relaxed)
-        ));
-        (dir, self.queue_memory_budget.load(Ordering::Relaxed))
+        ))
     }
 
     fn send(&self, cost: u64, req: Request) -> u64 {
