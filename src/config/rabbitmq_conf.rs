@@ -24,7 +24,8 @@
 //! before it: `default_pass = pa#ss` sets the password `pa`, as every
 //! RabbitMQ does (3.10's cuttlefish 3.0.1 answers `{["default_pass"],"pa"}`).
 //! A value that holds a `#` is written in single quotes,
-//! `default_pass = 'pa#ss'`, as cuttlefish 3.3 (2024) and later read it;
+//! `default_pass = 'pa#ss'`, as cuttlefish 3.3 (2024, in RabbitMQ 3.13 and
+//! 4.x: rabbitmq-server #11907) and later read it;
 //! a single-quoted value cannot hold a `'`. RabbitMQ releases with an older
 //! cuttlefish (3.10 among them) keep the quotes as part of the value and cut
 //! it at the `#`. Other details as cuttlefish has them: a value keeps inner
