@@ -1,5 +1,7 @@
 //! Broker settings, shared by the binary's flags and the embedding API.
 
+pub mod rabbitmq_conf;
+
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
@@ -123,21 +125,22 @@ fn total_ram() -> Option<u64> {
 
 impl Config {
     /// Applies a RabbitMQ `rabbitmq.conf` (the new-style `key = value`
-    /// format) so a node's existing config file works. Settings the user gave
+    /// format, read as cuttlefish reads it: see [`rabbitmq_conf`]) so a
+    /// node's existing config file works. Settings the user gave
     /// explicitly (flags or env, per `explicit`) win over the file. Keys
     /// Warren has no use for are returned, so the caller can say so.
     pub fn apply_rabbitmq_conf(&mut self, text: &str, explicit: &dyn Fn(&str) -> bool) -> Result<Vec<String>, String> {
         let mut ignored = Vec::new();
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let Some((key, value)) = line.split_once('=') else {
-                return Err(format!("line {}: expected 'key = value', got '{}'", n + 1, raw.trim()));
+        for entry in rabbitmq_conf::parse(text).map_err(|e| e.to_string())? {
+            let (key, value) = match entry.item {
+                rabbitmq_conf::Item::Setting { key, value } => (key, value),
+                rabbitmq_conf::Item::Include(path) => {
+                    ignored.push(format!("include {path}"));
+                    continue;
+                }
             };
-            let (key, value) = (key.trim(), value.trim());
-            let bad = |what: &str| format!("line {}: {key} = {value}: {what}", n + 1);
+            let line = entry.line;
+            let bad = |what: &str| format!("line {line}: {key} = {value}: {what}");
             match key {
                 "listeners.tcp.default" | "listeners.tcp.1" if !explicit("port") && !explicit("bind") => {
                     // "5672", "127.0.0.1:5672" or ":::5672"
@@ -253,6 +256,47 @@ mod tests {
         assert_eq!(c.disk_free_limit, DiskFreeLimit::Bytes(2 << 30));
         c.apply_rabbitmq_conf("disk_free_limit.relative = 1.5", &|_| false).unwrap();
         assert_eq!(c.disk_free_limit, DiskFreeLimit::RelativeToRam(1.5));
+    }
+
+    #[test]
+    fn a_password_with_a_hash_needs_quotes_as_in_rabbitmq() {
+        let mut c = Config::default();
+        c.apply_rabbitmq_conf(
+            "default_pass = s3#cret # rotated monthly
+",
+            &|_| false,
+        )
+        .unwrap();
+        assert_eq!(c.default_pass, "s3", "unquoted, '#' starts a comment (RabbitMQ reads 's3' too)");
+        c.apply_rabbitmq_conf(
+            "default_pass = 's3#cret' # rotated monthly
+default_user = 'a b'
+",
+            &|_| false,
+        )
+        .unwrap();
+        assert_eq!((c.default_user.as_str(), c.default_pass.as_str()), ("a b", "s3#cret"));
+        // The last setting of a key wins; includes are reported, not followed.
+        let ignored = c
+            .apply_rabbitmq_conf(
+                "heartbeat = 10
+heartbeat = 20
+include /etc/rabbitmq/conf.d/*.conf
+",
+                &|_| false,
+            )
+            .unwrap();
+        assert_eq!(c.heartbeat, 20);
+        assert_eq!(ignored, vec!["include /etc/rabbitmq/conf.d/*.conf"]);
+        let err = Config::default()
+            .apply_rabbitmq_conf(
+                "a = 1
+default_pass = 'x' y
+",
+                &|_| false,
+            )
+            .unwrap_err();
+        assert!(err.starts_with("line 2: expected 'key = value'"), "{err}");
     }
 
     #[test]

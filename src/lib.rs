@@ -12,6 +12,8 @@
 //!   iterative walker, one-level iteration, edits that keep every other
 //!   byte) and the content-header property list. A leaf: no imports from
 //!   the other modules, no recursion on a peer's bytes.
+//! - [`message`]: a published message (`Message`, `QueuedMessage`) and the
+//!   property reads that build one. A leaf shared by `broker` and `store`.
 //! - [`config`]: settings shared by the binary and embedders.
 //! - [`perf`]: `warren perf`, a load generator with its own minimal client
 //!   that drives any AMQP 0-9-1 broker by URI.
@@ -30,6 +32,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod ids;
+pub mod message;
 pub mod perf;
 pub mod protocol;
 pub mod server;

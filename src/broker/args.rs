@@ -187,27 +187,8 @@ pub fn consumer_priority(args: &FieldTable, queue: &str, vhost: &str) -> AmqpRes
 /// The per-message `expiration` property: a non-negative integer of
 /// milliseconds written as a string. Errors carry RabbitMQ's text.
 pub fn parse_expiration(s: &str) -> AmqpResult<u64> {
-    let fail = |why: String| AmqpError::precondition_failed(format!("invalid expiration '{s}': {why}"));
-    let digits_end = s
-        .char_indices()
-        .find(|&(i, c)| !(c.is_ascii_digit() || (i == 0 && (c == '-' || c == '+'))))
-        .map(|(i, _)| i)
-        .unwrap_or(s.len());
-    let (number, rest) = s.split_at(digits_end);
-    let n: i128 = match number.parse() {
-        Ok(n) => n,
-        Err(_) => return Err(fail("no_integer".into())),
-    };
-    if !rest.is_empty() {
-        return Err(fail(format!("{{leftover_string,\"{rest}\"}}")));
-    }
-    if n < 0 {
-        return Err(fail(format!("{{value_negative,{n}}}")));
-    }
-    if n > MAX_TTL {
-        return Err(fail(format!("{{value_too_large,{n}}}")));
-    }
-    Ok(n as u64)
+    crate::message::parse_expiration(s)
+        .map_err(|why| AmqpError::precondition_failed(format!("invalid expiration '{s}': {why}")))
 }
 
 #[cfg(test)]

@@ -205,6 +205,19 @@ impl Outbox {
     }
 }
 
+/// How the store wakes a connection whose confirms or held reply wait for
+/// the disk: `Waker::from(Arc::clone(&outbox))`, one reference count, no
+/// allocation. The store only sees a `std::task::Waker`.
+impl std::task::Wake for Outbox {
+    fn wake(self: Arc<Self>) {
+        self.notify.notify_one();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.notify.notify_one();
+    }
+}
+
 impl std::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outbox").field("queued", &self.items.lock().len()).finish()

@@ -63,6 +63,9 @@ pub struct Broker {
     /// `amq.rabbitmq.reply-to.<key>` address.
     reply_to: DashMap<String, ReplyTarget>,
     clock: Clock,
+    /// Message bytes one queue keeps in RAM before paging newer ones to
+    /// disk (with a store); given to every vhost.
+    queue_memory_budget: u64,
 }
 
 /// Where replies to one direct reply-to consumer go.
@@ -116,6 +119,7 @@ impl Broker {
             guest_loopback_only: true,
             reply_to: DashMap::new(),
             clock: Clock::real(),
+            queue_memory_budget: u64::MAX,
         }
     }
 
@@ -132,10 +136,10 @@ impl Broker {
             return Ok(b);
         };
         let (store, recovered) = Store::open(dir)?;
-        store.set_queue_memory_budget(config.queue_memory_budget);
         let mut b = Broker::empty(Some(Arc::clone(&store)));
         b.guest_loopback_only = config.guest_loopback_only;
         b.clock = config.clock.clone();
+        b.queue_memory_budget = config.queue_memory_budget;
         let mut logs: HashMap<(String, String), RecoveredQueue> =
             recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();
         let clean = recovered.clean_shutdown;
@@ -239,7 +243,12 @@ impl Broker {
     /// queue type come from `def`).
     fn add_vhost_def(&self, def: &VhostDef) {
         if !self.vhosts.contains_key(&def.name) {
-            self.vhosts.insert(def.name.clone(), Arc::new(Vhost::with_def(def.clone(), self.store.clone())));
+            self.vhosts.insert(
+                def.name.clone(),
+                Arc::new(
+                    Vhost::with_def(def.clone(), self.store.clone()).with_queue_memory_budget(self.queue_memory_budget),
+                ),
+            );
             self.record(DefChange::PutVhost(def.clone()));
         }
     }

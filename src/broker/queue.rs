@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::task::Waker;
 
 use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
@@ -48,7 +49,16 @@ struct Ready {
     mem: u64,
 }
 
-use crate::store::paging::ram_cost as mem_of;
+/// What a message costs in RAM, against the queue's paging budget: its
+/// bytes plus [`MESSAGE_OVERHEAD`], not body bytes alone, or a refill of tiny
+/// messages would be millions of them.
+fn mem_of(m: &QueuedMessage) -> u64 {
+    let msg = &m.message;
+    (msg.body.len() + msg.properties.len() + msg.routing_key.len() + msg.exchange.len()) as u64 + MESSAGE_OVERHEAD
+}
+
+/// Estimated bookkeeping per message in RAM (structs, Arc, deque slot).
+const MESSAGE_OVERHEAD: u64 = 200;
 
 impl Ready {
     fn new(levels: usize) -> Self {
@@ -258,8 +268,13 @@ impl Queue {
         if st.ready.mem > budget / 2 {
             return;
         }
-        let ready = &mut st.ready;
-        if let Err(e) = tail.pop_batch(budget / 2, |m| ready.push_back(m)) {
+        // Up to half the budget's worth (at least one message).
+        let (ready, mut taken) = (&mut st.ready, 0);
+        if let Err(e) = tail.pop_batch(|m| {
+            taken += mem_of(&m);
+            ready.push_back(m);
+            taken < budget / 2
+        }) {
             tracing::error!(queue = %self.name, "reading paged messages failed: {e}");
         }
     }
@@ -353,7 +368,7 @@ impl Queue {
             (a, b) => a.or(b),
         };
         let ticket = match (&self.log, message.persistent) {
-            (Some(log), true) => Some(log.append_message(seq, &message, waker.cloned())),
+            (Some(log), true) => Some(log.append_message(seq, &message, waker.map(|o| Waker::from(Arc::clone(o))))),
             _ => None,
         };
         let m = QueuedMessage {

@@ -36,6 +36,9 @@ pub struct Vhost {
     /// Where durable queues keep their logs and durable definitions are
     /// recorded; `None` in memory.
     store: Option<Arc<Store>>,
+    /// Message bytes each of its queues keeps in RAM before paging newer
+    /// ones to the store's page files.
+    queue_memory_budget: u64,
 }
 
 pub struct ExchangeDeclare<'a> {
@@ -198,8 +201,21 @@ impl Vhost {
         Self::with_def(VhostDef::named(name), store)
     }
 
+    /// Sets the RAM budget of the queues it will hold (`Config::queue_memory_budget`).
+    pub fn with_queue_memory_budget(mut self, bytes: u64) -> Self {
+        self.queue_memory_budget = bytes;
+        self
+    }
+
     pub fn with_def(def: VhostDef, store: Option<Arc<Store>>) -> Self {
-        let v = Vhost { name: def.name.clone(), def, exchanges: DashMap::default(), queues: DashMap::default(), store };
+        let v = Vhost {
+            name: def.name.clone(),
+            def,
+            exchanges: DashMap::default(),
+            queues: DashMap::default(),
+            store,
+            queue_memory_budget: u64::MAX,
+        };
         let none = FieldTable::default();
         for (xname, kind, internal) in [
             ("", ExchangeKind::Direct, false),
@@ -539,8 +555,7 @@ impl Vhost {
                     log,
                 );
                 if let Some(store) = &self.store {
-                    let (dir, budget) = store.paging_for(&self.name, &name);
-                    q = q.with_paging(dir, budget);
+                    q = q.with_paging(store.paging_dir(&self.name, &name), self.queue_memory_budget);
                 }
                 let q = Arc::new(q);
                 v.insert(Arc::clone(&q));
@@ -710,8 +725,7 @@ impl Vhost {
             queue_log,
         );
         if let Some(store) = &self.store {
-            let (dir, budget) = store.paging_for(&self.name, &d.name);
-            q = q.with_paging(dir, budget);
+            q = q.with_paging(store.paging_dir(&self.name, &d.name), self.queue_memory_budget);
         }
         if let Some(log) = log {
             // TTLs restart from now: the log keeps no enqueue times.

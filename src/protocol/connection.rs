@@ -1671,7 +1671,7 @@ impl Session {
                 }
                 // Woken (through the outbox) when the writer resolves more;
                 // asked again after registering, so no wake-up is lost.
-                st.wake_when_resolved(&self.outbox);
+                st.wake_when_resolved(std::task::Waker::from(Arc::clone(&self.outbox)));
                 st.progress().outcome(h.tickets)
             });
             match outcome {

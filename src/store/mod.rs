@@ -17,7 +17,9 @@
 //! request gets a ticket. The writer writes everything that is waiting,
 //! fsyncs each touched file and directory once (group commit), records which
 //! tickets failed, then publishes how far it got ([`Progress`]) and wakes
-//! the connections whose confirms or replies wait for it.
+//! whoever waits for it through the `std::task::Waker` each registered (a
+//! connection's outbox, for its confirms and held replies). The store knows
+//! nothing above it: no AMQP, no broker or protocol types.
 
 pub mod definitions;
 mod fsutil;
@@ -33,14 +35,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::Arc;
+use std::task::Waker;
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::broker::consumer::Outbox;
-use crate::broker::message::Message;
+use crate::message::Message;
 use definitions::Definitions;
 pub use fsutil::{free_bytes, sync_dir};
 pub use journal::DefChange;
@@ -98,7 +100,7 @@ struct SegmentState {
 /// one through the channel and the writer's batch.
 enum Request {
     Open(Box<OpenQueue>),
-    Message { id: u64, seq: u64, message: Arc<Message>, waker: Option<Arc<Outbox>> },
+    Message { id: u64, seq: u64, message: Arc<Message>, waker: Option<Waker> },
     Marker { id: u64, kind: u8, seq: u64 },
     Delete { id: u64 },
     Definition(Box<DefChange>),
@@ -140,9 +142,9 @@ pub struct Health {
 /// State the senders and the writer thread share.
 struct Shared {
     progress: Progress,
-    /// Connections holding a reply until more tickets are resolved; woken
-    /// (and forgotten) after the next batch.
-    waiting: Mutex<Vec<Arc<Outbox>>>,
+    /// Whoever holds a reply until more tickets are resolved (a connection,
+    /// through its outbox); woken (and forgotten) after the next batch.
+    waiting: Mutex<Vec<Waker>>,
     /// Bytes queued for the writer and not yet written.
     backlog: AtomicU64,
     /// Mirrors `health.backlog_full` so senders test it without a lock.
@@ -165,8 +167,6 @@ pub struct Store {
     /// Off while start-up imports what is already on disk: the snapshot
     /// written at the end of start-up covers it.
     recording: AtomicBool,
-    /// Message bytes a queue keeps in RAM before paging newer ones to disk.
-    queue_memory_budget: AtomicU64,
 }
 
 impl std::fmt::Debug for Store {
@@ -262,7 +262,6 @@ impl Store {
             next_queue_id: AtomicU64::new(1),
             definitions_issued: AtomicU64::new(0),
             recording: AtomicBool::new(false),
-            queue_memory_budget: AtomicU64::new(u64::MAX),
         });
         Ok((store, Recovered { definitions, queues, clean_shutdown }))
     }
@@ -271,18 +270,15 @@ impl Store {
         &self.dir
     }
 
-    pub fn set_queue_memory_budget(&self, bytes: u64) {
-        self.queue_memory_budget.store(bytes, Ordering::Relaxed);
-    }
-
-    /// Where a queue pages messages out, and its RAM budget.
-    pub fn paging_for(&self, vhost: &str, name: &str) -> (PathBuf, u64) {
-        let dir = self.dir.join("paging").join(format!(
+    /// A fresh directory for one queue's page files (see `paging.rs`;
+    /// nothing is created until the first page-out). When to page is the
+    /// queue's decision, not the store's.
+    pub fn paging_dir(&self, vhost: &str, name: &str) -> PathBuf {
+        self.dir.join("paging").join(format!(
             "{}-{}",
             &queue_dir_name(vhost, name)[..16],
             self.next_queue_id.fetch_add(1, Ordering::Relaxed)
-        ));
-        (dir, self.queue_memory_budget.load(Ordering::Relaxed))
+        ))
     }
 
     fn send(&self, cost: u64, req: Request) -> u64 {
@@ -326,13 +322,15 @@ impl Store {
         &self.shared.progress
     }
 
-    /// Wakes `outbox` once the writer has resolved more tickets (after its
-    /// next batch). Register, then check the outcome again: a batch that
-    /// ended in between is then seen, so no wake-up is lost.
-    pub fn wake_when_resolved(&self, outbox: &Arc<Outbox>) {
+    /// Wakes `waker` once the writer has resolved more tickets (after its
+    /// next batch), from the writer thread: waking must be quick and must
+    /// not block. Register, then check the outcome again: a batch that ended
+    /// in between is then seen, so no wake-up is lost. Registering a waker
+    /// that `will_wake` the same task as one already waiting adds nothing.
+    pub fn wake_when_resolved(&self, waker: Waker) {
         let mut waiting = self.shared.waiting.lock();
-        if !waiting.iter().any(|w| Arc::ptr_eq(w, outbox)) {
-            waiting.push(Arc::clone(outbox));
+        if !waiting.iter().any(|w| w.will_wake(&waker)) {
+            waiting.push(waker);
         }
     }
 
@@ -402,8 +400,11 @@ pub struct QueueLog {
 
 impl QueueLog {
     /// Appends a message; returns the ticket whose outcome says whether the
-    /// record reached the disk. `waker` is told when it is resolved.
-    pub fn append_message(&self, seq: u64, message: &Arc<Message>, waker: Option<Arc<Outbox>>) -> u64 {
+    /// record reached the disk. `waker` is woken (from the writer thread,
+    /// once per batch however many of its messages the batch held) when the
+    /// ticket is resolved. A waker made from an `Arc` (`Waker::from`) costs
+    /// one reference count per message, no allocation.
+    pub fn append_message(&self, seq: u64, message: &Arc<Message>, waker: Option<Waker>) -> u64 {
         let cost = (message.body.len() + message.properties.len() + message.routing_key.len()) as u64 + REQUEST_COST;
         self.store.send(cost, Request::Message { id: self.id, seq, message: Arc::clone(message), waker })
     }
@@ -533,6 +534,41 @@ mod tests {
             got,
             vec![(0, "m0".into(), false), (2, "m2".into(), false), (3, "m3".into(), true), (4, "m4".into(), false)]
         );
+        drop(store);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Counts its wake-ups, as a connection's outbox would take them.
+    #[derive(Default)]
+    struct Count(AtomicU64);
+
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn waiters_are_woken_through_their_waker_once_per_batch() {
+        let dir = tmpdir("wake");
+        let (store, _) = Store::open(&dir).unwrap();
+        let log = store.queue_log("/", "q", None);
+        let publisher = Arc::new(Count::default());
+        let t = log.append_message(0, &msg("m"), Some(Waker::from(Arc::clone(&publisher))));
+        store.sync();
+        assert_eq!(store.progress().outcome(TicketRange { lo: t, hi: t }), Outcome::Durable);
+        assert!(publisher.0.load(Ordering::SeqCst) >= 1, "the publisher's waker ran once its message was written");
+
+        // A held reply registers; registering the same waker twice is one wake-up.
+        let holder = Arc::new(Count::default());
+        store.wake_when_resolved(Waker::from(Arc::clone(&holder)));
+        store.wake_when_resolved(Waker::from(Arc::clone(&holder)));
+        assert_eq!(holder.0.load(Ordering::SeqCst), 0);
+        store.sync();
+        assert_eq!(holder.0.load(Ordering::SeqCst), 1);
+        // Forgotten once woken.
+        store.sync();
+        assert_eq!(holder.0.load(Ordering::SeqCst), 1);
         drop(store);
         fs::remove_dir_all(&dir).unwrap();
     }

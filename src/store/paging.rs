@@ -1,6 +1,7 @@
-//! A queue's paged tail: when a queue holds more message data than its RAM
-//! budget, newer messages go to page files on disk (in order) instead of
-//! memory, and come back in batches as consumers drain the in-memory head.
+//! A queue's paged tail on disk: page files that messages are appended to
+//! in order and read back from in order. Only the disk mechanics live here;
+//! the queue (`broker/queue.rs`) does the RAM accounting: its budget, what
+//! a message costs in RAM, when to page out and how much to read back.
 //!
 //! Page files are scratch space, not durability: they are not fsynced and
 //! the whole paging directory is cleared at start (persistent messages are
@@ -19,7 +20,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::broker::message::{Message, QueuedMessage};
+use crate::message::{Message, QueuedMessage};
 
 /// Page files are cut at this size so read-back space is reclaimed early.
 const PAGE_FILE_SIZE: u64 = 64 * 1024 * 1024;
@@ -67,16 +68,6 @@ fn encode(buf: &mut BytesMut, m: &QueuedMessage) {
     buf.put_slice(&msg.properties);
     buf.put_slice(&msg.body);
 }
-
-/// What a message read back will cost in RAM: the queue's budget counts
-/// this, not body bytes, or a refill of tiny messages would be millions.
-pub fn ram_cost(m: &QueuedMessage) -> u64 {
-    let msg = &m.message;
-    (msg.body.len() + msg.properties.len() + msg.routing_key.len() + msg.exchange.len()) as u64 + MESSAGE_OVERHEAD
-}
-
-/// Estimated bookkeeping per message in RAM (structs, Arc, deque slot).
-pub const MESSAGE_OVERHEAD: u64 = 200;
 
 /// Decodes one record from the front of `data`; `None` if incomplete.
 fn decode(data: &Bytes) -> Option<(QueuedMessage, usize)> {
@@ -159,11 +150,12 @@ impl PagedTail {
         Ok(())
     }
 
-    /// Reads messages back in order until about `max_bytes` of RAM (at
-    /// least one message) or the tail is empty.
-    pub fn pop_batch(&mut self, max_bytes: u64, mut out: impl FnMut(QueuedMessage)) -> io::Result<()> {
-        let mut taken = 0u64;
-        while self.count > 0 && (taken == 0 || taken < max_bytes) {
+    /// Reads messages back in order and hands each to `more`, which says
+    /// whether to go on; it stops after the first `false` (so at least one
+    /// message comes back) or when the tail is empty.
+    pub fn pop_batch(&mut self, mut more: impl FnMut(QueuedMessage) -> bool) -> io::Result<()> {
+        let mut going = true;
+        while self.count > 0 && going {
             let Some(f) = self.files.front_mut() else { break };
             if let Some(w) = f.writer.as_mut() {
                 w.flush()?;
@@ -190,10 +182,9 @@ impl PagedTail {
                 f.read_pos += size as u64;
                 self.count -= 1;
                 self.bytes -= m.message.body.len() as u64;
-                taken += ram_cost(&m);
-                out(m);
+                going = more(m);
                 data = data.slice(size..);
-                if taken >= max_bytes {
+                if !going {
                     break;
                 }
             }
@@ -209,8 +200,7 @@ impl PagedTail {
                 f.read_pos += size as u64;
                 self.count -= 1;
                 self.bytes -= m.message.body.len() as u64;
-                taken += ram_cost(&m);
-                out(m);
+                going = more(m);
             }
         }
         Ok(())
@@ -218,7 +208,10 @@ impl PagedTail {
 
     /// Drops everything on disk (purge, delete).
     pub fn clear(&mut self, mut each: impl FnMut(QueuedMessage)) {
-        let _ = self.pop_batch(u64::MAX, &mut each);
+        let _ = self.pop_batch(|m| {
+            each(m);
+            true
+        });
         for f in self.files.drain(..) {
             let _ = fs::remove_file(&f.path);
         }
@@ -261,9 +254,19 @@ mod tests {
             t.push(&qm).unwrap();
         }
         let mut got = Vec::new();
+        let mut batches = 0;
         while !t.is_empty() {
-            t.pop_batch(1000, |m| got.push(m)).unwrap();
+            let mut n = 0;
+            t.pop_batch(|m| {
+                got.push(m);
+                n += 1;
+                n < 100
+            })
+            .unwrap();
+            assert_eq!(n, 100);
+            batches += 1;
         }
+        assert_eq!(batches, 100);
         assert_eq!(got.len(), 10_000);
         for (i, m) in got.iter().enumerate() {
             assert_eq!(m.seq, i as u64);

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::broker::message::Message;
+use crate::message::Message;
 
 pub const KIND_MESSAGE: u8 = 1;
 pub const KIND_ACK: u8 = 2;

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use std::task::Waker;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -24,7 +25,6 @@ use super::fsutil::{sync_dir, write_atomic};
 use super::journal::{DefChange, Journal};
 use super::segments::{self, KIND_ACK};
 use super::{Envelope, OpenQueue, Request, SegmentState, Shared, BACKLOG_LOW};
-use crate::broker::consumer::Outbox;
 
 /// A segment is closed and a new one started past this size, so that fully
 /// acknowledged segments can be deleted whole. Each new segment costs a
@@ -161,7 +161,7 @@ impl QueueFiles {
         Ok(())
     }
 
-    fn append_message(&mut self, ticket: u64, seq: u64, message: &crate::broker::message::Message) {
+    fn append_message(&mut self, ticket: u64, seq: u64, message: &crate::message::Message) {
         self.tickets.push(ticket);
         if self.failed.is_some() {
             return;
@@ -359,7 +359,7 @@ impl Writer {
     fn write_batch(&mut self, batch: &mut Vec<Envelope>) -> bool {
         let mut max_ticket = 0;
         let mut cost = 0;
-        let mut wakers: Vec<Arc<Outbox>> = Vec::new();
+        let mut wakers: Vec<Waker> = Vec::new();
         let mut replies = Vec::new();
         let mut closing = false;
         let mut changes: Vec<DefChange> = Vec::new();
@@ -375,7 +375,7 @@ impl Writer {
                 }
                 Request::Message { id, seq, message, waker } => {
                     if let Some(w) = waker {
-                        if !wakers.iter().any(|x| Arc::ptr_eq(x, &w)) {
+                        if !wakers.iter().any(|x| x.will_wake(&w)) {
                             wakers.push(w);
                         }
                     }
@@ -476,7 +476,9 @@ impl Writer {
             shared.progress.fail(lo, hi);
         }
         shared.progress.resolve(max_ticket);
-        for w in std::mem::take(&mut *shared.waiting.lock()) {
+        // Taken out first: no waker runs under the lock.
+        let waiting = std::mem::take(&mut *shared.waiting.lock());
+        for w in waiting {
             w.wake();
         }
         let left = shared.backlog.fetch_sub(cost, Ordering::AcqRel).saturating_sub(cost);
