@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod headers;
 pub mod message;
 pub mod permissions;
+pub mod publish;
 pub mod queue;
 pub mod topic;
 pub mod users;
@@ -59,9 +60,8 @@ pub struct Broker {
     next_connection_id: AtomicU64,
     /// RabbitMQ's loopback_users: guest only from loopback (the default).
     guest_loopback_only: bool,
-    /// Direct reply-to consumers by the key in their
-    /// `amq.rabbitmq.reply-to.<key>` address.
-    reply_to: DashMap<String, ReplyTarget>,
+    /// Direct reply-to consumers.
+    reply_to: ReplyTargets,
     clock: Clock,
 }
 
@@ -76,6 +76,31 @@ pub struct ReplyTarget {
 /// The pseudo-queue RabbitMQ offers for RPC replies without a reply queue.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
+/// Direct reply-to consumers by the key in their
+/// `amq.rabbitmq.reply-to.<key>` address (broker-wide, as in RabbitMQ).
+#[derive(Debug, Default)]
+pub struct ReplyTargets(DashMap<String, ReplyTarget>);
+
+impl ReplyTargets {
+    /// Adds a consumer; returns the key of its address.
+    pub fn register(&self, target: ReplyTarget) -> String {
+        let name = vhost::generated_name("k");
+        let key = name.trim_start_matches("k-").to_owned();
+        self.0.insert(key.clone(), target);
+        key
+    }
+
+    pub fn unregister(&self, key: &str) {
+        self.0.remove(key);
+    }
+
+    /// The consumer behind an `amq.rabbitmq.reply-to.<key>` name.
+    pub fn get(&self, name: &str) -> Option<ReplyTarget> {
+        let key = name.strip_prefix(REPLY_TO)?.strip_prefix('.')?;
+        self.0.get(key).map(|t| t.clone())
+    }
+}
+
 impl Broker {
     /// The clock every timer and TTL of this broker reads.
     pub fn clock(&self) -> &Clock {
@@ -83,20 +108,21 @@ impl Broker {
     }
 
     pub fn register_reply_target(&self, target: ReplyTarget) -> String {
-        let name = vhost::generated_name("k");
-        let key = name.trim_start_matches("k-").to_owned();
-        self.reply_to.insert(key.clone(), target);
-        key
+        self.reply_to.register(target)
     }
 
     pub fn unregister_reply_target(&self, key: &str) {
-        self.reply_to.remove(key);
+        self.reply_to.unregister(key)
     }
 
     /// The consumer behind an `amq.rabbitmq.reply-to.<key>` name.
     pub fn reply_target(&self, name: &str) -> Option<ReplyTarget> {
-        let key = name.strip_prefix(REPLY_TO)?.strip_prefix('.')?;
-        self.reply_to.get(key).map(|t| t.clone())
+        self.reply_to.get(name)
+    }
+
+    /// Every direct reply-to consumer (where a publish's replies go).
+    pub fn reply_targets(&self) -> &ReplyTargets {
+        &self.reply_to
     }
     /// A broker that keeps nothing on disk, with one user and one vhost.
     pub fn in_memory(default_user: &str, default_pass: &str, default_vhost: &str) -> Self {
@@ -114,7 +140,7 @@ impl Broker {
             store,
             next_connection_id: AtomicU64::new(1),
             guest_loopback_only: true,
-            reply_to: DashMap::new(),
+            reply_to: ReplyTargets::default(),
             clock: Clock::real(),
         }
     }
