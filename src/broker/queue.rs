@@ -168,6 +168,25 @@ impl DeadLetters {
     }
 }
 
+/// What settles an unacknowledged delivery: basic.ack; basic.nack or
+/// basic.reject with requeue (and channel close, recover); without requeue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    Ack,
+    Requeue,
+    /// Dead-lettered (reason `rejected`), or dropped without a DLX.
+    Discard,
+}
+
+/// A delivery the client has not settled yet, as the broker needs it to
+/// settle it.
+pub struct Unsettled {
+    pub queue: Arc<Queue>,
+    /// `None` for basic.get deliveries, which no consumer credit covers.
+    pub consumer: Option<Arc<Consumer>>,
+    pub message: QueuedMessage,
+}
+
 /// The result of offering a message to a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -428,6 +447,23 @@ impl Queue {
             st.ready.insert_by_seq(m);
         }
         self.dispatch_locked(&mut st, clock::now_ms());
+    }
+
+    /// Settles deliveries this queue made (their consumer credit is the
+    /// caller's: see `Vhost::settle`). An ack is logged; a requeue puts the
+    /// messages back at their positions, redelivered, under one lock; a
+    /// discard hands them to `dead` as rejected (the dead-lettering logs
+    /// their acks).
+    pub fn settle(&self, messages: Vec<QueuedMessage>, how: Settle, dead: &mut DeadLetters) {
+        match how {
+            Settle::Ack => messages.iter().for_each(|m| self.log_ack(m)),
+            Settle::Requeue => self.requeue(messages.into_iter().map(|mut m| {
+                m.redelivered = true;
+                m.delivery_count += 1;
+                m
+            })),
+            Settle::Discard => dead.messages.extend(messages.into_iter().map(|m| (m, DeathReason::Rejected))),
+        }
     }
 
     /// Hands ready messages to consumers with credit.

@@ -32,7 +32,7 @@ use crate::broker::message::QueuedMessage;
 use crate::broker::permissions::{Access, Resource};
 use crate::broker::publish::{Accepted, Publish, Published, Sink};
 use crate::broker::queue::Queue;
-use crate::broker::queue::{DeadLetters, DeathReason};
+use crate::broker::queue::{DeadLetters, Unsettled};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Vhost};
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarget, Scope, REPLY_TO};
 use crate::store::{Outcome, TicketRange};
@@ -886,46 +886,17 @@ impl Session {
     }
 
     fn settle_all(&mut self, entries: Vec<Unacked>, how: Settle) {
-        if entries.is_empty() {
-            return;
-        }
-        // Group per queue so each queue is locked once.
-        let mut requeue: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
-        let mut dead: Vec<(Arc<Queue>, DeadLetters)> = Vec::new();
-        for u in entries {
-            if let Some(c) = &u.consumer {
-                c.settled();
-            }
-            self.mark_kick(&u.queue);
-            match how {
-                Settle::Ack => u.queue.log_ack(&u.message),
-                Settle::Requeue => {
-                    let mut m = u.message;
-                    m.redelivered = true;
-                    m.delivery_count += 1;
-                    match requeue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-                        Some((_, list)) => list.push(m),
-                        None => requeue.push((u.queue, vec![m])),
-                    }
+        let Some(v) = self.vhost.clone() else { return };
+        let kick = &mut self.kick;
+        v.settle(
+            entries.into_iter().map(|u| {
+                if !kick.iter().any(|k| Arc::ptr_eq(k, &u.queue)) {
+                    kick.push(Arc::clone(&u.queue));
                 }
-                // dead_letter logs the ack (or just drops without a DLX).
-                Settle::Discard => match dead.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-                    Some((_, d)) => d.messages.push((u.message, DeathReason::Rejected)),
-                    None => {
-                        let d = DeadLetters { messages: vec![(u.message, DeathReason::Rejected)] };
-                        dead.push((u.queue, d));
-                    }
-                },
-            }
-        }
-        for (q, msgs) in requeue {
-            q.requeue(msgs);
-        }
-        if let Some(v) = self.vhost.clone() {
-            for (q, d) in dead {
-                v.dead_letter(&q, d);
-            }
-        }
+                Unsettled { queue: u.queue, consumer: u.consumer, message: u.message }
+            }),
+            how,
+        );
     }
 
     fn mark_kick(&mut self, q: &Arc<Queue>) {

@@ -1,42 +1,19 @@
-//! A virtual host: its exchanges and queues, and the operations the wire
-//! front end (and later the HTTP API) performs on them. Every operation takes
-//! plain Rust values and returns RabbitMQ's error on failure.
+//! Declaring, deleting, binding and unbinding exchanges and queues, with
+//! RabbitMQ's checks (reserved names, equivalence on redeclaration,
+//! exclusivity) and its error texts; durable changes go to the store.
 
 use std::sync::Arc;
 
 use amq_protocol::types::{AMQPValue, FieldTable};
-use dashmap::DashMap;
-use smallvec::SmallVec;
 
-use super::args::QueueArgs;
-use super::deadletter;
-use super::error::{AmqpError, AmqpResult};
-use super::exchange::{Destination, Exchange, ExchangeKind, RouteInput};
-use super::headers::x_match;
-use super::message::{Message, QueuedMessage};
-use super::queue::{DeadLetters, DeathReason, Queue};
-use crate::store::definitions::{
-    table_from_json, table_to_json, BindingDef, Definitions, ExchangeDef, QueueDef, VhostDef,
-};
-use crate::store::{DefChange, RecoveredQueue, Store};
-
-pub type Routed = SmallVec<[Arc<Queue>; 4]>;
-
-/// A message on its way to a dead-letter exchange: the queue it left, that
-/// queue's DLX and routing key, the message and why.
-type DeadLetterWork = (String, Option<String>, Option<String>, QueuedMessage, DeathReason);
-
-#[derive(Debug)]
-pub struct Vhost {
-    pub name: String,
-    /// As defined (description, tags, metadata such as default_queue_type).
-    pub def: VhostDef,
-    exchanges: DashMap<String, Arc<Exchange>, super::FastHash>,
-    queues: DashMap<String, Arc<Queue>, super::FastHash>,
-    /// Where durable queues keep their logs and durable definitions are
-    /// recorded; `None` in memory.
-    store: Option<Arc<Store>>,
-}
+use super::names::{amqp_type_name, amqp_value_text, bool_str, generated_name};
+use super::Vhost;
+use crate::broker::args::QueueArgs;
+use crate::broker::error::{AmqpError, AmqpResult};
+use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
+use crate::broker::headers::{self, x_match};
+use crate::broker::queue::Queue;
+use crate::store::DefChange;
 
 pub struct ExchangeDeclare<'a> {
     pub name: &'a str,
@@ -72,14 +49,6 @@ pub struct QueueDeclareOk {
     pub created: bool,
 }
 
-fn bool_str(b: bool) -> &'static str {
-    if b {
-        "true"
-    } else {
-        "false"
-    }
-}
-
 /// The queue arguments RabbitMQ compares on redeclaration.
 const EQUIVALENT_QUEUE_ARGS: &[&str] = &[
     "x-expires",
@@ -99,43 +68,6 @@ const EQUIVALENT_QUEUE_ARGS: &[&str] = &[
     "x-queue-leader-locator",
 ];
 
-/// RabbitMQ's name for a field value's type, as its error texts print it.
-pub fn amqp_type_name(v: &AMQPValue) -> &'static str {
-    match v {
-        AMQPValue::Boolean(_) => "bool",
-        AMQPValue::ShortShortInt(_) => "byte",
-        AMQPValue::ShortShortUInt(_) => "unsignedbyte",
-        AMQPValue::ShortInt(_) => "short",
-        AMQPValue::ShortUInt(_) => "unsignedshort",
-        AMQPValue::LongInt(_) => "signedint",
-        AMQPValue::LongUInt(_) => "unsignedint",
-        AMQPValue::LongLongInt(_) => "long",
-        AMQPValue::Float(_) => "float",
-        AMQPValue::Double(_) => "double",
-        AMQPValue::DecimalValue(_) => "decimal",
-        AMQPValue::ShortString(_) => "shortstr",
-        AMQPValue::LongString(_) => "longstr",
-        AMQPValue::FieldArray(_) => "array",
-        AMQPValue::Timestamp(_) => "timestamp",
-        AMQPValue::FieldTable(_) => "table",
-        AMQPValue::ByteArray(_) => "binary",
-        AMQPValue::Void => "void",
-    }
-}
-
-/// A field value printed as RabbitMQ prints it in error texts.
-pub fn amqp_value_text(v: &AMQPValue) -> String {
-    match v {
-        AMQPValue::Boolean(b) => b.to_string(),
-        AMQPValue::LongString(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
-        AMQPValue::ShortString(s) => s.as_str().to_owned(),
-        other => match super::headers::as_number(other) {
-            Some(n) => n.to_string(),
-            None => format!("{other:?}"),
-        },
-    }
-}
-
 fn check_args_equivalence(current: &FieldTable, received: &FieldTable, what: &str) -> AmqpResult<()> {
     // A queue declared without a type is a classic queue, and compares so.
     let classic = AMQPValue::LongString("classic".into());
@@ -152,9 +84,9 @@ fn check_args_equivalence(current: &FieldTable, received: &FieldTable, what: &st
         match (cur, new) {
             (None, None) => {}
             (Some(a), Some(b)) => {
-                let numeric = super::headers::as_number(a).is_some() && super::headers::as_number(b).is_some();
+                let numeric = headers::as_number(a).is_some() && headers::as_number(b).is_some();
                 let same = if numeric {
-                    super::headers::as_number(a) == super::headers::as_number(b)
+                    headers::as_number(a) == headers::as_number(b)
                 } else {
                     a == b || (amqp_value_text(a) == amqp_value_text(b) && amqp_type_name(a) == amqp_type_name(b))
                 };
@@ -178,133 +110,9 @@ fn check_args_equivalence(current: &FieldTable, received: &FieldTable, what: &st
     Ok(())
 }
 
-/// Generates RabbitMQ-style names: `amq.gen-` / `amq.ctag-` plus 22 url-safe
-/// base64 characters of randomness.
-pub fn generated_name(prefix: &str) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut rng = rand::rng();
-    let mut s = String::with_capacity(prefix.len() + 23);
-    s.push_str(prefix);
-    s.push('-');
-    for _ in 0..22 {
-        s.push(ALPHABET[rng.random_range(0..64)] as char);
-    }
-    s
-}
-
 impl Vhost {
-    pub fn new(name: &str, store: Option<Arc<Store>>) -> Self {
-        Self::with_def(VhostDef::named(name), store)
-    }
-
-    pub fn with_def(def: VhostDef, store: Option<Arc<Store>>) -> Self {
-        let v = Vhost { name: def.name.clone(), def, exchanges: DashMap::default(), queues: DashMap::default(), store };
-        let none = FieldTable::default();
-        for (xname, kind, internal) in [
-            ("", ExchangeKind::Direct, false),
-            ("amq.direct", ExchangeKind::Direct, false),
-            ("amq.fanout", ExchangeKind::Fanout, false),
-            ("amq.topic", ExchangeKind::Topic, false),
-            ("amq.headers", ExchangeKind::Headers, false),
-            ("amq.match", ExchangeKind::Headers, false),
-            ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
-        ] {
-            v.exchanges.insert(
-                xname.to_owned(),
-                Arc::new(Exchange::new(xname.to_owned(), kind, true, false, internal, none.clone())),
-            );
-        }
-        v
-    }
-
-    /// Hands a change of the durable definitions to the store, which makes
-    /// it durable before the connection that caused it replies.
-    fn record(&self, change: impl FnOnce() -> DefChange) {
-        if let Some(store) = &self.store {
-            store.record(change());
-        }
-    }
-
-    fn exchange_def(&self, x: &Exchange) -> ExchangeDef {
-        ExchangeDef {
-            name: x.name.clone(),
-            vhost: self.name.clone(),
-            kind: x.kind.as_str().into(),
-            durable: x.durable,
-            auto_delete: x.auto_delete,
-            internal: x.internal,
-            arguments: table_to_json(&x.arguments),
-        }
-    }
-
-    fn queue_def(&self, q: &Queue) -> QueueDef {
-        QueueDef {
-            name: q.name.clone(),
-            vhost: self.name.clone(),
-            durable: q.durable,
-            auto_delete: q.auto_delete,
-            arguments: table_to_json(&q.arguments),
-        }
-    }
-
-    fn binding_def(
-        &self,
-        source: &str,
-        destination: &Destination,
-        routing_key: &str,
-        arguments: &FieldTable,
-    ) -> BindingDef {
-        let (destination, destination_type) = match destination {
-            Destination::Queue(q) => (q.name.clone(), "queue"),
-            Destination::Exchange(e) => (e.clone(), "exchange"),
-        };
-        BindingDef {
-            source: source.to_owned(),
-            vhost: self.name.clone(),
-            destination,
-            destination_type: destination_type.into(),
-            routing_key: routing_key.to_owned(),
-            arguments: table_to_json(arguments),
-        }
-    }
-
-    /// Whether a binding belongs in the durable definitions: RabbitMQ keeps
-    /// a binding across restarts only when both its ends are durable.
-    fn is_durable_binding(&self, source: &Exchange, destination: &Destination) -> bool {
-        source.durable
-            && match destination {
-                Destination::Queue(q) => q.durable,
-                Destination::Exchange(e) => self.exchanges.get(e).is_some_and(|e| e.durable),
-            }
-    }
-
-    fn no_exchange(&self, name: &str) -> AmqpError {
-        AmqpError::not_found(format!("no exchange '{}' in vhost '{}'", name, self.name))
-    }
-
-    fn no_queue(&self, name: &str) -> AmqpError {
-        AmqpError::not_found(format!("no queue '{}' in vhost '{}'", name, self.name))
-    }
-
     fn default_exchange_refused() -> AmqpError {
         AmqpError::access_refused("operation not permitted on the default exchange")
-    }
-
-    pub fn exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
-        self.exchanges.get(name).map(|e| Arc::clone(e.value())).ok_or_else(|| self.no_exchange(name))
-    }
-
-    pub fn queue(&self, name: &str) -> AmqpResult<Arc<Queue>> {
-        self.queues.get(name).map(|q| Arc::clone(q.value())).ok_or_else(|| self.no_queue(name))
-    }
-
-    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
-        self.exchanges.iter().map(|e| Arc::clone(e.value())).collect()
-    }
-
-    pub fn queues(&self) -> Vec<Arc<Queue>> {
-        self.queues.iter().map(|q| Arc::clone(q.value())).collect()
     }
 
     /// Declares an exchange; returns whether this call created it.
@@ -663,7 +471,8 @@ impl Vhost {
         }
         let (count, consumers) = q.mark_deleted();
         for c in consumers {
-            c.outbox.push(super::consumer::OutboxItem::Cancel { channel: c.channel, consumer_tag: c.tag.clone() });
+            c.outbox
+                .push(crate::broker::consumer::OutboxItem::Cancel { channel: c.channel, consumer_tag: c.tag.clone() });
         }
         for x in self.exchanges() {
             if x.unbind_queue(q) {
@@ -672,309 +481,12 @@ impl Vhost {
         }
         count
     }
-
-    /// Recreates a durable exchange from definitions (an existing one stays).
-    pub fn restore_exchange(&self, d: &ExchangeDef) -> AmqpResult<()> {
-        if self.exchanges.contains_key(&d.name) {
-            return Ok(());
-        }
-        let kind = ExchangeKind::parse(&d.kind)
-            .ok_or_else(|| AmqpError::command_invalid(format!("unknown exchange type '{}'", d.kind)))?;
-        let x =
-            Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, table_from_json(&d.arguments));
-        self.exchanges.insert(d.name.clone(), Arc::new(x));
-        Ok(())
-    }
-
-    /// Recreates a queue from definitions with the messages its log held.
-    /// After a crash every recovered message is marked redelivered: acks and
-    /// delivery marks written after the last fsync may be lost.
-    pub fn restore_queue(&self, d: &QueueDef, log: Option<RecoveredQueue>, clean: bool) -> AmqpResult<()> {
-        if self.queues.contains_key(&d.name) {
-            if let (Some(store), Some(log)) = (&self.store, log) {
-                store.discard_recovered(log);
-            }
-            return Ok(());
-        }
-        let queue_log = match &self.store {
-            Some(store) if d.durable => Some(store.queue_log(&self.name, &d.name, log.as_ref())),
-            _ => None,
-        };
-        let mut q = Queue::new(
-            d.name.clone(),
-            self.name.clone(),
-            d.durable,
-            d.auto_delete,
-            None,
-            table_from_json(&d.arguments),
-            queue_log,
-        );
-        if let Some(store) = &self.store {
-            let (dir, budget) = store.paging_for(&self.name, &d.name);
-            q = q.with_paging(dir, budget);
-        }
-        if let Some(log) = log {
-            // TTLs restart from now: the log keeps no enqueue times.
-            let now = super::message::clock::now_ms();
-            let ttl = q.args.message_ttl;
-            q.restore(log.messages.into_iter().map(|(seq, m, delivered)| {
-                let t = match (ttl, m.expiration) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                QueuedMessage {
-                    seq,
-                    message: Arc::new(m),
-                    redelivered: delivered || !clean,
-                    persisted: true,
-                    expires_at: t.map(|t| now + t),
-                    delivery_count: 0,
-                }
-            }));
-        }
-        self.queues.insert(d.name.clone(), Arc::new(q));
-        Ok(())
-    }
-
-    pub fn restore_binding(&self, b: &BindingDef) -> AmqpResult<()> {
-        let args = table_from_json(&b.arguments);
-        let src = self.exchange(&b.source)?;
-        let dest = if b.destination_type == "exchange" {
-            self.exchange(&b.destination)?;
-            Destination::Exchange(b.destination.clone())
-        } else {
-            Destination::Queue(self.queue(&b.destination)?)
-        };
-        src.bind(dest, &b.routing_key, &args);
-        Ok(())
-    }
-
-    /// Adds this vhost's durable exchanges, queues and bindings.
-    pub fn export(&self, d: &mut Definitions) {
-        let mut exchanges = self.exchanges();
-        exchanges.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut queues = self.queues();
-        queues.sort_by(|a, b| a.name.cmp(&b.name));
-        for x in &exchanges {
-            if x.durable && !x.name.is_empty() && !x.name.starts_with("amq.") {
-                d.exchanges.push(self.exchange_def(x));
-            }
-        }
-        d.queues.extend(queues.iter().filter(|q| q.durable).map(|q| self.queue_def(q)));
-        for x in exchanges.iter().filter(|x| x.durable) {
-            for b in x.bindings() {
-                if self.is_durable_binding(x, &b.destination) {
-                    d.bindings.push(self.binding_def(&x.name, &b.destination, &b.routing_key, &b.arguments));
-                }
-            }
-        }
-    }
-
-    /// Finds every queue a message published to `exchange` reaches, each
-    /// once, following exchange-to-exchange bindings (cycles are cut).
-    pub fn route(&self, exchange: &Arc<Exchange>, message: &Message, routing_key: &str, out: &mut Routed) {
-        if exchange.name.is_empty() {
-            if let Some(q) = self.queues.get(routing_key) {
-                if !out.iter().any(|o| Arc::ptr_eq(o, q.value())) {
-                    out.push(Arc::clone(q.value()));
-                }
-            }
-            return;
-        }
-        let mut input = RouteInput::new(routing_key, &message.properties);
-        let mut pending: SmallVec<[Arc<Exchange>; 2]> = SmallVec::new();
-        let mut visited: SmallVec<[String; 2]> = SmallVec::new();
-        pending.push(Arc::clone(exchange));
-        visited.push(exchange.name.clone());
-        while let Some(x) = pending.pop() {
-            let mut hits = 0;
-            x.route(&mut input, |d| {
-                hits += 1;
-                match d {
-                    Destination::Queue(q) => {
-                        if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
-                            out.push(Arc::clone(q));
-                        }
-                    }
-                    Destination::Exchange(name) => {
-                        if !visited.iter().any(|v| v == name) {
-                            visited.push(name.clone());
-                            if let Some(next) = self.exchanges.get(name) {
-                                pending.push(Arc::clone(next.value()));
-                            }
-                        }
-                    }
-                }
-            });
-            // An exchange that routes nowhere hands the message to its
-            // alternate exchange.
-            if hits == 0 {
-                if let Some(ae) = x.alternate_exchange.clone() {
-                    if !visited.contains(&ae) {
-                        if let Some(next) = self.exchanges.get(&ae) {
-                            visited.push(ae);
-                            pending.push(Arc::clone(next.value()));
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Dead-letters messages that left `from` (or drops them if it has no
-    /// dead-letter exchange). Routing may push further messages out of
-    /// target queues (their length limits); those are handled in the same
-    /// loop, so there is no recursion and no queue lock is held here.
-    pub fn dead_letter(&self, from: &Queue, dead: DeadLetters) {
-        // In order: the first message out is the first dead-lettered.
-        let mut work: std::collections::VecDeque<DeadLetterWork> = dead
-            .messages
-            .into_iter()
-            .map(|(m, r)| {
-                from.log_ack(&m);
-                (
-                    from.name.clone(),
-                    from.args.dead_letter_exchange.clone(),
-                    from.args.dead_letter_routing_key.clone(),
-                    m,
-                    r,
-                )
-            })
-            .collect();
-        while let Some((queue, dlx, dlrk, m, reason)) = work.pop_front() {
-            let Some(dlx) = dlx else { continue };
-            let Ok(x) = self.exchange(&dlx) else { continue };
-            let (msg, keys, history) =
-                deadletter::dead_letter_message(&m.message, &queue, reason, &dlx, dlrk.as_deref());
-            let msg = Arc::new(msg);
-            let mut targets = Routed::new();
-            for k in &keys {
-                self.route(&x, &msg, k, &mut targets);
-            }
-            for t in targets {
-                if deadletter::is_cycle(&t.name, &history) {
-                    continue;
-                }
-                let mut more = DeadLetters::default();
-                t.enqueue(Arc::clone(&msg), None, &mut more);
-                for (m, r) in more.messages {
-                    t.log_ack(&m);
-                    work.push_back((
-                        t.name.clone(),
-                        t.args.dead_letter_exchange.clone(),
-                        t.args.dead_letter_routing_key.clone(),
-                        m,
-                        r,
-                    ));
-                }
-            }
-        }
-    }
-
-    /// The periodic sweep: expires messages at queue heads (dead-lettering
-    /// them) and deletes queues unused past their `x-expires`.
-    pub fn sweep(&self) {
-        for q in self.queues() {
-            if !q.has_timers() {
-                continue;
-            }
-            let mut dead = DeadLetters::default();
-            q.expire(&mut dead);
-            if !dead.is_empty() {
-                self.dead_letter(&q, dead);
-            }
-            if q.is_expired_unused() {
-                self.remove_queue(&q);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests_support::*;
     use super::*;
-    use bytes::Bytes;
-
-    fn declare_q(v: &Vhost, name: &str) {
-        v.queue_declare(QueueDeclare {
-            name,
-            server_named: false,
-            passive: false,
-            durable: false,
-            exclusive: false,
-            auto_delete: false,
-            arguments: &FieldTable::default(),
-            connection_id: 1,
-        })
-        .unwrap();
-    }
-
-    fn declare_x(v: &Vhost, name: &str, kind: &str) -> AmqpResult<()> {
-        v.exchange_declare(ExchangeDeclare {
-            name,
-            kind,
-            passive: false,
-            durable: false,
-            auto_delete: false,
-            internal: false,
-            arguments: &FieldTable::default(),
-        })
-        .map(|_| ())
-    }
-
-    fn routed(v: &Vhost, x: &str, rk: &str) -> Vec<String> {
-        let msg = Message::new(
-            Bytes::copy_from_slice(x.as_bytes()),
-            Bytes::copy_from_slice(rk.as_bytes()),
-            Bytes::from_static(&[0, 0]),
-            Bytes::new(),
-        );
-        let mut out = Routed::new();
-        v.route(&v.exchange(x).unwrap(), &msg, rk, &mut out);
-        let mut names: Vec<String> = out.iter().map(|q| q.name.clone()).collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn direct_fanout_topic_and_default() {
-        let v = Vhost::new("/", None);
-        for q in ["q1", "q2", "q3"] {
-            declare_q(&v, q);
-        }
-        let none = FieldTable::default();
-        v.queue_bind("q1", "amq.direct", "k", &none, 1).unwrap();
-        v.queue_bind("q2", "amq.direct", "k", &none, 1).unwrap();
-        v.queue_bind("q2", "amq.direct", "k", &none, 1).unwrap(); // twice: still one binding
-        v.queue_bind("q1", "amq.fanout", "", &none, 1).unwrap();
-        v.queue_bind("q3", "amq.fanout", "ignored", &none, 1).unwrap();
-        v.queue_bind("q1", "amq.topic", "a.*", &none, 1).unwrap();
-        v.queue_bind("q1", "amq.topic", "#", &none, 1).unwrap();
-        v.queue_bind("q2", "amq.topic", "a.#.b", &none, 1).unwrap();
-        assert_eq!(routed(&v, "amq.direct", "k"), ["q1", "q2"]);
-        assert!(routed(&v, "amq.direct", "other").is_empty());
-        assert_eq!(routed(&v, "amq.fanout", "x"), ["q1", "q3"]);
-        assert_eq!(routed(&v, "amq.topic", "a.x.b"), ["q1", "q2"]);
-        assert_eq!(routed(&v, "", "q3"), ["q3"]);
-        assert!(routed(&v, "", "nope").is_empty());
-        v.queue_unbind("q2", "amq.direct", "k", &none, 1).unwrap();
-        assert_eq!(routed(&v, "amq.direct", "k"), ["q1"]);
-    }
-
-    #[test]
-    fn exchange_to_exchange_with_a_cycle() {
-        let v = Vhost::new("/", None);
-        declare_q(&v, "q");
-        declare_x(&v, "a", "fanout").unwrap();
-        declare_x(&v, "b", "fanout").unwrap();
-        let none = FieldTable::default();
-        v.exchange_bind("b", "a", "", &none).unwrap();
-        v.exchange_bind("a", "b", "", &none).unwrap();
-        v.queue_bind("q", "b", "", &none, 1).unwrap();
-        assert_eq!(routed(&v, "a", "x"), ["q"]);
-        v.exchange_delete("b", false).unwrap();
-        assert!(routed(&v, "a", "x").is_empty());
-    }
 
     #[test]
     fn declare_errors_match_rabbitmq() {

@@ -1,0 +1,151 @@
+//! A virtual host: its exchanges and queues, and the operations the wire
+//! front end (and later the HTTP API) performs on them. Every operation takes
+//! plain Rust values and returns RabbitMQ's error on failure.
+//!
+//! By job: this file holds the registry (the vhost's maps and lookups);
+//! `declare` declares, deletes, binds and unbinds with RabbitMQ's checks and
+//! errors; `route` finds where a message goes and dead-letters; `definitions`
+//! restores from and exports to the definitions format; `names` generates
+//! server names and prints values as RabbitMQ's error texts do. basic.publish's
+//! rules are in `super::publish`.
+
+mod declare;
+mod definitions;
+mod names;
+mod route;
+mod settle;
+
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
+use dashmap::DashMap;
+use smallvec::SmallVec;
+
+use super::error::{AmqpError, AmqpResult};
+use super::exchange::{Exchange, ExchangeKind};
+use super::queue::Queue;
+use crate::store::definitions::VhostDef;
+use crate::store::{DefChange, Store};
+
+pub use declare::{ExchangeDeclare, QueueDeclare, QueueDeclareOk};
+pub use names::{amqp_type_name, amqp_value_text, generated_name};
+
+pub type Routed = SmallVec<[Arc<Queue>; 4]>;
+
+#[derive(Debug)]
+pub struct Vhost {
+    pub name: String,
+    /// As defined (description, tags, metadata such as default_queue_type).
+    pub def: VhostDef,
+    exchanges: DashMap<String, Arc<Exchange>, super::FastHash>,
+    queues: DashMap<String, Arc<Queue>, super::FastHash>,
+    /// Where durable queues keep their logs and durable definitions are
+    /// recorded; `None` in memory.
+    store: Option<Arc<Store>>,
+}
+
+impl Vhost {
+    pub fn new(name: &str, store: Option<Arc<Store>>) -> Self {
+        Self::with_def(VhostDef::named(name), store)
+    }
+
+    pub fn with_def(def: VhostDef, store: Option<Arc<Store>>) -> Self {
+        let v = Vhost { name: def.name.clone(), def, exchanges: DashMap::default(), queues: DashMap::default(), store };
+        let none = FieldTable::default();
+        for (xname, kind, internal) in [
+            ("", ExchangeKind::Direct, false),
+            ("amq.direct", ExchangeKind::Direct, false),
+            ("amq.fanout", ExchangeKind::Fanout, false),
+            ("amq.topic", ExchangeKind::Topic, false),
+            ("amq.headers", ExchangeKind::Headers, false),
+            ("amq.match", ExchangeKind::Headers, false),
+            ("amq.rabbitmq.trace", ExchangeKind::Topic, true),
+        ] {
+            v.exchanges.insert(
+                xname.to_owned(),
+                Arc::new(Exchange::new(xname.to_owned(), kind, true, false, internal, none.clone())),
+            );
+        }
+        v
+    }
+
+    /// Hands a change of the durable definitions to the store, which makes
+    /// it durable before the connection that caused it replies.
+    fn record(&self, change: impl FnOnce() -> DefChange) {
+        if let Some(store) = &self.store {
+            store.record(change());
+        }
+    }
+
+    fn no_exchange(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no exchange '{}' in vhost '{}'", name, self.name))
+    }
+
+    fn no_queue(&self, name: &str) -> AmqpError {
+        AmqpError::not_found(format!("no queue '{}' in vhost '{}'", name, self.name))
+    }
+
+    pub fn exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {
+        self.exchanges.get(name).map(|e| Arc::clone(e.value())).ok_or_else(|| self.no_exchange(name))
+    }
+
+    pub fn queue(&self, name: &str) -> AmqpResult<Arc<Queue>> {
+        self.queues.get(name).map(|q| Arc::clone(q.value())).ok_or_else(|| self.no_queue(name))
+    }
+
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.exchanges.iter().map(|e| Arc::clone(e.value())).collect()
+    }
+
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.iter().map(|q| Arc::clone(q.value())).collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use super::*;
+    use crate::broker::message::Message;
+    use bytes::Bytes;
+
+    pub(crate) fn declare_q(v: &Vhost, name: &str) {
+        v.queue_declare(QueueDeclare {
+            name,
+            server_named: false,
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: &FieldTable::default(),
+            connection_id: 1,
+        })
+        .unwrap();
+    }
+
+    pub(crate) fn declare_x(v: &Vhost, name: &str, kind: &str) -> AmqpResult<()> {
+        v.exchange_declare(ExchangeDeclare {
+            name,
+            kind,
+            passive: false,
+            durable: false,
+            auto_delete: false,
+            internal: false,
+            arguments: &FieldTable::default(),
+        })
+        .map(|_| ())
+    }
+
+    pub(crate) fn routed(v: &Vhost, x: &str, rk: &str) -> Vec<String> {
+        let msg = Message::new(
+            Bytes::copy_from_slice(x.as_bytes()),
+            Bytes::copy_from_slice(rk.as_bytes()),
+            Bytes::from_static(&[0, 0]),
+            Bytes::new(),
+        );
+        let mut out = Routed::new();
+        v.route(&v.exchange(x).unwrap(), &msg, rk, &mut out);
+        let mut names: Vec<String> = out.iter().map(|q| q.name.clone()).collect();
+        names.sort();
+        names
+    }
+}

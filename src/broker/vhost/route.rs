@@ -1,0 +1,185 @@
+//! Where a message goes: routing through an exchange's bindings (and
+//! alternate exchanges, exchange-to-exchange bindings), dead-lettering, and
+//! the expiry of messages and unused queues.
+
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use super::{Routed, Vhost};
+use crate::broker::deadletter;
+use crate::broker::exchange::{Destination, Exchange, RouteInput};
+use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::queue::{DeadLetters, DeathReason, Queue};
+
+/// A message on its way to a dead-letter exchange: the queue it left, that
+/// queue's DLX and routing key, the message and why.
+type DeadLetterWork = (String, Option<String>, Option<String>, QueuedMessage, DeathReason);
+
+impl Vhost {
+    /// Finds every queue a message published to `exchange` reaches, each
+    /// once, following exchange-to-exchange bindings (cycles are cut).
+    pub fn route(&self, exchange: &Arc<Exchange>, message: &Message, routing_key: &str, out: &mut Routed) {
+        if exchange.name.is_empty() {
+            if let Some(q) = self.queues.get(routing_key) {
+                if !out.iter().any(|o| Arc::ptr_eq(o, q.value())) {
+                    out.push(Arc::clone(q.value()));
+                }
+            }
+            return;
+        }
+        let mut input = RouteInput::new(routing_key, &message.properties);
+        let mut pending: SmallVec<[Arc<Exchange>; 2]> = SmallVec::new();
+        let mut visited: SmallVec<[String; 2]> = SmallVec::new();
+        pending.push(Arc::clone(exchange));
+        visited.push(exchange.name.clone());
+        while let Some(x) = pending.pop() {
+            let mut hits = 0;
+            x.route(&mut input, |d| {
+                hits += 1;
+                match d {
+                    Destination::Queue(q) => {
+                        if !out.iter().any(|o| Arc::ptr_eq(o, q)) {
+                            out.push(Arc::clone(q));
+                        }
+                    }
+                    Destination::Exchange(name) => {
+                        if !visited.iter().any(|v| v == name) {
+                            visited.push(name.clone());
+                            if let Some(next) = self.exchanges.get(name) {
+                                pending.push(Arc::clone(next.value()));
+                            }
+                        }
+                    }
+                }
+            });
+            // An exchange that routes nowhere hands the message to its
+            // alternate exchange.
+            if hits == 0 {
+                if let Some(ae) = x.alternate_exchange.clone() {
+                    if !visited.contains(&ae) {
+                        if let Some(next) = self.exchanges.get(&ae) {
+                            visited.push(ae);
+                            pending.push(Arc::clone(next.value()));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dead-letters messages that left `from` (or drops them if it has no
+    /// dead-letter exchange). Routing may push further messages out of
+    /// target queues (their length limits); those are handled in the same
+    /// loop, so there is no recursion and no queue lock is held here.
+    pub fn dead_letter(&self, from: &Queue, dead: DeadLetters) {
+        // In order: the first message out is the first dead-lettered.
+        let mut work: std::collections::VecDeque<DeadLetterWork> = dead
+            .messages
+            .into_iter()
+            .map(|(m, r)| {
+                from.log_ack(&m);
+                (
+                    from.name.clone(),
+                    from.args.dead_letter_exchange.clone(),
+                    from.args.dead_letter_routing_key.clone(),
+                    m,
+                    r,
+                )
+            })
+            .collect();
+        while let Some((queue, dlx, dlrk, m, reason)) = work.pop_front() {
+            let Some(dlx) = dlx else { continue };
+            let Ok(x) = self.exchange(&dlx) else { continue };
+            let (msg, keys, history) =
+                deadletter::dead_letter_message(&m.message, &queue, reason, &dlx, dlrk.as_deref());
+            let msg = Arc::new(msg);
+            let mut targets = Routed::new();
+            for k in &keys {
+                self.route(&x, &msg, k, &mut targets);
+            }
+            for t in targets {
+                if deadletter::is_cycle(&t.name, &history) {
+                    continue;
+                }
+                let mut more = DeadLetters::default();
+                t.enqueue(Arc::clone(&msg), None, &mut more);
+                for (m, r) in more.messages {
+                    t.log_ack(&m);
+                    work.push_back((
+                        t.name.clone(),
+                        t.args.dead_letter_exchange.clone(),
+                        t.args.dead_letter_routing_key.clone(),
+                        m,
+                        r,
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The periodic sweep: expires messages at queue heads (dead-lettering
+    /// them) and deletes queues unused past their `x-expires`.
+    pub fn sweep(&self) {
+        for q in self.queues() {
+            if !q.has_timers() {
+                continue;
+            }
+            let mut dead = DeadLetters::default();
+            q.expire(&mut dead);
+            if !dead.is_empty() {
+                self.dead_letter(&q, dead);
+            }
+            if q.is_expired_unused() {
+                self.remove_queue(&q);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::*;
+    use super::*;
+    use amq_protocol::types::FieldTable;
+
+    #[test]
+    fn direct_fanout_topic_and_default() {
+        let v = Vhost::new("/", None);
+        for q in ["q1", "q2", "q3"] {
+            declare_q(&v, q);
+        }
+        let none = FieldTable::default();
+        v.queue_bind("q1", "amq.direct", "k", &none, 1).unwrap();
+        v.queue_bind("q2", "amq.direct", "k", &none, 1).unwrap();
+        v.queue_bind("q2", "amq.direct", "k", &none, 1).unwrap(); // twice: still one binding
+        v.queue_bind("q1", "amq.fanout", "", &none, 1).unwrap();
+        v.queue_bind("q3", "amq.fanout", "ignored", &none, 1).unwrap();
+        v.queue_bind("q1", "amq.topic", "a.*", &none, 1).unwrap();
+        v.queue_bind("q1", "amq.topic", "#", &none, 1).unwrap();
+        v.queue_bind("q2", "amq.topic", "a.#.b", &none, 1).unwrap();
+        assert_eq!(routed(&v, "amq.direct", "k"), ["q1", "q2"]);
+        assert!(routed(&v, "amq.direct", "other").is_empty());
+        assert_eq!(routed(&v, "amq.fanout", "x"), ["q1", "q3"]);
+        assert_eq!(routed(&v, "amq.topic", "a.x.b"), ["q1", "q2"]);
+        assert_eq!(routed(&v, "", "q3"), ["q3"]);
+        assert!(routed(&v, "", "nope").is_empty());
+        v.queue_unbind("q2", "amq.direct", "k", &none, 1).unwrap();
+        assert_eq!(routed(&v, "amq.direct", "k"), ["q1"]);
+    }
+
+    #[test]
+    fn exchange_to_exchange_with_a_cycle() {
+        let v = Vhost::new("/", None);
+        declare_q(&v, "q");
+        declare_x(&v, "a", "fanout").unwrap();
+        declare_x(&v, "b", "fanout").unwrap();
+        let none = FieldTable::default();
+        v.exchange_bind("b", "a", "", &none).unwrap();
+        v.exchange_bind("a", "b", "", &none).unwrap();
+        v.queue_bind("q", "b", "", &none, 1).unwrap();
+        assert_eq!(routed(&v, "a", "x"), ["q"]);
+        v.exchange_delete("b", false).unwrap();
+        assert!(routed(&v, "a", "x").is_empty());
+    }
+}
