@@ -15,6 +15,7 @@ pub mod message;
 pub mod permissions;
 pub mod publish;
 pub mod queue;
+pub mod timers;
 pub mod topic;
 pub mod users;
 pub mod vhost;
@@ -63,6 +64,9 @@ pub struct Broker {
     /// Direct reply-to consumers.
     reply_to: ReplyTargets,
     clock: Clock,
+    /// Woken when a queue registers a deadline earlier than any other of
+    /// its vhost: the timer task then sleeps less.
+    timers_changed: Arc<tokio::sync::Notify>,
 }
 
 /// Where replies to one direct reply-to consumer go.
@@ -126,13 +130,18 @@ impl Broker {
     }
     /// A broker that keeps nothing on disk, with one user and one vhost.
     pub fn in_memory(default_user: &str, default_pass: &str, default_vhost: &str) -> Self {
-        let b = Broker::empty(None);
+        Self::in_memory_with(default_user, default_pass, default_vhost, Clock::real())
+    }
+
+    /// As `in_memory`, reading `clock`.
+    pub fn in_memory_with(default_user: &str, default_pass: &str, default_vhost: &str, clock: Clock) -> Self {
+        let b = Broker::empty(None, clock);
         b.add_vhost(default_vhost);
         b.add_default_user(default_user, default_pass, default_vhost);
         b
     }
 
-    fn empty(store: Option<Arc<Store>>) -> Self {
+    fn empty(store: Option<Arc<Store>>, clock: Clock) -> Self {
         Broker {
             vhosts: DashMap::new(),
             users: DashMap::new(),
@@ -141,7 +150,8 @@ impl Broker {
             next_connection_id: AtomicU64::new(1),
             guest_loopback_only: true,
             reply_to: ReplyTargets::default(),
-            clock: Clock::real(),
+            clock,
+            timers_changed: Arc::default(),
         }
     }
 
@@ -149,9 +159,13 @@ impl Broker {
     /// messages, then imports `config.definitions` if given.
     pub fn open(config: &Config) -> Result<Broker, StartError> {
         let Some(dir) = &config.data_dir else {
-            let mut b = Broker::in_memory(&config.default_user, &config.default_pass, &config.default_vhost);
+            let mut b = Broker::in_memory_with(
+                &config.default_user,
+                &config.default_pass,
+                &config.default_vhost,
+                config.clock.clone(),
+            );
             b.guest_loopback_only = config.guest_loopback_only;
-            b.clock = config.clock.clone();
             if let Some(path) = &config.definitions {
                 b.import_file(path, &mut HashMap::new(), true)?;
             }
@@ -159,9 +173,8 @@ impl Broker {
         };
         let (store, recovered) = Store::open(dir)?;
         store.set_queue_memory_budget(config.queue_memory_budget);
-        let mut b = Broker::empty(Some(Arc::clone(&store)));
+        let mut b = Broker::empty(Some(Arc::clone(&store)), config.clock.clone());
         b.guest_loopback_only = config.guest_loopback_only;
-        b.clock = config.clock.clone();
         let mut logs: HashMap<(String, String), RecoveredQueue> =
             recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();
         let clean = recovered.clean_shutdown;
@@ -265,7 +278,15 @@ impl Broker {
     /// queue type come from `def`).
     fn add_vhost_def(&self, def: &VhostDef) {
         if !self.vhosts.contains_key(&def.name) {
-            self.vhosts.insert(def.name.clone(), Arc::new(Vhost::with_def(def.clone(), self.store.clone())));
+            self.vhosts.insert(
+                def.name.clone(),
+                Arc::new(Vhost::with_def(
+                    def.clone(),
+                    self.store.clone(),
+                    self.clock.clone(),
+                    Arc::clone(&self.timers_changed),
+                )),
+            );
             self.record(DefChange::PutVhost(def.clone()));
         }
     }
@@ -384,12 +405,35 @@ impl Broker {
         d
     }
 
-    /// Expires messages and unused queues in every vhost (see `Vhost::sweep`).
-    pub fn sweep(&self) {
+    /// Runs every queue deadline that is due by the broker's clock, in every
+    /// vhost (see `Vhost::run_due`): message expiry and x-expires.
+    pub fn run_due(&self) {
+        let now = self.clock.millis();
         let vhosts: Vec<Arc<Vhost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
         for v in vhosts {
-            v.sweep();
+            v.run_due(now);
         }
+    }
+
+    /// The earliest queue deadline of any vhost (the clock's `millis`).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.vhosts.iter().filter_map(|v| v.next_deadline()).min()
+    }
+
+    /// Resolves when a deadline earlier than the others was registered.
+    pub async fn deadlines_changed(&self) {
+        self.timers_changed.notified().await
+    }
+
+    /// Moves a manual clock forward and runs what became due, so a test
+    /// sees expiry as soon as this returns. False (and nothing moves) on the
+    /// real clock.
+    pub fn advance(&self, by: std::time::Duration) -> bool {
+        if !self.clock.advance(by) {
+            return false;
+        }
+        self.run_due();
+        true
     }
 
     /// Flushes and closes the store (marking the shutdown clean).

@@ -12,7 +12,7 @@ use crate::broker::args::QueueArgs;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::headers::{self, x_match};
-use crate::broker::queue::Queue;
+use crate::broker::queue::{NewQueue, Queue};
 use crate::store::DefChange;
 
 pub struct ExchangeDeclare<'a> {
@@ -337,21 +337,23 @@ impl Vhost {
                     (Some(store), true) => Some(store.queue_log(&self.name, &name, None)),
                     _ => None,
                 };
-                let mut q = Queue::new(
-                    name.clone(),
-                    self.name.clone(),
+                let mut q = Queue::new(NewQueue {
+                    name: name.clone(),
+                    vhost: self.name.clone(),
                     durable,
-                    d.auto_delete,
-                    owner,
-                    d.arguments.clone(),
+                    auto_delete: d.auto_delete,
+                    exclusive_owner: owner,
+                    arguments: d.arguments.clone(),
                     log,
-                );
+                    clock: self.clock.clone(),
+                });
                 if let Some(store) = &self.store {
                     let (dir, budget) = store.paging_for(&self.name, &name);
                     q = q.with_paging(dir, budget);
                 }
-                let q = Arc::new(q);
+                let q = self.wrap_queue(q);
                 v.insert(Arc::clone(&q));
+                q.arm();
                 if durable {
                     self.record(|| DefChange::PutQueue(self.queue_def(&q)));
                 }

@@ -9,7 +9,7 @@ use super::Vhost;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::message::QueuedMessage;
-use crate::broker::queue::Queue;
+use crate::broker::queue::{NewQueue, Queue};
 use crate::store::definitions::{table_from_json, table_to_json, BindingDef, Definitions, ExchangeDef, QueueDef};
 use crate::store::RecoveredQueue;
 
@@ -94,22 +94,23 @@ impl Vhost {
             Some(store) if d.durable => Some(store.queue_log(&self.name, &d.name, log.as_ref())),
             _ => None,
         };
-        let mut q = Queue::new(
-            d.name.clone(),
-            self.name.clone(),
-            d.durable,
-            d.auto_delete,
-            None,
-            table_from_json(&d.arguments),
-            queue_log,
-        );
+        let mut q = Queue::new(NewQueue {
+            name: d.name.clone(),
+            vhost: self.name.clone(),
+            durable: d.durable,
+            auto_delete: d.auto_delete,
+            exclusive_owner: None,
+            arguments: table_from_json(&d.arguments),
+            log: queue_log,
+            clock: self.clock.clone(),
+        });
         if let Some(store) = &self.store {
             let (dir, budget) = store.paging_for(&self.name, &d.name);
             q = q.with_paging(dir, budget);
         }
         if let Some(log) = log {
             // TTLs restart from now: the log keeps no enqueue times.
-            let now = crate::broker::message::clock::now_ms();
+            let now = self.clock.millis();
             let ttl = q.args.message_ttl;
             q.restore(log.messages.into_iter().map(|(seq, m, delivered)| {
                 let t = match (ttl, m.expiration) {
@@ -126,7 +127,9 @@ impl Vhost {
                 }
             }));
         }
-        self.queues.insert(d.name.clone(), Arc::new(q));
+        let q = self.wrap_queue(q);
+        self.queues.insert(d.name.clone(), Arc::clone(&q));
+        q.arm();
         Ok(())
     }
 

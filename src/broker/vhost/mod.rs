@@ -15,6 +15,9 @@ mod names;
 mod route;
 mod settle;
 
+#[cfg(test)]
+mod expiry_tests;
+
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -24,6 +27,8 @@ use smallvec::SmallVec;
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Exchange, ExchangeKind};
 use super::queue::Queue;
+use super::timers::Timers;
+use crate::clock::Clock;
 use crate::store::definitions::VhostDef;
 use crate::store::{DefChange, Store};
 
@@ -42,15 +47,30 @@ pub struct Vhost {
     /// Where durable queues keep their logs and durable definitions are
     /// recorded; `None` in memory.
     store: Option<Arc<Store>>,
+    /// What TTLs, x-expires and x-death times read (the broker's).
+    clock: Clock,
+    /// The queues' next deadlines (head expiry, x-expires).
+    timers: Arc<Timers>,
 }
 
 impl Vhost {
+    /// A vhost on the process clock (for tests and tools).
     pub fn new(name: &str, store: Option<Arc<Store>>) -> Self {
-        Self::with_def(VhostDef::named(name), store)
+        Self::with_def(VhostDef::named(name), store, Clock::real(), Arc::default())
     }
 
-    pub fn with_def(def: VhostDef, store: Option<Arc<Store>>) -> Self {
-        let v = Vhost { name: def.name.clone(), def, exchanges: DashMap::default(), queues: DashMap::default(), store };
+    /// `wake` is the broker's: woken when a queue registers a deadline
+    /// earlier than any other of this vhost.
+    pub fn with_def(def: VhostDef, store: Option<Arc<Store>>, clock: Clock, wake: Arc<tokio::sync::Notify>) -> Self {
+        let v = Vhost {
+            name: def.name.clone(),
+            def,
+            exchanges: DashMap::default(),
+            queues: DashMap::default(),
+            store,
+            clock,
+            timers: Arc::new(Timers::new(wake)),
+        };
         let none = FieldTable::default();
         for (xname, kind, internal) in [
             ("", ExchangeKind::Direct, false),
@@ -83,6 +103,22 @@ impl Vhost {
 
     fn no_queue(&self, name: &str) -> AmqpError {
         AmqpError::not_found(format!("no queue '{}' in vhost '{}'", name, self.name))
+    }
+
+    /// The clock this vhost's queues read.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Puts a new queue in its `Arc`, registered with this vhost's timers.
+    /// The caller inserts it and then calls `Queue::arm`.
+    fn wrap_queue(&self, q: Queue) -> Arc<Queue> {
+        Arc::new_cyclic(|me| q.with_timers(Arc::clone(&self.timers), me.clone()))
+    }
+
+    /// The earliest deadline of any queue (on the clock's `millis` scale).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.next()
     }
 
     pub fn exchange(&self, name: &str) -> AmqpResult<Arc<Exchange>> {

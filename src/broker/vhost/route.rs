@@ -88,11 +88,13 @@ impl Vhost {
                 )
             })
             .collect();
+        // x-death's `time`: seconds, from the broker's clock.
+        let now_secs = self.clock.unix_millis() / 1000;
         while let Some((queue, dlx, dlrk, m, reason)) = work.pop_front() {
             let Some(dlx) = dlx else { continue };
             let Ok(x) = self.exchange(&dlx) else { continue };
             let (msg, keys, history) =
-                deadletter::dead_letter_message(&m.message, &queue, reason, &dlx, dlrk.as_deref());
+                deadletter::dead_letter_message_at(&m.message, &queue, reason, &dlx, dlrk.as_deref(), now_secs);
             let msg = Arc::new(msg);
             let mut targets = Routed::new();
             for k in &keys {
@@ -118,19 +120,18 @@ impl Vhost {
         }
     }
 
-    /// The periodic sweep: expires messages at queue heads (dead-lettering
-    /// them) and deletes queues unused past their `x-expires`.
-    pub fn sweep(&self) {
-        for q in self.queues() {
-            if !q.has_timers() {
-                continue;
-            }
+    /// Runs every queue deadline due at `now` (the clock's `millis`):
+    /// expires head messages (dead-lettering them) and deletes queues
+    /// unused past their `x-expires`. Touches only the queues that are due.
+    pub fn run_due(&self, now: u64) {
+        while let Some((at, q)) = self.timers.pop_due(now) {
+            let Some(q) = q.upgrade() else { continue };
             let mut dead = DeadLetters::default();
-            q.expire(&mut dead);
+            let unused = q.on_timer(at, now, &mut dead);
             if !dead.is_empty() {
                 self.dead_letter(&q, dead);
             }
-            if q.is_expired_unused() {
+            if unused {
                 self.remove_queue(&q);
             }
         }
