@@ -27,6 +27,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::clock::Clock;
+use crate::ids::{ChannelId, ConnectionId};
 use crate::store::definitions::{Definitions, PermissionDef, TopicPermissionDef, UserDef, VhostDef};
 use crate::store::{DefChange, RecoveredQueue, Store, StoreError};
 use crate::Config;
@@ -73,7 +74,7 @@ pub struct Broker {
 #[derive(Clone, Debug)]
 pub struct ReplyTarget {
     pub outbox: Arc<consumer::Outbox>,
-    pub channel: u16,
+    pub channel: ChannelId,
     pub consumer_tag: String,
 }
 
@@ -376,8 +377,8 @@ impl Broker {
         self.permissions.access(user, vhost)
     }
 
-    pub fn next_connection_id(&self) -> u64 {
-        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    pub fn next_connection_id(&self) -> ConnectionId {
+        ConnectionId(self.next_connection_id.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn store(&self) -> Option<&Arc<Store>> {

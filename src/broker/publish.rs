@@ -188,7 +188,7 @@ impl Vhost {
         for q in &out.queues {
             let mut dead = DeadLetters::default();
             match q.enqueue(Arc::clone(&message), sink.waker, &mut dead) {
-                Enqueued::Accepted(Some(t)) => out.tickets.add(t),
+                Enqueued::Accepted(Some(t)) => out.tickets.add(t.get()),
                 Enqueued::Rejected => out.rejected = true,
                 Enqueued::Accepted(None) | Enqueued::Gone => {}
             }
@@ -270,6 +270,8 @@ mod tests {
     use crate::broker::permissions::Permissions;
     use crate::broker::vhost::{ExchangeDeclare, QueueDeclare};
     use crate::broker::{ReplyTarget, ReplyTargets};
+    use crate::ids::ChannelId;
+    use crate::ids::ConnectionId;
     use crate::store::definitions::PermissionDef;
     use amq_protocol::protocol::basic::{gen_properties, AMQPProperties};
     use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, ShortString};
@@ -299,7 +301,7 @@ mod tests {
             exclusive: false,
             auto_delete: false,
             arguments: &args,
-            connection_id: 1,
+            connection_id: ConnectionId(1),
         })
         .unwrap();
     }
@@ -387,9 +389,9 @@ mod tests {
         queue(&v, "a", FieldTable::default());
         queue(&v, "b", FieldTable::default());
         let none = FieldTable::default();
-        v.queue_bind("a", "amq.topic", "k.*", &none, 1).unwrap();
-        v.queue_bind("a", "amq.topic", "#", &none, 1).unwrap();
-        v.queue_bind("b", "amq.topic", "k.x", &none, 1).unwrap();
+        v.queue_bind("a", "amq.topic", "k.*", &none, ConnectionId(1)).unwrap();
+        v.queue_bind("a", "amq.topic", "#", &none, ConnectionId(1)).unwrap();
+        v.queue_bind("b", "amq.topic", "k.x", &none, ConnectionId(1)).unwrap();
         let mut p = Publisher::new();
         let out = p.publish(&v, "amq.topic", "k.x", &AMQPProperties::default()).unwrap();
         assert_eq!(names(&out), ["a", "b"]);
@@ -430,7 +432,7 @@ mod tests {
         let v = Vhost::new("/", None);
         for q in ["main", "cc", "bcc"] {
             queue(&v, q, FieldTable::default());
-            v.queue_bind(q, "amq.direct", q, &FieldTable::default(), 1).unwrap();
+            v.queue_bind(q, "amq.direct", q, &FieldTable::default(), ConnectionId(1)).unwrap();
         }
         let headers = table(&[
             ("CC", AMQPValue::FieldArray(FieldArray::from(vec![text("cc")]))),
@@ -465,7 +467,7 @@ mod tests {
         let outbox = Arc::new(Outbox::default());
         let key = p.replies.register(ReplyTarget {
             outbox: Arc::clone(&outbox),
-            channel: 3,
+            channel: ChannelId(3),
             consumer_tag: "amq.ctag-r".into(),
         });
         p.reply_key = Some(key.clone());
@@ -479,7 +481,7 @@ mod tests {
         let mut items = Vec::new();
         outbox.drain_into(&mut items);
         assert!(
-            matches!(&items[..], [OutboxItem::DirectReply { channel: 3, consumer_tag, .. }] if consumer_tag == "amq.ctag-r")
+            matches!(&items[..], [OutboxItem::DirectReply { channel: ChannelId(3), consumer_tag, .. }] if consumer_tag == "amq.ctag-r")
         );
         // A reply to a consumer that is gone is simply unroutable.
         p.replies.unregister(&key);
@@ -504,8 +506,8 @@ mod tests {
         exchange(&v, "main", "direct", table(&[("alternate-exchange", text("ae"))]));
         queue(&v, "routed", FieldTable::default());
         queue(&v, "stray", FieldTable::default());
-        v.queue_bind("routed", "main", "k", &FieldTable::default(), 1).unwrap();
-        v.queue_bind("stray", "ae", "", &FieldTable::default(), 1).unwrap();
+        v.queue_bind("routed", "main", "k", &FieldTable::default(), ConnectionId(1)).unwrap();
+        v.queue_bind("stray", "ae", "", &FieldTable::default(), ConnectionId(1)).unwrap();
         let mut p = Publisher::new();
         assert_eq!(names(&p.publish_with(&v, "main", "k", &AMQPProperties::default(), true).unwrap()), ["routed"]);
         let out = p.publish_with(&v, "main", "other", &AMQPProperties::default(), true).unwrap();

@@ -17,6 +17,7 @@ use super::error::{AmqpError, AmqpResult};
 use super::message::{Message, QueuedMessage};
 use super::timers::Timers;
 use crate::clock::Clock;
+use crate::ids::{ChannelId, ConnectionId, StoreTicket};
 use crate::store::paging::PagedTail;
 use crate::store::QueueLog;
 
@@ -27,7 +28,7 @@ pub struct Queue {
     pub durable: bool,
     pub auto_delete: bool,
     /// The connection that declared an exclusive queue; only it may use it.
-    pub exclusive_owner: Option<u64>,
+    pub exclusive_owner: Option<ConnectionId>,
     /// The arguments as declared (for definitions and equivalence checks).
     pub arguments: FieldTable,
     /// What they mean, parsed once.
@@ -50,7 +51,7 @@ pub struct NewQueue {
     pub vhost: String,
     pub durable: bool,
     pub auto_delete: bool,
-    pub exclusive_owner: Option<u64>,
+    pub exclusive_owner: Option<ConnectionId>,
     pub arguments: FieldTable,
     pub log: Option<Arc<QueueLog>>,
     pub clock: Clock,
@@ -231,7 +232,7 @@ pub struct Unsettled {
 pub enum Enqueued {
     /// Accepted; `Some(ticket)` when it went to the log and a confirm must
     /// wait for `Store::synced` to pass the ticket.
-    Accepted(Option<u64>),
+    Accepted(Option<StoreTicket>),
     /// Refused by `x-overflow: reject-publish(-dlx)`: a confirm is a nack.
     Rejected,
     /// The queue was deleted meanwhile; the message is dropped.
@@ -417,7 +418,7 @@ impl Queue {
     }
 
     /// 405 unless `connection_id` may use this queue.
-    pub fn check_exclusive(&self, connection_id: u64) -> AmqpResult<()> {
+    pub fn check_exclusive(&self, connection_id: ConnectionId) -> AmqpResult<()> {
         match self.exclusive_owner {
             Some(owner) if owner != connection_id => Err(AmqpError::resource_locked(format!(
                 "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
@@ -473,7 +474,7 @@ impl Queue {
             (a, b) => a.or(b),
         };
         let ticket = match (&self.log, message.persistent) {
-            (Some(log), true) => Some(log.append_message(seq, &message, waker.cloned())),
+            (Some(log), true) => Some(StoreTicket(log.append_message(seq, &message, waker.cloned()))),
             _ => None,
         };
         let m = QueuedMessage {
@@ -641,7 +642,12 @@ impl Queue {
         Ok(())
     }
 
-    pub fn remove_consumer(&self, connection_id: u64, channel: u16, tag: &str) -> Option<ConsumerRemoved> {
+    pub fn remove_consumer(
+        &self,
+        connection_id: ConnectionId,
+        channel: ChannelId,
+        tag: &str,
+    ) -> Option<ConsumerRemoved> {
         let mut st = self.state.lock();
         let idx = st
             .consumers
@@ -710,10 +716,10 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::consumer::{ChannelLimit, Outbox};
+    use crate::broker::consumer::{ChannelLimit, NewConsumer, Outbox};
     use bytes::Bytes;
 
-    fn plain(exclusive_owner: Option<u64>) -> NewQueue {
+    fn plain(exclusive_owner: Option<ConnectionId>) -> NewQueue {
         NewQueue {
             name: "q".into(),
             vhost: "/".into(),
@@ -736,17 +742,18 @@ mod tests {
     }
 
     fn consumer(q: &Arc<Queue>, tag: &str, prefetch: u32, outbox: &Arc<Outbox>) -> Arc<Consumer> {
-        Arc::new(Consumer::new(
-            tag.into(),
-            1,
-            1,
-            Arc::clone(q),
-            false,
-            false,
+        Arc::new(Consumer::new(NewConsumer {
+            tag: tag.into(),
+            channel: ChannelId(1),
+            connection_id: ConnectionId(1),
+            queue: Arc::clone(q),
+            no_ack: false,
+            exclusive: false,
+            priority: 0,
             prefetch,
-            Arc::new(ChannelLimit::default()),
-            Arc::clone(outbox),
-        ))
+            channel_limit: Arc::new(ChannelLimit::default()),
+            outbox: Arc::clone(outbox),
+        }))
     }
 
     fn bodies(outbox: &Outbox) -> Vec<(String, &'static str)> {
@@ -784,8 +791,8 @@ mod tests {
         q.dispatch();
         assert_eq!(bodies(&outbox), vec![("a".into(), "3")]);
         // requeue puts messages back in original order ahead of newer ones
-        q.remove_consumer(1, 1, "a");
-        q.remove_consumer(1, 1, "b");
+        q.remove_consumer(ConnectionId(1), ChannelId(1), "a");
+        q.remove_consumer(ConnectionId(1), ChannelId(1), "b");
         q.enqueue(msg(b"4"), None, &mut DeadLetters::default());
         q.requeue([
             QueuedMessage {
@@ -811,14 +818,24 @@ mod tests {
 
     #[test]
     fn exclusive_consumer_and_owner() {
-        let q = Arc::new(Queue::new(plain(Some(7))));
-        assert!(q.check_exclusive(7).is_ok());
-        assert_eq!(q.check_exclusive(8).unwrap_err().code as u16, 405);
+        let q = Arc::new(Queue::new(plain(Some(ConnectionId(7)))));
+        assert!(q.check_exclusive(ConnectionId(7)).is_ok());
+        assert_eq!(q.check_exclusive(ConnectionId(8)).unwrap_err().code as u16, 405);
         let outbox = Arc::new(Outbox::default());
-        let mut c =
-            Consumer::new("x".into(), 1, 7, Arc::clone(&q), true, true, 0, Default::default(), Arc::clone(&outbox));
-        q.add_consumer(Arc::new(c)).unwrap();
-        c = Consumer::new("y".into(), 1, 7, Arc::clone(&q), true, false, 0, Default::default(), outbox);
+        let new = |tag: &str, exclusive: bool| NewConsumer {
+            tag: tag.into(),
+            channel: ChannelId(1),
+            connection_id: ConnectionId(7),
+            queue: Arc::clone(&q),
+            no_ack: true,
+            exclusive,
+            priority: 0,
+            prefetch: 0,
+            channel_limit: Default::default(),
+            outbox: Arc::clone(&outbox),
+        };
+        q.add_consumer(Arc::new(Consumer::new(new("x", true)))).unwrap();
+        let c = Consumer::new(new("y", false));
         let err = q.add_consumer(Arc::new(c)).unwrap_err();
         assert_eq!(err.text, "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use");
     }

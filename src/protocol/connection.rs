@@ -26,7 +26,7 @@ use super::codec::{self, decode_content_header, decode_method, DecodeError, Meth
 use super::frame::{erlang_binary, split_frame, Frame, FrameKind};
 use crate::broker::alarms::AlarmSet;
 use crate::broker::args::consumer_priority;
-use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
+use crate::broker::consumer::{Consumer, NewConsumer, Outbox, OutboxItem};
 use crate::broker::exchange::Destination;
 use crate::broker::message::QueuedMessage;
 use crate::broker::permissions::{Access, Resource};
@@ -35,6 +35,7 @@ use crate::broker::queue::Queue;
 use crate::broker::queue::{DeadLetters, Unsettled};
 use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Vhost};
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarget, Scope, REPLY_TO};
+use crate::ids::{ChannelId, ConnectionId};
 use crate::store::{Outcome, TicketRange};
 use crate::wire::properties::{self, PropertyScan};
 use crate::wire::table::{self, Edit};
@@ -122,7 +123,7 @@ impl ClientCapabilities {
 
 /// Connection-wide state the channel handlers need alongside a `&mut Channel`.
 pub(super) struct Session {
-    id: u64,
+    id: ConnectionId,
     broker: Arc<Broker>,
     config: Arc<Config>,
     peer: SocketAddr,
@@ -387,7 +388,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&s.wbuf[..writable])).await;
     }
     let _ = wr.shutdown().await;
-    tracing::debug!(%peer, id = s.id, "connection closed");
+    tracing::debug!(%peer, id = s.id.get(), "connection closed");
 }
 
 /// The protocol headers we speak: 0-9-1, and the 0-9 one some old clients
@@ -876,7 +877,7 @@ impl Session {
     }
 
     fn remove_consumer(&mut self, queue: &Arc<Queue>, channel: u16, tag: &str) {
-        if let Some(removed) = queue.remove_consumer(self.id, channel, tag) {
+        if let Some(removed) = queue.remove_consumer(self.id, ChannelId(channel), tag) {
             if removed.now_unused_auto_delete {
                 if let Some(v) = &self.vhost {
                     v.remove_queue(queue);
@@ -1376,7 +1377,7 @@ impl Session {
                     }
                     let key = self.broker.register_reply_target(ReplyTarget {
                         outbox: Arc::clone(&self.outbox),
-                        channel: id,
+                        channel: ChannelId(id),
                         consumer_tag: tag.clone(),
                     });
                     if let Some((_, old)) = ch.reply_consumer.replace((tag.clone(), key)) {
@@ -1392,20 +1393,18 @@ impl Session {
                 self.access.queue_read(&name)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
-                let consumer = Arc::new(
-                    Consumer::new(
-                        tag.clone(),
-                        id,
-                        self.id,
-                        Arc::clone(&q),
-                        c.no_ack,
-                        c.exclusive,
-                        ch.consumer_prefetch,
-                        Arc::clone(&ch.limit),
-                        Arc::clone(&self.outbox),
-                    )
-                    .with_priority(consumer_priority(&c.arguments, &name, &vhost.name)?),
-                );
+                let consumer = Arc::new(Consumer::new(NewConsumer {
+                    tag: tag.clone(),
+                    channel: ChannelId(id),
+                    connection_id: self.id,
+                    queue: Arc::clone(&q),
+                    no_ack: c.no_ack,
+                    exclusive: c.exclusive,
+                    priority: consumer_priority(&c.arguments, &name, &vhost.name)?,
+                    prefetch: ch.consumer_prefetch,
+                    channel_limit: Arc::clone(&ch.limit),
+                    outbox: Arc::clone(&self.outbox),
+                }));
                 // consume-ok must precede the first delivery: it goes into the
                 // write buffer now, deliveries only when the outbox drains.
                 let mark = self.wbuf.len();
@@ -1664,7 +1663,7 @@ impl Session {
                         // Cancel, channel close and queue deletion all
                         // deactivate the consumer, so one flag and one
                         // channel lookup tell whether it may still receive.
-                        let ch = match channels.get_mut(&consumer.channel) {
+                        let ch = match channels.get_mut(&consumer.channel.get()) {
                             Some(ch) if consumer.is_active() && !ch.closing => {
                                 debug_assert!(ch
                                     .consumers
@@ -1699,7 +1698,7 @@ impl Session {
                             ch.unacked.push_back(Unacked { tag, queue, consumer: Some(consumer), message });
                         }
                     }
-                    OutboxItem::DirectReply { channel: chid, consumer_tag, message } => {
+                    OutboxItem::DirectReply { channel: ChannelId(chid), consumer_tag, message } => {
                         let Some(ch) = channels.get_mut(&chid) else { continue };
                         if ch.closing || ch.reply_consumer.as_ref().is_none_or(|r| r.0 != consumer_tag) {
                             continue;
@@ -1716,7 +1715,7 @@ impl Session {
                         );
                         codec::write_content(&mut self.wbuf, chid, &message.properties, &message.body, self.frame_max);
                     }
-                    OutboxItem::Cancel { channel: chid, consumer_tag } => {
+                    OutboxItem::Cancel { channel: ChannelId(chid), consumer_tag } => {
                         if let Some(ch) = channels.get_mut(&chid) {
                             if ch.consumers.remove(&consumer_tag).is_some()
                                 && self.caps.consumer_cancel_notify

@@ -13,6 +13,7 @@ use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::headers::{self, x_match};
 use crate::broker::queue::{NewQueue, Queue};
+use crate::ids::ConnectionId;
 use crate::store::DefChange;
 
 pub struct ExchangeDeclare<'a> {
@@ -37,7 +38,7 @@ pub struct QueueDeclare<'a> {
     pub auto_delete: bool,
     pub arguments: &'a FieldTable,
     /// The declaring connection; it owns the queue if `exclusive`.
-    pub connection_id: u64,
+    pub connection_id: ConnectionId,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -401,7 +402,7 @@ impl Vhost {
         exchange: &str,
         routing_key: &str,
         arguments: &FieldTable,
-        connection_id: u64,
+        connection_id: ConnectionId,
     ) -> AmqpResult<bool> {
         let x = self.check_bindable_source(exchange)?;
         let q = self.queue(queue)?;
@@ -421,7 +422,7 @@ impl Vhost {
         exchange: &str,
         routing_key: &str,
         arguments: &FieldTable,
-        connection_id: u64,
+        connection_id: ConnectionId,
     ) -> AmqpResult<()> {
         if exchange.is_empty() {
             return Err(Self::default_exchange_refused());
@@ -439,14 +440,20 @@ impl Vhost {
         Ok(())
     }
 
-    pub fn queue_purge(&self, queue: &str, connection_id: u64) -> AmqpResult<u32> {
+    pub fn queue_purge(&self, queue: &str, connection_id: ConnectionId) -> AmqpResult<u32> {
         let q = self.queue(queue)?;
         q.check_exclusive(connection_id)?;
         Ok(q.purge())
     }
 
     /// Deletes a queue (a missing one is fine: RabbitMQ answers delete-ok 0).
-    pub fn queue_delete(&self, queue: &str, if_unused: bool, if_empty: bool, connection_id: u64) -> AmqpResult<u32> {
+    pub fn queue_delete(
+        &self,
+        queue: &str,
+        if_unused: bool,
+        if_empty: bool,
+        connection_id: ConnectionId,
+    ) -> AmqpResult<u32> {
         let Ok(q) = self.queue(queue) else {
             // It may still be on disk, if recording its deletion failed.
             self.record(|| DefChange::DeleteQueue { vhost: self.name.clone(), name: queue.to_owned() });
@@ -516,7 +523,7 @@ mod tests {
                 exclusive: false,
                 auto_delete: false,
                 arguments: &FieldTable::default(),
-                connection_id: 1,
+                connection_id: ConnectionId(1),
             })
             .unwrap_err();
         assert_eq!(
@@ -539,8 +546,8 @@ mod tests {
             arguments: &FieldTable::default(),
         })
         .unwrap();
-        v.queue_bind("q", "ad", "", &FieldTable::default(), 1).unwrap();
-        v.queue_delete("q", false, false, 1).unwrap();
+        v.queue_bind("q", "ad", "", &FieldTable::default(), ConnectionId(1)).unwrap();
+        v.queue_delete("q", false, false, ConnectionId(1)).unwrap();
         assert!(v.exchange("ad").is_err());
     }
 }

@@ -9,10 +9,11 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 use bytes::Bytes;
 
 use super::{QueueDeclare, Vhost};
-use crate::broker::consumer::{ChannelLimit, Consumer, Outbox};
+use crate::broker::consumer::{Consumer, NewConsumer, Outbox};
 use crate::broker::message::Message;
 use crate::broker::queue::DeadLetters;
 use crate::clock::Clock;
+use crate::ids::{ChannelId, ConnectionId};
 use crate::store::definitions::VhostDef;
 
 fn vhost() -> (Vhost, Clock) {
@@ -33,7 +34,7 @@ fn declare(v: &Vhost, name: &str, args: &[(&str, AMQPValue)]) {
         exclusive: false,
         auto_delete: false,
         arguments: &t,
-        connection_id: 1,
+        connection_id: ConnectionId(1),
     })
     .unwrap();
 }
@@ -61,6 +62,21 @@ fn advance(v: &Vhost, clock: &Clock, ms: u64) {
 
 fn count(v: &Vhost, q: &str) -> u32 {
     v.queue(q).unwrap().message_count()
+}
+
+fn consumer(q: &Arc<crate::broker::queue::Queue>, outbox: Arc<Outbox>) -> Consumer {
+    Consumer::new(NewConsumer {
+        tag: "c".into(),
+        channel: ChannelId(1),
+        connection_id: ConnectionId(1),
+        queue: Arc::clone(q),
+        no_ack: true,
+        exclusive: false,
+        priority: 0,
+        prefetch: 0,
+        channel_limit: Default::default(),
+        outbox,
+    })
 }
 
 fn long(n: i32) -> AMQPValue {
@@ -151,11 +167,11 @@ fn a_queue_with_a_consumer_does_not_expire_until_it_is_cancelled() {
     declare(&v, "q", &[("x-expires", long(200))]);
     let q = v.queue("q").unwrap();
     let outbox = Arc::new(Outbox::default());
-    let c = Consumer::new("c".into(), 1, 1, Arc::clone(&q), true, false, 0, Arc::new(ChannelLimit::default()), outbox);
+    let c = consumer(&q, outbox);
     q.add_consumer(Arc::new(c)).unwrap();
     advance(&v, &clock, 1000);
     assert!(v.queue("q").is_ok(), "a queue with a consumer is in use");
-    q.remove_consumer(1, 1, "c");
+    q.remove_consumer(ConnectionId(1), ChannelId(1), "c");
     advance(&v, &clock, 199);
     assert!(v.queue("q").is_ok());
     advance(&v, &clock, 1);
@@ -174,7 +190,7 @@ fn a_message_left_behind_an_expired_one_reaches_a_waiting_consumer() {
     // The consumer arrives after "soon" expired but before a run: dispatch
     // finds the expired head and leaves it to the deadline.
     clock.advance(Duration::from_millis(5));
-    let c = Consumer::new("c".into(), 1, 1, Arc::clone(&q), true, false, 0, Default::default(), Arc::clone(&outbox));
+    let c = consumer(&q, Arc::clone(&outbox));
     q.add_consumer(Arc::new(c)).unwrap();
     v.run_due(clock.millis());
     let mut items = Vec::new();

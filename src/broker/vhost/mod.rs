@@ -142,6 +142,7 @@ impl Vhost {
 pub(crate) mod tests_support {
     use super::*;
     use crate::broker::message::Message;
+    use crate::ids::ConnectionId;
     use bytes::Bytes;
 
     pub(crate) fn declare_q(v: &Vhost, name: &str) {
@@ -153,7 +154,7 @@ pub(crate) mod tests_support {
             exclusive: false,
             auto_delete: false,
             arguments: &FieldTable::default(),
-            connection_id: 1,
+            connection_id: ConnectionId(1),
         })
         .unwrap();
     }

@@ -12,9 +12,29 @@ use crate::broker::exchange::{Destination, Exchange, RouteInput};
 use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::{DeadLetters, DeathReason, Queue};
 
-/// A message on its way to a dead-letter exchange: the queue it left, that
-/// queue's DLX and routing key, the message and why.
-type DeadLetterWork = (String, Option<String>, Option<String>, QueuedMessage, DeathReason);
+/// A message on its way to a dead-letter exchange.
+struct DeadLetterWork {
+    /// The queue it left, with that queue's DLX and routing key.
+    queue: String,
+    dlx: Option<String>,
+    dlrk: Option<String>,
+    message: QueuedMessage,
+    reason: DeathReason,
+}
+
+impl DeadLetterWork {
+    /// `message` left `queue` for `reason`: its ack is logged there.
+    fn leaving(queue: &Queue, message: QueuedMessage, reason: DeathReason) -> Self {
+        queue.log_ack(&message);
+        DeadLetterWork {
+            queue: queue.name.clone(),
+            dlx: queue.args.dead_letter_exchange.clone(),
+            dlrk: queue.args.dead_letter_routing_key.clone(),
+            message,
+            reason,
+        }
+    }
+}
 
 impl Vhost {
     /// Finds every queue a message published to `exchange` reaches, each
@@ -74,23 +94,11 @@ impl Vhost {
     /// loop, so there is no recursion and no queue lock is held here.
     pub fn dead_letter(&self, from: &Queue, dead: DeadLetters) {
         // In order: the first message out is the first dead-lettered.
-        let mut work: std::collections::VecDeque<DeadLetterWork> = dead
-            .messages
-            .into_iter()
-            .map(|(m, r)| {
-                from.log_ack(&m);
-                (
-                    from.name.clone(),
-                    from.args.dead_letter_exchange.clone(),
-                    from.args.dead_letter_routing_key.clone(),
-                    m,
-                    r,
-                )
-            })
-            .collect();
+        let mut work: std::collections::VecDeque<DeadLetterWork> =
+            dead.messages.into_iter().map(|(m, r)| DeadLetterWork::leaving(from, m, r)).collect();
         // x-death's `time`: seconds, from the broker's clock.
         let now_secs = self.clock.unix_millis() / 1000;
-        while let Some((queue, dlx, dlrk, m, reason)) = work.pop_front() {
+        while let Some(DeadLetterWork { queue, dlx, dlrk, message: m, reason }) = work.pop_front() {
             let Some(dlx) = dlx else { continue };
             let Ok(x) = self.exchange(&dlx) else { continue };
             let (msg, keys, history) =
@@ -106,16 +114,7 @@ impl Vhost {
                 }
                 let mut more = DeadLetters::default();
                 t.enqueue(Arc::clone(&msg), None, &mut more);
-                for (m, r) in more.messages {
-                    t.log_ack(&m);
-                    work.push_back((
-                        t.name.clone(),
-                        t.args.dead_letter_exchange.clone(),
-                        t.args.dead_letter_routing_key.clone(),
-                        m,
-                        r,
-                    ));
-                }
+                work.extend(more.messages.into_iter().map(|(m, r)| DeadLetterWork::leaving(&t, m, r)));
             }
         }
     }
@@ -142,6 +141,7 @@ impl Vhost {
 mod tests {
     use super::super::tests_support::*;
     use super::*;
+    use crate::ids::ConnectionId;
     use amq_protocol::types::FieldTable;
 
     #[test]
@@ -151,21 +151,21 @@ mod tests {
             declare_q(&v, q);
         }
         let none = FieldTable::default();
-        v.queue_bind("q1", "amq.direct", "k", &none, 1).unwrap();
-        v.queue_bind("q2", "amq.direct", "k", &none, 1).unwrap();
-        v.queue_bind("q2", "amq.direct", "k", &none, 1).unwrap(); // twice: still one binding
-        v.queue_bind("q1", "amq.fanout", "", &none, 1).unwrap();
-        v.queue_bind("q3", "amq.fanout", "ignored", &none, 1).unwrap();
-        v.queue_bind("q1", "amq.topic", "a.*", &none, 1).unwrap();
-        v.queue_bind("q1", "amq.topic", "#", &none, 1).unwrap();
-        v.queue_bind("q2", "amq.topic", "a.#.b", &none, 1).unwrap();
+        v.queue_bind("q1", "amq.direct", "k", &none, ConnectionId(1)).unwrap();
+        v.queue_bind("q2", "amq.direct", "k", &none, ConnectionId(1)).unwrap();
+        v.queue_bind("q2", "amq.direct", "k", &none, ConnectionId(1)).unwrap(); // twice: still one binding
+        v.queue_bind("q1", "amq.fanout", "", &none, ConnectionId(1)).unwrap();
+        v.queue_bind("q3", "amq.fanout", "ignored", &none, ConnectionId(1)).unwrap();
+        v.queue_bind("q1", "amq.topic", "a.*", &none, ConnectionId(1)).unwrap();
+        v.queue_bind("q1", "amq.topic", "#", &none, ConnectionId(1)).unwrap();
+        v.queue_bind("q2", "amq.topic", "a.#.b", &none, ConnectionId(1)).unwrap();
         assert_eq!(routed(&v, "amq.direct", "k"), ["q1", "q2"]);
         assert!(routed(&v, "amq.direct", "other").is_empty());
         assert_eq!(routed(&v, "amq.fanout", "x"), ["q1", "q3"]);
         assert_eq!(routed(&v, "amq.topic", "a.x.b"), ["q1", "q2"]);
         assert_eq!(routed(&v, "", "q3"), ["q3"]);
         assert!(routed(&v, "", "nope").is_empty());
-        v.queue_unbind("q2", "amq.direct", "k", &none, 1).unwrap();
+        v.queue_unbind("q2", "amq.direct", "k", &none, ConnectionId(1)).unwrap();
         assert_eq!(routed(&v, "amq.direct", "k"), ["q1"]);
     }
 
@@ -178,7 +178,7 @@ mod tests {
         let none = FieldTable::default();
         v.exchange_bind("b", "a", "", &none).unwrap();
         v.exchange_bind("a", "b", "", &none).unwrap();
-        v.queue_bind("q", "b", "", &none, 1).unwrap();
+        v.queue_bind("q", "b", "", &none, ConnectionId(1)).unwrap();
         assert_eq!(routed(&v, "a", "x"), ["q"]);
         v.exchange_delete("b", false).unwrap();
         assert!(routed(&v, "a", "x").is_empty());

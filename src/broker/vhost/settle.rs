@@ -43,6 +43,7 @@ mod tests {
     use super::*;
     use crate::broker::message::Message;
     use crate::broker::vhost::QueueDeclare;
+    use crate::ids::ConnectionId;
     use amq_protocol::types::{AMQPValue, FieldTable};
     use bytes::Bytes;
 
@@ -69,7 +70,7 @@ mod tests {
             exclusive: false,
             auto_delete: false,
             arguments: &args,
-            connection_id: 1,
+            connection_id: ConnectionId(1),
         })
         .unwrap();
         let q = v.queue("q").unwrap();
