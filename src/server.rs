@@ -210,26 +210,39 @@ pub fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// How often message TTLs and queue expiry are checked. RabbitMQ expires
-/// with timers; a short sweep gives the same observable result.
-const SWEEP_INTERVAL: Duration = Duration::from_millis(25);
+/// Runs queue deadlines (message expiry, x-expires) as they fall due: it
+/// sleeps until the earliest one, and is woken early when a queue registers
+/// an earlier one. Each run touches only the queues that are due. A manual
+/// clock does not move by itself: `Broker::advance` runs what it makes due,
+/// and this task only waits to be woken.
+async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    loop {
+        broker.run_due();
+        let wait = match broker.next_deadline() {
+            Some(at) if !broker.clock().is_manual() => {
+                Some(Duration::from_millis(at.saturating_sub(broker.clock().millis())))
+            }
+            _ => None,
+        };
+        let sleep = async {
+            match wait {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        // A deadline registered since `next_deadline` left a permit in the
+        // Notify, so this wakes at once: none is missed.
+        tokio::select! {
+            _ = broker.deadlines_changed() => {}
+            _ = sleep => {}
+            _ = stop.changed() => break,
+        }
+    }
+}
 
 async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
     let mut stop = ctx.shutdown.clone();
-    let sweeper = {
-        let broker = Arc::clone(&ctx.broker);
-        let mut stop = ctx.shutdown.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => broker.sweep(),
-                    _ = stop.changed() => break,
-                }
-            }
-        })
-    };
+    let timers = tokio::spawn(run_timers(Arc::clone(&ctx.broker), ctx.shutdown.clone()));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -252,7 +265,7 @@ async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();
     }
-    let _ = sweeper.await;
+    let _ = timers.await;
     // Connections are gone: flush the store and mark the shutdown clean.
     let broker = ctx.broker;
     let _ = tokio::task::spawn_blocking(move || broker.close()).await;

@@ -50,6 +50,15 @@ async fn get_eventually(ch: &Channel, q: &str) -> Delivery {
     }
 }
 
+/// basic.get (no-ack) of a message that must be there now.
+async fn get_now(ch: &Channel, q: &str) -> Delivery {
+    within(ch.basic_get(q.into(), BasicGetOptions { no_ack: true }))
+        .await
+        .expect("basic_get")
+        .unwrap_or_else(|| panic!("no message in {q}"))
+        .delivery
+}
+
 /// Get one message with manual ack.
 async fn get_unacked(ch: &Channel, q: &str) -> Delivery {
     within(ch.basic_get(q.into(), BasicGetOptions { no_ack: false }))
@@ -278,13 +287,14 @@ async fn x_death_records_the_original_exchange_and_cc_keys() {
 
 #[tokio::test]
 async fn expired_message_is_dead_lettered_as_expired() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let (dlx, dlq) = dlx_with_queue(&ch, "dl-expired").await;
     let q = unique("dl-expired-src");
     declare_args(&ch, &q, &[("x-dead-letter-exchange", ls(&dlx)), ("x-message-ttl", AMQPValue::LongInt(100))]).await;
     publish_confirmed(&ch, "", &q, b"stale").await;
-    let d = get_eventually(&ch, &dlq).await;
+    let_pass(&b, 100).await;
+    let d = get_now(&ch, &dlq).await;
     assert_eq!(d.data, b"stale");
     assert_eq!(deaths(&d), [(q.clone(), "expired".to_string(), 1)]);
     assert!(!x_death(&d)[0].contains_key("original-expiration"));
@@ -297,13 +307,14 @@ async fn expired_message_is_dead_lettered_as_expired() {
 
 #[tokio::test]
 async fn per_message_expiration_moves_to_original_expiration() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let (dlx, dlq) = dlx_with_queue(&ch, "dl-orig-exp").await;
     let q = unique("dl-orig-exp-src");
     declare_args(&ch, &q, &[("x-dead-letter-exchange", ls(&dlx))]).await;
     publish_confirmed_props(&ch, "", &q, b"x", BasicProperties::default().with_expiration("100".into())).await;
-    let d = get_eventually(&ch, &dlq).await;
+    let_pass(&b, 100).await;
+    let d = get_now(&ch, &dlq).await;
     assert_eq!(d.properties.expiration(), &None, "the expiration property is removed");
     let xd = x_death(&d);
     assert_eq!(field(&xd[0], "original-expiration"), &ls("100"));
@@ -359,7 +370,7 @@ async fn existing_headers_are_kept() {
 /// and moved to the front; the x-first-death-* headers stay.
 #[tokio::test]
 async fn x_death_count_increments_per_queue_and_reason() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let a = unique("dl-count-a");
     let parking = unique("dl-count-b");
@@ -378,27 +389,18 @@ async fn x_death_count_increments_per_queue_and_reason() {
     publish_confirmed(&ch, "", &a, b"loop").await;
     let m = get_unacked(&ch, &a).await;
     within(ch.basic_reject(m.delivery_tag, BasicRejectOptions { requeue: false })).await.unwrap();
+    // basic.reject has no reply: a round trip on the channel makes sure it
+    // is done before the clock moves.
+    assert_eq!(message_count(&ch, &parking).await, 1);
 
     // back in a after expiring in parking
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let m = loop {
-        if let Some(m) = within(ch.basic_get(a.as_str().into(), BasicGetOptions::default())).await.unwrap() {
-            break m.delivery;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the message never came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let_pass(&b, 50).await;
+    let m = get_unacked(&ch, &a).await;
     assert_eq!(deaths(&m), [(parking.clone(), "expired".into(), 1), (a.clone(), "rejected".into(), 1)]);
     within(ch.basic_reject(m.delivery_tag, BasicRejectOptions { requeue: false })).await.unwrap();
-
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let m = loop {
-        if let Some(m) = within(ch.basic_get(a.as_str().into(), BasicGetOptions { no_ack: true })).await.unwrap() {
-            break m.delivery;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the message never came back");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    assert_eq!(message_count(&ch, &parking).await, 1);
+    let_pass(&b, 50).await;
+    let m = get_now(&ch, &a).await;
     assert_eq!(deaths(&m), [(parking.clone(), "expired".into(), 2), (a.clone(), "rejected".into(), 2)]);
     assert_eq!(header(&m, "x-first-death-reason"), Some(&ls("rejected")));
     assert_eq!(header(&m, "x-first-death-queue"), Some(&ls(&a)));
@@ -410,7 +412,7 @@ async fn x_death_count_increments_per_queue_and_reason() {
 /// when it would be dead-lettered to a queue it already died in.
 #[tokio::test]
 async fn automatic_dead_letter_cycle_is_dropped() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let a = unique("dl-cycle-a");
     let z = unique("dl-cycle-b");
@@ -420,14 +422,14 @@ async fn automatic_dead_letter_cycle_is_dropped() {
     declare_args(&ch, &z, &[("x-dead-letter-exchange", ls("")), ("x-dead-letter-routing-key", ls(&a)), ttl]).await;
     publish_confirmed(&ch, "", &a, b"round").await;
     // a -> z -> a -> dropped; afterwards both queues stay empty
-    let mut quiet = 0;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while quiet < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "the message keeps cycling");
-        let n = message_count(&ch, &a).await + message_count(&ch, &z).await;
-        quiet = if n == 0 { quiet + 1 } else { 0 };
-        tokio::time::sleep(Duration::from_millis(40)).await;
+    let_pass(&b, 50).await;
+    if on_manual_clock(&b) {
+        assert_eq!((message_count(&ch, &a).await, message_count(&ch, &z).await), (0, 1), "expired from a into z");
     }
+    let_pass(&b, 50).await;
+    assert_eq!((message_count(&ch, &a).await, message_count(&ch, &z).await), (0, 0), "dropped, not back in a");
+    let_pass(&b, 500).await;
+    assert_eq!((message_count(&ch, &a).await, message_count(&ch, &z).await), (0, 0), "and it stays gone");
     cleanup_queue(&b, &a).await;
     cleanup_queue(&b, &z).await;
 }
@@ -435,7 +437,7 @@ async fn automatic_dead_letter_cycle_is_dropped() {
 /// Dead-lettering a queue to itself on expiry: one round trip, then dropped.
 #[tokio::test]
 async fn expiry_to_itself_is_dropped_after_one_round() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let a = unique("dl-self");
     let watch = unique("dl-self-watch");
@@ -464,15 +466,13 @@ async fn expiry_to_itself_is_dropped_after_one_round() {
     publish_confirmed(&ch, "", &a, b"self").await;
     // the watcher sees the first dead-lettering only: the second would
     // dead-letter to `a` again, a cycle, and the message is dropped entirely
-    let d = get_eventually(&ch, &watch).await;
+    let_pass(&b, 50).await;
+    let d = get_now(&ch, &watch).await;
     assert_eq!(deaths(&d), [(a.clone(), "expired".into(), 1)]);
-    let mut quiet = 0;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while quiet < 10 {
-        assert!(tokio::time::Instant::now() < deadline, "the message keeps cycling");
+    for _ in 0..3 {
+        let_pass(&b, 50).await;
         let n = message_count(&ch, &a).await + message_count(&ch, &watch).await;
-        quiet = if n == 0 { quiet + 1 } else { 0 };
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(n, 0, "the message keeps cycling");
     }
     cleanup_queue(&b, &a).await;
     cleanup_queue(&b, &watch).await;

@@ -3,8 +3,6 @@
 //! (`x-expires`).
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use futures_lite::StreamExt;
 use lapin::{
@@ -13,26 +11,15 @@ use lapin::{
     BasicProperties,
 };
 
-/// Wait for an `x-expires` queue to go away. A passive declare counts as a
-/// use of the queue (it restarts the expiry timer in RabbitMQ), so probe less
-/// often than the queue's 200..400 ms expiry.
-async fn wait_until_deleted(c: &lapin::Connection, q: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        if !queue_exists(c, q).await {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "queue {q} was never deleted");
-    }
-}
-
 fn expiring(ms: &str) -> BasicProperties {
     BasicProperties::default().with_expiration(ms.into())
 }
 
+/// The one test of the real timer task end to end (the real clock, a short
+/// real wait for the 100 ms TTL); every other TTL test runs on the manual
+/// clock.
 #[tokio::test]
-async fn queue_message_ttl_expires_messages() {
+async fn queue_message_ttl_expires_messages_on_the_real_timer() {
     let b = broker().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = unique("ttl-queue");
@@ -51,18 +38,18 @@ async fn queue_message_ttl_expires_messages() {
 
 #[tokio::test]
 async fn queue_message_ttl_accepts_any_integer_type() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     for v in [AMQPValue::ShortShortInt(50), AMQPValue::ShortInt(50), AMQPValue::LongLongInt(50)] {
         let q = unique("ttl-int-type");
         declare_args(&ch, &q, &[("x-message-ttl", v)]).await;
         publish_confirmed(&ch, "", &q, b"x").await;
-        eventually("the message expired", || {
-            let ch = ch.clone();
-            let q = q.clone();
-            async move { message_count(&ch, &q).await == 0 }
-        })
-        .await;
+        if on_manual_clock(&b) {
+            let_pass(&b, 49).await;
+            assert_eq!(message_count(&ch, &q).await, 1, "not yet");
+        }
+        let_pass(&b, 50).await;
+        assert_eq!(message_count(&ch, &q).await, 0, "the message expired");
         cleanup_queue(&b, &q).await;
     }
 }
@@ -80,18 +67,14 @@ async fn messages_are_delivered_before_their_ttl() {
 
 #[tokio::test]
 async fn per_message_expiration_expires_only_that_message() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = unique("ttl-per-message");
     declare_queue(&ch, &q).await;
     publish_confirmed_props(&ch, "", &q, b"short", expiring("100")).await;
     publish_confirmed(&ch, "", &q, b"forever").await;
-    eventually("the expiring message is gone", || {
-        let ch = ch.clone();
-        let q = q.clone();
-        async move { message_count(&ch, &q).await == 1 }
-    })
-    .await;
+    let_pass(&b, 100).await;
+    assert_eq!(message_count(&ch, &q).await, 1, "the expiring message is gone");
     assert_eq!(drain(&ch, &q).await, ["forever"]);
     cleanup_queue(&b, &q).await;
 }
@@ -110,7 +93,7 @@ async fn per_message_expiration_is_kept_on_delivery() {
 
 #[tokio::test]
 async fn lower_of_queue_and_message_ttl_applies() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     // message TTL lower than the queue's
     let q1 = unique("ttl-lower-msg");
@@ -120,13 +103,9 @@ async fn lower_of_queue_and_message_ttl_applies() {
     let q2 = unique("ttl-lower-queue");
     declare_args(&ch, &q2, &[("x-message-ttl", AMQPValue::LongInt(50))]).await;
     publish_confirmed_props(&ch, "", &q2, b"y", expiring("60000")).await;
+    let_pass(&b, 50).await;
     for q in [&q1, &q2] {
-        eventually("the message expired", || {
-            let ch = ch.clone();
-            let q = q.clone();
-            async move { message_count(&ch, &q).await == 0 }
-        })
-        .await;
+        assert_eq!(message_count(&ch, q).await, 0, "the message expired");
     }
     cleanup_queue(&b, &q1).await;
     cleanup_queue(&b, &q2).await;
@@ -137,13 +116,13 @@ async fn lower_of_queue_and_message_ttl_applies() {
 /// but never delivered.
 #[tokio::test]
 async fn per_message_expiry_happens_at_the_head() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = unique("ttl-head");
     declare_queue(&ch, &q).await;
     publish_confirmed_props(&ch, "", &q, b"long", expiring("60000")).await;
     publish_confirmed_props(&ch, "", &q, b"short", expiring("50")).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let_pass(&b, 300).await;
     assert_eq!(message_count(&ch, &q).await, 2, "the expired message is behind a live one");
     assert_eq!(drain(&ch, &q).await, ["long"]);
     assert_eq!(message_count(&ch, &q).await, 0);
@@ -152,17 +131,13 @@ async fn per_message_expiry_happens_at_the_head() {
 
 #[tokio::test]
 async fn expired_messages_are_not_delivered_to_a_later_consumer() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let (_c, ch) = connect_confirm_channel(&b).await;
     let q = unique("ttl-later-consumer");
     declare_args(&ch, &q, &[("x-message-ttl", AMQPValue::LongInt(100))]).await;
     publish_confirmed(&ch, "", &q, b"old").await;
-    eventually("the message expired", || {
-        let ch = ch.clone();
-        let q = q.clone();
-        async move { message_count(&ch, &q).await == 0 }
-    })
-    .await;
+    let_pass(&b, 100).await;
+    assert_eq!(message_count(&ch, &q).await, 0, "the message expired");
     publish_confirmed(&ch, "", &q, b"new").await;
     let mut consumer = within(ch.basic_consume(
         q.as_str().into(),
@@ -258,18 +233,23 @@ async fn invalid_expiration_trailing_garbage() {
 
 #[tokio::test]
 async fn queue_expires_when_unused() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let c = connect(&b).await;
     let ch = within(c.create_channel()).await.unwrap();
     let q = unique("expires");
     declare_args(&ch, &q, &[("x-expires", AMQPValue::LongInt(200))]).await;
-    assert!(queue_exists(&c, &q).await);
-    wait_until_deleted(&c, &q).await;
+    if on_manual_clock(&b) {
+        let_pass(&b, 199).await;
+        // A passive declare is a use too: it restarts the 200 ms.
+        assert!(queue_exists(&c, &q).await, "not yet");
+    }
+    let_pass(&b, 200).await;
+    assert!(!queue_exists(&c, &q).await, "unused for 200 ms: deleted");
 }
 
 #[tokio::test]
 async fn queue_with_a_consumer_does_not_expire() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let c = connect(&b).await;
     let ch = within(c.create_channel()).await.unwrap();
     let q = unique("expires-consumer");
@@ -282,28 +262,30 @@ async fn queue_with_a_consumer_does_not_expire() {
     ))
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    let_pass(&b, 600).await;
     assert!(queue_exists(&c, &q).await, "a queue with a consumer is in use");
     within(ch.basic_cancel("ctag".into(), BasicCancelOptions::default())).await.unwrap();
     drop(consumer);
-    wait_until_deleted(&c, &q).await;
+    let_pass(&b, 200).await;
+    assert!(!queue_exists(&c, &q).await, "unused for 200 ms since the cancel: deleted");
 }
 
 #[tokio::test]
 async fn redeclare_resets_the_expiry_timer() {
-    let b = broker().await;
+    let b = broker_on_manual_clock().await;
     let c = connect(&b).await;
     let ch = within(c.create_channel()).await.unwrap();
     let q = unique("expires-redeclare");
     let args = [("x-expires", AMQPValue::LongInt(400))];
     declare_args(&ch, &q, &args).await;
     for _ in 0..4 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let_pass(&b, if on_manual_clock(&b) { 399 } else { 100 }).await;
         declare_args(&ch, &q, &args).await;
     }
-    // 800 ms after the first declare, it is still there
+    // Long after the first declare, it is still there.
     assert!(queue_exists(&c, &q).await);
-    wait_until_deleted(&c, &q).await;
+    let_pass(&b, 400).await;
+    assert!(!queue_exists(&c, &q).await, "unused for 400 ms: deleted");
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use super::message::QueuedMessage;
 use super::queue::Queue;
+use crate::ids::{ChannelId, ConnectionId};
 
 /// Deliveries a consumer may have in its outbox before the queue stops giving
 /// it more. Large enough to keep a fast socket busy between wake-ups.
@@ -49,8 +50,8 @@ impl ChannelLimit {
 #[derive(Debug)]
 pub struct Consumer {
     pub tag: String,
-    pub channel: u16,
-    pub connection_id: u64,
+    pub channel: ChannelId,
+    pub connection_id: ConnectionId,
     pub queue: Arc<Queue>,
     pub no_ack: bool,
     pub exclusive: bool,
@@ -66,19 +67,37 @@ pub struct Consumer {
     active: AtomicBool,
 }
 
+/// What a consumer is made of (`Consumer::new`): basic.consume's fields and
+/// where its deliveries go.
+pub struct NewConsumer {
+    pub tag: String,
+    pub channel: ChannelId,
+    pub connection_id: ConnectionId,
+    pub queue: Arc<Queue>,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    /// `x-priority` (0 without it).
+    pub priority: i32,
+    /// The channel's basic.qos global=false prefetch at consume time; 0 = none.
+    pub prefetch: u32,
+    pub channel_limit: Arc<ChannelLimit>,
+    pub outbox: Arc<Outbox>,
+}
+
 impl Consumer {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        tag: String,
-        channel: u16,
-        connection_id: u64,
-        queue: Arc<Queue>,
-        no_ack: bool,
-        exclusive: bool,
-        prefetch: u32,
-        channel_limit: Arc<ChannelLimit>,
-        outbox: Arc<Outbox>,
-    ) -> Self {
+    pub fn new(c: NewConsumer) -> Self {
+        let NewConsumer {
+            tag,
+            channel,
+            connection_id,
+            queue,
+            no_ack,
+            exclusive,
+            priority,
+            prefetch,
+            channel_limit,
+            outbox,
+        } = c;
         Consumer {
             tag,
             channel,
@@ -86,7 +105,7 @@ impl Consumer {
             queue,
             no_ack,
             exclusive,
-            priority: 0,
+            priority,
             prefetch,
             unacked: AtomicU32::new(0),
             pending: AtomicU32::new(0),
@@ -94,11 +113,6 @@ impl Consumer {
             outbox,
             active: AtomicBool::new(true),
         }
-    }
-
-    pub fn with_priority(mut self, priority: i32) -> Self {
-        self.priority = priority;
-        self
     }
 
     /// Takes credit for one delivery, or says the consumer is full. Called by
@@ -149,13 +163,13 @@ pub enum OutboxItem {
     },
     /// The broker cancelled a consumer (its queue was deleted).
     Cancel {
-        channel: u16,
+        channel: ChannelId,
         consumer_tag: String,
     },
     /// A reply sent to this connection's direct reply-to consumer
     /// (`amq.rabbitmq.reply-to`): no queue, no ack.
     DirectReply {
-        channel: u16,
+        channel: ChannelId,
         consumer_tag: String,
         message: Arc<super::message::Message>,
     },

@@ -133,6 +133,20 @@ pub fn dead_letter_message(
     dlx: &str,
     dlrk: Option<&str>,
 ) -> (Message, Vec<String>, Vec<(String, String)>) {
+    let now = crate::clock::Clock::real().unix_millis() / 1000;
+    dead_letter_message_at(message, queue, reason, dlx, dlrk, now)
+}
+
+/// As [`dead_letter_message`], with x-death's `time` (Unix seconds) from the
+/// broker's clock: what the vhost uses.
+pub fn dead_letter_message_at(
+    message: &Message,
+    queue: &str,
+    reason: DeathReason,
+    dlx: &str,
+    dlrk: Option<&str>,
+    now: u64,
+) -> (Message, Vec<String>, Vec<(String, String)>) {
     // Publishes are checked on arrival; should stored bytes not scan, the
     // copy carries the dead-letter headers alone.
     let mut props: &[u8] = &message.properties;
@@ -143,7 +157,6 @@ pub fn dead_letter_message(
     }
     let headers = scan.headers(props).unwrap_or_default();
     let keys = original_routing_keys(message, Some(headers));
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let death = Death {
         queue,
         reason: reason.as_str(),

@@ -13,7 +13,9 @@ pub mod exchange;
 pub mod headers;
 pub mod message;
 pub mod permissions;
+pub mod publish;
 pub mod queue;
+pub mod timers;
 pub mod topic;
 pub mod users;
 pub mod vhost;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use crate::clock::Clock;
+use crate::ids::{ChannelId, ConnectionId};
 use crate::store::definitions::{Definitions, PermissionDef, TopicPermissionDef, UserDef, VhostDef};
 use crate::store::{DefChange, RecoveredQueue, Store, StoreError};
 use crate::Config;
@@ -59,25 +62,52 @@ pub struct Broker {
     next_connection_id: AtomicU64,
     /// RabbitMQ's loopback_users: guest only from loopback (the default).
     guest_loopback_only: bool,
-    /// Direct reply-to consumers by the key in their
-    /// `amq.rabbitmq.reply-to.<key>` address.
-    reply_to: DashMap<String, ReplyTarget>,
+    /// Direct reply-to consumers.
+    reply_to: ReplyTargets,
     clock: Clock,
     /// Message bytes one queue keeps in RAM before paging newer ones to
     /// disk (with a store); given to every vhost.
     queue_memory_budget: u64,
+    /// Woken when a queue registers a deadline earlier than any other of
+    /// its vhost: the timer task then sleeps less.
+    timers_changed: Arc<tokio::sync::Notify>,
 }
 
 /// Where replies to one direct reply-to consumer go.
 #[derive(Clone, Debug)]
 pub struct ReplyTarget {
     pub outbox: Arc<consumer::Outbox>,
-    pub channel: u16,
+    pub channel: ChannelId,
     pub consumer_tag: String,
 }
 
 /// The pseudo-queue RabbitMQ offers for RPC replies without a reply queue.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+/// Direct reply-to consumers by the key in their
+/// `amq.rabbitmq.reply-to.<key>` address (broker-wide, as in RabbitMQ).
+#[derive(Debug, Default)]
+pub struct ReplyTargets(DashMap<String, ReplyTarget>);
+
+impl ReplyTargets {
+    /// Adds a consumer; returns the key of its address.
+    pub fn register(&self, target: ReplyTarget) -> String {
+        let name = vhost::generated_name("k");
+        let key = name.trim_start_matches("k-").to_owned();
+        self.0.insert(key.clone(), target);
+        key
+    }
+
+    pub fn unregister(&self, key: &str) {
+        self.0.remove(key);
+    }
+
+    /// The consumer behind an `amq.rabbitmq.reply-to.<key>` name.
+    pub fn get(&self, name: &str) -> Option<ReplyTarget> {
+        let key = name.strip_prefix(REPLY_TO)?.strip_prefix('.')?;
+        self.0.get(key).map(|t| t.clone())
+    }
+}
 
 impl Broker {
     /// The clock every timer and TTL of this broker reads.
@@ -86,30 +116,36 @@ impl Broker {
     }
 
     pub fn register_reply_target(&self, target: ReplyTarget) -> String {
-        let name = vhost::generated_name("k");
-        let key = name.trim_start_matches("k-").to_owned();
-        self.reply_to.insert(key.clone(), target);
-        key
+        self.reply_to.register(target)
     }
 
     pub fn unregister_reply_target(&self, key: &str) {
-        self.reply_to.remove(key);
+        self.reply_to.unregister(key)
     }
 
     /// The consumer behind an `amq.rabbitmq.reply-to.<key>` name.
     pub fn reply_target(&self, name: &str) -> Option<ReplyTarget> {
-        let key = name.strip_prefix(REPLY_TO)?.strip_prefix('.')?;
-        self.reply_to.get(key).map(|t| t.clone())
+        self.reply_to.get(name)
+    }
+
+    /// Every direct reply-to consumer (where a publish's replies go).
+    pub fn reply_targets(&self) -> &ReplyTargets {
+        &self.reply_to
     }
     /// A broker that keeps nothing on disk, with one user and one vhost.
     pub fn in_memory(default_user: &str, default_pass: &str, default_vhost: &str) -> Self {
-        let b = Broker::empty(None);
+        Self::in_memory_with(default_user, default_pass, default_vhost, Clock::real())
+    }
+
+    /// As `in_memory`, reading `clock`.
+    pub fn in_memory_with(default_user: &str, default_pass: &str, default_vhost: &str, clock: Clock) -> Self {
+        let b = Broker::empty(None, clock);
         b.add_vhost(default_vhost);
         b.add_default_user(default_user, default_pass, default_vhost);
         b
     }
 
-    fn empty(store: Option<Arc<Store>>) -> Self {
+    fn empty(store: Option<Arc<Store>>, clock: Clock) -> Self {
         Broker {
             vhosts: DashMap::new(),
             users: DashMap::new(),
@@ -117,8 +153,9 @@ impl Broker {
             store,
             next_connection_id: AtomicU64::new(1),
             guest_loopback_only: true,
-            reply_to: DashMap::new(),
-            clock: Clock::real(),
+            reply_to: ReplyTargets::default(),
+            clock,
+            timers_changed: Arc::default(),
             queue_memory_budget: u64::MAX,
         }
     }
@@ -127,18 +164,21 @@ impl Broker {
     /// messages, then imports `config.definitions` if given.
     pub fn open(config: &Config) -> Result<Broker, StartError> {
         let Some(dir) = &config.data_dir else {
-            let mut b = Broker::in_memory(&config.default_user, &config.default_pass, &config.default_vhost);
+            let mut b = Broker::in_memory_with(
+                &config.default_user,
+                &config.default_pass,
+                &config.default_vhost,
+                config.clock.clone(),
+            );
             b.guest_loopback_only = config.guest_loopback_only;
-            b.clock = config.clock.clone();
             if let Some(path) = &config.definitions {
                 b.import_file(path, &mut HashMap::new(), true)?;
             }
             return Ok(b);
         };
         let (store, recovered) = Store::open(dir)?;
-        let mut b = Broker::empty(Some(Arc::clone(&store)));
+        let mut b = Broker::empty(Some(Arc::clone(&store)), config.clock.clone());
         b.guest_loopback_only = config.guest_loopback_only;
-        b.clock = config.clock.clone();
         b.queue_memory_budget = config.queue_memory_budget;
         let mut logs: HashMap<(String, String), RecoveredQueue> =
             recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();
@@ -246,7 +286,13 @@ impl Broker {
             self.vhosts.insert(
                 def.name.clone(),
                 Arc::new(
-                    Vhost::with_def(def.clone(), self.store.clone()).with_queue_memory_budget(self.queue_memory_budget),
+                    Vhost::with_def(
+                        def.clone(),
+                        self.store.clone(),
+                        self.clock.clone(),
+                        Arc::clone(&self.timers_changed),
+                    )
+                    .with_queue_memory_budget(self.queue_memory_budget),
                 ),
             );
             self.record(DefChange::PutVhost(def.clone()));
@@ -338,8 +384,8 @@ impl Broker {
         self.permissions.access(user, vhost)
     }
 
-    pub fn next_connection_id(&self) -> u64 {
-        self.next_connection_id.fetch_add(1, Ordering::Relaxed)
+    pub fn next_connection_id(&self) -> ConnectionId {
+        ConnectionId(self.next_connection_id.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn store(&self) -> Option<&Arc<Store>> {
@@ -367,12 +413,35 @@ impl Broker {
         d
     }
 
-    /// Expires messages and unused queues in every vhost (see `Vhost::sweep`).
-    pub fn sweep(&self) {
+    /// Runs every queue deadline that is due by the broker's clock, in every
+    /// vhost (see `Vhost::run_due`): message expiry and x-expires.
+    pub fn run_due(&self) {
+        let now = self.clock.millis();
         let vhosts: Vec<Arc<Vhost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
         for v in vhosts {
-            v.sweep();
+            v.run_due(now);
         }
+    }
+
+    /// The earliest queue deadline of any vhost (the clock's `millis`).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.vhosts.iter().filter_map(|v| v.next_deadline()).min()
+    }
+
+    /// Resolves when a deadline earlier than the others was registered.
+    pub async fn deadlines_changed(&self) {
+        self.timers_changed.notified().await
+    }
+
+    /// Moves a manual clock forward and runs what became due, so a test
+    /// sees expiry as soon as this returns. False (and nothing moves) on the
+    /// real clock.
+    pub fn advance(&self, by: std::time::Duration) -> bool {
+        if !self.clock.advance(by) {
+            return false;
+        }
+        self.run_due();
+        true
     }
 
     /// Flushes and closes the store (marking the shutdown clean).

@@ -6,7 +6,7 @@
 //! as a plain function call: no task hop per message.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::Waker;
 
 use amq_protocol::types::FieldTable;
@@ -15,7 +15,10 @@ use parking_lot::Mutex;
 use super::args::{Overflow, QueueArgs, QueueType};
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
-use super::message::{clock, Message, QueuedMessage};
+use super::message::{Message, QueuedMessage};
+use super::timers::Timers;
+use crate::clock::Clock;
+use crate::ids::{ChannelId, ConnectionId, StoreTicket};
 use crate::store::paging::PagedTail;
 use crate::store::QueueLog;
 
@@ -26,7 +29,7 @@ pub struct Queue {
     pub durable: bool,
     pub auto_delete: bool,
     /// The connection that declared an exclusive queue; only it may use it.
-    pub exclusive_owner: Option<u64>,
+    pub exclusive_owner: Option<ConnectionId>,
     /// The arguments as declared (for definitions and equivalence checks).
     pub arguments: FieldTable,
     /// What they mean, parsed once.
@@ -35,7 +38,24 @@ pub struct Queue {
     log: Option<Arc<QueueLog>>,
     /// Where to page messages beyond `budget` bytes of RAM (`None`: never).
     paging: Option<(std::path::PathBuf, u64)>,
+    /// What TTLs and x-expires read.
+    clock: Clock,
+    /// Where this queue registers its next deadline (its vhost's heap), and
+    /// itself as the heap names it. Unset for a queue outside a vhost.
+    timers: Option<(Arc<Timers>, Weak<Queue>)>,
     state: Mutex<QueueState>,
+}
+
+/// What a queue is made of (`Queue::new`).
+pub struct NewQueue {
+    pub name: String,
+    pub vhost: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub exclusive_owner: Option<ConnectionId>,
+    pub arguments: FieldTable,
+    pub log: Option<Arc<QueueLog>>,
+    pub clock: Clock,
 }
 
 /// Ready messages, one FIFO per priority level (one level unless the queue
@@ -47,6 +67,9 @@ struct Ready {
     bytes: u64,
     /// Estimated RAM of the messages held, against the paging budget.
     mem: u64,
+    /// How many of them have an expiry (so a queue without any skips the
+    /// deadline bookkeeping).
+    expiring: usize,
 }
 
 /// What a message costs in RAM, against the queue's paging budget: its
@@ -62,7 +85,7 @@ const MESSAGE_OVERHEAD: u64 = 200;
 
 impl Ready {
     fn new(levels: usize) -> Self {
-        Ready { levels: (0..levels.max(1)).map(|_| VecDeque::new()).collect(), len: 0, bytes: 0, mem: 0 }
+        Ready { levels: (0..levels.max(1)).map(|_| VecDeque::new()).collect(), len: 0, bytes: 0, mem: 0, expiring: 0 }
     }
 
     fn level_of(&self, m: &QueuedMessage) -> usize {
@@ -74,6 +97,7 @@ impl Ready {
         self.len += 1;
         self.bytes += m.message.body.len() as u64;
         self.mem += mem_of(&m);
+        self.expiring += m.expires_at.is_some() as usize;
         self.levels[l].push_back(m);
     }
 
@@ -83,6 +107,7 @@ impl Ready {
         self.len += 1;
         self.bytes += m.message.body.len() as u64;
         self.mem += mem_of(&m);
+        self.expiring += m.expires_at.is_some() as usize;
         let level = &mut self.levels[l];
         let at = level.partition_point(|r| r.seq < m.seq);
         level.insert(at, m);
@@ -93,6 +118,7 @@ impl Ready {
         self.len -= 1;
         self.bytes -= m.message.body.len() as u64;
         self.mem -= mem_of(&m);
+        self.expiring -= m.expires_at.is_some() as usize;
         Some(m)
     }
 
@@ -105,16 +131,27 @@ impl Ready {
                     self.len -= 1;
                     self.bytes -= m.message.body.len() as u64;
                     self.mem -= mem_of(&m);
+                    self.expiring -= 1;
                     out.push(m);
                 }
             }
         }
     }
 
+    /// The earliest expiry among the level heads (RabbitMQ expires only at
+    /// the head).
+    fn head_expiry(&self) -> Option<u64> {
+        if self.expiring == 0 {
+            return None;
+        }
+        self.levels.iter().filter_map(|l| l.front().and_then(|m| m.expires_at)).min()
+    }
+
     fn drain(&mut self) -> Vec<QueuedMessage> {
         self.len = 0;
         self.bytes = 0;
         self.mem = 0;
+        self.expiring = 0;
         self.levels.iter_mut().flat_map(|l| l.drain(..)).collect()
     }
 }
@@ -136,6 +173,9 @@ struct QueueState {
     last_used: u64,
     /// The last page-out failed (logged once until one succeeds).
     paging_failed: bool,
+    /// The earliest deadline this queue has in its vhost's timer heap and
+    /// that has not fired yet.
+    timer: Option<u64>,
 }
 
 /// What `remove_consumer` found.
@@ -178,12 +218,31 @@ impl DeadLetters {
     }
 }
 
+/// What settles an unacknowledged delivery: basic.ack; basic.nack or
+/// basic.reject with requeue (and channel close, recover); without requeue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    Ack,
+    Requeue,
+    /// Dead-lettered (reason `rejected`), or dropped without a DLX.
+    Discard,
+}
+
+/// A delivery the client has not settled yet, as the broker needs it to
+/// settle it.
+pub struct Unsettled {
+    pub queue: Arc<Queue>,
+    /// `None` for basic.get deliveries, which no consumer credit covers.
+    pub consumer: Option<Arc<Consumer>>,
+    pub message: QueuedMessage,
+}
+
 /// The result of offering a message to a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
     /// Accepted; `Some(ticket)` when it went to the log and a confirm must
     /// wait for `Store::synced` to pass the ticket.
-    Accepted(Option<u64>),
+    Accepted(Option<StoreTicket>),
     /// Refused by `x-overflow: reject-publish(-dlx)`: a confirm is a nack.
     Rejected,
     /// The queue was deleted meanwhile; the message is dropped.
@@ -191,19 +250,13 @@ pub enum Enqueued {
 }
 
 impl Queue {
-    pub fn new(
-        name: String,
-        vhost: String,
-        durable: bool,
-        auto_delete: bool,
-        exclusive_owner: Option<u64>,
-        arguments: FieldTable,
-        log: Option<Arc<QueueLog>>,
-    ) -> Self {
+    pub fn new(q: NewQueue) -> Self {
+        let NewQueue { name, vhost, durable, auto_delete, exclusive_owner, arguments, log, clock } = q;
         // Arguments were validated by the declare that got us here; a
         // definitions file with bad ones gets the defaults.
         let args = QueueArgs::parse(&arguments, &name, &vhost).unwrap_or_default();
         let levels = args.max_priority.map(|p| p as usize + 1).unwrap_or(1);
+        let last_used = clock.millis();
         Queue {
             name,
             vhost,
@@ -214,6 +267,8 @@ impl Queue {
             args,
             log,
             paging: None,
+            clock,
+            timers: None,
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels),
                 tail: None,
@@ -221,10 +276,76 @@ impl Queue {
                 next_consumer: 0,
                 next_seq: 0,
                 deleted: false,
-                last_used: clock::now_ms(),
+                last_used,
                 paging_failed: false,
+                timer: None,
             }),
         }
+    }
+
+    /// Puts the queue in `timers` (as `me`, the `Weak` of the `Arc` it is
+    /// about to go into: see `Arc::new_cyclic`).
+    pub fn with_timers(mut self, timers: Arc<Timers>, me: Weak<Queue>) -> Self {
+        self.timers = Some((timers, me));
+        self
+    }
+
+    /// Registers the queue's first deadline (its x-expires, or the expiry of
+    /// restored messages), once it is in its `Arc`.
+    pub fn arm(&self) {
+        let mut st = self.state.lock();
+        self.reschedule(&mut st);
+    }
+
+    /// When the queue must next be looked at: the earliest head expiry, or
+    /// the end of its x-expires while it has no consumers.
+    fn next_deadline(&self, st: &QueueState) -> Option<u64> {
+        let head = st.ready.head_expiry();
+        let unused = match self.args.expires {
+            Some(e) if st.consumers.is_empty() && !st.deleted => Some(st.last_used.saturating_add(e)),
+            _ => None,
+        };
+        match (head, unused) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Registers the next deadline if it is earlier than the one already in
+    /// the heap (a later one is found when that one fires).
+    fn reschedule(&self, st: &mut QueueState) {
+        let Some((timers, me)) = &self.timers else { return };
+        if st.ready.expiring == 0 && self.args.expires.is_none() {
+            return;
+        }
+        if let Some(at) = self.next_deadline(st) {
+            if st.timer.is_none_or(|t| at < t) {
+                st.timer = Some(at);
+                timers.schedule(at, me.clone());
+            }
+        }
+    }
+
+    /// A deadline this queue registered (`at`) is due: expires head
+    /// messages into `dead`, hands what is left to waiting consumers, and
+    /// registers the next deadline. Returns whether the queue has been
+    /// unused past its x-expires (the caller deletes it).
+    pub fn on_timer(&self, at: u64, now: u64, dead: &mut DeadLetters) -> bool {
+        let mut st = self.state.lock();
+        if st.deleted {
+            return false;
+        }
+        if st.timer == Some(at) {
+            st.timer = None;
+        }
+        self.expire_locked(&mut st, now, dead);
+        let unused =
+            self.args.expires.is_some_and(|e| st.consumers.is_empty() && now.saturating_sub(st.last_used) >= e);
+        if unused {
+            return true;
+        }
+        self.dispatch_locked(&mut st, now);
+        false
     }
 
     /// Lets the queue page to `dir` beyond `budget` bytes of RAM. Priority
@@ -312,7 +433,7 @@ impl Queue {
     }
 
     /// 405 unless `connection_id` may use this queue.
-    pub fn check_exclusive(&self, connection_id: u64) -> AmqpResult<()> {
+    pub fn check_exclusive(&self, connection_id: ConnectionId) -> AmqpResult<()> {
         match self.exclusive_owner {
             Some(owner) if owner != connection_id => Err(AmqpError::resource_locked(format!(
                 "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be originally declared on another connection or the exclusive property value does not match that of the original declaration.",
@@ -338,7 +459,7 @@ impl Queue {
         waker: Option<&Arc<super::consumer::Outbox>>,
         dead: &mut DeadLetters,
     ) -> Enqueued {
-        let now = clock::now_ms();
+        let now = self.clock.millis();
         let mut st = self.state.lock();
         if st.deleted {
             return Enqueued::Gone;
@@ -368,7 +489,9 @@ impl Queue {
             (a, b) => a.or(b),
         };
         let ticket = match (&self.log, message.persistent) {
-            (Some(log), true) => Some(log.append_message(seq, &message, waker.map(|o| Waker::from(Arc::clone(o))))),
+            (Some(log), true) => {
+                Some(StoreTicket(log.append_message(seq, &message, waker.map(|o| Waker::from(Arc::clone(o))))))
+            }
             _ => None,
         };
         let m = QueuedMessage {
@@ -405,31 +528,9 @@ impl Queue {
         dead.messages.extend(expired.into_iter().map(|m| (m, DeathReason::Expired)));
     }
 
-    /// Drops expired head messages (for the periodic TTL sweep).
-    pub fn expire(&self, dead: &mut DeadLetters) {
-        let now = clock::now_ms();
-        let mut st = self.state.lock();
-        if !st.deleted {
-            self.expire_locked(&mut st, now, dead);
-        }
-    }
-
-    /// For `x-expires`: unused (no consumers, no get or declare) for longer
-    /// than the queue's expiry.
-    pub fn is_expired_unused(&self) -> bool {
-        let Some(expires) = self.args.expires else { return false };
-        let st = self.state.lock();
-        st.consumers.is_empty() && !st.deleted && clock::now_ms().saturating_sub(st.last_used) >= expires
-    }
-
     /// Counts as use for `x-expires` (declare, get, consume).
     pub fn touch(&self) {
-        self.state.lock().last_used = clock::now_ms();
-    }
-
-    /// Whether the periodic sweep needs to look at this queue.
-    pub fn has_timers(&self) -> bool {
-        self.args.message_ttl.is_some() || self.args.expires.is_some() || self.state.lock().ready.len > 0
+        self.state.lock().last_used = self.clock.millis();
     }
 
     /// Puts messages back at their original positions, marked redelivered
@@ -442,18 +543,42 @@ impl Queue {
         for m in messages {
             st.ready.insert_by_seq(m);
         }
-        self.dispatch_locked(&mut st, clock::now_ms());
+        self.dispatch_locked(&mut st, self.clock.millis());
+    }
+
+    /// Settles deliveries this queue made (their consumer credit is the
+    /// caller's: see `Vhost::settle`). An ack is logged; a requeue puts the
+    /// messages back at their positions, redelivered, under one lock; a
+    /// discard hands them to `dead` as rejected (the dead-lettering logs
+    /// their acks).
+    pub fn settle(&self, messages: Vec<QueuedMessage>, how: Settle, dead: &mut DeadLetters) {
+        match how {
+            Settle::Ack => messages.iter().for_each(|m| self.log_ack(m)),
+            Settle::Requeue => self.requeue(messages.into_iter().map(|mut m| {
+                m.redelivered = true;
+                m.delivery_count += 1;
+                m
+            })),
+            Settle::Discard => dead.messages.extend(messages.into_iter().map(|m| (m, DeathReason::Rejected))),
+        }
     }
 
     /// Hands ready messages to consumers with credit.
     pub fn dispatch(&self) {
         let mut st = self.state.lock();
-        self.dispatch_locked(&mut st, clock::now_ms());
+        self.dispatch_locked(&mut st, self.clock.millis());
+    }
+
+    /// Dispatches, then registers the next deadline: what it took from the
+    /// head may have uncovered an expiring message.
+    fn dispatch_locked(&self, st: &mut QueueState, now: u64) {
+        self.dispatch_heads(st, now);
+        self.reschedule(st);
     }
 
     /// The highest-priority consumers with credit get messages, round-robin
     /// among equals; with single-active-consumer only the first one does.
-    fn dispatch_locked(&self, st: &mut QueueState, now: u64) {
+    fn dispatch_heads(&self, st: &mut QueueState, now: u64) {
         while !st.consumers.is_empty() {
             if st.ready.len == 0 {
                 self.refill(st);
@@ -466,7 +591,7 @@ impl Queue {
             // Strictly past: a TTL of 0 still reaches a waiting consumer.
             if message.expires_at.is_some_and(|t| t < now) {
                 // Credit was taken for a message that just expired: give it
-                // back; the sweep dead-letters what remains at the head.
+                // back; its deadline dead-letters what remains at the head.
                 st.consumers[idx].written();
                 st.consumers[idx].settled();
                 st.ready.insert_by_seq(message);
@@ -503,7 +628,7 @@ impl Queue {
 
     /// basic.get: the head message and how many remain after it.
     pub fn get(&self, dead: &mut DeadLetters) -> Option<(QueuedMessage, u32)> {
-        let now = clock::now_ms();
+        let now = self.clock.millis();
         let mut st = self.state.lock();
         st.last_used = now;
         self.refill(&mut st);
@@ -512,6 +637,7 @@ impl Queue {
         // The count leaves out what expired behind the message just taken.
         self.refill(&mut st);
         self.expire_locked(&mut st, now, dead);
+        self.reschedule(&mut st);
         Some((m, Self::total_len(&st) as u32))
     }
 
@@ -528,12 +654,17 @@ impl Queue {
         }
         let at = st.consumers.partition_point(|c| c.priority >= consumer.priority);
         st.consumers.insert(at, consumer);
-        st.last_used = clock::now_ms();
-        self.dispatch_locked(&mut st, clock::now_ms());
+        st.last_used = self.clock.millis();
+        self.dispatch_locked(&mut st, self.clock.millis());
         Ok(())
     }
 
-    pub fn remove_consumer(&self, connection_id: u64, channel: u16, tag: &str) -> Option<ConsumerRemoved> {
+    pub fn remove_consumer(
+        &self,
+        connection_id: ConnectionId,
+        channel: ChannelId,
+        tag: &str,
+    ) -> Option<ConsumerRemoved> {
         let mut st = self.state.lock();
         let idx = st
             .consumers
@@ -541,9 +672,9 @@ impl Queue {
             .position(|c| c.connection_id == connection_id && c.channel == channel && c.tag == tag)?;
         let consumer = st.consumers.remove(idx);
         consumer.deactivate();
-        st.last_used = clock::now_ms();
+        st.last_used = self.clock.millis();
         // With single-active-consumer the next in line takes over now.
-        self.dispatch_locked(&mut st, clock::now_ms());
+        self.dispatch_locked(&mut st, self.clock.millis());
         Some(ConsumerRemoved {
             consumer,
             now_unused_auto_delete: self.auto_delete && st.consumers.is_empty() && !st.deleted,
@@ -602,8 +733,21 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::consumer::{ChannelLimit, Outbox};
+    use crate::broker::consumer::{ChannelLimit, NewConsumer, Outbox};
     use bytes::Bytes;
+
+    fn plain(exclusive_owner: Option<ConnectionId>) -> NewQueue {
+        NewQueue {
+            name: "q".into(),
+            vhost: "/".into(),
+            durable: false,
+            auto_delete: false,
+            exclusive_owner,
+            arguments: FieldTable::default(),
+            log: None,
+            clock: Clock::real(),
+        }
+    }
 
     fn msg(body: &'static [u8]) -> Arc<Message> {
         Arc::new(Message::new(
@@ -615,17 +759,18 @@ mod tests {
     }
 
     fn consumer(q: &Arc<Queue>, tag: &str, prefetch: u32, outbox: &Arc<Outbox>) -> Arc<Consumer> {
-        Arc::new(Consumer::new(
-            tag.into(),
-            1,
-            1,
-            Arc::clone(q),
-            false,
-            false,
+        Arc::new(Consumer::new(NewConsumer {
+            tag: tag.into(),
+            channel: ChannelId(1),
+            connection_id: ConnectionId(1),
+            queue: Arc::clone(q),
+            no_ack: false,
+            exclusive: false,
+            priority: 0,
             prefetch,
-            Arc::new(ChannelLimit::default()),
-            Arc::clone(outbox),
-        ))
+            channel_limit: Arc::new(ChannelLimit::default()),
+            outbox: Arc::clone(outbox),
+        }))
     }
 
     fn bodies(outbox: &Outbox) -> Vec<(String, &'static str)> {
@@ -646,7 +791,7 @@ mod tests {
 
     #[test]
     fn round_robin_with_prefetch_and_requeue_order() {
-        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, None, FieldTable::default(), None));
+        let q = Arc::new(Queue::new(plain(None)));
         let outbox = Arc::new(Outbox::default());
         let a = consumer(&q, "a", 1, &outbox);
         let b = consumer(&q, "b", 1, &outbox);
@@ -663,8 +808,8 @@ mod tests {
         q.dispatch();
         assert_eq!(bodies(&outbox), vec![("a".into(), "3")]);
         // requeue puts messages back in original order ahead of newer ones
-        q.remove_consumer(1, 1, "a");
-        q.remove_consumer(1, 1, "b");
+        q.remove_consumer(ConnectionId(1), ChannelId(1), "a");
+        q.remove_consumer(ConnectionId(1), ChannelId(1), "b");
         q.enqueue(msg(b"4"), None, &mut DeadLetters::default());
         q.requeue([
             QueuedMessage {
@@ -690,14 +835,24 @@ mod tests {
 
     #[test]
     fn exclusive_consumer_and_owner() {
-        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, Some(7), FieldTable::default(), None));
-        assert!(q.check_exclusive(7).is_ok());
-        assert_eq!(q.check_exclusive(8).unwrap_err().code as u16, 405);
+        let q = Arc::new(Queue::new(plain(Some(ConnectionId(7)))));
+        assert!(q.check_exclusive(ConnectionId(7)).is_ok());
+        assert_eq!(q.check_exclusive(ConnectionId(8)).unwrap_err().code as u16, 405);
         let outbox = Arc::new(Outbox::default());
-        let mut c =
-            Consumer::new("x".into(), 1, 7, Arc::clone(&q), true, true, 0, Default::default(), Arc::clone(&outbox));
-        q.add_consumer(Arc::new(c)).unwrap();
-        c = Consumer::new("y".into(), 1, 7, Arc::clone(&q), true, false, 0, Default::default(), outbox);
+        let new = |tag: &str, exclusive: bool| NewConsumer {
+            tag: tag.into(),
+            channel: ChannelId(1),
+            connection_id: ConnectionId(7),
+            queue: Arc::clone(&q),
+            no_ack: true,
+            exclusive,
+            priority: 0,
+            prefetch: 0,
+            channel_limit: Default::default(),
+            outbox: Arc::clone(&outbox),
+        };
+        q.add_consumer(Arc::new(Consumer::new(new("x", true)))).unwrap();
+        let c = Consumer::new(new("y", false));
         let err = q.add_consumer(Arc::new(c)).unwrap_err();
         assert_eq!(err.text, "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use");
     }

@@ -74,13 +74,7 @@ pub(crate) struct Unacked {
     pub message: QueuedMessage,
 }
 
-/// What settles an unacknowledged delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Settle {
-    Ack,
-    Requeue,
-    Discard,
-}
+pub(crate) use crate::broker::queue::Settle;
 
 /// Work a transaction defers until tx.commit.
 pub(crate) enum TxOp {

@@ -25,17 +25,19 @@ use super::channel::{BodyParts, Channel, PendingPublish, Settle, TxOp, Unacked};
 use super::codec::{self, decode_content_header, decode_method, DecodeError, Method};
 use super::frame::{erlang_binary, split_frame, Frame, FrameKind};
 use crate::broker::alarms::AlarmSet;
-use crate::broker::args::{consumer_priority, parse_expiration};
-use crate::broker::consumer::{Consumer, Outbox, OutboxItem};
+use crate::broker::args::consumer_priority;
+use crate::broker::consumer::{Consumer, NewConsumer, Outbox, OutboxItem};
 use crate::broker::exchange::Destination;
-use crate::broker::message::{Message, QueuedMessage};
+use crate::broker::message::QueuedMessage;
 use crate::broker::permissions::{Access, Resource};
+use crate::broker::publish::{Accepted, Publish, Published, Sink};
 use crate::broker::queue::Queue;
-use crate::broker::queue::{DeadLetters, DeathReason, Enqueued};
-use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Routed, Vhost};
+use crate::broker::queue::{DeadLetters, Unsettled};
+use crate::broker::vhost::{generated_name, ExchangeDeclare, QueueDeclare, Vhost};
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, ReplyTarget, Scope, REPLY_TO};
+use crate::ids::{ChannelId, ConnectionId};
 use crate::store::{Outcome, TicketRange};
-use crate::wire::properties::{self, Property, PropertyScan, FLAG_HEADERS};
+use crate::wire::properties::{self, PropertyScan};
 use crate::wire::table::{self, Edit};
 use crate::Config;
 
@@ -121,7 +123,7 @@ impl ClientCapabilities {
 
 /// Connection-wide state the channel handlers need alongside a `&mut Channel`.
 pub(super) struct Session {
-    id: u64,
+    id: ConnectionId,
     broker: Arc<Broker>,
     config: Arc<Config>,
     peer: SocketAddr,
@@ -386,7 +388,7 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
         let _ = tokio::time::timeout(Duration::from_secs(1), wr.write_all(&s.wbuf[..writable])).await;
     }
     let _ = wr.shutdown().await;
-    tracing::debug!(%peer, id = s.id, "connection closed");
+    tracing::debug!(%peer, id = s.id.get(), "connection closed");
 }
 
 /// The protocol headers we speak: 0-9-1, and the 0-9 one some old clients
@@ -875,7 +877,7 @@ impl Session {
     }
 
     fn remove_consumer(&mut self, queue: &Arc<Queue>, channel: u16, tag: &str) {
-        if let Some(removed) = queue.remove_consumer(self.id, channel, tag) {
+        if let Some(removed) = queue.remove_consumer(self.id, ChannelId(channel), tag) {
             if removed.now_unused_auto_delete {
                 if let Some(v) = &self.vhost {
                     v.remove_queue(queue);
@@ -885,46 +887,17 @@ impl Session {
     }
 
     fn settle_all(&mut self, entries: Vec<Unacked>, how: Settle) {
-        if entries.is_empty() {
-            return;
-        }
-        // Group per queue so each queue is locked once.
-        let mut requeue: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
-        let mut dead: Vec<(Arc<Queue>, DeadLetters)> = Vec::new();
-        for u in entries {
-            if let Some(c) = &u.consumer {
-                c.settled();
-            }
-            self.mark_kick(&u.queue);
-            match how {
-                Settle::Ack => u.queue.log_ack(&u.message),
-                Settle::Requeue => {
-                    let mut m = u.message;
-                    m.redelivered = true;
-                    m.delivery_count += 1;
-                    match requeue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-                        Some((_, list)) => list.push(m),
-                        None => requeue.push((u.queue, vec![m])),
-                    }
+        let Some(v) = self.vhost.clone() else { return };
+        let kick = &mut self.kick;
+        v.settle(
+            entries.into_iter().map(|u| {
+                if !kick.iter().any(|k| Arc::ptr_eq(k, &u.queue)) {
+                    kick.push(Arc::clone(&u.queue));
                 }
-                // dead_letter logs the ack (or just drops without a DLX).
-                Settle::Discard => match dead.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
-                    Some((_, d)) => d.messages.push((u.message, DeathReason::Rejected)),
-                    None => {
-                        let d = DeadLetters { messages: vec![(u.message, DeathReason::Rejected)] };
-                        dead.push((u.queue, d));
-                    }
-                },
-            }
-        }
-        for (q, msgs) in requeue {
-            q.requeue(msgs);
-        }
-        if let Some(v) = self.vhost.clone() {
-            for (q, d) in dead {
-                v.dead_letter(&q, d);
-            }
-        }
+                Unsettled { queue: u.queue, consumer: u.consumer, message: u.message }
+            }),
+            how,
+        );
     }
 
     fn mark_kick(&mut self, q: &Arc<Queue>) {
@@ -1047,126 +1020,45 @@ impl Session {
     fn complete_publish(&mut self, ch: &mut Channel) -> AmqpResult<()> {
         let Some(p) = ch.publish.take() else { return Ok(()) };
         let (_, properties) = p.header.unwrap_or_default();
-        let fail = |e: AmqpError| e.during(60, 40);
-        if p.immediate {
-            return Err(fail(AmqpError::not_implemented("immediate=true")));
-        }
-        self.access.basic_publish(&p.exchange).map_err(fail)?;
-        // Every byte of the property list is checked (the headers at any
-        // depth, iteratively), as RabbitMQ decodes it: consumers never see
-        // a list they cannot parse.
-        let mut scan = PropertyScan::new(&properties);
-        if scan.check(&properties).is_err() {
-            return Err(undecodable_properties());
-        }
-        if let Some(exp) = scan.get(&properties, Property::Expiration) {
-            parse_expiration(&String::from_utf8_lossy(exp)).map_err(fail)?;
-        }
-        // CC and BCC add routing keys; BCC must not reach any consumer.
-        let (rewritten, extra_keys) = if scan.flags & FLAG_HEADERS != 0 {
-            sender_selected(&properties, &scan).map_err(fail)?
-        } else {
-            (None, Vec::new())
-        };
-        let mut properties = match rewritten {
-            Some(p) => {
-                // Offsets from the scan hold only for the bytes it scanned.
-                scan = PropertyScan::new(&p);
-                p
-            }
-            None => properties,
-        };
-        if scan.get(&properties, Property::ReplyTo) == Some(REPLY_TO.as_bytes()) {
-            // Direct reply-to: the caller's address becomes its own consumer's.
-            let Some((_, key)) = &ch.reply_consumer else {
-                return Err(fail(AmqpError::precondition_failed("fast reply consumer does not exist")));
-            };
-            properties = with_reply_to(&properties, &scan, &format!("{REPLY_TO}.{key}")).map_err(fail)?;
-            scan = PropertyScan::new(&properties);
-        }
-        self.check_user_id(&properties, &scan).map_err(fail)?;
-        let message = Arc::new(Message::scanned(p.exchange, p.routing_key, properties, p.body.into_bytes(), &scan));
         let vhost = self.vhost()?;
-        let exchange_name = utf8(&message.exchange).map_err(fail)?;
-        let exchange = vhost.exchange(exchange_name).map_err(fail)?;
-        if exchange.internal {
-            return Err(fail(AmqpError::access_refused(format!(
-                "cannot publish to internal exchange '{}' in vhost '{}'",
-                exchange_name, vhost.name
-            ))));
-        }
-        self.access.basic_publish_topic(&exchange, &message.routing_key).map_err(fail)?;
+        let accepted = vhost.accept_publish(Publish {
+            exchange: p.exchange,
+            routing_key: p.routing_key,
+            properties,
+            body: p.body.into_bytes(),
+            mandatory: p.mandatory,
+            immediate: p.immediate,
+            user: &self.user,
+            access: &mut self.access,
+            reply_key: ch.reply_consumer.as_ref().map(|(_, key)| key.as_str()),
+        })?;
         if let Some(ops) = ch.tx.as_mut() {
-            ops.push(TxOp::Publish { message, mandatory: p.mandatory, extra_keys });
+            let Accepted { message, mandatory, extra_keys, .. } = accepted;
+            ops.push(TxOp::Publish { message, mandatory, extra_keys });
             return Ok(());
         }
-        let outcome = self.route_and_enqueue(&vhost, &exchange, message, &extra_keys, p.mandatory, ch.id)?;
+        let outcome = self.route_and_enqueue(&vhost, accepted, ch.id)?;
         if ch.confirm {
             ch.track_confirm(outcome.tickets, outcome.rejected);
         }
         Ok(())
     }
 
-    /// RabbitMQ's validated user_id: a publish may only claim the user it
-    /// logged in as. Read from the scan: no decode, headers untouched.
-    fn check_user_id(&self, properties: &[u8], scan: &PropertyScan) -> AmqpResult<()> {
-        match scan.get(properties, Property::UserId) {
-            Some(u) if u != self.user.as_bytes() => Err(AmqpError::precondition_failed(format!(
-                "user_id property set to '{}' but authenticated user was '{}'",
-                String::from_utf8_lossy(u),
-                self.user
-            ))),
-            _ => Ok(()),
-        }
-    }
-
-    fn route_and_enqueue(
-        &mut self,
-        vhost: &Vhost,
-        exchange: &Arc<crate::broker::exchange::Exchange>,
-        message: Arc<Message>,
-        extra_keys: &[String],
-        mandatory: bool,
-        channel: u16,
-    ) -> AmqpResult<Published> {
-        let routing_key = utf8(&message.routing_key).map_err(|e| e.during(60, 40))?;
-        if exchange.name.is_empty() && routing_key.starts_with(REPLY_TO) {
-            if let Some(t) = self.broker.reply_target(routing_key) {
-                let reply = OutboxItem::DirectReply { channel: t.channel, consumer_tag: t.consumer_tag, message };
-                t.outbox.push(reply);
-                return Ok(Published::default());
-            }
-        }
-        let mut routed = Routed::new();
-        vhost.route(exchange, &message, routing_key, &mut routed);
-        for k in extra_keys {
-            vhost.route(exchange, &message, k, &mut routed);
-        }
-        if routed.is_empty() {
-            if mandatory {
-                codec::write_return(
-                    &mut self.wbuf,
-                    channel,
-                    ReplyCode::NoRoute as u16,
-                    "NO_ROUTE",
-                    &message.exchange,
-                    &message.routing_key,
-                );
-                codec::write_content(&mut self.wbuf, channel, &message.properties, &message.body, self.frame_max);
-            }
-            return Ok(Published::default());
-        }
-        let mut out = Published::default();
-        for q in routed {
-            let mut dead = DeadLetters::default();
-            match q.enqueue(Arc::clone(&message), Some(&self.outbox), &mut dead) {
-                Enqueued::Accepted(Some(t)) => out.tickets.add(t),
-                Enqueued::Rejected => out.rejected = true,
-                Enqueued::Accepted(None) | Enqueued::Gone => {}
-            }
-            if !dead.is_empty() {
-                vhost.dead_letter(&q, dead);
-            }
+    /// Routes an accepted publish (`Vhost::enqueue_accepted`) and writes
+    /// basic.return for a mandatory message that reached no queue.
+    fn route_and_enqueue(&mut self, vhost: &Vhost, accepted: Accepted, channel: u16) -> AmqpResult<Published> {
+        let sink = Sink { replies: self.broker.reply_targets(), waker: Some(&self.outbox) };
+        let out = vhost.enqueue_accepted(accepted, &sink)?;
+        if let Some(message) = &out.returned {
+            codec::write_return(
+                &mut self.wbuf,
+                channel,
+                ReplyCode::NoRoute as u16,
+                "NO_ROUTE",
+                &message.exchange,
+                &message.routing_key,
+            );
+            codec::write_content(&mut self.wbuf, channel, &message.properties, &message.body, self.frame_max);
         }
         Ok(out)
     }
@@ -1485,7 +1377,7 @@ impl Session {
                     }
                     let key = self.broker.register_reply_target(ReplyTarget {
                         outbox: Arc::clone(&self.outbox),
-                        channel: id,
+                        channel: ChannelId(id),
                         consumer_tag: tag.clone(),
                     });
                     if let Some((_, old)) = ch.reply_consumer.replace((tag.clone(), key)) {
@@ -1501,20 +1393,18 @@ impl Session {
                 self.access.queue_read(&name)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
-                let consumer = Arc::new(
-                    Consumer::new(
-                        tag.clone(),
-                        id,
-                        self.id,
-                        Arc::clone(&q),
-                        c.no_ack,
-                        c.exclusive,
-                        ch.consumer_prefetch,
-                        Arc::clone(&ch.limit),
-                        Arc::clone(&self.outbox),
-                    )
-                    .with_priority(consumer_priority(&c.arguments, &name, &vhost.name)?),
-                );
+                let consumer = Arc::new(Consumer::new(NewConsumer {
+                    tag: tag.clone(),
+                    channel: ChannelId(id),
+                    connection_id: self.id,
+                    queue: Arc::clone(&q),
+                    no_ack: c.no_ack,
+                    exclusive: c.exclusive,
+                    priority: consumer_priority(&c.arguments, &name, &vhost.name)?,
+                    prefetch: ch.consumer_prefetch,
+                    channel_limit: Arc::clone(&ch.limit),
+                    outbox: Arc::clone(&self.outbox),
+                }));
                 // consume-ok must precede the first delivery: it goes into the
                 // write buffer now, deliveries only when the outbox drains.
                 let mark = self.wbuf.len();
@@ -1625,7 +1515,8 @@ impl Session {
                         TxOp::Publish { message, mandatory, extra_keys } => {
                             // The exchange may have gone since the publish.
                             let Ok(x) = utf8(&message.exchange).and_then(|n| vhost.exchange(n)) else { continue };
-                            let outcome = self.route_and_enqueue(&vhost, &x, message, &extra_keys, mandatory, id)?;
+                            let accepted = Accepted { exchange: x, message, extra_keys, mandatory };
+                            let outcome = self.route_and_enqueue(&vhost, accepted, id)?;
                             // RabbitMQ answers commit-ok once persistent
                             // publishes are on disk: the reply is held.
                             wait.merge(outcome.tickets);
@@ -1772,7 +1663,7 @@ impl Session {
                         // Cancel, channel close and queue deletion all
                         // deactivate the consumer, so one flag and one
                         // channel lookup tell whether it may still receive.
-                        let ch = match channels.get_mut(&consumer.channel) {
+                        let ch = match channels.get_mut(&consumer.channel.get()) {
                             Some(ch) if consumer.is_active() && !ch.closing => {
                                 debug_assert!(ch
                                     .consumers
@@ -1807,7 +1698,7 @@ impl Session {
                             ch.unacked.push_back(Unacked { tag, queue, consumer: Some(consumer), message });
                         }
                     }
-                    OutboxItem::DirectReply { channel: chid, consumer_tag, message } => {
+                    OutboxItem::DirectReply { channel: ChannelId(chid), consumer_tag, message } => {
                         let Some(ch) = channels.get_mut(&chid) else { continue };
                         if ch.closing || ch.reply_consumer.as_ref().is_none_or(|r| r.0 != consumer_tag) {
                             continue;
@@ -1824,7 +1715,7 @@ impl Session {
                         );
                         codec::write_content(&mut self.wbuf, chid, &message.properties, &message.body, self.frame_max);
                     }
-                    OutboxItem::Cancel { channel: chid, consumer_tag } => {
+                    OutboxItem::Cancel { channel: ChannelId(chid), consumer_tag } => {
                         if let Some(ch) = channels.get_mut(&chid) {
                             if ch.consumers.remove(&consumer_tag).is_some()
                                 && self.caps.consumer_cancel_notify
@@ -1946,66 +1837,6 @@ fn delivery_properties(q: &Queue, m: &QueuedMessage) -> Bytes {
         Some(edited) => Bytes::from(edited),
         None => props.clone(),
     }
-}
-
-/// The properties with reply_to replaced, every other byte kept.
-fn with_reply_to(props: &Bytes, scan: &PropertyScan, reply_to: &str) -> AmqpResult<Bytes> {
-    let broken = || AmqpError::new(ReplyCode::InternalError, "cannot rewrite reply_to");
-    let value = properties::short_string(reply_to.as_bytes()).ok_or_else(broken)?;
-    properties::rewrite(props, scan, &[(Property::ReplyTo, Some(&value))]).map(Bytes::from).ok_or_else(broken)
-}
-
-/// RabbitMQ's answer to a publish whose properties it cannot decode: its
-/// channel process fails, and the connection closes with a bare
-/// `INTERNAL_ERROR` (no detail, class and method 0).
-fn undecodable_properties() -> AmqpError {
-    let mut e = AmqpError::new(ReplyCode::InternalError, "");
-    e.text = ReplyCode::InternalError.name().to_owned();
-    e
-}
-
-/// What became of one publish, for its confirm.
-#[derive(Default)]
-struct Published {
-    /// The store writes the confirm waits for (one per durable queue reached).
-    tickets: TicketRange,
-    /// A queue refused it (`x-overflow: reject-publish`): the confirm is a nack.
-    rejected: bool,
-}
-
-/// Sender-selected distribution: the CC and BCC headers' keys (the long
-/// strings of the first header of each name, as RabbitMQ's `header_routes`
-/// reads them), and, if there was a BCC, the properties without it that
-/// every consumer will see. Read and rewritten raw, one level deep: the
-/// other headers keep their bytes at any depth. `headers` is well formed.
-fn sender_selected(props: &Bytes, scan: &PropertyScan) -> AmqpResult<(Option<Bytes>, Vec<String>)> {
-    let Some(headers) = scan.headers(props) else { return Ok((None, Vec::new())) };
-    let mut keys = Vec::new();
-    let mut bcc = false;
-    for name in ["CC", "BCC"] {
-        let Some(e) = table::find(headers, name.as_bytes()) else { continue };
-        bcc |= name == "BCC";
-        let Some(items) = table::array_value(e.tag, e.value) else {
-            return Err(AmqpError::precondition_failed(format!(
-                "invalid message: {{unacceptable_type_in_header,\"{name}\",{}}}",
-                table::type_name(e.tag)
-            )));
-        };
-        keys.extend(
-            table::items(items)
-                .map_while(Result::ok)
-                .filter_map(|i| table::long_string(i.tag, i.value))
-                .map(|k| String::from_utf8_lossy(k).into_owned()),
-        );
-    }
-    if !bcc {
-        return Ok((None, keys));
-    }
-    // Every BCC goes, not only the first RabbitMQ strips: the header exists
-    // so that no consumer learns who else got the message.
-    let raw = properties::edit_headers(props, scan, &[Edit::Remove(b"BCC")], &[])
-        .ok_or_else(|| AmqpError::new(ReplyCode::InternalError, "cannot rewrite headers"))?;
-    Ok((Some(Bytes::from(raw)), keys))
 }
 
 /// RabbitMQ's 505 for a frame that makes no sense where it arrived.

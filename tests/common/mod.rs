@@ -389,3 +389,26 @@ pub async fn publish_confirmed_props(ch: &Channel, exchange: &str, key: &str, bo
         .expect("basic_publish");
     assert!(within(conf).await.expect("confirm").is_ack(), "publish was not acked");
 }
+
+/// The broker under test, with an in-process Warren on a manual clock: its
+/// TTLs and x-expires move only when [`let_pass`] says.
+pub async fn broker_on_manual_clock() -> TestBroker {
+    broker_with(|c| c.clock = warren::clock::Clock::manual()).await
+}
+
+/// Lets `ms` of broker time pass. An in-process Warren on a manual clock
+/// moves its clock and runs every deadline that fell due before this
+/// returns: no sleep, nothing racy. An external broker (or a real clock)
+/// gets that long in real time, plus a margin for its timers.
+pub async fn let_pass(b: &TestBroker, ms: u64) {
+    match b.server() {
+        Some(s) if s.broker().advance(Duration::from_millis(ms)) => {}
+        _ => tokio::time::sleep(Duration::from_millis(ms + 250)).await,
+    }
+}
+
+/// Whether time in `b` moves only through [`let_pass`] (so "not yet" can be
+/// checked to the millisecond).
+pub fn on_manual_clock(b: &TestBroker) -> bool {
+    b.server().is_some_and(|s| s.broker().clock().is_manual())
+}

@@ -1,0 +1,95 @@
+//! Settling deliveries (basic.ack / nack / reject, and the requeue of a
+//! closing channel's unacknowledged messages): consumer credit comes back,
+//! each queue settles its own messages, rejected ones are dead-lettered.
+
+use std::sync::Arc;
+
+use super::Vhost;
+use crate::broker::message::QueuedMessage;
+use crate::broker::queue::{DeadLetters, Queue, Settle, Unsettled};
+
+impl Vhost {
+    /// Settles deliveries in the order given. An ack needs no grouping; a
+    /// requeue or discard is grouped per queue, so each queue is locked
+    /// once and its messages keep their order.
+    pub fn settle(&self, deliveries: impl IntoIterator<Item = Unsettled>, how: Settle) {
+        let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+        for d in deliveries {
+            if let Some(c) = &d.consumer {
+                c.settled();
+            }
+            if how == Settle::Ack {
+                d.queue.log_ack(&d.message);
+                continue;
+            }
+            match groups.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &d.queue)) {
+                Some((_, list)) => list.push(d.message),
+                None => groups.push((d.queue, vec![d.message])),
+            }
+        }
+        for (q, messages) in groups {
+            let mut dead = DeadLetters::default();
+            q.settle(messages, how, &mut dead);
+            if !dead.is_empty() {
+                self.dead_letter(&q, dead);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests_support::declare_q;
+    use super::*;
+    use crate::broker::message::Message;
+    use crate::broker::vhost::QueueDeclare;
+    use crate::ids::ConnectionId;
+    use amq_protocol::types::{AMQPValue, FieldTable};
+    use bytes::Bytes;
+
+    fn take(q: &Queue) -> Vec<QueuedMessage> {
+        std::iter::from_fn(|| q.get(&mut DeadLetters::default()).map(|(m, _)| m)).collect()
+    }
+
+    fn unsettled(q: &Arc<Queue>, ms: Vec<QueuedMessage>) -> Vec<Unsettled> {
+        ms.into_iter().map(|message| Unsettled { queue: Arc::clone(q), consumer: None, message }).collect()
+    }
+
+    #[test]
+    fn requeue_restores_order_and_marks_redelivered_and_discard_dead_letters() {
+        let v = Vhost::new("/", None);
+        declare_q(&v, "dlq");
+        let mut args = FieldTable::default();
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString("dlq".into()));
+        v.queue_declare(QueueDeclare {
+            name: "q",
+            server_named: false,
+            passive: false,
+            durable: false,
+            exclusive: false,
+            auto_delete: false,
+            arguments: &args,
+            connection_id: ConnectionId(1),
+        })
+        .unwrap();
+        let q = v.queue("q").unwrap();
+        for body in ["1", "2", "3"] {
+            let m = Message::new(Bytes::new(), Bytes::from_static(b"q"), Bytes::from_static(&[0, 0]), body.into());
+            q.enqueue(Arc::new(m), None, &mut DeadLetters::default());
+        }
+        let mut got = take(&q);
+        // Settled out of order, they go back in queue order.
+        got.reverse();
+        v.settle(unsettled(&q, got), Settle::Requeue);
+        let again = take(&q);
+        assert_eq!(again.iter().map(|m| &m.message.body[..]).collect::<Vec<_>>(), [b"1", b"2", b"3"]);
+        assert!(again.iter().all(|m| m.redelivered && m.delivery_count == 1));
+        v.settle(unsettled(&q, again), Settle::Discard);
+        assert_eq!((q.message_count(), v.queue("dlq").unwrap().message_count()), (0, 3));
+        let acked = take(&v.queue("dlq").unwrap());
+        let dlq = v.queue("dlq").unwrap();
+        v.settle(unsettled(&dlq, acked), Settle::Ack);
+        assert_eq!(dlq.message_count(), 0);
+    }
+}
