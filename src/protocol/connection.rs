@@ -27,8 +27,8 @@ use super::codec::{self, decode_method, Method};
 use super::deliveries::{Hold, Undo};
 use super::errors::{decode, short, unexpected_frame};
 use super::frame::{split_frame, Frame, FrameKind};
-use super::handshake::{is_supported_header, ClientCapabilities, Step, HANDSHAKE_TIMEOUT, PRE_TUNE_FRAME_MAX};
 use super::handshake::PROTOCOL_HEADER;
+use super::handshake::{is_supported_header, ClientCapabilities, Step, HANDSHAKE_TIMEOUT, PRE_TUNE_FRAME_MAX};
 use crate::broker::alarms::AlarmSet;
 use crate::broker::consumer::{Outbox, OutboxItem};
 use crate::broker::permissions::Access;
@@ -60,16 +60,26 @@ pub(super) type Channels = FastMap<ChannelId, Channel>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
     /// Waiting for the 8-byte protocol header.
-    Header { deadline: Instant },
+    Header {
+        deadline: Instant,
+    },
     /// connection.start went out; waiting for `step`.
-    Handshake { step: Step, deadline: Instant },
+    Handshake {
+        step: Step,
+        deadline: Instant,
+    },
     Open,
     /// We sent connection.close; only close and close-ok matter now.
-    Closing { deadline: Instant },
+    Closing {
+        deadline: Instant,
+    },
     /// Our last words are queued (close-ok for the peer's close, or our
     /// close after a framing error): flush, half-close, then read and drop
     /// whatever still arrives until the peer closes or `deadline` passes.
-    Draining { deadline: Instant, was: Was },
+    Draining {
+        deadline: Instant,
+        was: Was,
+    },
     /// Over: what may go out is written, then the socket is closed.
     Ended,
 }

@@ -138,4 +138,3 @@ pub(super) fn method_ids(payload: &Bytes) -> (u16, u16) {
     }
     (u16::from_be_bytes([payload[0], payload[1]]), u16::from_be_bytes([payload[2], payload[3]]))
 }
-

@@ -1,7 +1,8 @@
 //! The wire front end: frames ⇄ methods, the connection and channel state
 //! machines, authentication, flow control and write batching.
 //!
-//! Only `driver` does I/O: it runs a `Connection` over a socket with tokio.
+//! Only `driver` does I/O: it runs a `Connection` over a socket, in an
+//! async task.
 //! Everything else is sans-IO and reads time from the broker's clock, so
 //! `harness` drives the same `Connection` with byte literals and a manual
 //! clock, for tests and fuzzing.

@@ -83,7 +83,6 @@ impl Session {
         }
         Ok(out)
     }
-
 }
 
 /// The properties with reply_to replaced, every other byte kept.
@@ -136,4 +135,3 @@ pub(super) fn sender_selected(props: &Bytes, scan: &PropertyScan) -> AmqpResult<
         .ok_or_else(|| AmqpError::new(ReplyCode::InternalError, "cannot rewrite headers"))?;
     Ok((Some(Bytes::from(raw)), keys))
 }
-

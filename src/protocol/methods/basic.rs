@@ -4,9 +4,6 @@
 
 use std::sync::Arc;
 
-use amq_protocol::protocol::{basic, AMQPClass};
-use bytes::Bytes;
-
 use super::queue_name;
 use crate::broker::args::consumer_priority;
 use crate::broker::consumer::Consumer;
@@ -21,18 +18,13 @@ use crate::protocol::connection::Session;
 use crate::protocol::content::{Content, PublishMethod};
 use crate::protocol::deliveries::delivery_properties;
 use crate::protocol::errors::short;
+use amq_protocol::protocol::{basic, AMQPClass};
 
 impl Session {
-    pub(super) fn basic_publish(
-        &mut self,
-        ch: &mut Channel,
-        exchange: Bytes,
-        routing_key: Bytes,
-        mandatory: bool,
-        immediate: bool,
-    ) {
+    /// The content (header, then body frames) follows on this channel.
+    pub(super) fn basic_publish(&mut self, ch: &mut Channel, publish: PublishMethod) {
         self.is_publisher = true;
-        ch.content = Content::Header(PublishMethod { exchange, routing_key, mandatory, immediate });
+        ch.content = Content::Header(publish);
     }
 
     pub(super) fn basic_ack(&mut self, ch: &mut Channel, delivery_tag: u64, multiple: bool) -> AmqpResult<()> {
@@ -228,7 +220,13 @@ impl Session {
         self.settle_now(ch, delivery_tag, multiple, how)
     }
 
-    pub(in crate::protocol) fn settle_now(&mut self, ch: &mut Channel, delivery_tag: DeliveryTag, multiple: bool, how: Settle) -> AmqpResult<()> {
+    pub(in crate::protocol) fn settle_now(
+        &mut self,
+        ch: &mut Channel,
+        delivery_tag: DeliveryTag,
+        multiple: bool,
+        how: Settle,
+    ) -> AmqpResult<()> {
         let entries = ch
             .take_unacked(delivery_tag, multiple)
             .ok_or_else(|| AmqpError::precondition_failed(format!("unknown delivery tag {delivery_tag}")))?;

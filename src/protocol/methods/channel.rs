@@ -3,12 +3,12 @@
 
 use amq_protocol::protocol::{channel, AMQPClass};
 
+use crate::broker::{AmqpError, AmqpResult};
+use crate::ids::ChannelId;
 use crate::protocol::channel::{Channel, ChannelMode, ChannelState, Settle, Unacked};
 use crate::protocol::codec::{decode_method, Method};
 use crate::protocol::connection::{Channels, Session};
 use crate::protocol::frame::{Frame, FrameKind};
-use crate::broker::{AmqpError, AmqpResult};
-use crate::ids::ChannelId;
 
 impl Session {
     /// A frame on a channel number not in use: only channel.open may come.

@@ -15,6 +15,7 @@ use amq_protocol::types::ShortString;
 use super::channel::Channel;
 use super::codec::Method;
 use super::connection::{Phase, Session};
+use super::content::PublishMethod;
 use super::deliveries::{Hold, Undo};
 use super::errors::{decode, method_ids, unexpected_frame};
 use super::frame::{Frame, FrameKind};
@@ -75,7 +76,7 @@ impl Session {
     fn handle_method(&mut self, ch: &mut Channel, method: Method, wait: &mut TicketRange) -> AmqpResult<()> {
         match method {
             Method::Publish { exchange, routing_key, mandatory, immediate } => {
-                self.basic_publish(ch, exchange, routing_key, mandatory, immediate);
+                self.basic_publish(ch, PublishMethod { exchange, routing_key, mandatory, immediate });
                 Ok(())
             }
             Method::Ack { delivery_tag, multiple } => self.basic_ack(ch, delivery_tag, multiple),
