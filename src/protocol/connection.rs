@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 use amq_protocol::protocol::{channel, connection, AMQPClass};
 use bytes::BytesMut;
 
-use super::channel::Channel;
+use super::channel::{Channel, ChannelState};
 use super::codec::{self, decode_method, Method};
 use super::deliveries::{Hold, Undo};
 use super::errors::{decode, short, unexpected_frame};
 use super::frame::{split_frame, Frame, FrameKind};
-use super::handshake::PROTOCOL_HEADER;
-use super::handshake::{is_supported_header, ClientCapabilities, Step, HANDSHAKE_TIMEOUT, PRE_TUNE_FRAME_MAX};
+use super::handshake::{
+    is_supported_header, ClientCapabilities, Step, HANDSHAKE_TIMEOUT, PRE_TUNE_FRAME_MAX, PROTOCOL_HEADER,
+};
 use crate::broker::alarms::AlarmSet;
 use crate::broker::consumer::{Outbox, OutboxItem};
 use crate::broker::permissions::Access;
@@ -684,7 +685,7 @@ impl Session {
             }
             self.close_channel_with(ch, e);
         }
-        if ch.state == super::channel::ChannelState::Closed {
+        if ch.state == ChannelState::Closed {
             channels.remove(&id);
         }
         Ok(Next::Continue)
