@@ -179,13 +179,8 @@ impl Connection {
     /// A connection whose socket was just accepted. Time is read from the
     /// broker's clock.
     pub fn new(params: ConnectionParams) -> Connection {
-        let ConnectionParams { broker, config, peer, alarms } = params;
-        let now = broker.clock().now();
-        Connection {
-            session: Session::new(broker, config, peer, alarms, now),
-            channels: Channels::default(),
-            input: BytesMut::new(),
-        }
+        let now = params.broker.clock().now();
+        Connection { session: Session::new(params, now), channels: Channels::default(), input: BytesMut::new() }
     }
 
     pub fn id(&self) -> ConnectionId {
@@ -406,7 +401,8 @@ impl Drop for Connection {
 }
 
 impl Session {
-    fn new(broker: Arc<Broker>, config: Arc<Config>, peer: SocketAddr, alarms: AlarmSet, now: Instant) -> Session {
+    fn new(params: ConnectionParams, now: Instant) -> Session {
+        let ConnectionParams { broker, config, peer, alarms } = params;
         Session {
             id: ConnectionId(broker.next_connection_id()),
             frame_max: config.frame_max,
