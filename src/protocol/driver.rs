@@ -61,6 +61,13 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
             let _ = wr.shutdown().await;
             half_closed = true;
         }
+        // An alarm raised since the last wake-up stops a publisher's reads
+        // before the next one, not only once `select!` picks its branch.
+        if alarm_open && alarm.has_changed().unwrap_or(false) {
+            let set = *alarm.borrow_and_update();
+            conn.handle_event(Event::Alarms(set), clock.now());
+            continue;
+        }
         let reading = conn.wants_read();
         let room = conn.wants_deliveries();
         let deadline = conn.poll_timeout();
