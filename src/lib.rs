@@ -2,15 +2,18 @@
 //!
 //! Module map:
 //! - [`protocol`]: the wire front end. `frame` splits frames out of a buffer,
-//!   `codec` decodes methods and encodes the hot frames by hand, `connection`
-//!   owns a socket and runs the handshake, channels and write batching.
+//!   `codec` decodes methods and encodes the hot frames by hand;
+//!   `connection` is the sans-IO state machine of one client (handshake,
+//!   channels, method handlers by class, content assembly, confirms,
+//!   deliveries, write batching, heartbeats and deadlines on the broker's
+//!   clock); `driver` runs it over a socket, `harness` over byte literals.
 //! - [`broker`]: the routing core — vhosts, exchanges (direct, fanout, topic,
 //!   headers), bindings, queues, consumers. No sockets, no frame layouts.
 //! - [`server`]: the listener, accept loop and shutdown.
 //! - [`store`]: the data directory: definitions.json and the queue logs.
-//! - [`wire`]: raw byte layouts shared by the layers: field tables (an
-//!   iterative walker, one-level iteration, edits that keep every other
-//!   byte) and the content-header property list. A leaf: no imports from
+//! - [`wire`]: raw byte layouts shared by the layers: frame and method
+//!   numbers, field tables (an iterative walker, one-level iteration, edits
+//!   that keep every other byte) and the content-header property list. A leaf: no imports from
 //!   the other modules, no recursion on a peer's bytes.
 //! - [`message`]: a published message (`Message`, `QueuedMessage`) and the
 //!   property reads that build one. A leaf shared by `broker` and `store`.

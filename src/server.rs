@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::alarms::AlarmSet;
 use crate::broker::Broker;
-use crate::protocol::connection::{serve, ConnectionContext};
+use crate::protocol::driver::{serve, ConnectionContext};
 use crate::store::Health;
 use crate::Config;
 

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::message::QueuedMessage;
 use super::queue::Queue;
 use crate::ids::{ChannelId, ConnectionId};
+use crate::message::QueuedMessage;
 
 /// Deliveries a consumer may have in its outbox before the queue stops giving
 /// it more. Large enough to keep a fast socket busy between wake-ups.
@@ -171,7 +171,7 @@ pub enum OutboxItem {
     DirectReply {
         channel: ChannelId,
         consumer_tag: String,
-        message: Arc<super::message::Message>,
+        message: Arc<crate::message::Message>,
     },
 }
 

@@ -12,8 +12,8 @@
 
 use bytes::Bytes;
 
-use super::message::Message;
 use super::queue::DeathReason;
+use crate::message::Message;
 use crate::wire::properties::{self, Property, PropertyScan};
 use crate::wire::table::{self, Edit, Entry};
 

@@ -11,7 +11,6 @@ pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod headers;
-pub mod message;
 pub mod permissions;
 pub mod publish;
 pub mod queue;

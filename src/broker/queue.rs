@@ -15,10 +15,10 @@ use parking_lot::Mutex;
 use super::args::{Overflow, QueueArgs, QueueType};
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
-use super::message::{Message, QueuedMessage};
 use super::timers::Timers;
 use crate::clock::Clock;
 use crate::ids::{ChannelId, ConnectionId, StoreTicket};
+use crate::message::{Message, QueuedMessage};
 use crate::store::paging::PagedTail;
 use crate::store::QueueLog;
 

@@ -12,34 +12,17 @@
 //! `protocol::frame::split_frame`, which hands out a refcounted `Bytes` per
 //! frame: three atomic round trips per message that this tool does not need.
 
-pub const FRAME_METHOD: u8 = 1;
-pub const FRAME_HEADER: u8 = 2;
-pub const FRAME_BODY: u8 = 3;
-pub const FRAME_HEARTBEAT: u8 = 8;
-pub const FRAME_END: u8 = 0xCE;
-const FRAME_HEADER_SIZE: usize = 7;
-const FRAME_OVERHEAD: usize = FRAME_HEADER_SIZE + 1;
-
-pub const CLASS_CONNECTION: u16 = 10;
-pub const CLASS_CHANNEL: u16 = 20;
-pub const CLASS_BASIC: u16 = 60;
-pub const METHOD_BASIC_PUBLISH: u16 = 40;
-pub const METHOD_BASIC_RETURN: u16 = 50;
-pub const METHOD_BASIC_DELIVER: u16 = 60;
-pub const METHOD_BASIC_CANCEL: u16 = 30;
-pub const METHOD_BASIC_ACK: u16 = 80;
-pub const METHOD_BASIC_NACK: u16 = 120;
-/// connection.close and channel.close share the method id.
-pub const METHOD_CLOSE: u16 = 40;
-pub const METHOD_CONNECTION_CLOSE: u16 = 50;
-pub const METHOD_CONNECTION_BLOCKED: u16 = 60;
-pub const METHOD_CONNECTION_UNBLOCKED: u16 = 61;
+pub use crate::wire::frame::{
+    CLASS_BASIC, CLASS_CHANNEL, CLASS_CONNECTION, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD,
+    METHOD_BASIC_ACK, METHOD_BASIC_CANCEL, METHOD_BASIC_DELIVER, METHOD_BASIC_NACK, METHOD_BASIC_PUBLISH,
+    METHOD_BASIC_RETURN, METHOD_CLOSE, METHOD_CONNECTION_BLOCKED, METHOD_CONNECTION_CLOSE, METHOD_CONNECTION_UNBLOCKED,
+};
+use crate::wire::frame::{FRAME_HEADER_SIZE, FRAME_OVERHEAD};
+use crate::wire::properties::{Property, FLAG_HEADERS};
 
 /// Property flag for delivery-mode (AMQP 0-9-1 §4.2.6.1: bit 12 of the
 /// basic class's property flags).
-const FLAG_DELIVERY_MODE: u16 = 1 << 12;
-/// Property flag for headers (bit 13).
-const FLAG_HEADERS: u16 = 1 << 13;
+const FLAG_DELIVERY_MODE: u16 = Property::DeliveryMode.flag();
 
 /// Bytes we need in the body to carry the send timestamp.
 pub const TIMESTAMP_LEN: usize = 8;

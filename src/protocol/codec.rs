@@ -12,15 +12,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::frame::{FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_METHOD, FRAME_OVERHEAD};
 use crate::wire::table::{self, TableError, MAX_DECODE_DEPTH};
 
-pub const CLASS_BASIC: u16 = 60;
-const METHOD_BASIC_QOS: u16 = 10;
-const METHOD_BASIC_PUBLISH: u16 = 40;
-const METHOD_BASIC_RETURN: u16 = 50;
-const METHOD_BASIC_DELIVER: u16 = 60;
-const METHOD_BASIC_GET_OK: u16 = 71;
-const METHOD_BASIC_ACK: u16 = 80;
-const METHOD_BASIC_REJECT: u16 = 90;
-const METHOD_BASIC_NACK: u16 = 120;
+pub use crate::wire::frame::CLASS_BASIC;
+use crate::wire::frame::{
+    METHOD_BASIC_ACK, METHOD_BASIC_DELIVER, METHOD_BASIC_GET_OK, METHOD_BASIC_NACK, METHOD_BASIC_PUBLISH,
+    METHOD_BASIC_QOS, METHOD_BASIC_REJECT, METHOD_BASIC_RETURN,
+};
 
 /// A decoded method frame. The hot methods keep their fields as slices of the
 /// frame payload; the rest are amq-protocol's structs.

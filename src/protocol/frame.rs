@@ -8,15 +8,9 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-pub const FRAME_METHOD: u8 = 1;
-pub const FRAME_HEADER: u8 = 2;
-pub const FRAME_BODY: u8 = 3;
-pub const FRAME_HEARTBEAT: u8 = 8;
-pub const FRAME_END: u8 = 0xCE;
-/// type (1) + channel (2) + size (4)
-pub const FRAME_HEADER_SIZE: usize = 7;
-/// Header plus the frame-end octet: what a frame costs beyond its payload.
-pub const FRAME_OVERHEAD: usize = FRAME_HEADER_SIZE + 1;
+pub use crate::wire::frame::{
+    FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEADER_SIZE, FRAME_HEARTBEAT, FRAME_METHOD, FRAME_OVERHEAD,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrameKind {

@@ -1,77 +1,60 @@
-//! A connection without a socket: bytes in, bytes out. The same state
-//! machine the connection task drives (`Session`), fed by tests and the fuzz
-//! target instead of a socket. Timers (heartbeats, handshake and close
-//! deadlines) are the task's and are not driven here.
+//! A connection without a socket: bytes in, bytes out, time from the
+//! broker's clock. The same `Connection` the driver runs, fed by tests and
+//! the fuzz target instead of a socket; with a manual clock
+//! (`Harness::manual`), `advance` runs its timers (heartbeats, the
+//! handshake and close deadlines) without sleeping.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::BytesMut;
 
-use super::channel::Channel;
-use super::connection::{is_supported_header, Next, Session, PROTOCOL_HEADER};
-use crate::broker::{Broker, FastMap};
+use super::connection::{Connection, ConnectionParams, Event};
+use crate::broker::Broker;
+use crate::clock::Clock;
 use crate::Config;
 
 pub struct Harness {
-    session: Session,
-    channels: FastMap<u16, Channel>,
-    /// The protocol header while it is incomplete.
-    header: Vec<u8>,
-    started: bool,
-    rbuf: BytesMut,
+    conn: Connection,
     /// What the broker wrote, not yet taken.
     out: BytesMut,
+    /// The connection dropped, or only drains its input now (sticky).
     ended: bool,
 }
 
 impl Harness {
     /// A fresh connection from a loopback peer (so `guest` may log in).
+    /// Time is `broker`'s clock: a manual one lets `advance` move it.
     pub fn new(broker: Arc<Broker>, config: Arc<Config>) -> Harness {
         let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000));
-        Harness {
-            session: Session::new(broker, config, peer),
-            channels: FastMap::default(),
-            header: Vec::with_capacity(8),
-            started: false,
-            rbuf: BytesMut::new(),
-            out: BytesMut::new(),
-            ended: false,
-        }
+        let conn = Connection::new(ConnectionParams { broker, config, peer, alarms: Default::default() });
+        Harness { conn, out: BytesMut::new(), ended: false }
+    }
+
+    /// A fresh connection to an in-memory broker opened from `config`,
+    /// whose clock it reads (set `config.clock` to `Clock::manual()` for
+    /// `advance`).
+    pub fn open(config: Config) -> Harness {
+        let broker = Arc::new(Broker::open(&config).expect("an in-memory broker opens"));
+        Harness::new(broker, Arc::new(config))
+    }
+
+    /// A fresh connection to an in-memory broker (guest/guest, vhost `/`,
+    /// the ephemeral configuration) on a manual clock.
+    pub fn manual() -> Harness {
+        Harness::open(Config { clock: Clock::manual(), ..Config::ephemeral() })
     }
 
     /// Hands the broker bytes as if they arrived in one read, runs every
     /// frame they complete and the end of the batch, and collects output.
-    pub fn feed(&mut self, mut bytes: &[u8]) {
+    pub fn feed(&mut self, bytes: &[u8]) {
         if self.ended {
             return;
         }
-        if !self.started {
-            let need = 8 - self.header.len();
-            let (head, rest) = bytes.split_at(need.min(bytes.len()));
-            self.header.extend_from_slice(head);
-            bytes = rest;
-            let Ok(header) = <[u8; 8]>::try_from(&self.header[..]) else { return };
-            if !is_supported_header(&header) {
-                self.out.extend_from_slice(PROTOCOL_HEADER);
-                self.ended = true;
-                return;
-            }
-            self.started = true;
-            self.session.send_start();
-        }
-        self.rbuf.extend_from_slice(bytes);
-        let s = &mut self.session;
-        if let Next::Drop = s.process_frames(&mut self.rbuf, &mut self.channels) {
-            self.ended = true;
-        } else if let Next::Drop = s.end_of_batch(&mut self.rbuf, &mut self.channels) {
-            self.ended = true;
-        }
-        let n = if self.ended { s.wbuf.len() } else { s.writable() };
-        self.out.extend_from_slice(&s.wbuf.split_to(n));
-        if s.is_draining() {
-            self.ended = true;
-        }
+        let now = self.clock().now();
+        self.conn.handle_bytes(&mut BytesMut::from(bytes), now);
+        self.collect();
     }
 
     /// Everything written since the last call.
@@ -83,11 +66,66 @@ impl Harness {
     pub fn ended(&self) -> bool {
         self.ended
     }
-}
 
-impl Drop for Harness {
-    fn drop(&mut self) {
-        self.session.cleanup(&mut self.channels);
+    /// The connection is over: a driver would close the socket now (after
+    /// a close deadline, a missed heartbeat, a handshake timeout, a close-ok,
+    /// or a drop). `ended` turns true earlier, when draining begins.
+    pub fn closed(&self) -> bool {
+        self.conn.is_ended()
+    }
+
+    /// The clock the connection reads.
+    pub fn clock(&self) -> &Clock {
+        self.conn.clock()
+    }
+
+    /// How long until the connection's next timer, on its clock.
+    pub fn next_timeout(&self) -> Option<Duration> {
+        let now = self.clock().now();
+        self.conn.poll_timeout().map(|t| t.saturating_duration_since(now))
+    }
+
+    /// Moves the (manual) clock forward by `by`, stopping at each deadline
+    /// on the way to run the timers due then, as a driver woken on time
+    /// would, and collects what they write. Panics on a real clock.
+    pub fn advance(&mut self, by: Duration) {
+        let clock = self.clock().clone();
+        assert!(clock.is_manual(), "Harness::advance needs a manual clock (Harness::manual)");
+        let target = clock.now() + by;
+        while let Some(due) = self.conn.poll_timeout().filter(|due| *due <= target) {
+            let now = clock.now();
+            if due > now {
+                clock.advance(due - now);
+            }
+            self.conn.handle_timeout(clock.now());
+            self.collect();
+            if self.conn.poll_timeout().is_some_and(|next| next <= clock.now()) {
+                // A deadline that handling did not move would wake a driver
+                // again at once: a spinning connection.
+                panic!("the connection's deadline did not move past {:?}", clock.now());
+            }
+        }
+        let now = clock.now();
+        if target > now {
+            clock.advance(target - now);
+        }
+    }
+
+    /// Hands the connection an event, as the driver does (alarms changed,
+    /// shutdown, the outbox woken, the socket gone), and collects output.
+    pub fn event(&mut self, event: Event) {
+        let now = self.clock().now();
+        self.conn.handle_event(event, now);
+        self.collect();
+    }
+
+    /// Moves the connection's output to `out`, as a peer that reads at once.
+    fn collect(&mut self) {
+        let now = self.clock().now();
+        self.conn.poll_transmit(&mut self.out, now);
+        if self.conn.is_ended() || self.conn.is_draining() {
+            self.ended = true;
+        }
     }
 }
 

@@ -1,6 +1,6 @@
-//! Raw AMQP byte layouts that more than one layer needs: field tables and
-//! arrays ([`table`]) and the basic class's content-header property list
-//! ([`properties`]).
+//! Raw AMQP byte layouts that more than one layer needs: the frame and
+//! method numbers ([`frame`]), field tables and arrays ([`table`]) and the
+//! basic class's content-header property list ([`properties`]).
 //!
 //! A leaf module: it imports nothing from `broker/`, `protocol/` or `store/`,
 //! does no I/O and holds no state. Everything here works on the bytes a peer
@@ -15,5 +15,6 @@
 //! [`table::decode_table`] / [`table::decode_value`], which refuse anything
 //! nested deeper than [`table::MAX_DECODE_DEPTH`].
 
+pub mod frame;
 pub mod properties;
 pub mod table;

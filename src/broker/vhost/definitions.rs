@@ -8,8 +8,8 @@ use amq_protocol::types::FieldTable;
 use super::Vhost;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
-use crate::broker::message::QueuedMessage;
 use crate::broker::queue::{NewQueue, Queue};
+use crate::message::QueuedMessage;
 use crate::store::definitions::{table_from_json, table_to_json, BindingDef, Definitions, ExchangeDef, QueueDef};
 use crate::store::RecoveredQueue;
 

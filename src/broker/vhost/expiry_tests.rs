@@ -10,10 +10,10 @@ use bytes::Bytes;
 
 use super::{QueueDeclare, Vhost};
 use crate::broker::consumer::{Consumer, NewConsumer, Outbox};
-use crate::broker::message::Message;
 use crate::broker::queue::DeadLetters;
 use crate::clock::Clock;
 use crate::ids::{ChannelId, ConnectionId};
+use crate::message::Message;
 use crate::store::definitions::VhostDef;
 
 fn vhost() -> (Vhost, Clock) {

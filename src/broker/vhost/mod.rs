@@ -151,8 +151,8 @@ impl Vhost {
 #[cfg(test)]
 pub(crate) mod tests_support {
     use super::*;
-    use crate::broker::message::Message;
     use crate::ids::ConnectionId;
+    use crate::message::Message;
     use bytes::Bytes;
 
     pub(crate) fn declare_q(v: &Vhost, name: &str) {

@@ -9,8 +9,8 @@ use smallvec::SmallVec;
 use super::{Routed, Vhost};
 use crate::broker::deadletter;
 use crate::broker::exchange::{Destination, Exchange, RouteInput};
-use crate::broker::message::{Message, QueuedMessage};
 use crate::broker::queue::{DeadLetters, DeathReason, Queue};
+use crate::message::{Message, QueuedMessage};
 
 /// A message on its way to a dead-letter exchange.
 struct DeadLetterWork {

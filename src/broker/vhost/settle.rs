@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::Vhost;
-use crate::broker::message::QueuedMessage;
 use crate::broker::queue::{DeadLetters, Queue, Settle, Unsettled};
+use crate::message::QueuedMessage;
 
 impl Vhost {
     /// Settles deliveries in the order given. An ack needs no grouping; a
@@ -41,9 +41,9 @@ impl Vhost {
 mod tests {
     use super::super::tests_support::declare_q;
     use super::*;
-    use crate::broker::message::Message;
     use crate::broker::vhost::QueueDeclare;
     use crate::ids::ConnectionId;
+    use crate::message::Message;
     use amq_protocol::types::{AMQPValue, FieldTable};
     use bytes::Bytes;
 

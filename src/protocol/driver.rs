@@ -1,0 +1,135 @@
+//! The connection task: the only code in `protocol/` that touches tokio or
+//! a socket (mini-redis's shape). It owns the socket halves, sizes the read
+//! buffer, and polls in one `select!` what the `Connection` asks for:
+//! socket readable (unless it wants no input), socket writable (when it has
+//! output), its outbox's `Notify`, its next deadline, the alarms watch and
+//! the shutdown watch. Reads and writes are polled together so a client
+//! that stops reading cannot wedge us while it is still sending acks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::connection::{Connection, ConnectionParams, Event};
+use crate::broker::alarms::AlarmSet;
+use crate::broker::Broker;
+use crate::clock::Clock;
+use crate::Config;
+
+const READ_CHUNK: usize = 64 * 1024;
+/// What an idle connection's read buffer starts with.
+const IDLE_READ_BUFFER: usize = 2048;
+/// How long the last words of an ended connection may take to go out.
+const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Everything a connection needs from the server that accepted it.
+#[derive(Clone)]
+pub struct ConnectionContext {
+    pub broker: Arc<Broker>,
+    pub config: Arc<Config>,
+    pub shutdown: watch::Receiver<bool>,
+    /// The resource alarms: while any is on, connections that publish are blocked.
+    pub alarm: watch::Receiver<AlarmSet>,
+}
+
+pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let clock = ctx.broker.clock().clone();
+    let mut shutdown = ctx.shutdown.clone();
+    let mut alarm = ctx.alarm.clone();
+    let mut alarm_open = true;
+    let alarms = *alarm.borrow();
+    let mut conn = Connection::new(ConnectionParams { broker: ctx.broker, config: ctx.config, peer, alarms });
+    let outbox = Arc::clone(conn.outbox());
+    conn.io().0.reserve(IDLE_READ_BUFFER);
+
+    // Whether the last read filled all the room it had: then traffic is
+    // heavy and a large buffer saves syscalls.
+    let mut read_filled = false;
+    let mut shutting_down = false;
+    let mut half_closed = false;
+
+    while !conn.is_ended() {
+        if conn.wants_half_close() && !half_closed {
+            // Our last words are out; a FIN tells the peer, and we keep
+            // reading until it closes too.
+            let _ = wr.shutdown().await;
+            half_closed = true;
+        }
+        // An alarm raised since the last wake-up stops a publisher's reads
+        // before the next one, not only once `select!` picks its branch.
+        if alarm_open && alarm.has_changed().unwrap_or(false) {
+            let set = *alarm.borrow_and_update();
+            conn.handle_event(Event::Alarms(set), clock.now());
+            continue;
+        }
+        let reading = conn.wants_read();
+        let room = conn.wants_deliveries();
+        let deadline = conn.poll_timeout();
+        let (rbuf, out) = conn.io();
+        let spare = rbuf.capacity() - rbuf.len();
+        if read_filled && spare < READ_CHUNK / 2 {
+            rbuf.reserve(READ_CHUNK);
+        } else if spare < IDLE_READ_BUFFER / 2 {
+            rbuf.reserve(IDLE_READ_BUFFER);
+        }
+        let room_before = rbuf.capacity() - rbuf.len();
+
+        tokio::select! {
+            changed = alarm.changed(), if alarm_open => {
+                if changed.is_err() {
+                    alarm_open = false;
+                } else {
+                    let set = *alarm.borrow_and_update();
+                    conn.handle_event(Event::Alarms(set), clock.now());
+                }
+            }
+            changed = shutdown.changed(), if !shutting_down => {
+                shutting_down = true;
+                if changed.is_ok() {
+                    conn.handle_event(Event::Shutdown, clock.now());
+                }
+            }
+            r = rd.read_buf(rbuf), if reading => {
+                match r {
+                    Ok(0) | Err(_) => conn.handle_event(Event::Closed, clock.now()),
+                    Ok(n) => {
+                        read_filled = n >= room_before;
+                        conn.handle_read(clock.now());
+                    }
+                }
+            }
+            w = wr.write(out), if !out.is_empty() && !half_closed => {
+                match w {
+                    Ok(0) | Err(_) => conn.handle_event(Event::Closed, clock.now()),
+                    Ok(n) => conn.handle_written(n, clock.now()),
+                }
+            }
+            _ = outbox.notified(), if room => conn.handle_event(Event::OutboxWoken, clock.now()),
+            _ = sleep_until(deadline, &clock) => conn.handle_timeout(clock.now()),
+        }
+    }
+
+    // Best effort: let the peer see any close we queued.
+    let out = conn.transmit();
+    if !out.is_empty() && !half_closed {
+        let _ = tokio::time::timeout(FINAL_WRITE_TIMEOUT, wr.write_all(out)).await;
+    }
+    let _ = wr.shutdown().await;
+    tracing::debug!(%peer, id = %conn.id(), "connection closed");
+}
+
+/// Sleeps until `clock` reads `at`. With the real clock that is the
+/// process clock; a manual clock's deadline is slept for as real time
+/// left, after which the connection looks at its clock again.
+async fn sleep_until(at: Option<Instant>, clock: &Clock) {
+    match at {
+        Some(at) => tokio::time::sleep(at.saturating_duration_since(clock.now())).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,36 @@
+//! The wire side of a publish: hand the accepted message to
+//! `broker::Vhost::enqueue_accepted` (which holds the rules: routing, CC/BCC,
+//! direct reply-to, alternate exchanges, overflow) and write what the
+//! broker's answer needs on this connection, the mandatory basic.return.
+
+use super::codec;
+use super::connection::Session;
+use crate::broker::publish::{Accepted, Published, Sink};
+use crate::broker::vhost::Vhost;
+use crate::broker::{AmqpResult, ReplyCode};
+
+impl Session {
+    /// Routes an accepted publish and writes basic.return for a mandatory
+    /// message that reached no queue.
+    pub(super) fn route_and_enqueue(
+        &mut self,
+        vhost: &Vhost,
+        accepted: Accepted,
+        channel: u16,
+    ) -> AmqpResult<Published> {
+        let sink = Sink { replies: self.broker.reply_targets(), waker: Some(&self.outbox) };
+        let out = vhost.enqueue_accepted(accepted, &sink)?;
+        if let Some(message) = &out.returned {
+            codec::write_return(
+                &mut self.wbuf,
+                channel,
+                ReplyCode::NoRoute as u16,
+                "NO_ROUTE",
+                &message.exchange,
+                &message.routing_key,
+            );
+            codec::write_content(&mut self.wbuf, channel, &message.properties, &message.body, self.frame_max);
+        }
+        Ok(out)
+    }
+}
