@@ -20,6 +20,9 @@ pub mod diagnostics;
 pub mod format;
 pub mod rabbitmqctl;
 
+#[cfg(test)]
+mod fixture_tests;
+
 use std::io::Write;
 use std::time::Duration;
 
