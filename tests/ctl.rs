@@ -136,6 +136,7 @@ fn serve(stream: TcpStream, addr: SocketAddr, log: &Mutex<Vec<Request>>) {
         200 => "OK",
         201 => "Created",
         204 => "No Content",
+        400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
         _ => "Other",
@@ -197,6 +198,10 @@ fn answer(request: &Request, addr: SocketAddr) -> (u16, String, String) {
             "/api/policies" => get("policies_all"),
             "/api/definitions" => get("definitions"),
             "/api/users/bob" => get("users_bob"),
+            "/api/health/checks/local-alarms" => get("health_local_alarms"),
+            "/api/health/checks/alarms" => get("health_alarms"),
+            "/api/health/checks/virtual-hosts" => get("health_virtual_hosts"),
+            "/api/queues/%2F/jobs" => (200, String::new(), exists("jobs", "queues").unwrap().to_string()),
             "/api/users/alice" | "/api/users/guest" => {
                 let name = path.rsplit('/').next().unwrap();
                 let users: Value = serde_json::from_str(&fixture("api/users.json")).unwrap();
@@ -209,6 +214,7 @@ fn answer(request: &Request, addr: SocketAddr) -> (u16, String, String) {
             },
             _ => missing(),
         },
+        "DELETE" if path == "/api/queues/%2F/jobs" => (400, String::new(), fixture("api/delete_queue_in_use.json")),
         "DELETE" => match path {
             "/api/queues/%2F/a%2Fb"
             | "/api/queues/%2F/a%2Fb/contents"
@@ -306,6 +312,10 @@ fn errors_and_exit_codes_match_rabbitmqctl() {
         ("add_user_exists", &["add_user", "guest", "guest"]),
         ("add_vhost_exists", &["add_vhost", "staging"]),
         ("await_startup", &["await_startup"]),
+        ("list_queues_missing_vhost", &["list_queues", "-p", "nosuchvh"]),
+        ("list_policies_missing_vhost", &["list_policies", "-p", "nosuchvh"]),
+        ("list_user_permissions_missing", &["list_user_permissions", "nosuch"]),
+        ("delete_queue_in_use", &["delete_queue", "jobs", "--if-unused"]),
     ] {
         assert_same(&api.ctl(args), name);
     }
@@ -438,6 +448,9 @@ fn symlinks_answer_as_rabbitmq_tools() {
     assert_same(&api.run(&diag, &["-q", "ping"]), "diag_ping_q");
     assert_same(&api.run(&diag, &["check_running"]), "diag_check_running");
     assert_same(&api.run(&diag, &["-q", "check_running"]), "diag_check_running_q");
+    assert_same(&api.run(&diag, &["check_local_alarms"]), "diag_check_local_alarms");
+    assert_same(&api.run(&diag, &["check_alarms"]), "diag_check_alarms");
+    assert_same(&api.run(&diag, &["check_virtual_hosts"]), "diag_check_virtual_hosts");
     // The listeners the fake reports are its own port: connected for real.
     let o = api.run(&diag, &["-q", "check_port_connectivity"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

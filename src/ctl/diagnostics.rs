@@ -18,6 +18,27 @@ pub fn run(inv: &Invocation, io: &mut Io) -> Result<(), Failure> {
         Some("ping") => ping(inv, io),
         Some("check_running") => check_running(inv, io),
         Some("check_port_connectivity") => check_port_connectivity(inv, io),
+        Some("check_local_alarms") => health(
+            inv,
+            io,
+            "/api/health/checks/local-alarms",
+            "Asking node {node} to report any local resource alarms ...",
+            "Node {node} reported no local alarms",
+        ),
+        Some("check_alarms") => health(
+            inv,
+            io,
+            "/api/health/checks/alarms",
+            "Asking node {node} to report any local resource alarms ...",
+            "Node {node} reported no alarms, local or clusterwide",
+        ),
+        Some("check_virtual_hosts") => health(
+            inv,
+            io,
+            "/api/health/checks/virtual-hosts",
+            "Checking if all vhosts are running on node {node} ...",
+            "Node {node} reported all vhosts as running",
+        ),
         Some(verb) if super::rabbitmqctl::VERBS.iter().any(|(v, _)| *v == verb) => super::rabbitmqctl::run(inv, io),
         Some(other) => Err(Failure::bare(exit::USAGE, format!("\nCommand '{other}' not found. \n\n{}", usage()))),
         None => Err(Failure::bare(exit::USAGE, usage())),
@@ -27,7 +48,7 @@ pub fn run(inv: &Invocation, io: &mut Io) -> Result<(), Failure> {
 fn usage() -> String {
     "Usage\n\nrabbitmq-diagnostics [--node <node>] [--timeout <timeout>] [--quiet] <command> [<command options>]\n\n\
      Talks to a management HTTP API (--url, env WARREN_MANAGEMENT_URL, default http://127.0.0.1:15672);\n\
-     -n/--node is accepted and ignored.\n\nAvailable commands:\n\n   ping\n   check_running\n   check_port_connectivity\n   status\n"
+     -n/--node is accepted and ignored.\n\nAvailable commands:\n\n   ping\n   check_running\n   check_port_connectivity\n   check_local_alarms\n   check_alarms\n   check_virtual_hosts\n   status\n"
         .to_owned()
 }
 
@@ -68,6 +89,32 @@ fn ping(inv: &Invocation, io: &mut Io) -> Result<(), Failure> {
             format!("Failed to connect and authenticate to {label} in {ms} ms\n{}", f.message),
         )),
     }
+}
+
+/// A check the management API answers under `/api/health/checks/`: 200
+/// `{"status":"ok"}`, or 503 with a reason (and the alarms in effect).
+fn health(inv: &Invocation, io: &mut Io, path: &str, banner_text: &str, ok_text: &str) -> Result<(), Failure> {
+    let o = overview(inv).inspect_err(|_| banner(inv, io, &banner_text.replace("{node}", &inv.node_label())))?;
+    let node = node_name(inv, &o);
+    banner(inv, io, &banner_text.replace("{node}", &node));
+    let api = inv.api();
+    let response = api.get(path)?;
+    if response.ok() {
+        io.println(&ok_text.replace("{node}", &node));
+        return Ok(());
+    }
+    if response.status != 503 {
+        return Err(api.unexpected("GET", path, &response));
+    }
+    let mut message = response.reason();
+    if let Ok(body) = serde_json::from_str::<Value>(&response.body) {
+        for alarm in body.get("alarms").and_then(Value::as_array).into_iter().flatten() {
+            let resource = alarm.get("resource").and_then(Value::as_str).unwrap_or("?");
+            let on = alarm.get("node").and_then(Value::as_str).unwrap_or(&node);
+            message.push_str(&format!("\nNode {on} reported an alarm: {resource}"));
+        }
+    }
+    Err(Failure::new(exit::UNAVAILABLE, message))
 }
 
 fn check_running(inv: &Invocation, io: &mut Io) -> Result<(), Failure> {

@@ -152,9 +152,8 @@ pub fn run(inv: &Invocation, io: &mut Io) -> Result<(), Failure> {
             let path = format!("/api/users/{}/permissions", encode(user));
             let banner = format!("Listing permissions for user \"{user}\" ...");
             let inv = Invocation { args: Vec::new(), ..inv.clone() };
-            list_or(&inv, io, &api, &format::USER_PERMISSIONS, &path, &banner, |_| {
-                Failure::new(exit::NO_USER, format!("User \"{user}\" does not exist"))
-            })
+            let missing = Failure::new(exit::UNAVAILABLE, format!("{{:no_such_user, \"{user}\"}}"));
+            list_or(&inv, io, &api, &format::USER_PERMISSIONS, &path, &banner, OnMissing::Fail(missing))
         }
         "list_policies" => {
             arity(inv, verb, 0, 0)?;
@@ -388,6 +387,18 @@ fn put(api: &Api, path: &str, body: &Value) -> Result<(), Failure> {
     }
 }
 
+/// What a 404 for a list means.
+enum OnMissing {
+    /// The vhost does not exist: rabbitmqctl lists nothing and succeeds
+    /// (list_queues, list_exchanges, list_bindings, list_consumers).
+    Empty,
+    /// The vhost does not exist, and rabbitmqctl says so (list_permissions,
+    /// list_policies): exit 65.
+    NoVhost,
+    /// Something else is missing (a user for list_user_permissions).
+    Fail(Failure),
+}
+
 fn list(
     inv: &Invocation,
     io: &mut Io,
@@ -396,14 +407,16 @@ fn list(
     path: &str,
     banner_text: &str,
 ) -> Result<(), Failure> {
-    let vhost = inv.options.vhost.clone();
-    list_or(inv, io, api, spec, path, banner_text, |_| {
-        Failure::bare(exit::DATA, format!("Virtual host '{vhost}' does not exist"))
-    })
+    let on_missing = match spec.verb {
+        "list_permissions" | "list_policies" => OnMissing::NoVhost,
+        "list_queues" | "list_exchanges" | "list_bindings" | "list_consumers" => OnMissing::Empty,
+        _ => OnMissing::Fail(Failure::new(exit::SOFTWARE, format!("GET {path} failed with HTTP 404"))),
+    };
+    list_or(inv, io, api, spec, path, banner_text, on_missing)
 }
 
 /// A list verb: select the columns (usage error for unknown ones), fetch,
-/// print. `not_found` says what a 404 means for this list.
+/// print.
 fn list_or(
     inv: &Invocation,
     io: &mut Io,
@@ -411,26 +424,32 @@ fn list_or(
     spec: &ListSpec,
     path: &str,
     banner_text: &str,
-    not_found: impl Fn(&str) -> Failure,
+    on_missing: OnMissing,
 ) -> Result<(), Failure> {
     let columns = spec.select(&inv.args).map_err(|unknown| {
         inv.usage_error(Tool::Rabbitmqctl, &format!("Info key(s) {} are not supported", unknown.join(",")), spec.usage)
     })?;
     let response = api.get(path)?;
-    if response.status == 404 {
-        return Err(not_found(path));
-    }
-    if !response.ok() {
-        return Err(api.unexpected("GET", path, &response));
-    }
-    let items = match response.json(path)? {
-        Value::Array(items) => items,
-        // A paged answer ({"items": [...]}) when a server pages by default.
-        Value::Object(mut o) => match o.remove("items") {
-            Some(Value::Array(items)) => items,
+    let items = match (response.status, on_missing) {
+        (404, OnMissing::Fail(failure)) => {
+            banner(inv, io, banner_text);
+            return Err(failure);
+        }
+        (404, OnMissing::NoVhost) => {
+            banner(inv, io, banner_text);
+            return Err(Failure::bare(exit::DATA, format!("Virtual host '{}' does not exist", inv.options.vhost)));
+        }
+        (404, OnMissing::Empty) => Vec::new(),
+        _ if !response.ok() => return Err(api.unexpected("GET", path, &response)),
+        _ => match response.json(path)? {
+            Value::Array(items) => items,
+            // A paged answer ({"items": [...]}) when a server pages by default.
+            Value::Object(mut o) => match o.remove("items") {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
             _ => Vec::new(),
         },
-        _ => Vec::new(),
     };
     if inv.banners() {
         io.println(banner_text);
@@ -496,7 +515,15 @@ fn delete_queue(inv: &Invocation, io: &mut Io, api: &Api) -> Result<(), Failure>
     arity(inv, "delete_queue", 1, 1)?;
     let name = &inv.args[0];
     let vhost = &inv.options.vhost;
-    banner(inv, io, &format!("Deleting queue '{name}' on vhost '{vhost}' ..."));
+    let mut conditions = Vec::new();
+    if inv.options.if_empty {
+        conditions.push("if queue is empty ");
+    }
+    if inv.options.if_unused {
+        conditions.push("if queue is unused ");
+    }
+    let conditions = conditions.join("and ");
+    banner(inv, io, &format!("Deleting queue '{name}' on vhost '{vhost}' {conditions}..."));
     let path = format!("/api/queues/{}/{}", encode(vhost), encode(name));
     let queue = api.get(&path)?;
     if queue.status == 404 {
@@ -514,6 +541,9 @@ fn delete_queue(inv: &Invocation, io: &mut Io, api: &Api) -> Result<(), Failure>
     let response = api.delete(&target, None)?;
     match response.status {
         404 => Err(Failure::new(exit::USAGE, "Queue not found")),
+        // RabbitMQ's reasons: "queue 'q' in vhost '/' not empty" / "... in use".
+        400 if response.reason().ends_with("not empty") => Err(Failure::new(exit::USAGE, "Queue is not empty")),
+        400 if response.reason().ends_with("in use") => Err(Failure::new(exit::USAGE, "Queue is in use")),
         400 => Err(Failure::new(exit::SOFTWARE, response.reason())),
         _ if response.ok() => {
             banner(inv, io, &format!("Queue was successfully deleted with {ready} ready messages"));
