@@ -573,3 +573,21 @@ fn check_port_connectivity_fails_for_a_closed_listener() {
     assert_eq!(stdout(&o), "Testing TCP connections to all active listeners on node warren@test ...\n");
     assert!(stderr(&o).contains(&format!("Connection to ports {dead} on node warren@test failed")), "{}", stderr(&o));
 }
+
+#[test]
+fn a_silent_api_times_out() {
+    // Accepts connections and never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let started = std::time::Instant::now();
+    let o = run_with(Path::new(env!("CARGO_BIN_EXE_warren")), &["ctl", "list_queues", "-t", "0.5"], &url, None);
+    assert_eq!(o.status.code(), Some(75), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did not answer in time"), "{}", stderr(&o));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}

@@ -88,6 +88,9 @@ impl Api {
         let credentials = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            // Like rabbitmqctl and rabbitmqadmin, talk to the broker directly:
+            // an http_proxy meant for the internet must not capture 127.0.0.1.
+            .proxy(None)
             .timeout_global(timeout)
             .user_agent(concat!("warren-ctl/", env!("CARGO_PKG_VERSION")))
             .build()
