@@ -465,6 +465,45 @@ mod tests {
         assert!(parse(&strings(&["list_queues", "-t", "soon"]), &no_env).is_err());
     }
 
+    /// Runs a tool with no management API reachable (port 9: discard, unused).
+    fn offline(tool: Tool, args: &[&str]) -> (i32, String, String) {
+        let env = |name: &str| (name == "WARREN_MANAGEMENT_URL").then(|| "http://127.0.0.1:9".to_owned());
+        let (mut out, mut err, mut input) = (Vec::new(), Vec::new(), std::io::empty());
+        let mut io = Io { out: &mut out, err: &mut err, input: &mut input };
+        let code = run(tool, &strings(args), &env, &mut io);
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
+    }
+
+    #[test]
+    fn usage_errors_need_no_broker() {
+        let (code, out, err) =
+            offline(Tool::Rabbitmqctl, &["-n", "ref5673@localhost", "list_queues", "name", "nosuchcol"]);
+        let recorded = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/management/rabbitmqctl/list_queues_bad_col.err"
+        ))
+        .unwrap();
+        assert_eq!((code, out.as_str()), (64, ""));
+        assert_eq!(err, recorded.replace("\x1b[1m", "").replace("\x1b[0m", ""));
+        let (code, _, err) = offline(Tool::Rabbitmqctl, &["list_queues", "--formatter", "xml"]);
+        assert_eq!(code, 64);
+        assert!(err.contains("unsupported formatter 'xml'"));
+    }
+
+    #[test]
+    fn plugins_are_built_in() {
+        let (code, out, _) = offline(Tool::Plugins, &["enable", "rabbitmq_management", "rabbitmq_shovel"]);
+        assert_eq!(code, 0);
+        assert!(out.contains("rabbitmq_management is built into Warren"));
+        assert!(out.ends_with("Plugin configuration unchanged.\n"));
+        let (code, _, err) = offline(Tool::Plugins, &["enable", "nosuch_plugin"]);
+        assert_eq!((code, err.as_str()), (70, "Error:\n{:plugins_not_found, [:nosuch_plugin]}\n"));
+        let (code, out, _) = offline(Tool::Plugins, &["-q", "list", "prometheus"]);
+        assert_eq!((code, out.trim_end()), (0, "[E*] rabbitmq_prometheus               built into Warren"));
+        assert_eq!(offline(Tool::Plugins, &["is_enabled", "rabbitmq_management"]).0, 0);
+        assert_eq!(offline(Tool::Plugins, &["is_enabled", "rabbitmq_mqtt"]).0, 69);
+    }
+
     #[test]
     fn quiet_and_silent() {
         let q = parse(&strings(&["-q", "list_queues"]), &no_env).unwrap();
