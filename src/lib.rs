@@ -18,6 +18,8 @@
 //! - [`message`]: a published message (`Message`, `QueuedMessage`) and the
 //!   property reads that build one. A leaf shared by `broker` and `store`.
 //! - [`config`]: settings shared by the binary and embedders.
+//! - [`ctl`]: `warren ctl` and the rabbitmqctl / rabbitmq-diagnostics /
+//!   rabbitmq-plugins / rabbitmqadmin personalities, over the management HTTP API.
 //! - [`perf`]: `warren perf`, a load generator with its own minimal client
 //!   that drives any AMQP 0-9-1 broker by URI.
 //!
@@ -34,6 +36,7 @@
 pub mod broker;
 pub mod clock;
 pub mod config;
+pub mod ctl;
 pub mod ids;
 pub mod message;
 pub mod perf;

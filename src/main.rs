@@ -22,6 +22,14 @@ enum Command {
     Serve(ServeArgs),
     /// Load-test any AMQP 0-9-1 broker (this one or RabbitMQ) by URI.
     Perf(warren::perf::PerfArgs),
+    /// rabbitmqctl over the management HTTP API: `warren ctl list_queues`,
+    /// `warren ctl help`. `warren ctl diagnostics|plugins|admin ...` answer as
+    /// rabbitmq-diagnostics, rabbitmq-plugins and rabbitmqadmin; so does the
+    /// binary invoked through a symlink of that name.
+    Ctl {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -91,6 +99,9 @@ struct ServeArgs {
 
 fn main() -> std::process::ExitCode {
     use clap::{CommandFactory, FromArgMatches};
+    if let Some(code) = ctl_main() {
+        return code;
+    }
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -108,6 +119,7 @@ fn main() -> std::process::ExitCode {
         None => serve(cli.serve, &explicit),
         Some(Command::Serve(args)) => serve(args, &explicit),
         Some(Command::Perf(args)) => warren::perf::main(args),
+        Some(Command::Ctl { args }) => return ctl_exit(warren::ctl::main(warren::ctl::Tool::Rabbitmqctl, &args)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -117,6 +129,31 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `warren ctl ...`, or the binary invoked as `rabbitmqctl`, `rabbitmqadmin`,
+/// `rabbitmq-diagnostics` or `rabbitmq-plugins` (a symlink): answered before
+/// clap, whose syntax is not those tools'.
+fn ctl_main() -> Option<std::process::ExitCode> {
+    use warren::ctl::Tool;
+    let args: Vec<String> = std::env::args_os().map(|a| a.to_string_lossy().into_owned()).collect();
+    if let Some(tool) = args.first().and_then(|a| Tool::from_program_name(a)) {
+        return Some(ctl_exit(warren::ctl::main(tool, &args[1..])));
+    }
+    if args.get(1).map(String::as_str) != Some("ctl") {
+        return None;
+    }
+    let (tool, rest) = match args.get(2).map(String::as_str) {
+        Some("diagnostics" | "rabbitmq-diagnostics") => (Tool::Diagnostics, &args[3..]),
+        Some("plugins" | "rabbitmq-plugins") => (Tool::Plugins, &args[3..]),
+        Some("admin" | "rabbitmqadmin") => (Tool::Admin, &args[3..]),
+        _ => (Tool::Rabbitmqctl, &args[2..]),
+    };
+    Some(ctl_exit(warren::ctl::main(tool, rest)))
+}
+
+fn ctl_exit(code: i32) -> std::process::ExitCode {
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
 fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
