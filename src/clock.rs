@@ -23,6 +23,9 @@ struct Manual {
     start_unix_ms: u64,
     /// Nanoseconds advanced since `start`.
     elapsed_ns: AtomicU64,
+    /// Woken on every `advance`: tasks that sleep towards a deadline on this
+    /// clock (connection timers, queue deadlines) look at it again.
+    advanced: tokio::sync::Notify,
 }
 
 /// The origin of the millisecond scale (`Clock::millis`) of the real clock.
@@ -42,7 +45,14 @@ impl Clock {
     /// real time of its creation, so wall-clock values stay plausible.
     pub fn manual() -> Clock {
         let start_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        Clock { manual: Some(Arc::new(Manual { start: Instant::now(), start_unix_ms, elapsed_ns: AtomicU64::new(0) })) }
+        Clock {
+            manual: Some(Arc::new(Manual {
+                start: Instant::now(),
+                start_unix_ms,
+                elapsed_ns: AtomicU64::new(0),
+                advanced: Default::default(),
+            })),
+        }
     }
 
     pub fn is_manual(&self) -> bool {
@@ -55,9 +65,29 @@ impl Clock {
         match &self.manual {
             Some(m) => {
                 m.elapsed_ns.fetch_add(by.as_nanos().min(u64::MAX as u128) as u64, Ordering::AcqRel);
+                m.advanced.notify_waiters();
                 true
             }
             None => false,
+        }
+    }
+
+    /// Waits until the clock reads `at` or later. On the real clock that is
+    /// a timer; a manual clock is looked at after each `advance`, so a task
+    /// asleep on it wakes exactly when a test moves time past its deadline.
+    pub async fn sleep_until(&self, at: Instant) {
+        match &self.manual {
+            None => tokio::time::sleep_until(at.into()).await,
+            Some(m) => loop {
+                let advanced = m.advanced.notified();
+                tokio::pin!(advanced);
+                // Registered before the check, so an advance in between is seen.
+                advanced.as_mut().enable();
+                if self.now() >= at {
+                    return;
+                }
+                advanced.await;
+            },
         }
     }
 
@@ -93,6 +123,22 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_sleep_on_a_manual_clock_ends_when_time_is_moved_past_it() {
+        let c = Clock::manual();
+        let at = c.now() + Duration::from_secs(30);
+        let sleeper = tokio::spawn({
+            let c = c.clone();
+            async move { c.sleep_until(at).await }
+        });
+        tokio::task::yield_now().await;
+        c.advance(Duration::from_secs(29));
+        tokio::task::yield_now().await;
+        assert!(!sleeper.is_finished(), "woke before its deadline");
+        c.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(1), sleeper).await.expect("woke at its deadline").unwrap();
+    }
 
     #[test]
     fn a_manual_clock_moves_only_when_advanced_and_all_scales_agree() {

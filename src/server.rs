@@ -213,20 +213,19 @@ pub fn resident_bytes() -> Option<u64> {
 /// Runs queue deadlines (message expiry, x-expires) as they fall due: it
 /// sleeps until the earliest one, and is woken early when a queue registers
 /// an earlier one. Each run touches only the queues that are due. A manual
-/// clock does not move by itself: `Broker::advance` runs what it makes due,
-/// and this task only waits to be woken.
+/// clock does not move by itself: `Broker::advance` runs what it makes due
+/// before returning, and a plain `Clock::advance` wakes this task.
 async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let clock = broker.clock().clone();
     loop {
         broker.run_due();
-        let wait = match broker.next_deadline() {
-            Some(at) if !broker.clock().is_manual() => {
-                Some(Duration::from_millis(at.saturating_sub(broker.clock().millis())))
-            }
-            _ => None,
-        };
+        // Deadlines are on the clock's millisecond scale; a manual clock
+        // wakes this when it is moved past the next one.
+        let next =
+            broker.next_deadline().map(|at| clock.now() + Duration::from_millis(at.saturating_sub(clock.millis())));
         let sleep = async {
-            match wait {
-                Some(d) => tokio::time::sleep(d).await,
+            match next {
+                Some(at) => clock.sleep_until(at).await,
                 None => std::future::pending().await,
             }
         };

@@ -124,12 +124,10 @@ pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) 
     tracing::debug!(%peer, id = %conn.id(), "connection closed");
 }
 
-/// Sleeps until `clock` reads `at`. With the real clock that is the
-/// process clock; a manual clock's deadline is slept for as real time
-/// left, after which the connection looks at its clock again.
+/// Sleeps until `clock` reads `at` (a manual clock wakes it when moved).
 async fn sleep_until(at: Option<Instant>, clock: &Clock) {
     match at {
-        Some(at) => tokio::time::sleep(at.saturating_duration_since(clock.now())).await,
+        Some(at) => clock.sleep_until(at).await,
         None => std::future::pending().await,
     }
 }
