@@ -5,7 +5,10 @@
 //! publisher that enqueued, the connection that acked or drained its outbox —
 //! as a plain function call: no task hop per message.
 
-use std::collections::VecDeque;
+mod ready;
+#[cfg(test)]
+mod tests;
+
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
@@ -21,6 +24,7 @@ use crate::ids::{ChannelId, ConnectionId, StoreTicket};
 use crate::message::{Message, QueuedMessage};
 use crate::store::paging::PagedTail;
 use crate::store::QueueLog;
+use ready::{mem_of, Ready};
 
 #[derive(Debug)]
 pub struct Queue {
@@ -56,104 +60,6 @@ pub struct NewQueue {
     pub arguments: FieldTable,
     pub log: Option<Arc<QueueLog>>,
     pub clock: Clock,
-}
-
-/// Ready messages, one FIFO per priority level (one level unless the queue
-/// has `x-max-priority`). Higher levels are served first.
-#[derive(Debug, Default)]
-struct Ready {
-    levels: Vec<VecDeque<QueuedMessage>>,
-    len: usize,
-    bytes: u64,
-    /// Estimated RAM of the messages held, against the paging budget.
-    mem: u64,
-    /// How many of them have an expiry (so a queue without any skips the
-    /// deadline bookkeeping).
-    expiring: usize,
-}
-
-/// What a message costs in RAM, against the queue's paging budget: its
-/// bytes plus [`MESSAGE_OVERHEAD`], not body bytes alone, or a refill of tiny
-/// messages would be millions of them.
-fn mem_of(m: &QueuedMessage) -> u64 {
-    let msg = &m.message;
-    (msg.body.len() + msg.properties.len() + msg.routing_key.len() + msg.exchange.len()) as u64 + MESSAGE_OVERHEAD
-}
-
-/// Estimated bookkeeping per message in RAM (structs, Arc, deque slot).
-const MESSAGE_OVERHEAD: u64 = 200;
-
-impl Ready {
-    fn new(levels: usize) -> Self {
-        Ready { levels: (0..levels.max(1)).map(|_| VecDeque::new()).collect(), len: 0, bytes: 0, mem: 0, expiring: 0 }
-    }
-
-    fn level_of(&self, m: &QueuedMessage) -> usize {
-        (m.message.priority as usize).min(self.levels.len() - 1)
-    }
-
-    fn push_back(&mut self, m: QueuedMessage) {
-        let l = self.level_of(&m);
-        self.len += 1;
-        self.bytes += m.message.body.len() as u64;
-        self.mem += mem_of(&m);
-        self.expiring += m.expires_at.is_some() as usize;
-        self.levels[l].push_back(m);
-    }
-
-    /// Back at its original position within its level.
-    fn insert_by_seq(&mut self, m: QueuedMessage) {
-        let l = self.level_of(&m);
-        self.len += 1;
-        self.bytes += m.message.body.len() as u64;
-        self.mem += mem_of(&m);
-        self.expiring += m.expires_at.is_some() as usize;
-        let level = &mut self.levels[l];
-        let at = level.partition_point(|r| r.seq < m.seq);
-        level.insert(at, m);
-    }
-
-    fn pop_front(&mut self) -> Option<QueuedMessage> {
-        let m = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
-        self.len -= 1;
-        self.bytes -= m.message.body.len() as u64;
-        self.mem -= mem_of(&m);
-        self.expiring -= m.expires_at.is_some() as usize;
-        Some(m)
-    }
-
-    /// Takes expired messages from the head of every level (RabbitMQ only
-    /// expires messages when they reach the head).
-    fn take_expired(&mut self, now: u64, out: &mut Vec<QueuedMessage>) {
-        for level in self.levels.iter_mut() {
-            while level.front().is_some_and(|m| m.expires_at.is_some_and(|t| t <= now)) {
-                if let Some(m) = level.pop_front() {
-                    self.len -= 1;
-                    self.bytes -= m.message.body.len() as u64;
-                    self.mem -= mem_of(&m);
-                    self.expiring -= 1;
-                    out.push(m);
-                }
-            }
-        }
-    }
-
-    /// The earliest expiry among the level heads (RabbitMQ expires only at
-    /// the head).
-    fn head_expiry(&self) -> Option<u64> {
-        if self.expiring == 0 {
-            return None;
-        }
-        self.levels.iter().filter_map(|l| l.front().and_then(|m| m.expires_at)).min()
-    }
-
-    fn drain(&mut self) -> Vec<QueuedMessage> {
-        self.len = 0;
-        self.bytes = 0;
-        self.mem = 0;
-        self.expiring = 0;
-        self.levels.iter_mut().flat_map(|l| l.drain(..)).collect()
-    }
 }
 
 #[derive(Debug)]
@@ -727,133 +633,5 @@ impl Queue {
 
     pub fn is_deleted(&self) -> bool {
         self.state.lock().deleted
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::broker::consumer::{ChannelLimit, NewConsumer, Outbox};
-    use bytes::Bytes;
-
-    fn plain(exclusive_owner: Option<ConnectionId>) -> NewQueue {
-        NewQueue {
-            name: "q".into(),
-            vhost: "/".into(),
-            durable: false,
-            auto_delete: false,
-            exclusive_owner,
-            arguments: FieldTable::default(),
-            log: None,
-            clock: Clock::real(),
-        }
-    }
-
-    fn msg(body: &'static [u8]) -> Arc<Message> {
-        Arc::new(Message::new(
-            Bytes::new(),
-            Bytes::from_static(b"q"),
-            Bytes::from_static(&[0, 0]),
-            Bytes::from_static(body),
-        ))
-    }
-
-    fn consumer(q: &Arc<Queue>, tag: &str, prefetch: u32, outbox: &Arc<Outbox>) -> Arc<Consumer> {
-        Arc::new(Consumer::new(NewConsumer {
-            tag: tag.into(),
-            channel: ChannelId(1),
-            connection_id: ConnectionId(1),
-            queue: Arc::clone(q),
-            no_ack: false,
-            exclusive: false,
-            priority: 0,
-            prefetch,
-            channel_limit: Arc::new(ChannelLimit::default()),
-            outbox: Arc::clone(outbox),
-        }))
-    }
-
-    fn bodies(outbox: &Outbox) -> Vec<(String, &'static str)> {
-        let mut items = Vec::new();
-        outbox.drain_into(&mut items);
-        items
-            .into_iter()
-            .filter_map(|i| match i {
-                OutboxItem::Deliver { consumer, message } => {
-                    let b: &'static str =
-                        std::str::from_utf8(message.message.body.as_ref()).unwrap().to_string().leak();
-                    Some((consumer.tag.clone(), b))
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn round_robin_with_prefetch_and_requeue_order() {
-        let q = Arc::new(Queue::new(plain(None)));
-        let outbox = Arc::new(Outbox::default());
-        let a = consumer(&q, "a", 1, &outbox);
-        let b = consumer(&q, "b", 1, &outbox);
-        q.add_consumer(Arc::clone(&a)).unwrap();
-        q.add_consumer(Arc::clone(&b)).unwrap();
-        for body in [&b"1"[..], b"2", b"3"] {
-            q.enqueue(msg(body), None, &mut DeadLetters::default());
-        }
-        assert_eq!(bodies(&outbox), vec![("a".into(), "1"), ("b".into(), "2")]);
-        assert_eq!(q.message_count(), 1);
-        // a settles, so it may take "3"
-        a.written();
-        a.settled();
-        q.dispatch();
-        assert_eq!(bodies(&outbox), vec![("a".into(), "3")]);
-        // requeue puts messages back in original order ahead of newer ones
-        q.remove_consumer(ConnectionId(1), ChannelId(1), "a");
-        q.remove_consumer(ConnectionId(1), ChannelId(1), "b");
-        q.enqueue(msg(b"4"), None, &mut DeadLetters::default());
-        q.requeue([
-            QueuedMessage {
-                seq: 2,
-                message: msg(b"3"),
-                redelivered: true,
-                persisted: false,
-                expires_at: None,
-                delivery_count: 0,
-            },
-            QueuedMessage {
-                seq: 0,
-                message: msg(b"1"),
-                redelivered: true,
-                persisted: false,
-                expires_at: None,
-                delivery_count: 0,
-            },
-        ]);
-        let order: Vec<u64> = std::iter::from_fn(|| q.get(&mut DeadLetters::default()).map(|(m, _)| m.seq)).collect();
-        assert_eq!(order, vec![0, 2, 3]);
-    }
-
-    #[test]
-    fn exclusive_consumer_and_owner() {
-        let q = Arc::new(Queue::new(plain(Some(ConnectionId(7)))));
-        assert!(q.check_exclusive(ConnectionId(7)).is_ok());
-        assert_eq!(q.check_exclusive(ConnectionId(8)).unwrap_err().code as u16, 405);
-        let outbox = Arc::new(Outbox::default());
-        let new = |tag: &str, exclusive: bool| NewConsumer {
-            tag: tag.into(),
-            channel: ChannelId(1),
-            connection_id: ConnectionId(7),
-            queue: Arc::clone(&q),
-            no_ack: true,
-            exclusive,
-            priority: 0,
-            prefetch: 0,
-            channel_limit: Default::default(),
-            outbox: Arc::clone(&outbox),
-        };
-        q.add_consumer(Arc::new(Consumer::new(new("x", true)))).unwrap();
-        let c = Consumer::new(new("y", false));
-        let err = q.add_consumer(Arc::new(c)).unwrap_err();
-        assert_eq!(err.text, "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use");
     }
 }
