@@ -32,6 +32,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod broker;
 pub mod clock;
@@ -43,7 +44,7 @@ pub mod perf;
 pub mod protocol;
 pub mod server;
 pub mod store;
-pub mod wire;
+pub(crate) mod wire;
 
 pub use config::Config;
 pub use server::Server;

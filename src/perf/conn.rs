@@ -20,11 +20,11 @@ use super::wire::{self, FRAME_HEARTBEAT, FRAME_METHOD};
 use super::Error;
 
 /// The channel every load-tool connection uses.
-pub const CHANNEL: u16 = 1;
+pub(crate) const CHANNEL: u16 = 1;
 
 /// Where and as whom to connect, from an amqp:// URI.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -35,7 +35,7 @@ pub struct Target {
 impl Target {
     /// Parses `amqp://user:pass@host:port/vhost` (vhost percent-encoded,
     /// `%2f` for `/`; RabbitMQ's URI spec).
-    pub fn parse(uri: &str) -> Result<Target, Error> {
+    pub(crate) fn parse(uri: &str) -> Result<Target, Error> {
         let u: amq_protocol::uri::AMQPUri =
             uri.parse().map_err(|e| Error::Config(format!("bad --uri {uri:?}: {e}")))?;
         if u.scheme != amq_protocol::uri::AMQPScheme::AMQP {
@@ -52,7 +52,7 @@ impl Target {
 }
 
 /// A connection with channel 1 open, in its control phase.
-pub struct Conn {
+pub(crate) struct Conn {
     pub stream: TcpStream,
     /// Bytes read but not yet parsed; handed on to the hot loop, since a
     /// reply can share a read with the first deliveries or confirms.
@@ -66,7 +66,7 @@ const CONTROL_TIMEOUT: Duration = Duration::from_secs(15);
 
 impl Conn {
     /// Connects, runs the handshake and opens channel 1.
-    pub async fn open(target: &Target, name: &str) -> Result<Conn, Error> {
+    pub(crate) async fn open(target: &Target, name: &str) -> Result<Conn, Error> {
         tokio::time::timeout(CONTROL_TIMEOUT, Self::open_inner(target, name))
             .await
             .map_err(|_| Error::Timeout("connection handshake"))?
@@ -133,7 +133,7 @@ impl Conn {
     }
 
     /// Writes one control method.
-    pub async fn send(&mut self, channel: u16, method: AMQPClass) -> Result<(), Error> {
+    pub(crate) async fn send(&mut self, channel: u16, method: AMQPClass) -> Result<(), Error> {
         let frame = AMQPFrame::Method(channel, method);
         let bytes = cookie_factory::gen_simple(gen_frame(&frame), Vec::with_capacity(128))
             .map_err(|e| Error::Protocol(format!("cannot encode {frame:?}: {e:?}")))?;
@@ -143,7 +143,7 @@ impl Conn {
 
     /// Sends a method and returns the next method the broker sends on that
     /// channel (its reply), or the broker's close as an error.
-    pub async fn rpc(&mut self, channel: u16, method: AMQPClass) -> Result<AMQPClass, Error> {
+    pub(crate) async fn rpc(&mut self, channel: u16, method: AMQPClass) -> Result<AMQPClass, Error> {
         self.send(channel, method).await?;
         tokio::time::timeout(CONTROL_TIMEOUT, self.read_method(channel))
             .await
@@ -201,7 +201,7 @@ impl Conn {
     /// wait for it: a broker that throttles its reader (RabbitMQ's credit
     /// flow) may not yet have read the last publishes, and they are lost if
     /// the socket goes away first.
-    pub async fn close(mut self, wait: Duration) {
+    pub(crate) async fn close(mut self, wait: Duration) {
         let close = AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
             reply_code: 200,
             reply_text: "bye".into(),
@@ -221,7 +221,7 @@ impl Conn {
 
     // ------------------------------------------------------------ control methods
 
-    pub async fn exchange_declare(&mut self, name: &str, kind: &str, durable: bool) -> Result<(), Error> {
+    pub(crate) async fn exchange_declare(&mut self, name: &str, kind: &str, durable: bool) -> Result<(), Error> {
         self.rpc(
             CHANNEL,
             AMQPClass::Exchange(exchange::AMQPMethod::Declare(exchange::Declare {
@@ -239,7 +239,7 @@ impl Conn {
         .map(drop)
     }
 
-    pub async fn exchange_delete(&mut self, name: &str) -> Result<(), Error> {
+    pub(crate) async fn exchange_delete(&mut self, name: &str) -> Result<(), Error> {
         self.rpc(
             CHANNEL,
             AMQPClass::Exchange(exchange::AMQPMethod::Delete(exchange::Delete {
@@ -254,7 +254,7 @@ impl Conn {
 
     /// Declares a classic queue; `expires_ms` > 0 adds x-expires as a safety
     /// net so a run that dies leaves nothing behind for long.
-    pub async fn queue_declare(&mut self, name: &str, durable: bool, expires_ms: u32) -> Result<(), Error> {
+    pub(crate) async fn queue_declare(&mut self, name: &str, durable: bool, expires_ms: u32) -> Result<(), Error> {
         let mut arguments = FieldTable::default();
         if expires_ms > 0 {
             arguments.insert("x-expires".into(), AMQPValue::LongInt(expires_ms.min(i32::MAX as u32) as i32));
@@ -275,7 +275,7 @@ impl Conn {
         .map(drop)
     }
 
-    pub async fn queue_bind(&mut self, queue: &str, exchange: &str, routing_key: &str) -> Result<(), Error> {
+    pub(crate) async fn queue_bind(&mut self, queue: &str, exchange: &str, routing_key: &str) -> Result<(), Error> {
         self.rpc(
             CHANNEL,
             AMQPClass::Queue(queue::AMQPMethod::Bind(queue::Bind {
@@ -290,7 +290,7 @@ impl Conn {
         .map(drop)
     }
 
-    pub async fn queue_delete(&mut self, name: &str) -> Result<(), Error> {
+    pub(crate) async fn queue_delete(&mut self, name: &str) -> Result<(), Error> {
         self.rpc(
             CHANNEL,
             AMQPClass::Queue(queue::AMQPMethod::Delete(queue::Delete {
@@ -304,13 +304,13 @@ impl Conn {
         .map(drop)
     }
 
-    pub async fn basic_qos(&mut self, prefetch_count: u16) -> Result<(), Error> {
+    pub(crate) async fn basic_qos(&mut self, prefetch_count: u16) -> Result<(), Error> {
         self.rpc(CHANNEL, AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count, global: false })))
             .await
             .map(drop)
     }
 
-    pub async fn basic_consume(&mut self, queue: &str, tag: &str, no_ack: bool) -> Result<(), Error> {
+    pub(crate) async fn basic_consume(&mut self, queue: &str, tag: &str, no_ack: bool) -> Result<(), Error> {
         match self
             .rpc(
                 CHANNEL,
@@ -331,7 +331,7 @@ impl Conn {
         }
     }
 
-    pub async fn confirm_select(&mut self) -> Result<(), Error> {
+    pub(crate) async fn confirm_select(&mut self) -> Result<(), Error> {
         self.rpc(CHANNEL, AMQPClass::Confirm(confirm::AMQPMethod::Select(confirm::Select { nowait: false })))
             .await
             .map(drop)

@@ -23,7 +23,7 @@ const READ_SIZE: usize = 256 * 1024;
 
 /// What one consumer reads and how it acknowledges.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(super) struct Plan {
     pub id: usize,
     pub queue: String,
     pub autoack: bool,
@@ -34,7 +34,7 @@ pub struct Plan {
 }
 
 /// Latency histogram in microseconds, 1 µs to 1 h, 3 significant digits.
-pub fn new_histogram() -> Histogram<u64> {
+pub(super) fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
@@ -141,7 +141,7 @@ impl Reader {
 
 /// Connects, consumes until `stop`, acks what is left and closes. Returns
 /// the latency histogram; failures go to `counters`.
-pub async fn run(
+pub(super) async fn run(
     target: Target,
     plan: Plan,
     counters: Arc<Counters>,

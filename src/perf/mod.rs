@@ -17,11 +17,11 @@
 //! It does not touch Warren's broker or protocol modules: it is a client and
 //! drives Warren, RabbitMQ or LavinMQ alike, by URI.
 
-pub mod conn;
+pub(crate) mod conn;
 mod consumer;
 mod producer;
 mod stats;
-pub mod wire;
+pub(crate) mod wire;
 mod workers;
 
 use std::fmt::Write as _;

@@ -26,7 +26,7 @@ const HIGH_WATER: usize = 128 * 1024;
 
 /// What one producer publishes and how.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub(super) struct Plan {
     pub id: usize,
     pub exchange: String,
     pub routing_key: String,
@@ -46,7 +46,7 @@ pub struct Plan {
 
 /// When to publish, sent to every producer at once.
 #[derive(Debug, Clone, Copy)]
-pub struct Go {
+pub(super) struct Go {
     pub start: Instant,
     pub deadline: Instant,
 }
@@ -55,33 +55,33 @@ pub struct Go {
 /// have been settled. The broker may confirm out of order and with
 /// `multiple`; both are O(1) amortised per message.
 #[derive(Debug, Default)]
-pub struct Outstanding {
+pub(super) struct Outstanding {
     /// Sequence number (delivery tag) of `settled[0]`; tags start at 1.
     base: u64,
     settled: VecDeque<bool>,
 }
 
 impl Outstanding {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Outstanding { base: 1, settled: VecDeque::new() }
     }
 
     /// In flight, counting out-of-order settled ones not yet at the front.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.settled.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.settled.is_empty()
     }
 
-    pub fn publish(&mut self, n: usize) {
+    pub(super) fn publish(&mut self, n: usize) {
         self.settled.extend(std::iter::repeat_n(false, n));
     }
 
     /// Settles `tag` (and every earlier one when `multiple`); returns how
     /// many messages this newly settled.
-    pub fn settle(&mut self, tag: u64, multiple: bool) -> u64 {
+    pub(super) fn settle(&mut self, tag: u64, multiple: bool) -> u64 {
         if tag < self.base {
             return 0;
         }
@@ -109,7 +109,7 @@ impl Outstanding {
 
 /// Connects, waits for `go`, publishes until the deadline, collects
 /// confirms (bounded) and closes. Failures go to `counters`.
-pub async fn run(
+pub(super) async fn run(
     target: Target,
     plan: Plan,
     counters: Arc<Counters>,

@@ -13,19 +13,19 @@ static T0: OnceLock<Instant> = OnceLock::new();
 /// with it and consumers in the same process subtract: latency needs no
 /// clock sync because both ends live here.
 #[inline]
-pub fn now_ns() -> u64 {
+pub(super) fn now_ns() -> u64 {
     T0.get_or_init(Instant::now).elapsed().as_nanos() as u64
 }
 
 /// Converts a future `Instant` to the `now_ns` clock.
-pub fn instant_ns(at: Instant) -> u64 {
+pub(super) fn instant_ns(at: Instant) -> u64 {
     let t0 = *T0.get_or_init(Instant::now);
     at.saturating_duration_since(t0).as_nanos() as u64
 }
 
 /// Counters every producer and consumer task adds to.
 #[derive(Default)]
-pub struct Counters {
+pub(super) struct Counters {
     pub sent: AtomicU64,
     /// Messages published per target queue index, to know how many
     /// deliveries to wait for when draining.
@@ -39,12 +39,12 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn new(queues: usize) -> Counters {
+    pub(super) fn new(queues: usize) -> Counters {
         Counters { sent_to: (0..queues).map(|_| AtomicU64::new(0)).collect(), ..Counters::default() }
     }
 
     /// Records a failure; only the first five are kept as text.
-    pub fn error(&self, what: &str, e: impl std::fmt::Display) {
+    pub(super) fn error(&self, what: &str, e: impl std::fmt::Display) {
         self.errors.fetch_add(1, Relaxed);
         if let Ok(mut m) = self.messages.lock() {
             if m.len() < 5 {
@@ -60,7 +60,7 @@ const USER_HZ: f64 = 100.0;
 
 /// User + system CPU seconds of a process (all its threads, live and
 /// exited), from /proc/<pid>/stat. `pid` may be "self". 10 ms resolution.
-pub fn cpu_secs(pid: &str) -> Option<f64> {
+pub(super) fn cpu_secs(pid: &str) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the parenthesised command name (which may hold spaces):
     // state is field 3, utime 14 and stime 15, so 11 and 12 here.
@@ -73,7 +73,7 @@ pub fn cpu_secs(pid: &str) -> Option<f64> {
 
 /// Busy CPU seconds of the whole machine (all cores; everything but idle
 /// and iowait), from /proc/stat: shows how much else was running.
-pub fn machine_busy_secs() -> Option<f64> {
+pub(super) fn machine_busy_secs() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let v: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     if v.len() < 8 {

@@ -12,7 +12,7 @@
 //! `protocol::frame::split_frame`, which hands out a refcounted `Bytes` per
 //! frame: three atomic round trips per message that this tool does not need.
 
-pub use crate::wire::frame::{
+pub(crate) use crate::wire::frame::{
     CLASS_BASIC, CLASS_CHANNEL, CLASS_CONNECTION, FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEARTBEAT, FRAME_METHOD,
     METHOD_BASIC_ACK, METHOD_BASIC_CANCEL, METHOD_BASIC_DELIVER, METHOD_BASIC_NACK, METHOD_BASIC_PUBLISH,
     METHOD_BASIC_RETURN, METHOD_CLOSE, METHOD_CONNECTION_BLOCKED, METHOD_CONNECTION_CLOSE, METHOD_CONNECTION_UNBLOCKED,
@@ -25,7 +25,7 @@ use crate::wire::properties::{Property, FLAG_HEADERS};
 const FLAG_DELIVERY_MODE: u16 = Property::DeliveryMode.flag();
 
 /// Bytes we need in the body to carry the send timestamp.
-pub const TIMESTAMP_LEN: usize = 8;
+pub(crate) const TIMESTAMP_LEN: usize = 8;
 
 #[inline]
 fn begin_frame(buf: &mut Vec<u8>, kind: u8, channel: u16) -> usize {
@@ -52,7 +52,7 @@ fn put_short_str(buf: &mut Vec<u8>, s: &[u8]) {
 }
 
 /// Appends a basic.publish method frame (mandatory and immediate off).
-pub fn put_publish(buf: &mut Vec<u8>, channel: u16, exchange: &[u8], routing_key: &[u8]) {
+pub(crate) fn put_publish(buf: &mut Vec<u8>, channel: u16, exchange: &[u8], routing_key: &[u8]) {
     let at = begin_frame(buf, FRAME_METHOD, channel);
     buf.extend_from_slice(&CLASS_BASIC.to_be_bytes());
     buf.extend_from_slice(&METHOD_BASIC_PUBLISH.to_be_bytes());
@@ -65,7 +65,7 @@ pub fn put_publish(buf: &mut Vec<u8>, channel: u16, exchange: &[u8], routing_key
 
 /// Appends a basic content header with delivery-mode and, if `headers` is
 /// not 0, a headers table of that many entries `hNNN: "value-NNNN"`.
-pub fn put_content_header(buf: &mut Vec<u8>, channel: u16, body_size: u64, delivery_mode: u8, headers: usize) {
+pub(crate) fn put_content_header(buf: &mut Vec<u8>, channel: u16, body_size: u64, delivery_mode: u8, headers: usize) {
     let at = begin_frame(buf, FRAME_HEADER, channel);
     buf.extend_from_slice(&CLASS_BASIC.to_be_bytes());
     buf.extend_from_slice(&0u16.to_be_bytes()); // weight
@@ -90,7 +90,7 @@ pub fn put_content_header(buf: &mut Vec<u8>, channel: u16, body_size: u64, deliv
 }
 
 /// Appends the body as as many body frames as `frame_max` requires.
-pub fn put_body(buf: &mut Vec<u8>, channel: u16, body: &[u8], frame_max: u32) {
+pub(crate) fn put_body(buf: &mut Vec<u8>, channel: u16, body: &[u8], frame_max: u32) {
     let chunk = (frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1);
     for part in body.chunks(chunk) {
         buf.push(FRAME_BODY);
@@ -103,7 +103,7 @@ pub fn put_body(buf: &mut Vec<u8>, channel: u16, body: &[u8], frame_max: u32) {
 
 /// Appends a basic.ack from a consumer.
 #[inline]
-pub fn put_ack(buf: &mut Vec<u8>, channel: u16, delivery_tag: u64, multiple: bool) {
+pub(crate) fn put_ack(buf: &mut Vec<u8>, channel: u16, delivery_tag: u64, multiple: bool) {
     buf.extend_from_slice(&[FRAME_METHOD]);
     buf.extend_from_slice(&channel.to_be_bytes());
     buf.extend_from_slice(&13u32.to_be_bytes());
@@ -116,14 +116,14 @@ pub fn put_ack(buf: &mut Vec<u8>, channel: u16, delivery_tag: u64, multiple: boo
 
 /// One message's three (or more) frames, encoded once per producer.
 #[derive(Debug, Clone)]
-pub struct PublishTemplate {
+pub(crate) struct PublishTemplate {
     bytes: Vec<u8>,
     /// Where the body's first 8 bytes sit, if the body has room for them.
     timestamp_at: Option<usize>,
 }
 
 impl PublishTemplate {
-    pub fn new(
+    pub(crate) fn new(
         channel: u16,
         exchange: &str,
         routing_key: &str,
@@ -143,17 +143,13 @@ impl PublishTemplate {
     }
 
     /// Encoded size of one message.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
     }
 
     /// Appends `count` messages stamped with `timestamp_ns`.
     #[inline]
-    pub fn append(&self, buf: &mut Vec<u8>, count: usize, timestamp_ns: u64) {
+    pub(crate) fn append(&self, buf: &mut Vec<u8>, count: usize, timestamp_ns: u64) {
         buf.reserve(self.bytes.len() * count);
         let stamp = timestamp_ns.to_le_bytes();
         for _ in 0..count {
@@ -168,7 +164,7 @@ impl PublishTemplate {
 
 /// A frame borrowed from the read buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawFrame<'a> {
+pub(crate) struct RawFrame<'a> {
     pub kind: u8,
     pub channel: u16,
     pub payload: &'a [u8],
@@ -188,7 +184,7 @@ pub enum FrameError {
 /// Returns the first complete frame of `buf` and its total length, or
 /// `Ok(None)` when more bytes are needed.
 #[inline]
-pub fn next_frame(buf: &[u8], frame_max: u32) -> Result<Option<(RawFrame<'_>, usize)>, FrameError> {
+pub(crate) fn next_frame(buf: &[u8], frame_max: u32) -> Result<Option<(RawFrame<'_>, usize)>, FrameError> {
     if buf.len() < FRAME_HEADER_SIZE {
         return Ok(None);
     }
@@ -215,14 +211,14 @@ pub fn next_frame(buf: &[u8], frame_max: u32) -> Result<Option<(RawFrame<'_>, us
 
 /// Class and method ids of a method frame payload.
 #[inline]
-pub fn method_id(payload: &[u8]) -> Option<(u16, u16)> {
+pub(crate) fn method_id(payload: &[u8]) -> Option<(u16, u16)> {
     let b = payload.get(..4)?;
     Some((u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])))
 }
 
 /// The delivery tag of a basic.deliver payload (after the consumer tag).
 #[inline]
-pub fn deliver_tag(payload: &[u8]) -> Option<u64> {
+pub(crate) fn deliver_tag(payload: &[u8]) -> Option<u64> {
     let tag_len = *payload.get(4)? as usize;
     let at = 5 + tag_len;
     let b = payload.get(at..at + 8)?;
@@ -231,14 +227,14 @@ pub fn deliver_tag(payload: &[u8]) -> Option<u64> {
 
 /// Delivery tag and `multiple` of a basic.ack or basic.nack payload.
 #[inline]
-pub fn confirm_tag(payload: &[u8]) -> Option<(u64, bool)> {
+pub(crate) fn confirm_tag(payload: &[u8]) -> Option<(u64, bool)> {
     let b = payload.get(4..13)?;
     Some((u64::from_be_bytes(b[..8].try_into().ok()?), b[8] & 1 != 0))
 }
 
 /// Body size of a content header payload.
 #[inline]
-pub fn header_body_size(payload: &[u8]) -> Option<u64> {
+pub(crate) fn header_body_size(payload: &[u8]) -> Option<u64> {
     let b = payload.get(4..12)?;
     Some(u64::from_be_bytes(b.try_into().ok()?))
 }

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 /// Running worker threads. Dropping it stops them (without waiting): their
 /// runtimes drop every task still running.
-pub struct Workers {
+pub(super) struct Workers {
     handles: Vec<Handle>,
     /// One sender per thread; dropping it ends that thread's `block_on`,
     /// and the thread then drops its runtime and exits.
@@ -25,7 +25,7 @@ pub struct Workers {
 
 impl Workers {
     /// Starts `n` (at least one) worker threads.
-    pub fn start(n: usize) -> std::io::Result<Workers> {
+    pub(super) fn start(n: usize) -> std::io::Result<Workers> {
         let mut w = Workers { handles: Vec::new(), stops: Vec::new(), next: 0 };
         for i in 0..n.max(1) {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -40,7 +40,7 @@ impl Workers {
     }
 
     /// Runs `task` on the next worker thread.
-    pub fn spawn<F>(&mut self, task: F) -> JoinHandle<F::Output>
+    pub(super) fn spawn<F>(&mut self, task: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,

@@ -64,7 +64,7 @@ pub(crate) struct Confirms {
 impl Confirms {
     /// Records a publish; `tickets` are the store writes it waits for
     /// (empty if none).
-    pub fn track(&mut self, tickets: TicketRange, nack: bool) {
+    pub(super) fn track(&mut self, tickets: TicketRange, nack: bool) {
         self.published = PublishSeq(self.published.get() + 1);
         if !tickets.is_empty() || nack || !self.waiting.is_empty() {
             self.waiting.push_back((self.published, tickets, nack));
@@ -75,7 +75,7 @@ impl Confirms {
     /// covers everything since the previous confirm (multiple); a nack
     /// covers its own publish. `outcome` says what became of store writes:
     /// a publish whose write failed is nacked, never acked.
-    pub fn confirmable(&mut self, outcome: impl Fn(TicketRange) -> Outcome) -> Vec<(PublishSeq, bool)> {
+    pub(super) fn confirmable(&mut self, outcome: impl Fn(TicketRange) -> Outcome) -> Vec<(PublishSeq, bool)> {
         // Publishes not in the wait list precede its first entry and are
         // confirmable. Runs may repeat what was confirmed already: the
         // caller skips those.
@@ -121,7 +121,7 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub fn new(id: ChannelId) -> Self {
+    pub(super) fn new(id: ChannelId) -> Self {
         Channel {
             id,
             state: ChannelState::Open,
@@ -137,11 +137,11 @@ impl Channel {
         }
     }
 
-    pub fn is_closing(&self) -> bool {
+    pub(super) fn is_closing(&self) -> bool {
         self.state == ChannelState::Closing
     }
 
-    pub fn take_delivery_tag(&mut self) -> DeliveryTag {
+    pub(super) fn take_delivery_tag(&mut self) -> DeliveryTag {
         let t = self.next_delivery_tag;
         self.next_delivery_tag = DeliveryTag(t.get() + 1);
         t
@@ -149,7 +149,7 @@ impl Channel {
 
     /// Removes the deliveries an ack/nack/reject names, or `None` when the
     /// tag is unknown (RabbitMQ: 406 "unknown delivery tag N").
-    pub fn take_unacked(&mut self, delivery_tag: DeliveryTag, multiple: bool) -> Option<Vec<Unacked>> {
+    pub(super) fn take_unacked(&mut self, delivery_tag: DeliveryTag, multiple: bool) -> Option<Vec<Unacked>> {
         if multiple && delivery_tag.get() == 0 {
             return Some(self.unacked.drain(..).collect());
         }

@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::frame::{FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_METHOD, FRAME_OVERHEAD};
 use crate::wire::table::{self, TableError, MAX_DECODE_DEPTH};
 
-pub use crate::wire::frame::CLASS_BASIC;
+pub(crate) use crate::wire::frame::CLASS_BASIC;
 use crate::wire::frame::{
     METHOD_BASIC_ACK, METHOD_BASIC_DELIVER, METHOD_BASIC_GET_OK, METHOD_BASIC_NACK, METHOD_BASIC_PUBLISH,
     METHOD_BASIC_QOS, METHOD_BASIC_REJECT, METHOD_BASIC_RETURN,
@@ -21,7 +21,7 @@ use crate::wire::frame::{
 /// A decoded method frame. The hot methods keep their fields as slices of the
 /// frame payload; the rest are amq-protocol's structs.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Method {
+pub(crate) enum Method {
     Publish {
         exchange: Bytes,
         routing_key: Bytes,
@@ -59,7 +59,7 @@ pub enum Method {
 
 /// The fields of connection.start-ok, as wire bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StartOk {
+pub(crate) struct StartOk {
     /// The client-properties table, length prefix included; well formed
     /// (checked at any depth, iteratively).
     pub client_properties: Bytes,
@@ -70,7 +70,7 @@ pub struct StartOk {
 
 /// Why a method frame could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// A class/method pair this protocol version does not define: RabbitMQ
     /// answers 540 NOT_IMPLEMENTED... for known-but-unsupported methods and
     /// closes with 503 COMMAND_INVALID for unknown ones.
@@ -146,7 +146,7 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes one method frame payload.
-pub fn decode_method(payload: &Bytes) -> Result<Method, DecodeError> {
+pub(crate) fn decode_method(payload: &Bytes) -> Result<Method, DecodeError> {
     let mut r = Reader { payload, pos: 0 };
     let (class_id, method_id) = match (r.u16(), r.u16()) {
         (Some(c), Some(m)) => (c, m),
@@ -327,14 +327,14 @@ fn is_known_method(class_id: u16, method_id: u16) -> bool {
 /// A content header as received: the body size plus the raw property bytes
 /// (flags and list), kept untouched so deliveries copy them back verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContentHeader {
+pub(crate) struct ContentHeader {
     pub class_id: u16,
     pub body_size: u64,
     pub properties: Bytes,
 }
 
 /// Decodes a content header frame payload without parsing the properties.
-pub fn decode_content_header(payload: &Bytes) -> Option<ContentHeader> {
+pub(crate) fn decode_content_header(payload: &Bytes) -> Option<ContentHeader> {
     if payload.len() < 14 {
         return None;
     }
@@ -374,7 +374,7 @@ fn put_short_str(buf: &mut BytesMut, s: &[u8]) {
     buf.put_slice(s);
 }
 
-pub fn write_deliver(
+pub(crate) fn write_deliver(
     buf: &mut BytesMut,
     channel: u16,
     consumer_tag: &[u8],
@@ -395,7 +395,7 @@ pub fn write_deliver(
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn write_get_ok(
+pub(crate) fn write_get_ok(
     buf: &mut BytesMut,
     channel: u16,
     delivery_tag: u64,
@@ -415,7 +415,7 @@ pub fn write_get_ok(
     end_frame(buf, at);
 }
 
-pub fn write_return(
+pub(crate) fn write_return(
     buf: &mut BytesMut,
     channel: u16,
     reply_code: u16,
@@ -434,7 +434,7 @@ pub fn write_return(
 }
 
 /// A publisher-confirm basic.ack (or basic.nack when `nack`).
-pub fn write_confirm(buf: &mut BytesMut, channel: u16, delivery_tag: u64, multiple: bool, nack: bool) {
+pub(crate) fn write_confirm(buf: &mut BytesMut, channel: u16, delivery_tag: u64, multiple: bool, nack: bool) {
     let at = begin_frame(buf, FRAME_METHOD, channel);
     buf.put_u16(CLASS_BASIC);
     buf.put_u16(if nack { METHOD_BASIC_NACK } else { METHOD_BASIC_ACK });
@@ -444,7 +444,7 @@ pub fn write_confirm(buf: &mut BytesMut, channel: u16, delivery_tag: u64, multip
 }
 
 /// Writes the content header and as many body frames as `frame_max` requires.
-pub fn write_content(buf: &mut BytesMut, channel: u16, properties: &[u8], body: &[u8], frame_max: u32) {
+pub(crate) fn write_content(buf: &mut BytesMut, channel: u16, properties: &[u8], body: &[u8], frame_max: u32) {
     let at = begin_frame(buf, FRAME_HEADER, channel);
     buf.put_u16(CLASS_BASIC);
     buf.put_u16(0);
@@ -462,14 +462,14 @@ pub fn write_content(buf: &mut BytesMut, channel: u16, properties: &[u8], body: 
     }
 }
 
-pub fn write_heartbeat(buf: &mut BytesMut) {
+pub(crate) fn write_heartbeat(buf: &mut BytesMut) {
     buf.put_slice(&[8, 0, 0, 0, 0, 0, 0, FRAME_END]);
 }
 
 /// Encodes a control method with amq-protocol. Encoding into a growable `Vec`
 /// cannot run out of room, so the only failure left would be a bug in the
 /// generator; it is logged and the frame dropped rather than panicking.
-pub fn write_method(buf: &mut BytesMut, channel: u16, method: AMQPClass) {
+pub(crate) fn write_method(buf: &mut BytesMut, channel: u16, method: AMQPClass) {
     let frame = AMQPFrame::Method(channel, method);
     match cookie_factory::gen_simple(gen_frame(&frame), Vec::with_capacity(64)) {
         Ok(bytes) => buf.put_slice(&bytes),

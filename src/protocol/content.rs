@@ -39,7 +39,7 @@ pub(crate) enum BodyParts {
 }
 
 impl BodyParts {
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         match self {
             BodyParts::Empty => 0,
             BodyParts::One(b) => b.len(),
@@ -47,7 +47,7 @@ impl BodyParts {
         }
     }
 
-    pub fn push(&mut self, part: Bytes) {
+    pub(super) fn push(&mut self, part: Bytes) {
         *self = match std::mem::replace(self, BodyParts::Empty) {
             BodyParts::Empty => BodyParts::One(part),
             BodyParts::One(first) => {
@@ -63,7 +63,7 @@ impl BodyParts {
         }
     }
 
-    pub fn into_bytes(self) -> Bytes {
+    pub(super) fn into_bytes(self) -> Bytes {
         match self {
             BodyParts::Empty => Bytes::new(),
             BodyParts::One(b) => b,
@@ -74,7 +74,7 @@ impl BodyParts {
 
 impl Content {
     /// RabbitMQ's 505 for a method frame while content is expected.
-    pub fn method_unexpected(&self) -> Option<AmqpError> {
+    pub(super) fn method_unexpected(&self) -> Option<AmqpError> {
         let text = match self {
             Content::Idle => return None,
             Content::Header(_) => "expected content header for class 60, got non content header frame instead",

@@ -28,7 +28,7 @@ const FINAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Everything a connection needs from the server that accepted it.
 #[derive(Clone)]
-pub struct ConnectionContext {
+pub(crate) struct ConnectionContext {
     pub broker: Arc<Broker>,
     pub config: Arc<Config>,
     pub shutdown: watch::Receiver<bool>,
@@ -36,7 +36,7 @@ pub struct ConnectionContext {
     pub alarm: watch::Receiver<AlarmSet>,
 }
 
-pub async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
+pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
     let _ = stream.set_nodelay(true);
     let (mut rd, mut wr) = stream.into_split();
     let clock = ctx.broker.clock().clone();

@@ -8,12 +8,12 @@
 
 use bytes::{Buf, Bytes, BytesMut};
 
-pub use crate::wire::frame::{
+pub(crate) use crate::wire::frame::{
     FRAME_BODY, FRAME_END, FRAME_HEADER, FRAME_HEADER_SIZE, FRAME_HEARTBEAT, FRAME_METHOD, FRAME_OVERHEAD,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FrameKind {
+pub(crate) enum FrameKind {
     Method,
     Header,
     Body,
@@ -22,7 +22,7 @@ pub enum FrameKind {
 
 /// One frame, its payload a zero-copy slice of the read buffer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Frame {
+pub(crate) struct Frame {
     pub kind: FrameKind,
     pub channel: u16,
     pub payload: Bytes,
@@ -32,7 +32,7 @@ pub struct Frame {
 /// with 501 FRAME_ERROR; `Display` is RabbitMQ's reply text after the
 /// `FRAME_ERROR - ` prefix.
 #[derive(Debug, PartialEq, Eq)]
-pub struct FrameError {
+pub(crate) struct FrameError {
     /// The frame type octet as received.
     pub frame_type: u8,
     /// The payload (or its first 16 octets) as RabbitMQ quotes it.
@@ -41,7 +41,7 @@ pub struct FrameError {
 }
 
 #[derive(Debug, PartialEq, Eq)]
-pub enum FrameErrorReason {
+pub(crate) enum FrameErrorReason {
     /// Payload size and the largest payload frame_max allows.
     TooLarge {
         size: u64,
@@ -68,7 +68,7 @@ impl std::error::Error for FrameError {}
 
 /// Formats bytes the way Erlang's `~p` prints a binary, as RabbitMQ's
 /// error texts quote them: `<<"text">>` when printable, else `<<0,20,255>>`.
-pub fn erlang_binary(bytes: &[u8]) -> String {
+pub(crate) fn erlang_binary(bytes: &[u8]) -> String {
     let printable = !bytes.is_empty() && bytes.iter().all(|&b| matches!(b, 32..=126 | 160..=255 | 8..=13 | 27));
     if !printable {
         let parts: Vec<String> = bytes.iter().map(|b| b.to_string()).collect();
@@ -97,7 +97,7 @@ pub fn erlang_binary(bytes: &[u8]) -> String {
 /// bytes are needed. `frame_max` is the whole frame's size limit including
 /// header and frame-end octet, as the spec defines it. Checks run in
 /// RabbitMQ's order: size (before buffering), end marker, then type.
-pub fn split_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
+pub(crate) fn split_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, FrameError> {
     if buf.len() < FRAME_HEADER_SIZE {
         return Ok(None);
     }

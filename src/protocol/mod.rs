@@ -23,13 +23,13 @@
 
 mod auth;
 mod channel;
-pub mod codec;
-pub mod connection;
+pub(crate) mod codec;
+pub(crate) mod connection;
 mod content;
 mod deliveries;
-pub mod driver;
+pub(crate) mod driver;
 mod errors;
-pub mod frame;
+pub(crate) mod frame;
 mod handshake;
 pub mod harness;
 mod methods;

@@ -95,7 +95,7 @@ fn binding_key(b: &BindingDef) -> BindingKey {
 
 /// The definitions as the journal has built them, keyed for O(log n) changes.
 #[derive(Debug, Default)]
-pub struct Model {
+pub(crate) struct Model {
     /// Everything this model does not key (versions, policies, parameters...),
     /// carried over from the last snapshot or reset.
     rest: Definitions,
@@ -110,7 +110,7 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn from_definitions(d: Definitions) -> Self {
+    pub(crate) fn from_definitions(d: Definitions) -> Self {
         let mut m = Model::default();
         for v in &d.vhosts {
             m.vhosts.insert(v.name.clone(), v.clone());
@@ -146,7 +146,7 @@ impl Model {
         m
     }
 
-    pub fn to_definitions(&self) -> Definitions {
+    pub(crate) fn to_definitions(&self) -> Definitions {
         Definitions {
             vhosts: self.vhosts.values().cloned().collect(),
             users: self.users.values().cloned().collect(),
@@ -159,7 +159,7 @@ impl Model {
         }
     }
 
-    pub fn apply(&mut self, change: &DefChange) {
+    pub(crate) fn apply(&mut self, change: &DefChange) {
         match change {
             DefChange::PutVhost(v) => {
                 self.vhosts.insert(v.name.clone(), v.clone());
@@ -249,7 +249,7 @@ fn decode(data: &[u8]) -> Option<(u64, DefChange, usize)> {
 }
 
 /// The writer's handle on definitions.json and definitions.journal.
-pub struct Journal {
+pub(crate) struct Journal {
     snapshot_path: PathBuf,
     journal_path: PathBuf,
     file: Option<File>,
@@ -267,7 +267,7 @@ impl Journal {
     /// Reads the snapshot and replays the journal after it. A torn tail is
     /// cut off. Returns the journal and what it holds (`None`: nothing was
     /// ever saved here).
-    pub fn recover(dir: &Path) -> io::Result<(Journal, Option<Definitions>)> {
+    pub(crate) fn recover(dir: &Path) -> io::Result<(Journal, Option<Definitions>)> {
         let snapshot_path = dir.join("definitions.json");
         let journal_path = dir.join("definitions.journal");
         let (snapshot, snapshot_bytes) = match fs::read_to_string(&snapshot_path) {
@@ -347,7 +347,7 @@ impl Journal {
     /// fdatasynced, or folded into a snapshot. On error the model still holds
     /// them (it mirrors the broker's memory) and the next batch writes a
     /// snapshot.
-    pub fn commit(&mut self, changes: &[DefChange]) -> io::Result<()> {
+    pub(crate) fn commit(&mut self, changes: &[DefChange]) -> io::Result<()> {
         for c in changes {
             self.model.apply(c);
         }
@@ -386,13 +386,13 @@ impl Journal {
     }
 
     /// Replaces the model with `defs` and writes it as the snapshot.
-    pub fn reset(&mut self, defs: Definitions) -> io::Result<()> {
+    pub(crate) fn reset(&mut self, defs: Definitions) -> io::Result<()> {
         self.model = Model::from_definitions(defs);
         self.snapshot()
     }
 
     /// Writes the model as a new snapshot, then empties the journal.
-    pub fn snapshot(&mut self) -> io::Result<()> {
+    pub(crate) fn snapshot(&mut self) -> io::Result<()> {
         self.needs_snapshot = true;
         let seq = self.next_seq.saturating_sub(1);
         let mut defs = self.model.to_definitions();

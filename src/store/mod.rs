@@ -23,10 +23,10 @@
 
 pub mod definitions;
 mod fsutil;
-pub mod journal;
-pub mod paging;
-pub mod progress;
-pub mod segments;
+pub(crate) mod journal;
+pub(crate) mod paging;
+pub(crate) mod progress;
+pub(crate) mod segments;
 mod writer;
 
 use std::fs::{self, File, OpenOptions};

@@ -34,7 +34,7 @@ struct PageFile {
     read_pos: u64,
 }
 
-pub struct PagedTail {
+pub(crate) struct PagedTail {
     dir: PathBuf,
     next_number: u64,
     files: VecDeque<PageFile>,
@@ -111,15 +111,15 @@ fn decode(data: &Bytes) -> Option<(QueuedMessage, usize)> {
 }
 
 impl PagedTail {
-    pub fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf) -> Self {
         PagedTail { dir, next_number: 1, files: VecDeque::new(), count: 0, bytes: 0 }
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.count == 0
     }
 
-    pub fn push(&mut self, m: &QueuedMessage) -> io::Result<()> {
+    pub(crate) fn push(&mut self, m: &QueuedMessage) -> io::Result<()> {
         let need_new = self.files.back().is_none_or(|f| f.writer.is_none() || f.written >= PAGE_FILE_SIZE);
         if need_new {
             if let Some(last) = self.files.back_mut() {
@@ -153,7 +153,7 @@ impl PagedTail {
     /// Reads messages back in order and hands each to `more`, which says
     /// whether to go on; it stops after the first `false` (so at least one
     /// message comes back) or when the tail is empty.
-    pub fn pop_batch(&mut self, mut more: impl FnMut(QueuedMessage) -> bool) -> io::Result<()> {
+    pub(crate) fn pop_batch(&mut self, mut more: impl FnMut(QueuedMessage) -> bool) -> io::Result<()> {
         let mut going = true;
         while self.count > 0 && going {
             let Some(f) = self.files.front_mut() else { break };
@@ -207,7 +207,7 @@ impl PagedTail {
     }
 
     /// Drops everything on disk (purge, delete).
-    pub fn clear(&mut self, mut each: impl FnMut(QueuedMessage)) {
+    pub(crate) fn clear(&mut self, mut each: impl FnMut(QueuedMessage)) {
         let _ = self.pop_batch(|m| {
             each(m);
             true

@@ -22,15 +22,15 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::message::Message;
 
-pub const KIND_MESSAGE: u8 = 1;
-pub const KIND_ACK: u8 = 2;
-pub const KIND_DELIVERED: u8 = 3;
+pub(crate) const KIND_MESSAGE: u8 = 1;
+pub(crate) const KIND_ACK: u8 = 2;
+pub(crate) const KIND_DELIVERED: u8 = 3;
 const RECORD_HEADER: usize = 8;
 /// Far above any message we accept (128 MiB body + names + properties):
 /// a length beyond it means a torn or corrupt record.
 const MAX_RECORD: usize = 129 * 1024 * 1024;
 
-pub fn encode_message(buf: &mut BytesMut, seq: u64, m: &Message) {
+pub(crate) fn encode_message(buf: &mut BytesMut, seq: u64, m: &Message) {
     let len = 1 + 8 + 1 + m.exchange.len() + 1 + m.routing_key.len() + 4 + m.properties.len() + m.body.len();
     buf.reserve(RECORD_HEADER + len);
     let start = buf.len();
@@ -48,7 +48,7 @@ pub fn encode_message(buf: &mut BytesMut, seq: u64, m: &Message) {
     seal(buf, start);
 }
 
-pub fn encode_marker(buf: &mut BytesMut, kind: u8, seq: u64) {
+pub(crate) fn encode_marker(buf: &mut BytesMut, kind: u8, seq: u64) {
     let start = buf.len();
     buf.put_u32(9);
     buf.put_u32(0);
@@ -64,7 +64,7 @@ fn seal(buf: &mut BytesMut, start: usize) {
 
 /// One record read back.
 #[derive(Debug)]
-pub enum Record {
+pub(crate) enum Record {
     Message { seq: u64, message: Message },
     Ack { seq: u64 },
     Delivered { seq: u64 },
@@ -72,7 +72,7 @@ pub enum Record {
 
 /// Decodes the record at the front of `data`: `Some((record, size))`, or
 /// `None` for a torn, corrupt or unknown record (the valid log ends there).
-pub fn decode_record(data: &Bytes) -> Option<(Record, usize)> {
+pub(crate) fn decode_record(data: &Bytes) -> Option<(Record, usize)> {
     if data.len() < RECORD_HEADER {
         return None;
     }
@@ -120,12 +120,12 @@ pub fn decode_record(data: &Bytes) -> Option<(Record, usize)> {
     Some((record, RECORD_HEADER + len))
 }
 
-pub fn segment_path(dir: &Path, number: u64) -> PathBuf {
+pub(crate) fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:08}.seg"))
 }
 
 /// Segment numbers present in a queue directory, ascending.
-pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
+pub(crate) fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
     let mut numbers = Vec::new();
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
@@ -140,7 +140,7 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Reads one segment: its records and the length of its valid prefix (the
 /// file is cut there if a crash tore the tail).
-pub fn read_segment(path: &Path) -> io::Result<(Vec<Record>, u64, u64)> {
+pub(crate) fn read_segment(path: &Path) -> io::Result<(Vec<Record>, u64, u64)> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     let total = data.len() as u64;

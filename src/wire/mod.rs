@@ -15,6 +15,6 @@
 //! [`table::decode_table`] / [`table::decode_value`], which refuse anything
 //! nested deeper than [`table::MAX_DECODE_DEPTH`].
 
-pub mod frame;
-pub mod properties;
-pub mod table;
+pub(crate) mod frame;
+pub(crate) mod properties;
+pub(crate) mod table;

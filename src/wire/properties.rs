@@ -29,7 +29,7 @@ pub enum Property {
 }
 
 /// Every property, in the order the list carries them.
-pub const ORDER: [Property; 14] = [
+pub(crate) const ORDER: [Property; 14] = [
     Property::ContentType,
     Property::ContentEncoding,
     Property::Headers,
@@ -70,10 +70,7 @@ impl Property {
     }
 }
 
-pub const FLAG_HEADERS: u16 = Property::Headers.flag();
-pub const FLAG_REPLY_TO: u16 = Property::ReplyTo.flag();
-pub const FLAG_EXPIRATION: u16 = Property::Expiration.flag();
-pub const FLAG_USER_ID: u16 = Property::UserId.flag();
+pub(crate) const FLAG_HEADERS: u16 = Property::Headers.flag();
 /// Bit 0 says another flag word follows; the basic class has too few
 /// properties to need one, and RabbitMQ refuses a list that sets it.
 const FLAG_CONTINUATION: u16 = 1;
@@ -183,7 +180,7 @@ impl PropertyScan {
 
 /// Encodes a short-string property value (length octet and bytes), or
 /// `None` if it is over 255 bytes.
-pub fn short_string(s: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn short_string(s: &[u8]) -> Option<Vec<u8>> {
     let n = u8::try_from(s.len()).ok()?;
     let mut v = Vec::with_capacity(1 + s.len());
     v.push(n);
@@ -192,7 +189,7 @@ pub fn short_string(s: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// A property and its new encoding (`None`: remove it), for [`rewrite`].
-pub type PropertyEdit<'a> = (Property, Option<&'a [u8]>);
+pub(crate) type PropertyEdit<'a> = (Property, Option<&'a [u8]>);
 
 /// `props` with each property in `edits` replaced by its new encoding (as
 /// on the wire: a short string with its length octet, the headers table
@@ -200,7 +197,7 @@ pub type PropertyEdit<'a> = (Property, Option<&'a [u8]>);
 /// Every other byte is copied as it was. `None` if `scan` (which must be the
 /// scan of `props`) found the list malformed: it cannot be rewritten
 /// without losing what follows the break.
-pub fn rewrite(props: &[u8], scan: &PropertyScan, edits: &[PropertyEdit<'_>]) -> Option<Vec<u8>> {
+pub(crate) fn rewrite(props: &[u8], scan: &PropertyScan, edits: &[PropertyEdit<'_>]) -> Option<Vec<u8>> {
     if scan.malformed {
         return None;
     }
@@ -234,7 +231,7 @@ pub fn rewrite(props: &[u8], scan: &PropertyScan, edits: &[PropertyEdit<'_>]) ->
 /// none and an edit sets something) and the properties in `others` changed
 /// as [`rewrite`] does. Every header no edit names keeps its bytes and its
 /// place. `None` if the list or its headers table is malformed.
-pub fn edit_headers(
+pub(crate) fn edit_headers(
     props: &[u8],
     scan: &PropertyScan,
     edits: &[table::Edit<'_>],

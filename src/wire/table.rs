@@ -30,7 +30,7 @@ use smallvec::SmallVec;
 /// `x-death` header (headers → array → table → array: 4 levels); client
 /// properties nest 2 levels. Beyond it we never decode; raw bytes still
 /// pass through untouched at any depth.
-pub const MAX_DECODE_DEPTH: usize = 64;
+pub(crate) const MAX_DECODE_DEPTH: usize = 64;
 
 /// Why bytes are not a field table (or value) we can use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +62,7 @@ impl std::error::Error for TableError {}
 /// What a walk found: how many bytes the table (or value) occupies, and how
 /// deep it nests (a table of scalars is 1, a scalar 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Walk {
+pub(crate) struct Walk {
     pub len: usize,
     pub depth: usize,
 }
@@ -102,18 +102,13 @@ fn read_len(buf: &[u8], at: usize) -> Option<usize> {
 /// `TooDeep` as soon as it would open a container beyond `limit` levels
 /// (pass `usize::MAX` to measure any depth; the explicit stack then grows
 /// on the heap, 16 bytes a level). Bytes after the table are not looked at.
-pub fn walk_table(buf: &[u8], limit: usize) -> Result<Walk, TableError> {
+pub(crate) fn walk_table(buf: &[u8], limit: usize) -> Result<Walk, TableError> {
     walk_container(buf, true, limit)
-}
-
-/// As [`walk_table`], for a field array (4-byte length, tagged values).
-pub fn walk_array(buf: &[u8], limit: usize) -> Result<Walk, TableError> {
-    walk_container(buf, false, limit)
 }
 
 /// Walks one value of type `tag` whose bytes start at `buf[0]` (just after
 /// the tag). A scalar has depth 0.
-pub fn walk_value(tag: u8, buf: &[u8], limit: usize) -> Result<Walk, TableError> {
+pub(crate) fn walk_value(tag: u8, buf: &[u8], limit: usize) -> Result<Walk, TableError> {
     match shape(tag) {
         None => Err(TableError::Malformed { at: 0 }),
         Some(Shape::Table) => walk_container(buf, true, limit),
@@ -182,7 +177,7 @@ fn walk_container(buf: &[u8], is_table: bool, limit: usize) -> Result<Walk, Tabl
 
 /// How many bytes a value of type `tag` occupies after its tag, found from
 /// its size or length prefix alone (a nested table is skipped, not walked).
-pub fn value_len(tag: u8, buf: &[u8]) -> Result<usize, TableError> {
+pub(crate) fn value_len(tag: u8, buf: &[u8]) -> Result<usize, TableError> {
     let n = match shape(tag).ok_or(TableError::Malformed { at: 0 })? {
         Shape::Fixed(n) => n,
         Shape::Sized | Shape::Table | Shape::Array => {
@@ -197,14 +192,14 @@ pub fn value_len(tag: u8, buf: &[u8]) -> Result<usize, TableError> {
 
 /// The entries of a table given with its length prefix (bytes after the
 /// table are ignored).
-pub fn table_body(table: &[u8]) -> Result<&[u8], TableError> {
+pub(crate) fn table_body(table: &[u8]) -> Result<&[u8], TableError> {
     let len = read_len(table, 0).ok_or(TableError::Incomplete)?;
     table.get(4..len.checked_add(4).ok_or(TableError::Incomplete)?).ok_or(TableError::Incomplete)
 }
 
 /// One top-level entry of a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     pub key: &'a [u8],
     pub tag: u8,
     /// The value's bytes after its tag (for `S`, `x`, `F` and `A` including
@@ -218,11 +213,11 @@ pub struct Entry<'a> {
 /// length prefix), in wire order, duplicates included. Nested values are
 /// skipped by their length, not checked: walk the table first to validate
 /// it. Yields one `Err` and stops at the first entry that does not fit.
-pub fn entries(body: &[u8]) -> Entries<'_> {
+pub(crate) fn entries(body: &[u8]) -> Entries<'_> {
     Entries { body, pos: 0, done: false }
 }
 
-pub struct Entries<'a> {
+pub(crate) struct Entries<'a> {
     body: &'a [u8],
     pos: usize,
     done: bool,
@@ -261,7 +256,7 @@ impl<'a> Iterator for Entries<'a> {
 
 /// One value of an array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Item<'a> {
+pub(crate) struct Item<'a> {
     pub tag: u8,
     pub value: &'a [u8],
     /// Tag and value as on the wire.
@@ -270,11 +265,11 @@ pub struct Item<'a> {
 
 /// Iterates over the values of an array body (the bytes after its length
 /// prefix), one level only, like [`entries`].
-pub fn items(body: &[u8]) -> Items<'_> {
+pub(crate) fn items(body: &[u8]) -> Items<'_> {
     Items { body, pos: 0, done: false }
 }
 
-pub struct Items<'a> {
+pub(crate) struct Items<'a> {
     body: &'a [u8],
     pos: usize,
     done: bool,
@@ -306,28 +301,28 @@ impl<'a> Iterator for Items<'a> {
 /// The first entry named `key` (RabbitMQ's `table_lookup` takes the first
 /// of duplicate keys), or `None` if there is none before the body ends or
 /// stops making sense.
-pub fn find<'a>(body: &'a [u8], key: &[u8]) -> Option<Entry<'a>> {
+pub(crate) fn find<'a>(body: &'a [u8], key: &[u8]) -> Option<Entry<'a>> {
     entries(body).map_while(Result::ok).find(|e| e.key == key)
 }
 
 /// A long string's bytes (`S`), for the values RabbitMQ reads as text
 /// (CC/BCC keys, x-death fields, AMQPLAIN credentials).
-pub fn long_string(tag: u8, value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn long_string(tag: u8, value: &[u8]) -> Option<&[u8]> {
     (tag == b'S').then(|| value.get(4..)).flatten()
 }
 
 /// The body of a table value (`F`).
-pub fn table_value(tag: u8, value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn table_value(tag: u8, value: &[u8]) -> Option<&[u8]> {
     (tag == b'F').then(|| value.get(4..)).flatten()
 }
 
 /// The body of an array value (`A`).
-pub fn array_value(tag: u8, value: &[u8]) -> Option<&[u8]> {
+pub(crate) fn array_value(tag: u8, value: &[u8]) -> Option<&[u8]> {
     (tag == b'A').then(|| value.get(4..)).flatten()
 }
 
 /// An integer value of any width (and a timestamp) as one number.
-pub fn integer(tag: u8, v: &[u8]) -> Option<i128> {
+pub(crate) fn integer(tag: u8, v: &[u8]) -> Option<i128> {
     let be = |n: usize| -> Option<[u8; 8]> {
         let b = v.get(..n)?;
         let mut a = [0u8; 8];
@@ -348,7 +343,7 @@ pub fn integer(tag: u8, v: &[u8]) -> Option<i128> {
 }
 
 /// RabbitMQ's name for the type of a tag, as its error texts print it.
-pub fn type_name(tag: u8) -> &'static str {
+pub(crate) fn type_name(tag: u8) -> &'static str {
     match tag {
         b't' => "bool",
         b'b' => "byte",
@@ -374,14 +369,14 @@ pub fn type_name(tag: u8) -> &'static str {
 // ------------------------------------------------------------------ writing
 
 /// Starts a table or array in `out`: a length placeholder for [`finish`].
-pub fn begin(out: &mut Vec<u8>) -> usize {
+pub(crate) fn begin(out: &mut Vec<u8>) -> usize {
     let at = out.len();
     out.extend_from_slice(&[0; 4]);
     at
 }
 
 /// Fills in the length of the table or array [`begin`] started at `at`.
-pub fn finish(out: &mut [u8], at: usize) {
+pub(crate) fn finish(out: &mut [u8], at: usize) {
     let len = out.len() - at - 4;
     debug_assert!(len <= u32::MAX as usize, "field table over 4 GiB");
     out[at..at + 4].copy_from_slice(&(len.min(u32::MAX as usize) as u32).to_be_bytes());
@@ -390,7 +385,7 @@ pub fn finish(out: &mut [u8], at: usize) {
 /// Writes an entry's key. Keys are our own names or keys that arrived as
 /// short strings, so the 255-byte cap is an invariant; truncating keeps a
 /// bug from producing a corrupt table.
-pub fn put_key(out: &mut Vec<u8>, key: &[u8]) {
+pub(crate) fn put_key(out: &mut Vec<u8>, key: &[u8]) {
     debug_assert!(key.len() <= 255, "field table key over 255 bytes");
     let key = &key[..key.len().min(255)];
     out.push(key.len() as u8);
@@ -398,27 +393,27 @@ pub fn put_key(out: &mut Vec<u8>, key: &[u8]) {
 }
 
 /// Writes a long string value (`S`), tag included.
-pub fn put_long_string(out: &mut Vec<u8>, s: &[u8]) {
+pub(crate) fn put_long_string(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'S');
     out.extend_from_slice(&(s.len() as u32).to_be_bytes());
     out.extend_from_slice(s);
 }
 
 /// Writes a signed 64-bit value (`l`, RabbitMQ's `long`), tag included.
-pub fn put_long(out: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_long(out: &mut Vec<u8>, v: i64) {
     out.push(b'l');
     out.extend_from_slice(&v.to_be_bytes());
 }
 
 /// Writes a timestamp value (`T`), tag included.
-pub fn put_timestamp(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn put_timestamp(out: &mut Vec<u8>, v: u64) {
     out.push(b'T');
     out.extend_from_slice(&v.to_be_bytes());
 }
 
 /// One change [`write_edited`] makes to a table.
 #[derive(Clone, Copy, Debug)]
-pub enum Edit<'a> {
+pub(crate) enum Edit<'a> {
     /// Drops every entry with this key.
     Remove(&'a [u8]),
     /// Replaces the first entry with this key in place (later duplicates
@@ -438,7 +433,7 @@ impl Edit<'_> {
 /// Writes the table whose entries are `body`, with `edits` applied, length
 /// prefix included, to `out`. Every entry no edit names is copied byte for
 /// byte, in its place; appended entries follow in edit order.
-pub fn write_edited(body: &[u8], edits: &[Edit<'_>], out: &mut Vec<u8>) -> Result<(), TableError> {
+pub(crate) fn write_edited(body: &[u8], edits: &[Edit<'_>], out: &mut Vec<u8>) -> Result<(), TableError> {
     let at = begin(out);
     let mut applied: SmallVec<[bool; 8]> = SmallVec::from_elem(false, edits.len());
     for entry in entries(body) {
@@ -474,7 +469,7 @@ pub fn write_edited(body: &[u8], edits: &[Edit<'_>], out: &mut Vec<u8>) -> Resul
 /// sees a byte. amq-protocol also insists on UTF-8 keys (`Malformed`
 /// otherwise). The map it builds sorts keys and keeps the last of duplicate
 /// keys: decode only to read values, never to re-encode a peer's table.
-pub fn decode_table(table: &[u8]) -> Result<FieldTable, TableError> {
+pub(crate) fn decode_table(table: &[u8]) -> Result<FieldTable, TableError> {
     let walk = walk_table(table, MAX_DECODE_DEPTH)?;
     match amq_protocol::types::parsing::parse_field_table(&table[..walk.len]) {
         Ok(([], t)) => Ok(t),
@@ -484,7 +479,7 @@ pub fn decode_table(table: &[u8]) -> Result<FieldTable, TableError> {
 
 /// Decodes one value (`value` holds the bytes after its tag), under the same
 /// rule as [`decode_table`].
-pub fn decode_value(tag: u8, value: &[u8]) -> Result<AMQPValue, TableError> {
+pub(crate) fn decode_value(tag: u8, value: &[u8]) -> Result<AMQPValue, TableError> {
     use nom::Parser;
     let walk = walk_value(tag, value, MAX_DECODE_DEPTH)?;
     let kind = AMQPType::from_id(tag as char).ok_or(TableError::Malformed { at: 0 })?;

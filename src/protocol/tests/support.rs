@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
-pub use amq_protocol::frame::AMQPFrame;
+pub(super) use amq_protocol::frame::AMQPFrame;
 use amq_protocol::frame::{gen_frame, parse_frame, AMQPContentHeader};
-pub use amq_protocol::protocol::basic::AMQPProperties;
-pub use amq_protocol::protocol::{access, basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
-pub use amq_protocol::types::{AMQPValue, FieldTable, LongString};
+pub(super) use amq_protocol::protocol::basic::AMQPProperties;
+pub(super) use amq_protocol::protocol::{access, basic, channel, confirm, connection, exchange, queue, tx, AMQPClass};
+pub(super) use amq_protocol::types::{AMQPValue, FieldTable, LongString};
 
 use crate::broker::Broker;
 use crate::protocol::harness::Harness;
@@ -21,17 +21,17 @@ use crate::Config;
 
 /// The 8 octets a 0-9-1 client opens with (and the broker answers an
 /// unsupported header with).
-pub const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
+pub(super) const PROTOCOL_HEADER: &[u8] = b"AMQP\x00\x00\x09\x01";
 
-pub const FRAME_METHOD: u8 = 1;
-pub const FRAME_HEADER: u8 = 2;
-pub const FRAME_BODY: u8 = 3;
-pub const FRAME_HEARTBEAT: u8 = 8;
+pub(super) const FRAME_METHOD: u8 = 1;
+pub(super) const FRAME_HEADER: u8 = 2;
+pub(super) const FRAME_BODY: u8 = 3;
+pub(super) const FRAME_HEARTBEAT: u8 = 8;
 
 // ------------------------------------------------------------------ frames
 
 /// A method struct of amq-protocol that a client may put on the wire.
-pub trait ClientMethod {
+pub(super) trait ClientMethod {
     fn class(self) -> AMQPClass;
 }
 
@@ -59,17 +59,17 @@ client_methods! {
 }
 
 /// Encodes a frame with amq-protocol's generator.
-pub fn encode(frame: &AMQPFrame) -> Vec<u8> {
+pub(super) fn encode(frame: &AMQPFrame) -> Vec<u8> {
     cookie_factory::gen_simple(gen_frame(frame), Vec::new()).expect("amq-protocol encodes its own frames")
 }
 
 /// A method frame on channel `ch`.
-pub fn m(ch: u16, method: impl ClientMethod) -> Vec<u8> {
+pub(super) fn m(ch: u16, method: impl ClientMethod) -> Vec<u8> {
     encode(&AMQPFrame::Method(ch, method.class()))
 }
 
 /// A frame by hand: type, channel, payload, frame-end. For malformed input.
-pub fn raw_frame(kind: u8, ch: u16, payload: &[u8]) -> Vec<u8> {
+pub(super) fn raw_frame(kind: u8, ch: u16, payload: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(payload.len() + 8);
     v.push(kind);
     v.extend_from_slice(&ch.to_be_bytes());
@@ -80,7 +80,7 @@ pub fn raw_frame(kind: u8, ch: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A method frame with any class and method ids and argument bytes.
-pub fn raw_method(ch: u16, class_id: u16, method_id: u16, args: &[u8]) -> Vec<u8> {
+pub(super) fn raw_method(ch: u16, class_id: u16, method_id: u16, args: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(args.len() + 4);
     p.extend_from_slice(&class_id.to_be_bytes());
     p.extend_from_slice(&method_id.to_be_bytes());
@@ -89,16 +89,16 @@ pub fn raw_method(ch: u16, class_id: u16, method_id: u16, args: &[u8]) -> Vec<u8
 }
 
 /// A content header of class basic with default properties.
-pub fn header(ch: u16, body_size: u64) -> Vec<u8> {
+pub(super) fn header(ch: u16, body_size: u64) -> Vec<u8> {
     header_with(ch, body_size, AMQPProperties::default())
 }
 
-pub fn header_with(ch: u16, body_size: u64, properties: AMQPProperties) -> Vec<u8> {
+pub(super) fn header_with(ch: u16, body_size: u64, properties: AMQPProperties) -> Vec<u8> {
     encode(&AMQPFrame::Header(ch, AMQPContentHeader { class_id: 60, body_size, properties }))
 }
 
 /// A content header claiming another class (weight 0, no properties).
-pub fn header_of_class(ch: u16, class_id: u16, body_size: u64) -> Vec<u8> {
+pub(super) fn header_of_class(ch: u16, class_id: u16, body_size: u64) -> Vec<u8> {
     let mut p = class_id.to_be_bytes().to_vec();
     p.extend_from_slice(&[0, 0]);
     p.extend_from_slice(&body_size.to_be_bytes());
@@ -106,21 +106,21 @@ pub fn header_of_class(ch: u16, class_id: u16, body_size: u64) -> Vec<u8> {
     raw_frame(FRAME_HEADER, ch, &p)
 }
 
-pub fn body(ch: u16, data: &[u8]) -> Vec<u8> {
+pub(super) fn body(ch: u16, data: &[u8]) -> Vec<u8> {
     raw_frame(FRAME_BODY, ch, data)
 }
 
-pub fn heartbeat() -> Vec<u8> {
+pub(super) fn heartbeat() -> Vec<u8> {
     raw_frame(FRAME_HEARTBEAT, 0, &[])
 }
 
 /// basic.publish, its header and one body frame (none when `data` is empty).
-pub fn message(ch: u16, exchange: &str, routing_key: &str, data: &[u8]) -> Vec<u8> {
+pub(super) fn message(ch: u16, exchange: &str, routing_key: &str, data: &[u8]) -> Vec<u8> {
     content(ch, publish(exchange, routing_key), AMQPProperties::default(), data)
 }
 
 /// A whole publish with a chosen method and properties.
-pub fn content(ch: u16, publish: basic::Publish, properties: AMQPProperties, data: &[u8]) -> Vec<u8> {
+pub(super) fn content(ch: u16, publish: basic::Publish, properties: AMQPProperties, data: &[u8]) -> Vec<u8> {
     let mut v = m(ch, publish);
     v.extend(header_with(ch, data.len() as u64, properties));
     if !data.is_empty() {
@@ -133,7 +133,7 @@ pub fn content(ch: u16, publish: basic::Publish, properties: AMQPProperties, dat
 // Each builder gives the method with RabbitMQ clients' usual defaults; tests
 // change a field with struct update syntax: `queue::Declare { durable: true, ..declare("q") }`.
 
-pub fn start_ok(mechanism: &str, response: &[u8], client_properties: FieldTable) -> connection::StartOk {
+pub(super) fn start_ok(mechanism: &str, response: &[u8], client_properties: FieldTable) -> connection::StartOk {
     connection::StartOk {
         client_properties,
         mechanism: mechanism.into(),
@@ -142,16 +142,16 @@ pub fn start_ok(mechanism: &str, response: &[u8], client_properties: FieldTable)
     }
 }
 
-pub fn plain(user: &str, pass: &str) -> connection::StartOk {
+pub(super) fn plain(user: &str, pass: &str) -> connection::StartOk {
     start_ok("PLAIN", format!("\0{user}\0{pass}").as_bytes(), FieldTable::default())
 }
 
-pub fn plain_with(client_properties: FieldTable) -> connection::StartOk {
+pub(super) fn plain_with(client_properties: FieldTable) -> connection::StartOk {
     start_ok("PLAIN", b"\0guest\0guest", client_properties)
 }
 
 /// Client properties with a `capabilities` table of these flags set to true.
-pub fn capabilities(names: &[&str]) -> FieldTable {
+pub(super) fn capabilities(names: &[&str]) -> FieldTable {
     let mut caps = FieldTable::default();
     for name in names {
         caps.insert((*name).into(), AMQPValue::Boolean(true));
@@ -161,39 +161,39 @@ pub fn capabilities(names: &[&str]) -> FieldTable {
     props
 }
 
-pub fn tune_ok(channel_max: u16, frame_max: u32, heartbeat: u16) -> connection::TuneOk {
+pub(super) fn tune_ok(channel_max: u16, frame_max: u32, heartbeat: u16) -> connection::TuneOk {
     connection::TuneOk { channel_max, frame_max, heartbeat }
 }
 
-pub fn conn_open(vhost: &str) -> connection::Open {
+pub(super) fn conn_open(vhost: &str) -> connection::Open {
     connection::Open { virtual_host: vhost.into() }
 }
 
-pub fn conn_close() -> connection::Close {
+pub(super) fn conn_close() -> connection::Close {
     connection::Close { reply_code: 200, reply_text: "Goodbye".into(), class_id: 0, method_id: 0 }
 }
 
-pub fn conn_close_ok() -> connection::CloseOk {
+pub(super) fn conn_close_ok() -> connection::CloseOk {
     connection::CloseOk {}
 }
 
-pub fn ch_open() -> channel::Open {
+pub(super) fn ch_open() -> channel::Open {
     channel::Open {}
 }
 
-pub fn ch_close() -> channel::Close {
+pub(super) fn ch_close() -> channel::Close {
     channel::Close { reply_code: 200, reply_text: "Goodbye".into(), class_id: 0, method_id: 0 }
 }
 
-pub fn ch_close_ok() -> channel::CloseOk {
+pub(super) fn ch_close_ok() -> channel::CloseOk {
     channel::CloseOk {}
 }
 
-pub fn flow(active: bool) -> channel::Flow {
+pub(super) fn flow(active: bool) -> channel::Flow {
     channel::Flow { active }
 }
 
-pub fn exchange_declare(name: &str, kind: &str) -> exchange::Declare {
+pub(super) fn exchange_declare(name: &str, kind: &str) -> exchange::Declare {
     exchange::Declare {
         exchange: name.into(),
         kind: kind.into(),
@@ -206,11 +206,11 @@ pub fn exchange_declare(name: &str, kind: &str) -> exchange::Declare {
     }
 }
 
-pub fn exchange_delete(name: &str) -> exchange::Delete {
+pub(super) fn exchange_delete(name: &str) -> exchange::Delete {
     exchange::Delete { exchange: name.into(), if_unused: false, nowait: false }
 }
 
-pub fn exchange_bind(destination: &str, source: &str, routing_key: &str) -> exchange::Bind {
+pub(super) fn exchange_bind(destination: &str, source: &str, routing_key: &str) -> exchange::Bind {
     exchange::Bind {
         destination: destination.into(),
         source: source.into(),
@@ -220,7 +220,7 @@ pub fn exchange_bind(destination: &str, source: &str, routing_key: &str) -> exch
     }
 }
 
-pub fn exchange_unbind(destination: &str, source: &str, routing_key: &str) -> exchange::Unbind {
+pub(super) fn exchange_unbind(destination: &str, source: &str, routing_key: &str) -> exchange::Unbind {
     exchange::Unbind {
         destination: destination.into(),
         source: source.into(),
@@ -230,7 +230,7 @@ pub fn exchange_unbind(destination: &str, source: &str, routing_key: &str) -> ex
     }
 }
 
-pub fn declare(name: &str) -> queue::Declare {
+pub(super) fn declare(name: &str) -> queue::Declare {
     queue::Declare {
         queue: name.into(),
         passive: false,
@@ -242,11 +242,11 @@ pub fn declare(name: &str) -> queue::Declare {
     }
 }
 
-pub fn passive(name: &str) -> queue::Declare {
+pub(super) fn passive(name: &str) -> queue::Declare {
     queue::Declare { passive: true, ..declare(name) }
 }
 
-pub fn bind(queue: &str, exchange: &str, routing_key: &str) -> queue::Bind {
+pub(super) fn bind(queue: &str, exchange: &str, routing_key: &str) -> queue::Bind {
     queue::Bind {
         queue: queue.into(),
         exchange: exchange.into(),
@@ -256,7 +256,7 @@ pub fn bind(queue: &str, exchange: &str, routing_key: &str) -> queue::Bind {
     }
 }
 
-pub fn unbind(queue: &str, exchange: &str, routing_key: &str) -> queue::Unbind {
+pub(super) fn unbind(queue: &str, exchange: &str, routing_key: &str) -> queue::Unbind {
     queue::Unbind {
         queue: queue.into(),
         exchange: exchange.into(),
@@ -265,20 +265,20 @@ pub fn unbind(queue: &str, exchange: &str, routing_key: &str) -> queue::Unbind {
     }
 }
 
-pub fn purge(queue: &str) -> queue::Purge {
+pub(super) fn purge(queue: &str) -> queue::Purge {
     queue::Purge { queue: queue.into(), nowait: false }
 }
 
-pub fn delete(queue: &str) -> queue::Delete {
+pub(super) fn delete(queue: &str) -> queue::Delete {
     queue::Delete { queue: queue.into(), if_unused: false, if_empty: false, nowait: false }
 }
 
-pub fn qos(prefetch_count: u16, global: bool) -> basic::Qos {
+pub(super) fn qos(prefetch_count: u16, global: bool) -> basic::Qos {
     basic::Qos { prefetch_count, global }
 }
 
 /// basic.qos by hand, since amq-protocol's struct has no prefetch_size.
-pub fn qos_raw(ch: u16, prefetch_size: u32, prefetch_count: u16, global: bool) -> Vec<u8> {
+pub(super) fn qos_raw(ch: u16, prefetch_size: u32, prefetch_count: u16, global: bool) -> Vec<u8> {
     let mut args = prefetch_size.to_be_bytes().to_vec();
     args.extend_from_slice(&prefetch_count.to_be_bytes());
     args.push(global as u8);
@@ -286,7 +286,7 @@ pub fn qos_raw(ch: u16, prefetch_size: u32, prefetch_count: u16, global: bool) -
 }
 
 /// A manual-ack consumer.
-pub fn consume(queue: &str, tag: &str) -> basic::Consume {
+pub(super) fn consume(queue: &str, tag: &str) -> basic::Consume {
     basic::Consume {
         queue: queue.into(),
         consumer_tag: tag.into(),
@@ -298,54 +298,54 @@ pub fn consume(queue: &str, tag: &str) -> basic::Consume {
     }
 }
 
-pub fn cancel(tag: &str) -> basic::Cancel {
+pub(super) fn cancel(tag: &str) -> basic::Cancel {
     basic::Cancel { consumer_tag: tag.into(), nowait: false }
 }
 
-pub fn publish(exchange: &str, routing_key: &str) -> basic::Publish {
+pub(super) fn publish(exchange: &str, routing_key: &str) -> basic::Publish {
     basic::Publish { exchange: exchange.into(), routing_key: routing_key.into(), mandatory: false, immediate: false }
 }
 
-pub fn get(queue: &str, no_ack: bool) -> basic::Get {
+pub(super) fn get(queue: &str, no_ack: bool) -> basic::Get {
     basic::Get { queue: queue.into(), no_ack }
 }
 
-pub fn ack(delivery_tag: u64, multiple: bool) -> basic::Ack {
+pub(super) fn ack(delivery_tag: u64, multiple: bool) -> basic::Ack {
     basic::Ack { delivery_tag, multiple }
 }
 
-pub fn nack(delivery_tag: u64, multiple: bool, requeue: bool) -> basic::Nack {
+pub(super) fn nack(delivery_tag: u64, multiple: bool, requeue: bool) -> basic::Nack {
     basic::Nack { delivery_tag, multiple, requeue }
 }
 
-pub fn reject(delivery_tag: u64, requeue: bool) -> basic::Reject {
+pub(super) fn reject(delivery_tag: u64, requeue: bool) -> basic::Reject {
     basic::Reject { delivery_tag, requeue }
 }
 
-pub fn recover(requeue: bool) -> basic::Recover {
+pub(super) fn recover(requeue: bool) -> basic::Recover {
     basic::Recover { requeue }
 }
 
-pub fn confirm_select() -> confirm::Select {
+pub(super) fn confirm_select() -> confirm::Select {
     confirm::Select { nowait: false }
 }
 
-pub fn tx_select() -> tx::Select {
+pub(super) fn tx_select() -> tx::Select {
     tx::Select {}
 }
 
-pub fn tx_commit() -> tx::Commit {
+pub(super) fn tx_commit() -> tx::Commit {
     tx::Commit {}
 }
 
-pub fn tx_rollback() -> tx::Rollback {
+pub(super) fn tx_rollback() -> tx::Rollback {
     tx::Rollback {}
 }
 
 // ----------------------------------------------------------------- output
 
 /// Decodes everything the broker wrote; panics on a malformed or partial frame.
-pub fn decode(mut out: &[u8]) -> Vec<AMQPFrame> {
+pub(super) fn decode(mut out: &[u8]) -> Vec<AMQPFrame> {
     let mut v = Vec::new();
     while !out.is_empty() {
         match parse_frame(out) {
@@ -361,7 +361,7 @@ pub fn decode(mut out: &[u8]) -> Vec<AMQPFrame> {
 
 /// A frame as `"<channel> <class>.<method>"`, `"<channel> header"`,
 /// `"<channel> body"` or `"heartbeat"`, for comparing frame order.
-pub fn name(f: &AMQPFrame) -> String {
+pub(super) fn name(f: &AMQPFrame) -> String {
     match f {
         AMQPFrame::Method(ch, class) => {
             // `Channel(CloseOk(CloseOk { .. }))` → `channel.close-ok`.
@@ -393,19 +393,19 @@ fn kebab(s: &str) -> String {
     out
 }
 
-pub fn names(frames: &[AMQPFrame]) -> Vec<String> {
+pub(super) fn names(frames: &[AMQPFrame]) -> Vec<String> {
     frames.iter().map(name).collect()
 }
 
 /// The frames are exactly these, in this order (see [`name`]).
 #[track_caller]
-pub fn assert_names(frames: &[AMQPFrame], expected: &[&str]) {
+pub(super) fn assert_names(frames: &[AMQPFrame], expected: &[&str]) {
     assert_eq!(names(frames), expected, "frames: {frames:#?}");
 }
 
 /// A channel.close or connection.close as the broker sent it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Closed {
+pub(super) struct Closed {
     pub channel: u16,
     pub code: u16,
     pub text: String,
@@ -414,7 +414,7 @@ pub struct Closed {
 }
 
 impl Closed {
-    pub fn of(f: &AMQPFrame) -> Option<Closed> {
+    pub(super) fn of(f: &AMQPFrame) -> Option<Closed> {
         let closed = |channel, code, text: &str, class_id, method_id| Closed {
             channel,
             code,
@@ -436,7 +436,7 @@ impl Closed {
 
 /// `f` is channel.close on `ch` with this code, text and failing method.
 #[track_caller]
-pub fn assert_channel_close(f: &AMQPFrame, ch: u16, code: u16, text: &str, ids: (u16, u16)) {
+pub(super) fn assert_channel_close(f: &AMQPFrame, ch: u16, code: u16, text: &str, ids: (u16, u16)) {
     assert_eq!(name(f), format!("{ch} channel.close"), "{f:?}");
     let want = Closed { channel: ch, code, text: text.into(), class_id: ids.0, method_id: ids.1 };
     assert_eq!(Closed::of(f), Some(want));
@@ -444,7 +444,7 @@ pub fn assert_channel_close(f: &AMQPFrame, ch: u16, code: u16, text: &str, ids: 
 
 /// `f` is connection.close with this code, text and failing method.
 #[track_caller]
-pub fn assert_connection_close(f: &AMQPFrame, code: u16, text: &str, ids: (u16, u16)) {
+pub(super) fn assert_connection_close(f: &AMQPFrame, code: u16, text: &str, ids: (u16, u16)) {
     assert_eq!(name(f), "0 connection.close", "{f:?}");
     let want = Closed { channel: 0, code, text: text.into(), class_id: ids.0, method_id: ids.1 };
     assert_eq!(Closed::of(f), Some(want));
@@ -452,7 +452,7 @@ pub fn assert_connection_close(f: &AMQPFrame, code: u16, text: &str, ids: (u16, 
 
 /// A message the broker sent: basic.deliver, get-ok or return, with its content.
 #[derive(Debug, Clone)]
-pub struct Delivered {
+pub(super) struct Delivered {
     /// The channel the message came on.
     pub channel: u16,
     pub method: basic::AMQPMethod,
@@ -461,7 +461,7 @@ pub struct Delivered {
 }
 
 impl Delivered {
-    pub fn tag(&self) -> u64 {
+    pub(super) fn tag(&self) -> u64 {
         match &self.method {
             basic::AMQPMethod::Deliver(d) => d.delivery_tag,
             basic::AMQPMethod::GetOk(g) => g.delivery_tag,
@@ -469,7 +469,7 @@ impl Delivered {
         }
     }
 
-    pub fn redelivered(&self) -> bool {
+    pub(super) fn redelivered(&self) -> bool {
         match &self.method {
             basic::AMQPMethod::Deliver(d) => d.redelivered,
             basic::AMQPMethod::GetOk(g) => g.redelivered,
@@ -477,7 +477,7 @@ impl Delivered {
         }
     }
 
-    pub fn consumer_tag(&self) -> &str {
+    pub(super) fn consumer_tag(&self) -> &str {
         match &self.method {
             basic::AMQPMethod::Deliver(d) => d.consumer_tag.as_str(),
             m => panic!("no consumer tag on {m:?}"),
@@ -488,7 +488,7 @@ impl Delivered {
 /// The messages in `frames`, each with its header and body frames joined;
 /// panics if a message's content is incomplete or out of place.
 #[track_caller]
-pub fn messages(frames: &[AMQPFrame]) -> Vec<Delivered> {
+pub(super) fn messages(frames: &[AMQPFrame]) -> Vec<Delivered> {
     let mut out = Vec::new();
     let mut it = frames.iter().peekable();
     while let Some(f) = it.next() {
@@ -513,34 +513,34 @@ pub fn messages(frames: &[AMQPFrame]) -> Vec<Delivered> {
 }
 
 /// The bodies of the messages in `frames`, as text.
-pub fn bodies(frames: &[AMQPFrame]) -> Vec<String> {
+pub(super) fn bodies(frames: &[AMQPFrame]) -> Vec<String> {
     messages(frames).iter().map(|d| String::from_utf8_lossy(&d.body).into_owned()).collect()
 }
 
 // --------------------------------------------------------------- fixtures
 
 /// An in-memory broker with guest/guest on vhost "/".
-pub fn broker() -> Arc<Broker> {
+pub(super) fn broker() -> Arc<Broker> {
     Arc::new(Broker::in_memory("guest", "guest", "/"))
 }
 
 /// One client connection driven through a [`Harness`].
-pub struct Client {
+pub(super) struct Client {
     pub h: Harness,
 }
 
 impl Client {
     /// A connection that has sent nothing yet.
-    pub fn new(broker: &Arc<Broker>) -> Client {
+    pub(super) fn new(broker: &Arc<Broker>) -> Client {
         Client::with_config(broker, Config::ephemeral())
     }
 
-    pub fn with_config(broker: &Arc<Broker>, config: Config) -> Client {
+    pub(super) fn with_config(broker: &Arc<Broker>, config: Config) -> Client {
         Client { h: Harness::new(Arc::clone(broker), Arc::new(config)) }
     }
 
     /// Sent the protocol header and got connection.start.
-    pub fn started(broker: &Arc<Broker>) -> Client {
+    pub(super) fn started(broker: &Arc<Broker>) -> Client {
         let mut c = Client::new(broker);
         let got = c.round(PROTOCOL_HEADER);
         assert_names(&got, &["0 connection.start"]);
@@ -548,12 +548,12 @@ impl Client {
     }
 
     /// Logged in as guest and got connection.tune.
-    pub fn tuned(broker: &Arc<Broker>) -> Client {
+    pub(super) fn tuned(broker: &Arc<Broker>) -> Client {
         Client::tuned_with(broker, plain("guest", "guest"))
     }
 
     /// Logged in with this start-ok and got connection.tune.
-    pub fn tuned_with(broker: &Arc<Broker>, ok: connection::StartOk) -> Client {
+    pub(super) fn tuned_with(broker: &Arc<Broker>, ok: connection::StartOk) -> Client {
         let mut c = Client::started(broker);
         let got = c.round(&m(0, ok));
         assert_names(&got, &["0 connection.tune"]);
@@ -562,7 +562,7 @@ impl Client {
 
     /// An open connection with channel 1, whose client advertised these
     /// capabilities in its client-properties.
-    pub fn open_with_capabilities(broker: &Arc<Broker>, caps: &[&str]) -> Client {
+    pub(super) fn open_with_capabilities(broker: &Arc<Broker>, caps: &[&str]) -> Client {
         let mut c = Client::tuned_with(broker, plain_with(capabilities(caps)));
         let mut hs = m(0, tune_ok(2047, 131072, 0));
         hs.extend(m(0, conn_open("/")));
@@ -572,7 +572,7 @@ impl Client {
     }
 
     /// Through connection.open-ok on "/", with these tune-ok values.
-    pub fn handshake(broker: &Arc<Broker>, channel_max: u16, frame_max: u32) -> Client {
+    pub(super) fn handshake(broker: &Arc<Broker>, channel_max: u16, frame_max: u32) -> Client {
         let mut c = Client::tuned(broker);
         let mut hs = m(0, tune_ok(channel_max, frame_max, 0));
         hs.extend(m(0, conn_open("/")));
@@ -582,58 +582,58 @@ impl Client {
     }
 
     /// An open connection (the broker's limits accepted) with channel 1 open.
-    pub fn open(broker: &Arc<Broker>) -> Client {
+    pub(super) fn open(broker: &Arc<Broker>) -> Client {
         let mut c = Client::handshake(broker, 2047, 131072);
         c.open_channel(1);
         c
     }
 
     /// Hands the broker `bytes` as one read.
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub(super) fn feed(&mut self, bytes: &[u8]) {
         self.h.feed(bytes);
     }
 
     /// The raw bytes written since the last take.
-    pub fn raw_output(&mut self) -> Vec<u8> {
+    pub(super) fn raw_output(&mut self) -> Vec<u8> {
         self.h.take_output().to_vec()
     }
 
     /// The frames written since the last take.
-    pub fn output(&mut self) -> Vec<AMQPFrame> {
+    pub(super) fn output(&mut self) -> Vec<AMQPFrame> {
         decode(&self.h.take_output())
     }
 
     /// Feeds `bytes` and returns what the broker wrote in answer.
-    pub fn round(&mut self, bytes: &[u8]) -> Vec<AMQPFrame> {
+    pub(super) fn round(&mut self, bytes: &[u8]) -> Vec<AMQPFrame> {
         self.feed(bytes);
         self.output()
     }
 
     /// Lets the connection run without input (drains deliveries that other
     /// connections caused) and returns what it wrote.
-    pub fn poll(&mut self) -> Vec<AMQPFrame> {
+    pub(super) fn poll(&mut self) -> Vec<AMQPFrame> {
         self.round(&[])
     }
 
-    pub fn ended(&self) -> bool {
+    pub(super) fn ended(&self) -> bool {
         self.h.ended()
     }
 
     #[track_caller]
-    pub fn open_channel(&mut self, ch: u16) {
+    pub(super) fn open_channel(&mut self, ch: u16) {
         let got = self.round(&m(ch, ch_open()));
         assert_names(&got, &[&format!("{ch} channel.open-ok")]);
     }
 
     /// Declares a plain queue, asserting declare-ok with its name.
     #[track_caller]
-    pub fn declare_queue(&mut self, ch: u16, name: &str) {
+    pub(super) fn declare_queue(&mut self, ch: u16, name: &str) {
         self.expect_declare_ok(&m(ch, declare(name)), name, 0, 0);
     }
 
     /// Feeds `bytes` and asserts a single queue.declare-ok with these counts.
     #[track_caller]
-    pub fn expect_declare_ok(&mut self, bytes: &[u8], name: &str, messages: u32, consumers: u32) {
+    pub(super) fn expect_declare_ok(&mut self, bytes: &[u8], name: &str, messages: u32, consumers: u32) {
         let got = self.round(bytes);
         match &got[..] {
             [AMQPFrame::Method(_, AMQPClass::Queue(queue::AMQPMethod::DeclareOk(ok)))] => {
@@ -647,7 +647,7 @@ impl Client {
     /// answers close-ok and asserts the channel is free and the connection
     /// carries on.
     #[track_caller]
-    pub fn expect_channel_error(&mut self, bytes: &[u8], ch: u16, code: u16, text: &str, ids: (u16, u16)) {
+    pub(super) fn expect_channel_error(&mut self, bytes: &[u8], ch: u16, code: u16, text: &str, ids: (u16, u16)) {
         let got = self.round(bytes);
         assert_eq!(got.len(), 1, "one channel.close: {got:#?}");
         assert_channel_close(&got[0], ch, code, text, ids);
@@ -659,7 +659,7 @@ impl Client {
     /// Feeds `bytes`, asserts exactly one connection.close with these
     /// details, answers close-ok and asserts the connection is over.
     #[track_caller]
-    pub fn expect_connection_error(&mut self, bytes: &[u8], code: u16, text: &str, ids: (u16, u16)) {
+    pub(super) fn expect_connection_error(&mut self, bytes: &[u8], code: u16, text: &str, ids: (u16, u16)) {
         let got = self.round(bytes);
         assert_eq!(got.len(), 1, "one connection.close: {got:#?}");
         assert_connection_close(&got[0], code, text, ids);
@@ -672,7 +672,7 @@ impl Client {
     /// here, the ids by the ignored test in `rabbitmq_differences` that
     /// records what RabbitMQ sends.
     #[track_caller]
-    pub fn expect_connection_error_ids_aside(&mut self, bytes: &[u8], code: u16, text: &str) {
+    pub(super) fn expect_connection_error_ids_aside(&mut self, bytes: &[u8], code: u16, text: &str) {
         let got = self.round(bytes);
         assert_eq!(got.len(), 1, "one connection.close: {got:#?}");
         let closed = Closed::of(&got[0]).unwrap_or_else(|| panic!("expected connection.close, got {got:?}"));
@@ -685,7 +685,7 @@ impl Client {
     /// without writing a single byte (RabbitMQ's answer to handshake errors
     /// and unknown methods).
     #[track_caller]
-    pub fn expect_silent_drop(&mut self, bytes: &[u8]) {
+    pub(super) fn expect_silent_drop(&mut self, bytes: &[u8]) {
         self.feed(bytes);
         assert_eq!(self.raw_output(), Vec::<u8>::new(), "nothing is written before the drop");
         assert!(self.ended(), "the connection is dropped");
@@ -693,7 +693,7 @@ impl Client {
 }
 
 /// An open connection with channel 1 on a fresh broker.
-pub fn open() -> (Arc<Broker>, Client) {
+pub(super) fn open() -> (Arc<Broker>, Client) {
     let b = broker();
     let c = Client::open(&b);
     (b, c)
