@@ -7,14 +7,21 @@
 //!   channels, method handlers by class, content assembly, confirms,
 //!   deliveries, write batching, heartbeats and deadlines on the broker's
 //!   clock); `driver` runs it over a socket, `harness` over byte literals.
-//! - [`broker`]: the routing core — vhosts, exchanges (direct, fanout, topic,
-//!   headers), bindings, queues, consumers. No sockets, no frame layouts.
+//! - [`broker`]: the routing core and its rules — vhosts (registry, declare,
+//!   route, settle, definitions), basic.publish's rules (`Vhost::publish`),
+//!   exchanges, bindings, queues and their deadlines, consumers, permissions.
+//!   No sockets, no frame layouts, nothing from `protocol`.
 //! - [`server`]: the listener, accept loop and shutdown.
-//! - [`store`]: the data directory: definitions.json and the queue logs.
-//! - [`wire`]: raw byte layouts shared by the layers: frame and method
-//!   numbers, field tables (an iterative walker, one-level iteration, edits
-//!   that keep every other byte) and the content-header property list. A leaf: no imports from
-//!   the other modules, no recursion on a peer's bytes.
+//! - [`store`]: the data directory: the definitions snapshot and journal,
+//!   the queue logs and page files, the writer thread. Below the core: it
+//!   imports nothing from `broker` or `protocol`, and wakes waiters through
+//!   a `std::task::Waker`.
+//! - `wire` (crate-private): raw byte layouts shared by the layers: frame and
+//!   method numbers, field tables (an iterative walker, one-level iteration,
+//!   edits that keep every other byte) and the content-header property list.
+//!   A leaf: no imports from the other modules, no recursion on a peer's bytes.
+//! - [`clock`]: the one `Clock` every timer and TTL reads (real, or manual in
+//!   tests); [`ids`]: `ChannelId`, `DeliveryTag`, `ConnectionId`, … newtypes.
 //! - [`message`]: a published message (`Message`, `QueuedMessage`) and the
 //!   property reads that build one. A leaf shared by `broker` and `store`.
 //! - [`config`]: settings shared by the binary and embedders.
@@ -22,6 +29,9 @@
 //!   rabbitmq-plugins / rabbitmqadmin personalities, over the management HTTP API.
 //! - [`perf`]: `warren perf`, a load generator with its own minimal client
 //!   that drives any AMQP 0-9-1 broker by URI.
+//!
+//! One message's path through these rooms, and where a change goes, are in
+//! docs/ARCHITECTURE.md.
 //!
 //! Embedding (for tests):
 //! ```no_run
