@@ -113,6 +113,10 @@ impl Vhost {
 
     /// Every check basic.publish makes before routing, in RabbitMQ's order,
     /// and the message as consumers will see it.
+    // Inlined into the connection's one hot call site, so the `Publish` and
+    // `Accepted` structs are built in place instead of copied (callgrind:
+    // the split into accept/enqueue cost ~180 instructions a publish).
+    #[inline]
     pub fn accept_publish(&self, p: Publish<'_>) -> AmqpResult<Accepted> {
         if p.immediate {
             return Err(during_publish(AmqpError::not_implemented("immediate=true")));
@@ -164,6 +168,7 @@ impl Vhost {
 
     /// Routes an accepted message and offers it to every queue it reaches;
     /// what those queues push out (overflow, TTL) is dead-lettered here.
+    #[inline]
     pub fn enqueue_accepted(&self, a: Accepted, sink: &Sink<'_>) -> AmqpResult<Published> {
         let Accepted { exchange, message, extra_keys, mandatory } = a;
         let routing_key = utf8(&message.routing_key).map_err(during_publish)?;

@@ -12,6 +12,7 @@ use crate::broker::{AmqpResult, ReplyCode};
 impl Session {
     /// Routes an accepted publish and writes basic.return for a mandatory
     /// message that reached no queue.
+    #[inline]
     pub(super) fn route_and_enqueue(
         &mut self,
         vhost: &Vhost,
