@@ -235,6 +235,7 @@ async fn a_disk_that_cannot_keep_up_blocks_publishers_instead_of_growing() {
     .await
     .expect("no connection.blocked: the store's backlog is not bounded");
     assert_eq!(reason, "store write backlog");
+    let at_block = rss_mib(broker.child.id());
     // Keep pushing for a moment: nothing more may pile up.
     std::thread::sleep(Duration::from_secs(1));
     let after = rss_mib(broker.child.id());
@@ -242,8 +243,12 @@ async fn a_disk_that_cannot_keep_up_blocks_publishers_instead_of_growing() {
     // The writer's bound is 64 MiB of message bytes; each 64 KiB body also
     // pins the read-buffer chunk it arrived in (about twice its size), and
     // the consumer's outbox holds up to 512 deliveries. Unbounded, the
-    // backlog grows with everything published (about 50 MB/s here).
-    assert!(after < before + 200, "broker RSS grew from {before} to {after} MiB");
+    // backlog grows with everything published (about 50 MB/s here). How
+    // much arrives before the alarm trips depends on the machine's load
+    // (one loaded run reached +202 MiB), so the tight check is that nothing
+    // more piles up once blocked; the loose one bounds the whole episode.
+    assert!(after < at_block + 48, "broker RSS grew from {at_block} to {after} MiB while blocked");
+    assert!(after < before + 320, "broker RSS grew from {before} to {after} MiB");
     disk.set_slow(Duration::ZERO, 0);
     drain.abort();
     drop((ch, conn, cch, consumer_conn));
