@@ -93,7 +93,7 @@ pub struct QueuedMessage {
 pub const MAX_TTL: u64 = 4_294_967_295;
 
 /// Why an `expiration` property is not a TTL. Displayed as RabbitMQ words
-/// it, after "invalid expiration '<value>': ".
+/// it, after "invalid expiration 'VALUE': ".
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExpirationError {
     NoInteger,

@@ -11,7 +11,7 @@ use super::client::{encode, exit, Api};
 use super::format::{self, Formatter, ListSpec};
 use super::{diagnostics, Failure, Invocation, Io, Tool};
 
-/// The verbs, with rabbitmqctl's usage line for each (after "rabbitmqctl [--node <node>] ...").
+/// The verbs, with rabbitmqctl's usage line for each (after "rabbitmqctl [--node NODE] ...").
 pub const VERBS: &[(&str, &str)] = &[
     ("status", "status"),
     ("await_startup", "await_startup"),

@@ -5,9 +5,9 @@
 //! CPU per message than the brokers it measures (amqprs ~3.5 µs, lapin
 //! ~21 µs per message on the reference box; this one aims at ≤ 0.5 µs):
 //!
-//! - [`conn`]: TCP connect, handshake, one channel, control methods through
+//! - `conn`: TCP connect, handshake, one channel, control methods through
 //!   amq-protocol (a few per run).
-//! - [`wire`]: the per-message codec — a pre-encoded publish template, the
+//! - `wire`: the per-message codec — a pre-encoded publish template, the
 //!   ack encoder, a borrowing frame parser. No allocation per message.
 //! - `producer` / `consumer`: one tokio task per connection, each with one
 //!   write buffer flushed in large batches and one read buffer walked in

@@ -158,7 +158,7 @@ impl PropertyScan {
     }
 
     /// The headers table's entries (after its length prefix), for
-    /// [`table::entries`] and [`table::find`].
+    /// `table::entries` and `table::find`.
     pub fn headers<'a>(&self, props: &'a [u8]) -> Option<&'a [u8]> {
         self.get(props, Property::Headers).and_then(|t| t.get(4..))
     }
