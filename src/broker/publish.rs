@@ -273,7 +273,7 @@ fn sender_selected(props: &Bytes, scan: &PropertyScan) -> AmqpResult<(Option<Byt
 mod tests {
     use super::*;
     use crate::broker::permissions::Permissions;
-    use crate::broker::vhost::{ExchangeDeclare, QueueDeclare};
+    use crate::broker::vhost::ExchangeDeclare;
     use crate::broker::{ReplyTarget, ReplyTargets};
     use crate::ids::ChannelId;
     use crate::ids::ConnectionId;
@@ -298,17 +298,7 @@ mod tests {
     }
 
     fn queue(v: &Vhost, name: &str, args: FieldTable) {
-        v.queue_declare(QueueDeclare {
-            name,
-            server_named: false,
-            passive: false,
-            durable: false,
-            exclusive: false,
-            auto_delete: false,
-            arguments: &args,
-            connection_id: ConnectionId(1),
-        })
-        .unwrap();
+        crate::broker::vhost::tests_support::declare_q_with(v, name, &args);
     }
 
     fn exchange(v: &Vhost, name: &str, kind: &str, args: FieldTable) {

@@ -8,7 +8,7 @@ use amq_protocol::protocol::basic::{gen_properties, AMQPProperties};
 use amq_protocol::types::{AMQPValue, FieldTable};
 use bytes::Bytes;
 
-use super::{QueueDeclare, Vhost};
+use super::Vhost;
 use crate::broker::consumer::{Consumer, NewConsumer, Outbox};
 use crate::broker::queue::DeadLetters;
 use crate::clock::Clock;
@@ -26,17 +26,7 @@ fn declare(v: &Vhost, name: &str, args: &[(&str, AMQPValue)]) {
     for (k, a) in args {
         t.insert((*k).into(), a.clone());
     }
-    v.queue_declare(QueueDeclare {
-        name,
-        server_named: false,
-        passive: false,
-        durable: false,
-        exclusive: false,
-        auto_delete: false,
-        arguments: &t,
-        connection_id: ConnectionId(1),
-    })
-    .unwrap();
+    super::tests_support::declare_q_with(v, name, &t);
 }
 
 fn put(v: &Vhost, q: &str, body: &'static str, expiration: Option<&str>) {

@@ -156,6 +156,11 @@ pub(crate) mod tests_support {
     use bytes::Bytes;
 
     pub(crate) fn declare_q(v: &Vhost, name: &str) {
+        declare_q_with(v, name, &FieldTable::default());
+    }
+
+    /// A plain (non-durable, non-exclusive) queue with `arguments`.
+    pub(crate) fn declare_q_with(v: &Vhost, name: &str, arguments: &FieldTable) {
         v.queue_declare(QueueDeclare {
             name,
             server_named: false,
@@ -163,7 +168,7 @@ pub(crate) mod tests_support {
             durable: false,
             exclusive: false,
             auto_delete: false,
-            arguments: &FieldTable::default(),
+            arguments,
             connection_id: ConnectionId(1),
         })
         .unwrap();

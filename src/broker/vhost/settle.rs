@@ -39,10 +39,9 @@ impl Vhost {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests_support::declare_q;
+    use super::super::tests_support::{declare_q, declare_q_with};
     use super::*;
-    use crate::broker::vhost::QueueDeclare;
-    use crate::ids::ConnectionId;
+
     use crate::message::Message;
     use amq_protocol::types::{AMQPValue, FieldTable};
     use bytes::Bytes;
@@ -62,17 +61,7 @@ mod tests {
         let mut args = FieldTable::default();
         args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
         args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString("dlq".into()));
-        v.queue_declare(QueueDeclare {
-            name: "q",
-            server_named: false,
-            passive: false,
-            durable: false,
-            exclusive: false,
-            auto_delete: false,
-            arguments: &args,
-            connection_id: ConnectionId(1),
-        })
-        .unwrap();
+        declare_q_with(&v, "q", &args);
         let q = v.queue("q").unwrap();
         for body in ["1", "2", "3"] {
             let m = Message::new(Bytes::new(), Bytes::from_static(b"q"), Bytes::from_static(&[0, 0]), body.into());
