@@ -40,6 +40,14 @@ pub struct Config {
     /// What every timer and TTL reads. `Clock::real()` in production; a test
     /// (or an embedder) may pass `Clock::manual()` and move time itself.
     pub clock: crate::clock::Clock,
+    /// The management HTTP API and UI (RabbitMQ's 15672); `None` turns it
+    /// off, `Some(0)` picks a free port (`Server::management_addr`).
+    pub management_port: Option<u16>,
+    /// Where the management API listens; `None`: the AMQP `bind` address.
+    pub management_bind: Option<IpAddr>,
+    /// Prometheus metrics (rabbitmq_prometheus's 15692); `None` turns them
+    /// off, `Some(0)` picks a free port (`Server::prometheus_addr`).
+    pub prometheus_port: Option<u16>,
 }
 
 impl Default for Config {
@@ -60,6 +68,9 @@ impl Default for Config {
             disk_free_limit: DiskFreeLimit::Bytes(50_000_000),
             guest_loopback_only: true,
             clock: crate::clock::Clock::real(),
+            management_port: Some(15672),
+            management_bind: None,
+            prometheus_port: Some(15692),
         }
     }
 }
@@ -181,6 +192,17 @@ impl Config {
                     let f: f64 = value.parse().map_err(|_| bad("not a number"))?;
                     self.disk_free_limit = DiskFreeLimit::RelativeToRam(f);
                 }
+                "management.tcp.port" if !explicit("management_port") => {
+                    let port: u16 = value.parse().map_err(|_| bad("not a port"))?;
+                    self.management_port = (port != 0).then_some(port);
+                }
+                "management.tcp.ip" if !explicit("management_bind") => {
+                    self.management_bind = Some(value.parse().map_err(|_| bad("not an IP address"))?)
+                }
+                "prometheus.tcp.port" if !explicit("prometheus_port") => {
+                    let port: u16 = value.parse().map_err(|_| bad("not a port"))?;
+                    self.prometheus_port = (port != 0).then_some(port);
+                }
                 "loopback_users" if value == "none" => self.guest_loopback_only = false,
                 "loopback_users.guest" => self.guest_loopback_only = value == "true",
                 // Known, but a flag or env var said otherwise.
@@ -190,6 +212,9 @@ impl Config {
                 | "default_pass"
                 | "default_vhost"
                 | "load_definitions"
+                | "management.tcp.port"
+                | "management.tcp.ip"
+                | "prometheus.tcp.port"
                 | "heartbeat"
                 | "frame_max"
                 | "channel_max"
@@ -224,9 +249,16 @@ impl Config {
         std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/warren"))
     }
 
-    /// 127.0.0.1 on a free port, in memory: what tests want.
+    /// 127.0.0.1 on a free port, in memory, without the HTTP listeners
+    /// (a test that wants them sets their ports to `Some(0)`).
     pub fn ephemeral() -> Self {
-        Config { bind: IpAddr::V4(Ipv4Addr::LOCALHOST), port: 0, ..Config::default() }
+        Config {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            management_port: None,
+            prometheus_port: None,
+            ..Config::default()
+        }
     }
 }
 

@@ -11,7 +11,10 @@
 //!   route, settle, definitions), basic.publish's rules (`Vhost::publish`),
 //!   exchanges, bindings, queues and their deadlines, consumers, permissions.
 //!   No sockets, no frame layouts, nothing from `protocol`.
-//! - [`server`]: the listener, accept loop and shutdown.
+//! - `http` (crate-private): the second front end, RabbitMQ's management
+//!   HTTP API on axum (auth and tags, paging, RabbitMQ's JSON and errors)
+//!   and the embedded web UI, over the same broker operations as `protocol`.
+//! - [`server`]: the listeners (AMQP, management), accept loop and shutdown.
 //! - [`store`]: the data directory: the definitions snapshot and journal,
 //!   the queue logs and page files, the writer thread. Below the core: it
 //!   imports nothing from `broker` or `protocol`, and wakes waiters through
@@ -48,6 +51,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub(crate) mod http;
 pub mod ids;
 pub mod message;
 pub mod perf;

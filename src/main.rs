@@ -89,10 +89,22 @@ struct ServeArgs {
     /// or mem_relative:X for X times RAM. RabbitMQ's disk_free_limit.
     #[arg(long, default_value = "50MB", value_parser = warren::config::DiskFreeLimit::parse)]
     disk_free_limit: warren::config::DiskFreeLimit,
+    /// Port of the management HTTP API and web UI; 0 turns it off.
+    /// RabbitMQ's management.tcp.port.
+    #[arg(long, default_value_t = 15672)]
+    management_port: u16,
+    /// Address the management API listens on [default: --bind].
+    /// RabbitMQ's management.tcp.ip.
+    #[arg(long)]
+    management_bind: Option<IpAddr>,
+    /// Port of the Prometheus metrics endpoint (/metrics); 0 turns it off.
+    /// rabbitmq_prometheus's prometheus.tcp.port.
+    #[arg(long, default_value_t = 15692)]
+    prometheus_port: u16,
     /// A RabbitMQ rabbitmq.conf to honour (listeners.tcp.default, default_user,
     /// default_pass, default_vhost, load_definitions, heartbeat, frame_max,
     /// channel_max, vm_memory_high_watermark.*, disk_free_limit.*,
-    /// loopback_users). Flags win.
+    /// loopback_users, management.tcp.port/ip, prometheus.tcp.port). Flags win.
     #[arg(long, env = "RABBITMQ_CONFIG_FILE")]
     config: Option<PathBuf>,
 }
@@ -185,6 +197,9 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
             disk_free_limit: cli.disk_free_limit,
             guest_loopback_only: true,
             clock: warren::clock::Clock::real(),
+            management_port: (cli.management_port != 0).then_some(cli.management_port),
+            management_bind: cli.management_bind,
+            prometheus_port: (cli.prometheus_port != 0).then_some(cli.prometheus_port),
         };
     if let Some(path) = rabbitmq_config_path(cli.config.as_deref()) {
         let text = std::fs::read_to_string(&path)
@@ -230,6 +245,12 @@ async fn run(config: warren::Config, port_file: Option<PathBuf>) -> anyhow::Resu
             .with_context(|| format!("cannot write the port file {}", path.display()))?;
     }
     tracing::info!("Warren {} listening for AMQP 0-9-1 on {addr}", env!("CARGO_PKG_VERSION"));
+    if let Some(http) = server.management_addr() {
+        tracing::info!("management API and web UI on http://{http}/");
+    }
+    if let Some(metrics) = server.prometheus_addr() {
+        tracing::info!("Prometheus metrics on http://{metrics}/metrics");
+    }
     // Testcontainers' RabbitMQ module waits for this exact line.
     tracing::info!("Server startup complete; 0 plugins started.");
     wait_for_signal().await?;

@@ -23,6 +23,8 @@ use crate::Config;
 /// stops it and waits for connections to close.
 pub struct Server {
     addr: SocketAddr,
+    management: Option<SocketAddr>,
+    prometheus: Option<SocketAddr>,
     broker: Arc<Broker>,
     stop: watch::Sender<bool>,
     accept_task: Option<tokio::task::JoinHandle<()>>,
@@ -33,6 +35,18 @@ impl Server {
     pub async fn start(config: Config) -> std::io::Result<Server> {
         let listener = TcpListener::bind((config.bind, config.port)).await?;
         let addr = listener.local_addr()?;
+        let management_bind = config.management_bind.unwrap_or(config.bind);
+        let management = match config.management_port {
+            Some(port) => Some(TcpListener::bind((management_bind, port)).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for the management API on {management_bind}:{port}: {e} (--management-port 0 turns it off)"),
+                )
+            })?),
+            None => None,
+        };
+        let management_addr = management.as_ref().map(TcpListener::local_addr).transpose()?;
+        let prometheus_addr: Option<SocketAddr> = None;
         let broker = Arc::new(Broker::open(&config).map_err(std::io::Error::other)?);
         let (stop, stop_rx) = watch::channel(false);
         let (alarm_tx, alarm) = watch::channel(AlarmSet::default());
@@ -44,8 +58,22 @@ impl Server {
         if let Some(store) = broker.store() {
             tokio::spawn(disk_monitor(Arc::clone(store), disk_limit, alarm_tx, ctx.shutdown.clone()));
         }
+        if let Some(http) = management {
+            let mut listeners = vec![crate::http::Listener { protocol: "amqp", addr }];
+            listeners.extend(management_addr.map(|addr| crate::http::Listener { protocol: "http", addr }));
+            listeners.extend(prometheus_addr.map(|addr| crate::http::Listener { protocol: "http/prometheus", addr }));
+            let api = crate::http::Api::new(Arc::clone(&broker), Arc::clone(&ctx.config), ctx.alarm.clone(), listeners);
+            tokio::spawn(crate::http::serve(http, api, ctx.shutdown.clone()));
+        }
         let accept_task = tokio::spawn(accept_loop(listener, ctx));
-        Ok(Server { addr, broker, stop, accept_task: Some(accept_task) })
+        Ok(Server {
+            addr,
+            management: management_addr,
+            prometheus: prometheus_addr,
+            broker,
+            stop,
+            accept_task: Some(accept_task),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -56,6 +84,16 @@ impl Server {
     pub fn amqp_uri(&self) -> String {
         let host = if self.addr.ip().is_unspecified() { "127.0.0.1".to_string() } else { self.addr.ip().to_string() };
         format!("amqp://guest:guest@{}:{}/%2f", host, self.addr.port())
+    }
+
+    /// Where the management API and web UI listen, if on.
+    pub fn management_addr(&self) -> Option<SocketAddr> {
+        self.management
+    }
+
+    /// Where Prometheus metrics are served, if on.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus
     }
 
     pub fn broker(&self) -> &Arc<Broker> {

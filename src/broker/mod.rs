@@ -4,6 +4,7 @@
 //! values and return [`AmqpError`] carrying RabbitMQ's reply code and text.
 //! Durable definitions and persistent messages go through [`crate::store`].
 
+pub mod admin;
 pub mod alarms;
 pub mod args;
 pub mod consumer;
@@ -402,7 +403,7 @@ impl Broker {
         let mut vhosts: Vec<Arc<Vhost>> = self.vhosts.iter().map(|v| Arc::clone(v.value())).collect();
         vhosts.sort_by(|a, b| a.name.cmp(&b.name));
         for v in vhosts {
-            d.vhosts.push(v.def.clone());
+            d.vhosts.push(v.def());
             v.export(&mut d);
         }
         let mut users: Vec<UserDef> = self.users.iter().map(|u| u.to_def()).collect();

@@ -257,6 +257,18 @@ impl Permissions {
         });
     }
 
+    /// Drops every grant of a user (the user was deleted).
+    pub fn clear_user(&self, user: &str) {
+        self.grants.retain(|(u, _), _| u != user);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Drops every grant in a vhost (the vhost was deleted).
+    pub fn clear_vhost(&self, vhost: &str) {
+        self.grants.retain(|(_, v), _| v != vhost);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
     /// Copy-on-write under the map's shard lock, so concurrent changes to
     /// one grant cannot lose each other; then the generation moves.
     fn update(&self, key: (String, String), change: impl FnOnce(&mut Grant)) {

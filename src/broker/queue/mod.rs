@@ -547,6 +547,20 @@ impl Queue {
         Some((m, Self::total_len(&st) as u32))
     }
 
+    /// Copies of up to `count` ready messages from position `offset`, in
+    /// the order consumers would get them, leaving the queue as it was (no
+    /// redelivered flag, no reordering): the management API's browse.
+    /// Messages paged out to disk beyond the RAM budget are not included.
+    pub fn peek(&self, offset: usize, count: usize) -> Vec<QueuedMessage> {
+        let st = self.state.lock();
+        st.ready.levels.iter().rev().flat_map(|l| l.iter()).skip(offset).take(count).cloned().collect()
+    }
+
+    /// Bytes of the ready messages' bodies.
+    pub fn ready_bytes(&self) -> u64 {
+        self.state.lock().ready.bytes
+    }
+
     pub fn add_consumer(&self, consumer: Arc<Consumer>) -> AmqpResult<()> {
         let mut st = self.state.lock();
         if st.deleted {

@@ -318,7 +318,7 @@ impl Vhost {
         // non-auto-delete queue, and written into its arguments.
         let augmented;
         let mut d = d;
-        if let Some(kind) = self.def.default_queue_type() {
+        if let Some(kind) = self.def.read().default_queue_type().map(str::to_owned) {
             if d.durable && !d.exclusive && !d.auto_delete && !d.arguments.contains_key("x-queue-type") {
                 let mut a = d.arguments.clone();
                 a.insert("x-queue-type".into(), AMQPValue::LongString(kind.into()));

@@ -40,8 +40,9 @@ pub type Routed = SmallVec<[Arc<Queue>; 4]>;
 #[derive(Debug)]
 pub struct Vhost {
     pub name: String,
-    /// As defined (description, tags, metadata such as default_queue_type).
-    pub def: VhostDef,
+    /// As defined (description, tags, metadata such as default_queue_type);
+    /// the management API may change it while the vhost runs.
+    def: parking_lot::RwLock<VhostDef>,
     exchanges: DashMap<String, Arc<Exchange>, super::FastHash>,
     queues: DashMap<String, Arc<Queue>, super::FastHash>,
     /// Where durable queues keep their logs and durable definitions are
@@ -73,7 +74,7 @@ impl Vhost {
     pub fn with_def(def: VhostDef, store: Option<Arc<Store>>, clock: Clock, wake: Arc<tokio::sync::Notify>) -> Self {
         let v = Vhost {
             name: def.name.clone(),
-            def,
+            def: parking_lot::RwLock::new(def),
             exchanges: DashMap::default(),
             queues: DashMap::default(),
             store,
@@ -113,6 +114,16 @@ impl Vhost {
 
     fn no_queue(&self, name: &str) -> AmqpError {
         AmqpError::not_found(format!("no queue '{}' in vhost '{}'", name, self.name))
+    }
+
+    /// Its definition: description, tags, default queue type.
+    pub fn def(&self) -> VhostDef {
+        self.def.read().clone()
+    }
+
+    /// Replaces its description, tags and metadata (the name stays).
+    pub fn set_def(&self, def: VhostDef) {
+        *self.def.write() = VhostDef { name: self.name.clone(), ..def };
     }
 
     /// The clock this vhost's queues read.

@@ -1,0 +1,117 @@
+//! Health checks (`/api/health/checks/*`) and `/api/aliveness-test`, as
+//! container health checks and load balancers call them: 200 with
+//! `{"status":"ok"}`, or 503 with `{"status":"failed", "reason": ...}`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::auth::{Caller, Level};
+use super::{objects, Api, ApiError, ApiResult};
+
+type Check = (StatusCode, Json<Value>);
+
+fn ok(extra: Value) -> Check {
+    let mut body = json!({ "status": "ok" });
+    if let (Some(b), Value::Object(e)) = (body.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    (StatusCode::OK, Json(body))
+}
+
+fn failed(body: Value) -> Check {
+    (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+}
+
+pub(crate) async fn alarms(State(api): State<Api>, caller: Caller) -> ApiResult<Check> {
+    caller.require(Level::Management)?;
+    let a = *api.alarms.borrow();
+    let mut on = Vec::new();
+    if a.memory {
+        on.push(json!({"node": &*api.node, "resource": "memory"}));
+    }
+    if a.disk || a.store_backlog {
+        on.push(json!({"node": &*api.node, "resource": "disk"}));
+    }
+    if on.is_empty() {
+        return Ok(ok(json!({})));
+    }
+    Ok(failed(json!({"status": "failed", "reason": "There are alarms in effect in the cluster", "alarms": on})))
+}
+
+pub(crate) async fn virtual_hosts(caller: Caller) -> ApiResult<Check> {
+    caller.require(Level::Management)?;
+    // A vhost runs as long as it exists: there is no per-vhost process
+    // that could be down.
+    Ok(ok(json!({})))
+}
+
+pub(crate) async fn port_listener(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(port): Path<String>,
+) -> ApiResult<Check> {
+    caller.require(Level::Management)?;
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(ApiError::bad_request(format!("Invalid port: {port}")));
+    };
+    if api.listeners.iter().any(|l| l.addr.port() == port) {
+        return Ok(ok(json!({ "port": port })));
+    }
+    let ports: Vec<u16> = api.listeners.iter().map(|l| l.addr.port()).collect();
+    Ok(failed(json!({"status": "failed", "reason": "No active listener", "missing": port, "ports": ports})))
+}
+
+pub(crate) async fn protocol_listener(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(protocol): Path<String>,
+) -> ApiResult<Check> {
+    caller.require(Level::Management)?;
+    let wanted = protocol.to_ascii_lowercase();
+    let aliases: &[&str] = match wanted.as_str() {
+        "amqp" | "amqp091" | "amqp0.9.1" | "amqp0-9-1" => &["amqp"],
+        "http" | "management" => &["http"],
+        "prometheus" | "http/prometheus" => &["http/prometheus"],
+        _ => &[],
+    };
+    if api.listeners.iter().any(|l| aliases.contains(&l.protocol)) {
+        return Ok(ok(json!({ "protocol": protocol })));
+    }
+    let protocols: Vec<&str> = api.listeners.iter().map(|l| l.protocol).collect();
+    Ok(failed(json!({"status": "failed", "reason": "No active listener", "missing": protocol, "protocols": protocols})))
+}
+
+pub(crate) async fn is_in_service(caller: Caller) -> ApiResult<Check> {
+    caller.require(Level::Management)?;
+    Ok(ok(json!({})))
+}
+
+/// One node and no replicas to lose: never critical.
+pub(crate) async fn not_quorum_critical(caller: Caller) -> ApiResult<Check> {
+    caller.require(Level::Management)?;
+    Ok(ok(json!({})))
+}
+
+/// No TLS listener yet, so no certificate can be about to expire.
+pub(crate) async fn certificates(caller: Caller, Path((_within, _unit)): Path<(String, String)>) -> ApiResult<Check> {
+    caller.require(Level::Management)?;
+    Ok(ok(json!({})))
+}
+
+/// RabbitMQ's aliveness test: declares the queue `aliveness-test` in the
+/// vhost, publishes a message to it and gets it back.
+pub(crate) async fn aliveness(State(api): State<Api>, caller: Caller, Path(vhost): Path<String>) -> ApiResult<Check> {
+    let v = api.vhost(&vhost)?;
+    if !caller.can_use(&api, &vhost) {
+        return Err(ApiError::not_authorized("Access refused."));
+    }
+    let mut access = api.broker.access(&caller.user.name, &vhost);
+    let alive = objects::round_trip(&api, &v, &caller, &mut access, "aliveness-test", b"test_message").await;
+    match alive {
+        Ok(true) => Ok(ok(json!({}))),
+        Ok(false) => Ok(failed(json!({"status": "failed", "reason": "the test message did not come back"}))),
+        Err(e) => Ok(failed(json!({"status": "failed", "reason": e.reason}))),
+    }
+}

@@ -1,0 +1,260 @@
+//! The management HTTP API: RabbitMQ's `rabbitmq_management` paths, JSON
+//! shapes, status codes and errors, so rabbitmqadmin, `warren ctl`, test
+//! helpers and the web UI work unchanged.
+//!
+//! A second front end over the same broker operations the AMQP front end
+//! uses (`Vhost::queue_declare`, `Vhost::publish`, `Queue::get`, ...), never
+//! a path around them: what a client cannot do over AMQP, it cannot do here.
+//!
+//! By job: `auth` checks basic auth and tags; `error` renders RabbitMQ's
+//! error bodies; `paging` sorts, filters and pages lists; `views` turns
+//! broker objects into RabbitMQ's JSON; `overview`, `admin` (vhosts, users,
+//! permissions), `objects` (exchanges, queues, bindings, publish, get),
+//! `definitions` and `health` hold the handlers; `ui` serves the embedded
+//! web UI.
+
+mod admin;
+mod auth;
+mod definitions;
+mod error;
+mod health;
+mod objects;
+mod overview;
+mod paging;
+mod ui;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::alarms::AlarmSet;
+use crate::broker::{Broker, Vhost};
+use crate::store::{Outcome, TicketRange};
+use crate::Config;
+pub(crate) use error::{ApiError, ApiResult};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub(crate) struct Api {
+    pub(crate) broker: Arc<Broker>,
+    pub(crate) config: Arc<Config>,
+    pub(crate) alarms: watch::Receiver<AlarmSet>,
+    /// The ports this node listens on (AMQP, HTTP, metrics), for
+    /// `listeners` and the port-listener health check.
+    pub(crate) listeners: Arc<Vec<Listener>>,
+    pub(crate) started: Instant,
+    /// RabbitMQ's node name, `rabbit@HOST`.
+    pub(crate) node: Arc<str>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Listener {
+    pub(crate) protocol: &'static str,
+    pub(crate) addr: SocketAddr,
+}
+
+impl Api {
+    pub(crate) fn new(
+        broker: Arc<Broker>,
+        config: Arc<Config>,
+        alarms: watch::Receiver<AlarmSet>,
+        listeners: Vec<Listener>,
+    ) -> Api {
+        Api {
+            broker,
+            config,
+            alarms,
+            listeners: Arc::new(listeners),
+            started: Instant::now(),
+            node: node_name().into(),
+        }
+    }
+
+    /// Waits until every definitions change made so far is on disk, so a
+    /// 201 or 204 is only sent for a change that survives a crash.
+    pub(crate) async fn durable(&self) -> ApiResult<()> {
+        let Some(store) = self.broker.store() else { return Ok(()) };
+        let t = store.definitions_issued();
+        self.written(TicketRange { lo: t, hi: t }).await
+    }
+
+    /// Waits for the store to resolve `tickets`: Ok once they are on disk,
+    /// RabbitMQ's 500 if a write failed (a full disk).
+    pub(crate) async fn written(&self, tickets: TicketRange) -> ApiResult<()> {
+        let Some(store) = self.broker.store() else { return Ok(()) };
+        let outcome = std::future::poll_fn(|cx| {
+            let now = store.progress().outcome(tickets);
+            if now != Outcome::Pending {
+                return std::task::Poll::Ready(now);
+            }
+            // Register, then look again: a batch that ended in between is seen.
+            store.wake_when_resolved(cx.waker().clone());
+            match store.progress().outcome(tickets) {
+                Outcome::Pending => std::task::Poll::Pending,
+                done => std::task::Poll::Ready(done),
+            }
+        })
+        .await;
+        match outcome {
+            Outcome::Failed => Err(ApiError::internal(
+                "the change could not be written to disk (is it full?); it may be lost on restart",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The vhost of a path, or RabbitMQ's 404.
+    pub(crate) fn vhost(&self, name: &str) -> ApiResult<Arc<Vhost>> {
+        self.broker.vhost(name).ok_or_else(ApiError::not_found)
+    }
+}
+
+/// `rabbit@<hostname>`, as RabbitMQ names a node by default.
+fn node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("rabbit@{}", if host.is_empty() { "localhost" } else { host })
+}
+
+/// A JSON request body. RabbitMQ answers a body that is not JSON with
+/// `400 {"error":"bad_request","reason":"not_json"}` whatever the content
+/// type says; an empty body reads as `{}`.
+pub(crate) struct Body<T>(pub(crate) T);
+
+impl<T: DeserializeOwned> FromRequest<Api> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &Api) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
+        let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| ApiError::bad_request("not_json"))?;
+        serde_json::from_value(value).map(Body).map_err(|e| ApiError::bad_request(e.to_string()))
+    }
+}
+
+/// Every route, under `/api`, and the UI at `/`.
+pub(crate) fn router(api: Api) -> Router {
+    let api_routes = Router::new()
+        .route("/overview", get(overview::overview))
+        .route("/cluster-name", get(overview::cluster_name))
+        .route("/whoami", get(overview::whoami))
+        .route("/extensions", get(overview::extensions))
+        .route("/nodes", get(overview::nodes))
+        .route("/nodes/{node}", get(overview::node))
+        .route("/vhosts", get(admin::vhosts))
+        .route("/vhosts/{vhost}", get(admin::vhost).put(admin::put_vhost).delete(admin::delete_vhost))
+        .route("/vhosts/{vhost}/permissions", get(admin::vhost_permissions))
+        .route("/vhosts/{vhost}/topic-permissions", get(admin::vhost_topic_permissions))
+        .route("/users", get(admin::users))
+        .route("/users/without-permissions", get(admin::users_without_permissions))
+        .route("/users/bulk-delete", post(admin::bulk_delete_users))
+        .route("/users/{user}", get(admin::user).put(admin::put_user).delete(admin::delete_user))
+        .route("/users/{user}/permissions", get(admin::user_permissions))
+        .route("/users/{user}/topic-permissions", get(admin::user_topic_permissions))
+        .route("/permissions", get(admin::permissions))
+        .route(
+            "/permissions/{vhost}/{user}",
+            get(admin::permission).put(admin::put_permission).delete(admin::delete_permission),
+        )
+        .route("/topic-permissions", get(admin::topic_permissions))
+        .route(
+            "/topic-permissions/{vhost}/{user}",
+            get(admin::topic_permission).put(admin::put_topic_permission).delete(admin::delete_topic_permission),
+        )
+        .route("/exchanges", get(objects::exchanges))
+        .route("/exchanges/{vhost}", get(objects::exchanges_in))
+        .route(
+            "/exchanges/{vhost}/{name}",
+            get(objects::exchange).put(objects::put_exchange).delete(objects::delete_exchange),
+        )
+        .route("/exchanges/{vhost}/{name}/bindings/source", get(objects::exchange_bindings_source))
+        .route("/exchanges/{vhost}/{name}/bindings/destination", get(objects::exchange_bindings_destination))
+        .route("/exchanges/{vhost}/{name}/publish", post(objects::publish))
+        .route("/queues", get(objects::queues))
+        .route("/queues/{vhost}", get(objects::queues_in))
+        .route("/queues/{vhost}/{name}", get(objects::queue).put(objects::put_queue).delete(objects::delete_queue))
+        .route("/queues/{vhost}/{name}/bindings", get(objects::queue_bindings))
+        .route("/queues/{vhost}/{name}/contents", axum::routing::delete(objects::purge))
+        .route("/queues/{vhost}/{name}/get", post(objects::get_messages))
+        .route("/queues/{vhost}/{name}/messages", get(objects::peek))
+        .route("/bindings", get(objects::bindings))
+        .route("/bindings/{vhost}", get(objects::bindings_in))
+        .route("/bindings/{vhost}/e/{source}/{kind}/{destination}", get(objects::binding_list).post(objects::bind))
+        .route(
+            "/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
+            get(objects::binding).delete(objects::unbind),
+        )
+        .route("/definitions", get(definitions::export_all).post(definitions::import_all))
+        .route("/definitions/{vhost}", get(definitions::export_vhost).post(definitions::import_vhost))
+        .route("/health/checks/alarms", get(health::alarms))
+        .route("/health/checks/local-alarms", get(health::alarms))
+        .route("/health/checks/virtual-hosts", get(health::virtual_hosts))
+        .route("/health/checks/port-listener/{port}", get(health::port_listener))
+        .route("/health/checks/protocol-listener/{protocol}", get(health::protocol_listener))
+        .route("/health/checks/is-in-service", get(health::is_in_service))
+        .route("/health/checks/node-is-quorum-critical", get(health::not_quorum_critical))
+        .route("/health/checks/node-is-mirror-sync-critical", get(health::not_quorum_critical))
+        .route("/health/checks/certificate-expiration/{within}/{unit}", get(health::certificates))
+        .route("/aliveness-test/{vhost}", get(health::aliveness))
+        .route("/{*rest}", get(not_found).put(not_found).post(not_found).delete(not_found))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api", api_routes)
+        .route("/", get(ui::index))
+        .route("/ui/{file}", get(ui::asset))
+        .fallback(not_found)
+        .with_state(api)
+        .layer(axum::middleware::from_fn(no_store))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+/// API answers change from one call to the next: no cache may keep them
+/// (RabbitMQ sends the same header).
+async fn no_store(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let is_api = req.uri().path().starts_with("/api/");
+    let mut res = next.run(req).await;
+    if is_api {
+        res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-cache"));
+    }
+    res
+}
+
+/// Serves the API on `listener` until `stop` flips.
+pub(crate) async fn serve(listener: TcpListener, api: Api, mut stop: watch::Receiver<bool>) {
+    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    let shutdown = async move {
+        while !*stop.borrow_and_update() {
+            if stop.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+        tracing::error!("management API stopped: {e}");
+    }
+}
+
+/// `PUT` on an object that exists answers 204, on a new one 201.
+pub(crate) fn created(new: bool) -> axum::http::StatusCode {
+    if new {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::NO_CONTENT
+    }
+}
