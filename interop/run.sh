@@ -61,7 +61,7 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     workdir="$(mktemp -d "${TMPDIR:-/tmp}/warren-interop.XXXXXX")"
     port_file="$workdir/port"
     broker_log="$workdir/broker.log"
-    "$warren" --port 0 --port-file "$port_file" --bind 127.0.0.1 --data-dir "$workdir/data" >"$broker_log" 2>&1 &
+    "$warren" --port 0 --management-port 0 --prometheus-port 0 --port-file "$port_file" --bind 127.0.0.1 --data-dir "$workdir/data" >"$broker_log" 2>&1 &
     broker_pid=$!
 
     port=""

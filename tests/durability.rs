@@ -144,7 +144,7 @@ async fn the_binary_restores_after_sigterm_and_refuses_a_locked_directory() {
     }
     // A second Warren on the same directory says why and exits non-zero.
     let second = std::process::Command::new(bin)
-        .args(["--bind", "127.0.0.1", "--port", "0", "--data-dir"])
+        .args(["--bind", "127.0.0.1", "--port", "0", "--management-port", "0", "--prometheus-port", "0", "--data-dir"])
         .arg(&dir)
         .output()
         .unwrap();
@@ -252,7 +252,7 @@ async fn the_binary_honours_a_rabbitmq_conf() {
     let port_file = dir.join("port");
     // The name without its .conf, as RABBITMQ_CONFIG_FILE is usually given.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
-        .args(["--log-level", "warn", "--in-memory", "--port-file"])
+        .args(["--log-level", "warn", "--in-memory", "--management-port", "0", "--prometheus-port", "0", "--port-file"])
         .arg(&port_file)
         .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
         .spawn()

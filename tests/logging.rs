@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 const ESC: u8 = 0x1b;
 
-fn warren_args() -> [&'static str; 5] {
-    ["--in-memory", "--bind", "127.0.0.1", "--port", "0"]
+fn warren_args() -> [&'static str; 9] {
+    ["--in-memory", "--bind", "127.0.0.1", "--port", "0", "--management-port", "0", "--prometheus-port", "0"]
 }
 
 /// Runs warren with stdout and stderr piped until it logs that it started,

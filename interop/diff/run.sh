@@ -70,7 +70,7 @@ if [[ -z "${DIFF_B_URL:-}" ]]; then
         exit 2
     fi
     workdir="$(mktemp -d "${TMPDIR:-/tmp}/warren-diff.XXXXXX")"
-    "$warren" --bind 127.0.0.1 --port 0 --port-file "$workdir/port" --data-dir "$workdir/data" >"$workdir/warren.log" 2>&1 &
+    "$warren" --bind 127.0.0.1 --port 0 --management-port 0 --prometheus-port 0 --port-file "$workdir/port" --data-dir "$workdir/data" >"$workdir/warren.log" 2>&1 &
     warren_pid=$!
     port=""
     for _ in $(seq 200); do  # up to 20 s

@@ -60,6 +60,17 @@ pub(crate) async fn put_vhost(
         default_queue_type: body.default_queue_type.filter(|t| !t.is_empty() && t != "undefined"),
     };
     let new = api.broker.put_vhost(&def);
+    if new {
+        // RabbitMQ gives whoever creates a vhost over HTTP full permissions
+        // in it, so the next call (declaring a queue there) works.
+        api.broker.set_permissions(PermissionDef {
+            user: caller.user.name.clone(),
+            vhost: name,
+            configure: ".*".into(),
+            write: ".*".into(),
+            read: ".*".into(),
+        });
+    }
     api.durable().await?;
     Ok(created(new))
 }

@@ -313,16 +313,15 @@ fn properties_to_json(m: &crate::message::Message) -> Value {
 /// Publishes one message as `basic.publish` on a confirm channel would:
 /// the answer comes once the message is where a confirm would say it is.
 /// Returns whether it reached a queue.
-async fn publish_one(
-    api: &Api,
-    v: &Vhost,
-    caller: &Caller,
-    access: &mut Access,
-    exchange: &str,
-    routing_key: &str,
+struct ApiPublish<'a> {
+    exchange: &'a str,
+    routing_key: &'a str,
     properties: Bytes,
     body: Bytes,
-) -> ApiResult<bool> {
+}
+
+async fn publish_one(api: &Api, v: &Vhost, caller: &Caller, access: &mut Access, p: ApiPublish<'_>) -> ApiResult<bool> {
+    let ApiPublish { exchange, routing_key, properties, body } = p;
     let alarms = *api.alarms.borrow();
     if alarms.any() {
         return Err(ApiError {
@@ -376,7 +375,8 @@ pub(crate) async fn publish(
     let properties = properties_from_json(&body.properties)?;
     let name = exchange_name(&name);
     v.exchange(name)?;
-    let routed = publish_one(&api, &v, &caller, &mut access, name, &body.routing_key, properties, payload).await?;
+    let p = ApiPublish { exchange: name, routing_key: &body.routing_key, properties, body: payload };
+    let routed = publish_one(&api, &v, &caller, &mut access, p).await?;
     Ok(Json(json!({ "routed": routed })))
 }
 
@@ -681,7 +681,8 @@ pub(crate) async fn round_trip(
         connection_id: API_CONNECTION,
     })?;
     let properties = properties_from_json(&Map::new())?;
-    publish_one(api, v, caller, access, "", queue, properties, Bytes::from_static(payload)).await?;
+    let p = ApiPublish { exchange: "", routing_key: queue, properties, body: Bytes::from_static(payload) };
+    publish_one(api, v, caller, access, p).await?;
     access.queue_read(queue)?;
     let q = v.queue(queue)?;
     let (taken, _) = take(v, &q, 1);

@@ -125,7 +125,7 @@ impl ListQuery {
             Some(s) => s.parse().map_err(|_| invalid())?,
             None => DEFAULT_PAGE_SIZE,
         };
-        if n < 1 || size < 1 || size > MAX_PAGE_SIZE {
+        if n < 1 || !(1..=MAX_PAGE_SIZE).contains(&size) {
             return Err(invalid());
         }
         Ok(Some((n, size)))

@@ -21,6 +21,7 @@ use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
 };
 
+pub mod http;
 pub mod raw;
 
 /// Default upper bound for any single wait in the tests.

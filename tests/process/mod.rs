@@ -24,7 +24,8 @@ impl Broker {
         let port_file = data_dir.with_extension("port");
         let _ = std::fs::remove_file(&port_file);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-        cmd.args(["--bind", "127.0.0.1", "--port", "0", "--log-level", "warn", "--data-dir"])
+        cmd.args(["--bind", "127.0.0.1", "--port", "0", "--management-port", "0", "--prometheus-port", "0"])
+            .args(["--log-level", "warn", "--data-dir"])
             .arg(data_dir)
             .arg("--port-file")
             .arg(&port_file)
