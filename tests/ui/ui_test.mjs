@@ -103,7 +103,10 @@ async function step(name, fn) {
     throw e;
   }
 }
-const shot = name => page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+async function shot(name) {
+  await page.evaluate(() => window.scrollTo(0, 0)); // else the sticky top bar lands mid-page in full-page shots
+  await page.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: true });
+}
 const expect = (cond, msg) => { if (!cond) throw new Error(msg); };
 
 async function gotoPage(name) {
@@ -130,6 +133,7 @@ async function main() {
   page.on('pageerror', e => pageErrors.push(e.message));
   page.on('dialog', d => d.accept());
   // Clean leftovers of an earlier, interrupted run (harmless 404s otherwise).
+  for (let i = 0; i < 120; i++) await apiCall('DELETE', '/api/queues/%2F/ui-test-page-' + String(i).padStart(3, '0'));
   for (const p of ['/api/queues/%2F/' + QUEUE, '/api/queues/%2F/ui-test-imported', '/api/exchanges/%2F/ui-test-x',
     '/api/vhosts/ui-test-vhost', '/api/users/ui-test-user']) await apiCall('DELETE', p);
 
@@ -245,6 +249,30 @@ async function main() {
     await waitText('#main', 'No queue matches', STATS_WAIT);
     const r = await apiCall('GET', `/api/queues/%2F/${QUEUE}`);
     expect(r.status === 404, 'queue deleted on the server: ' + r.status);
+  });
+
+  await step('queues: server-side paging (120 queues, 100 per page, prev/next)', async () => {
+    const names = Array.from({ length: 120 }, (_, i) => 'ui-test-page-' + String(i).padStart(3, '0'));
+    const declare = async (n, method) => apiCall(method, '/api/queues/%2F/' + n,
+      method === 'PUT' ? { durable: false, auto_delete: false, arguments: {} } : undefined);
+    for (let i = 0; i < names.length; i += 10) await Promise.all(names.slice(i, i + 10).map(n => declare(n, 'PUT')));
+    try {
+      await page.fill('#queue-filter', 'ui-test-page-');
+      await waitText('.pager', '120 matching', STATS_WAIT);
+      await waitText('.pager', 'Page 1 of 2');
+      expect(await page.locator('#queues-table tbody tr').count() === 100, 'page 1 has 100 rows');
+      expect(await page.isDisabled('#queues-prev'), 'prev disabled on page 1');
+      await page.click('#queues-next');
+      await waitText('.pager', 'Page 2 of 2');
+      expect(await page.locator('#queues-table tbody tr').count() === 20, 'page 2 has 20 rows');
+      expect(await page.isDisabled('#queues-next'), 'next disabled on the last page');
+      await page.waitForSelector('#queues-table tr[data-name="ui-test-page-119"]');
+      await page.click('#queues-prev');
+      await waitText('.pager', 'Page 1 of 2');
+      await page.waitForSelector('#queues-table tr[data-name="ui-test-page-000"]');
+    } finally {
+      for (let i = 0; i < names.length; i += 10) await Promise.all(names.slice(i, i + 10).map(n => declare(n, 'DELETE')));
+    }
   });
 
   await step('admin: add a vhost and a user, then delete them', async () => {

@@ -70,6 +70,13 @@ function fmtBytes(n) {
   return (i ? n.toFixed(1) : n) + ' ' + units[i];
 }
 
+// Small labels for durable/auto-delete/... flags, plus optional extra text.
+function features(o, extra) {
+  const tags = [o.durable && 'durable', o.auto_delete && 'auto-delete', o.internal && 'internal',
+    o.exclusive && 'exclusive'].filter(Boolean);
+  return [tags.map(t => h('span.tag', t)), extra ? h('span.muted', ' ' + extra) : null];
+}
+
 function yesNo(b) { return b ? 'yes' : 'no'; }
 function enc(s) { return encodeURIComponent(s); }   // '/' -> '%2F', as the API wants
 function tagsOf(u) { return Array.isArray(u.tags) ? u.tags.join(', ') : (u.tags || ''); }
@@ -130,7 +137,8 @@ function flash(msg, kind) {
   const box = $('#flash');
   const el = h('div.flash.' + (kind || 'ok'), msg, h('button.link', { onclick: () => el.remove(), title: 'dismiss' }, '×'));
   box.appendChild(el);
-  setTimeout(() => el.remove(), kind === 'error' ? 12000 : 5000);
+  while (box.children.length > 3) box.firstChild.remove();
+  setTimeout(() => el.remove(), kind === 'error' ? 12000 : 4000);
 }
 
 // Runs an async action, reporting failure (with the API's reason) as a flash.
@@ -405,8 +413,7 @@ pages.exchanges = async (main) => {
       { label: 'Vhost', get: x => x.vhost },
       { label: 'Name', get: x => x.name === '' ? h('i', '(AMQP default)') : x.name },
       { label: 'Type', get: x => x.type },
-      { label: 'Features', get: x => [x.durable ? 'D' : '', x.auto_delete ? 'AD' : '', x.internal ? 'I' : '',
-        args(x.arguments)].filter(Boolean).join(' ') },
+      { label: 'Features', get: x => features(x, args(x.arguments)) },
       { label: 'Rate in', get: x => fmtRate(rate(x, 'publish_in')), cls: 'num' },
       { label: 'Rate out', get: x => fmtRate(rate(x, 'publish_out')), cls: 'num' },
       { label: '', get: x => (x.name === '' || x.name.startsWith('amq.')) ? '' : h('button.danger.small', {
@@ -481,8 +488,7 @@ pages.queues = async (main) => {
       { label: 'Vhost', get: q => q.vhost },
       { label: 'Name', get: q => h('a', { href: '#/queues/' + enc(q.vhost) + '/' + enc(q.name) }, q.name) },
       { label: 'Type', get: q => q.type || 'classic' },
-      { label: 'Features', get: q => [q.durable ? 'D' : '', q.auto_delete ? 'AD' : '', q.exclusive ? 'Excl' : '',
-        q.policy ? 'policy: ' + q.policy : ''].filter(Boolean).join(' ') },
+      { label: 'Features', get: q => features(q, q.policy ? 'policy: ' + q.policy : '') },
       { label: 'State', get: q => h('span.badge.' + (q.state || ''), q.state || '') },
       { label: 'Ready', get: q => fmtNum(q.messages_ready), cls: 'num' },
       { label: 'Unacked', get: q => fmtNum(q.messages_unacknowledged), cls: 'num' },
@@ -592,7 +598,7 @@ pages.queue = async (main, [vhost, name]) => {
     }, 'Delete queue'));
 
   append(main, [
-    h('p.crumbs', h('a', { href: '#/queues' }, 'Queues'), ' / ', vhost, ' / '),
+    h('p.crumbs', h('a', { href: '#/queues' }, '‹ Queues'), ' · in vhost ', h('code', vhost)),
     h('h1', { id: 'queue-title' }, name),
     section('Messages', counts),
     section('Rates', rates),
@@ -845,6 +851,7 @@ async function render() {
   const r = route();
   pageRefresh = null;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === r.nav);
+  for (const f of document.querySelectorAll('#flash .flash.ok')) f.remove();
   const main = clear($('#main'));
   main.dataset.page = r.page;
   delete main.dataset.ready;
