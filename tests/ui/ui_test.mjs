@@ -18,6 +18,8 @@ const SHOTS = process.env.UI_SCREENSHOTS || 'target/ui-screenshots';
 const STATS_WAIT = 30000; // RabbitMQ's stats lag by up to its 5 s collection interval; the UI polls every 5 s
 const QUEUE = 'ui-test-q';
 const PAYLOAD = 'hello from the UI';
+const VHOST = 'ui-test/vhost';                     // a '/' inside: must travel as %2F
+const XSS = '<img src=x onerror="window.__xss=1">ui-test-xss';
 
 fs.mkdirSync(SHOTS, { recursive: true });
 
@@ -135,7 +137,7 @@ async function main() {
   // Clean leftovers of an earlier, interrupted run (harmless 404s otherwise).
   for (let i = 0; i < 120; i++) await apiCall('DELETE', '/api/queues/%2F/ui-test-page-' + String(i).padStart(3, '0'));
   for (const p of ['/api/queues/%2F/' + QUEUE, '/api/queues/%2F/ui-test-imported', '/api/exchanges/%2F/ui-test-x',
-    '/api/vhosts/ui-test-vhost', '/api/users/ui-test-user']) await apiCall('DELETE', p);
+    '/api/vhosts/' + encodeURIComponent(VHOST), '/api/queues/%2F/' + encodeURIComponent(XSS), '/api/users/ui-test-user']) await apiCall('DELETE', p);
 
   await step('login page loads; a wrong password shows the API reason', async () => {
     await page.goto(BASE + '/');
@@ -227,7 +229,15 @@ async function main() {
       expect(r.body.messages === 1, 'still one message after peeking: ' + r.body.messages);
     });
   } else {
-    console.log('# skipped: browse (peek) — not available on the reference RabbitMQ');
+    // RabbitMQ has no peek: only the UI's rendering is checked, against a canned answer.
+    await step('browse (peek) renders a stubbed answer (the reference has no peek endpoint)', async () => {
+      const url = `**/api/queues/%2F/${QUEUE}/messages?*`;
+      await page.route(url, route => route.fulfill({ json: [{ position: 0, payload: PAYLOAD, payload_bytes: 17,
+        payload_encoding: 'string', properties: { delivery_mode: 2 }, routing_key: QUEUE, exchange: '', redelivered: false }] }));
+      await page.click('#browse');
+      await waitText('#browse-result', PAYLOAD);
+      await page.unroute(url);
+    });
   }
 
   await step('get the message back (requeue) and see the payload', async () => {
@@ -275,11 +285,29 @@ async function main() {
     }
   });
 
-  await step('admin: add a vhost and a user, then delete them', async () => {
+  await step('server-provided text is escaped (a queue named like an HTML tag)', async () => {
+    await apiCall('PUT', '/api/queues/%2F/' + encodeURIComponent(XSS), { durable: false, auto_delete: false, arguments: {} });
+    try {
+      await page.fill('#queue-filter', 'ui-test-xss');
+      await waitText('#queues-table', XSS, STATS_WAIT);
+      expect(await page.locator('#main img').count() === 0, 'no <img> element was created');
+      await page.click('#queues-table a');
+      await page.waitForSelector('#main[data-page="queue"][data-ready="true"]');
+      expect((await page.textContent('#queue-title')) === XSS, 'title shows the raw name');
+      expect(await page.evaluate(() => window.__xss) === undefined, 'no script ran');
+      await page.click('#nav a[data-page="queues"]');
+      await page.waitForSelector('#main[data-page="queues"][data-ready="true"]');
+    } finally {
+      await apiCall('DELETE', '/api/queues/%2F/' + encodeURIComponent(XSS));
+    }
+  });
+
+  await step('admin: add a vhost (with a "/" in its name) and a user, then delete them', async () => {
     await gotoPage('admin');
-    await page.fill('#add-vhost-form input[name="name"]', 'ui-test-vhost');
+    await page.fill('#add-vhost-form input[name="name"]', VHOST);
     await page.click('#add-vhost-form button[type="submit"]');
-    await page.waitForSelector('#vhosts-table tr[data-name="ui-test-vhost"]');
+    await page.waitForSelector(`#vhosts-table tr[data-name="${VHOST}"]`);
+    expect((await apiCall('GET', '/api/vhosts/' + encodeURIComponent(VHOST))).status === 200, 'vhost created');
     await page.fill('#add-user-form input[name="name"]', 'ui-test-user');
     await page.fill('#add-user-form input[name="password"]', 's3cret');
     await page.fill('#add-user-form input[name="tags"]', 'monitoring');
@@ -289,8 +317,9 @@ async function main() {
     await shot('07-admin');
     await page.click('#users-table tr[data-name="ui-test-user"] button:has-text("Delete")');
     await page.waitForSelector('#users-table tr[data-name="ui-test-user"]', { state: 'detached' });
-    await page.click('#vhosts-table tr[data-name="ui-test-vhost"] button:has-text("Delete")');
-    await page.waitForSelector('#vhosts-table tr[data-name="ui-test-vhost"]', { state: 'detached' });
+    await page.click(`#vhosts-table tr[data-name="${VHOST}"] button:has-text("Delete")`);
+    await page.waitForSelector(`#vhosts-table tr[data-name="${VHOST}"]`, { state: 'detached' });
+    expect((await apiCall('GET', '/api/vhosts/' + encodeURIComponent(VHOST))).status === 404, 'vhost deleted');
   });
 
   await step('definitions: export downloads JSON, import creates a queue', async () => {

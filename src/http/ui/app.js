@@ -825,7 +825,7 @@ pages.definitions = async (main) => {
       clear(status);
       if (ok !== undefined) append(status, h('p.ok', 'Imported ' + f.name + '.'));
     } }, 'Upload definitions'))),
-    status]);
+    section('Result', status)]);
   return null;
 };
 
@@ -870,8 +870,10 @@ async function render() {
   }
 }
 
+let polling = false;        // a slow server must not make polls pile up
 async function poll() {
-  if (!authHeader()) return;
+  if (!authHeader() || polling) return;
+  polling = true;
   try {
     const ov = await api('GET', '/api/overview');
     recordSample(ov);
@@ -882,6 +884,7 @@ async function poll() {
   if (pageRefresh) {
     try { await pageRefresh(); } catch (e) { /* transient; next poll retries */ }
   }
+  polling = false;
 }
 
 function startPolling() {
