@@ -137,7 +137,7 @@ async function main() {
   // Clean leftovers of an earlier, interrupted run (harmless 404s otherwise).
   for (let i = 0; i < 120; i++) await apiCall('DELETE', '/api/queues/%2F/ui-test-page-' + String(i).padStart(3, '0'));
   for (const p of ['/api/queues/%2F/' + QUEUE, '/api/queues/%2F/ui-test-imported', '/api/exchanges/%2F/ui-test-x',
-    '/api/vhosts/' + encodeURIComponent(VHOST), '/api/queues/%2F/' + encodeURIComponent(XSS), '/api/users/ui-test-user']) await apiCall('DELETE', p);
+    '/api/vhosts/' + encodeURIComponent(VHOST), '/api/users/ui-test-mgmt', '/api/queues/%2F/' + encodeURIComponent(XSS), '/api/users/ui-test-user']) await apiCall('DELETE', p);
 
   await step('login page loads; a wrong password shows the API reason', async () => {
     await page.goto(BASE + '/');
@@ -357,6 +357,26 @@ async function main() {
     await page.click('#logout');
     await page.waitForSelector('#login-form', { state: 'visible' });
     expect(await page.evaluate(() => sessionStorage.getItem('warren.auth')) === null, 'credentials forgotten');
+  });
+
+  await step('a management-only user sees the refusal reason on Admin and stays logged in', async () => {
+    await apiCall('PUT', '/api/users/ui-test-mgmt', { password: 'pw', tags: 'management' });
+    await apiCall('PUT', '/api/permissions/%2F/ui-test-mgmt', { configure: '.*', write: '.*', read: '.*' });
+    try {
+      await page.fill('#login-user', 'ui-test-mgmt');
+      await page.fill('#login-pass', 'pw');
+      await page.click('#login-submit');
+      await page.waitForSelector('#main[data-ready="true"]'); // back on the page we logged out from
+      await page.click('#nav a[data-page="admin"]');
+      await waitText('#main', 'Not administrator');          // RabbitMQ's reason ("Not administrator user")
+      expect(await page.isVisible('#shell'), 'still logged in');
+      await page.click('#nav a[data-page="queues"]');
+      await page.waitForSelector('#main[data-page="queues"][data-ready="true"]');
+      await page.click('#logout');
+      await page.waitForSelector('#login-form', { state: 'visible' });
+    } finally {
+      await apiCall('DELETE', '/api/users/ui-test-mgmt');
+    }
   });
 
   expect(pageErrors.length === 0, 'JavaScript errors on the page: ' + pageErrors.join('; '));

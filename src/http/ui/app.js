@@ -125,10 +125,19 @@ async function api(method, path, body, opts) {
     const reason = data && typeof data === 'object'
       ? (data.reason || data.error || res.statusText)
       : (data || res.statusText || ('HTTP ' + res.status));
-    if (res.status === 401 && !opts.auth) { logout('Session expired or not authorised: ' + reason); }
+    // 401 also means "not allowed" (e.g. a non-administrator on /api/users): log out only
+    // when the credentials themselves no longer work.
+    if (res.status === 401 && !opts.auth && !(await credentialsStillValid())) {
+      logout('Session expired: ' + reason);
+      throw new ApiError(401, reason);
+    }
     throw new ApiError(res.status, typeof reason === 'string' ? reason : JSON.stringify(reason));
   }
   return data;
+}
+
+async function credentialsStillValid() {
+  try { await api('GET', '/api/whoami', undefined, { auth: authHeader() || '' }); return true; } catch (e) { return e.status !== 401; }
 }
 
 // ---------------------------------------------------------------- flash messages
@@ -148,7 +157,7 @@ async function act(fn, okMsg) {
     if (okMsg) flash(typeof okMsg === 'function' ? okMsg(r) : okMsg, 'ok');
     return r;
   } catch (e) {
-    if (e instanceof ApiError && e.status === 401) return undefined;
+    if (e instanceof ApiError && e.status === 401 && !authHeader()) return undefined; // logged out
     flash(e.message, 'error');
     return undefined;
   }
@@ -240,11 +249,16 @@ function drawChart(canvas, series, fmt) {
     ctx.beginPath(); ctx.moveTo(padL, y + 0.5); ctx.lineTo(padL + pw, y + 0.5); ctx.stroke();
     ctx.fillText(fmt((max * i) / 4), padL - 6, y);
   }
-  const span = MAX_SAMPLES * POLL_MS;
+  // The time axis grows with the history: at least a minute, at most the retention.
   const now = samples.length ? samples[samples.length - 1].t : Date.now();
+  const span = Math.min(MAX_SAMPLES * POLL_MS, Math.max(60000, samples.length ? now - samples[0].t : 0));
   const x = t => padL + pw - ((now - t) / span) * pw;
+  const step = [10, 30, 60, 120, 300].find(st => span / 1000 / st <= 6) * 1000;
   ctx.textAlign = 'center'; ctx.textBaseline = 'top';
-  for (let m = 0; m <= span / 60000; m += 2) ctx.fillText(m ? '-' + m + ' min' : 'now', x(now - m * 60000), padT + ph + 6);
+  for (let d = 0; d <= span + 1; d += step) {
+    const label = d === 0 ? 'now' : d < 60000 ? '-' + d / 1000 + ' s' : '-' + d / 60000 + ' min';
+    ctx.fillText(label, Math.max(x(now - d), padL + 16), padT + ph + 6);
+  }
   if (samples.length < 2) {
     ctx.fillText('collecting samples…', padL + pw / 2, padT + ph / 2 - 6);
   }
@@ -865,7 +879,7 @@ async function render() {
     pageRefresh = refresh || null;
   } catch (e) {
     if (seq !== renderSeq) return;
-    if (e instanceof ApiError && e.status === 401) return;
+    if (e instanceof ApiError && e.status === 401 && !authHeader()) return;
     main.appendChild(h('div.card', h('p.error', 'Could not load this page: ' + e.message)));
   }
 }
