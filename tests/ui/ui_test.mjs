@@ -368,7 +368,10 @@ async function main() {
       await page.click('#login-submit');
       await page.waitForSelector('#main[data-ready="true"]'); // back on the page we logged out from
       await page.click('#nav a[data-page="admin"]');
-      await waitText('#main', 'Not administrator');          // RabbitMQ's reason ("Not administrator user")
+      await waitText('#main', 'Could not load this page:');  // followed by the API's reason
+      const reason = (await page.textContent('#main .error')).replace('Could not load this page:', '').trim();
+      expect(reason.length > 0, 'the reason is shown');
+      console.log('# refusal shown: ' + reason);
       expect(await page.isVisible('#shell'), 'still logged in');
       await page.click('#nav a[data-page="queues"]');
       await page.waitForSelector('#main[data-page="queues"][data-ready="true"]');
