@@ -22,6 +22,7 @@ const VHOST = 'ui-test/vhost';                     // a '/' inside: must travel 
 const XSS = '<img src=x onerror="window.__xss=1">ui-test-xss';
 
 fs.mkdirSync(SHOTS, { recursive: true });
+fs.rmSync(path.join(SHOTS, 'failure.png'), { force: true }); // from an earlier failed run
 
 // ------------------------------------------------------------ a minimal AMQP 0-9-1 client
 // Just enough to open a connection and a channel, and to notice the server closing it.
