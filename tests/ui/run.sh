@@ -47,7 +47,7 @@ else
   amqp_port=$(free_port)
   http_port=$(free_port)
   while [[ $http_port == "$amqp_port" ]]; do http_port=$(free_port); done
-  "$bin" --bind 127.0.0.1 --port "$amqp_port" --management-port "$http_port" --in-memory >"$logdir/server.log" 2>&1 &
+  "$bin" --bind 127.0.0.1 --port "$amqp_port" --management-port "$http_port" --prometheus-port 0 --in-memory >"$logdir/server.log" 2>&1 &
   pids+=($!)
   peek=1
 fi
