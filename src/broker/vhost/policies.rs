@@ -177,6 +177,38 @@ mod tests {
     }
 
     #[test]
+    fn reject_publish_by_policy_refuses_new_messages_but_trims_nothing() {
+        let (v, _) = vhost();
+        declare_q(&v, "full");
+        for b in ["m1", "m2", "m3"] {
+            put(&v, "full", b);
+        }
+        let p = policy("cap", "^full$", 0, json!({"max-length": 1, "overflow": "reject-publish"}), PolicyKind::User);
+        v.put_policy(p, PolicyKind::User);
+        assert_eq!(count(&v, "full"), 3, "RabbitMQ drops the head only under drop-head");
+        let m = Message::new(Bytes::new(), Bytes::from_static(b"full"), Bytes::from_static(&[0, 0]), Bytes::new());
+        let outcome = v.queue("full").unwrap().enqueue(Arc::new(m), None, &mut DeadLetters::default());
+        assert_eq!(outcome, crate::broker::queue::Enqueued::Rejected);
+        // Back to drop-head (the default): the queue is trimmed now.
+        let p = policy("cap", "^full$", 0, json!({"max-length": 1}), PolicyKind::User);
+        v.put_policy(p, PolicyKind::User);
+        assert_eq!(count(&v, "full"), 1);
+    }
+
+    #[test]
+    fn an_expires_policy_counts_from_when_it_applies() {
+        let (v, clock) = vhost();
+        declare_q(&v, "idle");
+        clock.advance(Duration::from_millis(10_000));
+        v.run_due(clock.millis());
+        v.put_policy(policy("exp", "^idle$", 0, json!({"expires": 500}), PolicyKind::User), PolicyKind::User);
+        assert!(v.queue("idle").is_ok(), "idle for longer than 500 ms, but the policy is new");
+        clock.advance(Duration::from_millis(500));
+        v.run_due(clock.millis());
+        assert!(v.queue("idle").is_err());
+    }
+
+    #[test]
     fn alternate_exchange_by_policy_and_argument_wins() {
         let (v, _) = vhost();
         declare_q(&v, "ae-q");
