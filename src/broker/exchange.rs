@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use parking_lot::Mutex;
 
 use super::headers::{headers_match, Headers};
+use super::policy::{Applied, PolicySet};
 use super::queue::Queue;
 use super::topic::TopicPattern;
 
@@ -82,6 +83,14 @@ struct BindingTable {
     by_key: super::FastMap<String, Vec<Arc<Binding>>>,
 }
 
+/// An exchange's settings under its policies.
+#[derive(Debug, Default)]
+struct ExchangePolicy {
+    /// The argument's, else the policy's.
+    alternate_exchange: Option<String>,
+    applied: Applied,
+}
+
 #[derive(Debug)]
 pub struct Exchange {
     pub name: String,
@@ -90,9 +99,11 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: FieldTable,
-    /// The `alternate-exchange` argument, read once: unroutable publishes
-    /// consult it.
-    pub alternate_exchange: Option<String>,
+    /// The `alternate-exchange` argument, read once.
+    declared_alternate_exchange: Option<String>,
+    /// What the policies that match add (see `super::policy`); swapped
+    /// when they change, read only by unroutable publishes.
+    policy: ArcSwap<ExchangePolicy>,
     bindings: ArcSwap<BindingTable>,
     write: Mutex<()>,
 }
@@ -135,17 +146,52 @@ impl Exchange {
         internal: bool,
         arguments: FieldTable,
     ) -> Self {
+        let declared_ae = arguments.inner().get("alternate-exchange").and_then(super::headers::as_text);
         Exchange {
             name,
             kind,
             durable,
             auto_delete,
             internal,
-            alternate_exchange: arguments.inner().get("alternate-exchange").and_then(super::headers::as_text),
+            declared_alternate_exchange: declared_ae.clone(),
+            policy: ArcSwap::from_pointee(ExchangePolicy {
+                alternate_exchange: declared_ae,
+                applied: Applied::default(),
+            }),
             arguments,
             bindings: ArcSwap::from_pointee(BindingTable::default()),
             write: Mutex::new(()),
         }
+    }
+
+    /// Where unroutable messages go: the `alternate-exchange` argument,
+    /// else the one a policy names.
+    pub fn alternate_exchange(&self) -> Option<String> {
+        self.policy.load().alternate_exchange.clone()
+    }
+
+    /// The name of the policy that applies, if any.
+    pub fn policy_name(&self) -> Option<String> {
+        self.policy.load().applied.policy.clone()
+    }
+
+    /// The name of the operator policy that applies, if any.
+    pub fn operator_policy_name(&self) -> Option<String> {
+        self.policy.load().applied.operator_policy.clone()
+    }
+
+    /// The policy and operator policy definitions merged.
+    pub fn effective_policy_definition(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.policy.load().applied.definition.clone()
+    }
+
+    /// Takes the policies of `policies` that match now. The set is read
+    /// under the writers' mutex, so concurrent changes apply in order.
+    pub fn apply_policies(&self, policies: &ArcSwap<PolicySet>) {
+        let _w = self.write.lock();
+        let applied = policies.load().for_exchange(&self.name);
+        let alternate_exchange = applied.alternate_exchange(self.declared_alternate_exchange.as_ref());
+        self.policy.store(Arc::new(ExchangePolicy { alternate_exchange, applied }));
     }
 
     /// Adds a binding; binding twice is a no-op, as in RabbitMQ. Returns

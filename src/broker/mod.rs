@@ -13,6 +13,7 @@ pub mod error;
 pub mod exchange;
 pub mod headers;
 pub mod permissions;
+pub mod policy;
 pub mod publish;
 pub mod queue;
 pub mod timers;
@@ -28,11 +29,12 @@ use dashmap::DashMap;
 
 use crate::clock::Clock;
 use crate::ids::{ChannelId, ConnectionId};
-use crate::store::definitions::{Definitions, PermissionDef, TopicPermissionDef, UserDef, VhostDef};
+use crate::store::definitions::{Definitions, PermissionDef, PolicyDef, TopicPermissionDef, UserDef, VhostDef};
 use crate::store::{DefChange, RecoveredQueue, Store, StoreError};
 use crate::Config;
 pub use error::{AmqpError, AmqpResult, ReplyCode, Scope};
 pub use permissions::{Access, Permissions};
+use policy::{Policy, PolicyKind};
 pub use users::User;
 pub use vhost::Vhost;
 
@@ -258,6 +260,15 @@ impl Broker {
         for t in &defs.topic_permissions {
             self.permissions.set_topic(t.clone());
         }
+        // Policies before the queues and exchanges they shape. One that does
+        // not validate (a PCRE-only pattern, say) is skipped, not fatal.
+        let operator = defs.parameters.iter().filter_map(PolicyDef::from_parameter).map(|p| (p, PolicyKind::Operator));
+        for (p, kind) in defs.policies.iter().cloned().map(|p| (p, PolicyKind::User)).chain(operator) {
+            let (vhost, name) = (p.vhost.clone(), p.name.clone());
+            if let Err(e) = self.put_policy(p, kind) {
+                tracing::warn!(%vhost, policy = %name, "skipping a policy from the definitions: {}", e.trim());
+            }
+        }
         for x in &defs.exchanges {
             let v =
                 self.vhost(&x.vhost).ok_or_else(|| format!("exchange '{}' in unknown vhost '{}'", x.name, x.vhost))?;
@@ -379,6 +390,84 @@ impl Broker {
         });
     }
 
+    /// `rabbitmqctl set_policy` / `PUT /api/policies/{vhost}/{name}`:
+    /// validates as RabbitMQ does, applies to live queues and exchanges at
+    /// once and is written with the definitions. The error is RabbitMQ's
+    /// `reason` text (`"Validation failed\n\n-1 is not a valid message
+    /// TTL\n"`, a 400), or `"vhost_not_found"` (a 404).
+    pub fn set_policy(&self, def: PolicyDef) -> Result<(), String> {
+        self.put_policy(def, PolicyKind::User)
+    }
+
+    /// `rabbitmqctl clear_policy`: false if there was no such policy.
+    pub fn clear_policy(&self, vhost: &str, name: &str) -> bool {
+        self.remove_policy(vhost, name, PolicyKind::User)
+    }
+
+    /// The policies of one vhost, or of all, ordered by vhost and name.
+    pub fn policies(&self, vhost: Option<&str>) -> Vec<PolicyDef> {
+        self.list_policies(vhost, PolicyKind::User)
+    }
+
+    /// `rabbitmqctl set_operator_policy`: as `set_policy`, with only the
+    /// limits RabbitMQ lets an operator policy set.
+    pub fn set_operator_policy(&self, def: PolicyDef) -> Result<(), String> {
+        self.put_policy(def, PolicyKind::Operator)
+    }
+
+    /// `rabbitmqctl clear_operator_policy`.
+    pub fn clear_operator_policy(&self, vhost: &str, name: &str) -> bool {
+        self.remove_policy(vhost, name, PolicyKind::Operator)
+    }
+
+    /// The operator policies of one vhost, or of all.
+    pub fn operator_policies(&self, vhost: Option<&str>) -> Vec<PolicyDef> {
+        self.list_policies(vhost, PolicyKind::Operator)
+    }
+
+    fn put_policy(&self, def: PolicyDef, kind: PolicyKind) -> Result<(), String> {
+        let v = self.vhost(&def.vhost).ok_or_else(|| "vhost_not_found".to_owned())?;
+        let policy = Policy::new(def, kind).map_err(|why| policy::validation_failed(&why))?;
+        let stored = policy.to_def();
+        self.record(match kind {
+            PolicyKind::User => DefChange::PutPolicy(stored),
+            PolicyKind::Operator => DefChange::PutOperatorPolicy(stored),
+        });
+        v.put_policy(policy, kind);
+        Ok(())
+    }
+
+    fn remove_policy(&self, vhost: &str, name: &str, kind: PolicyKind) -> bool {
+        let Some(v) = self.vhost(vhost) else { return false };
+        if !v.remove_policy(name, kind) {
+            return false;
+        }
+        let (vhost, name) = (vhost.to_owned(), name.to_owned());
+        self.record(match kind {
+            PolicyKind::User => DefChange::DeletePolicy { vhost, name },
+            PolicyKind::Operator => DefChange::DeleteOperatorPolicy { vhost, name },
+        });
+        true
+    }
+
+    fn list_policies(&self, vhost: Option<&str>, kind: PolicyKind) -> Vec<PolicyDef> {
+        let mut vhosts: Vec<Arc<Vhost>> = match vhost {
+            Some(name) => self.vhost(name).into_iter().collect(),
+            None => self.vhosts.iter().map(|v| Arc::clone(v.value())).collect(),
+        };
+        vhosts.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut out = Vec::new();
+        for v in vhosts {
+            let set = v.policy_set();
+            let map = match kind {
+                PolicyKind::User => &set.policies,
+                PolicyKind::Operator => &set.operator_policies,
+            };
+            out.extend(map.values().map(|p| p.to_def()));
+        }
+        out
+    }
+
     /// What `user` may do in `vhost`, for one connection.
     pub fn access(&self, user: &str, vhost: &str) -> Access {
         self.permissions.access(user, vhost)
@@ -410,6 +499,8 @@ impl Broker {
         users.sort_by(|a, b| a.name.cmp(&b.name));
         d.users = users;
         (d.permissions, d.topic_permissions) = self.permissions.export();
+        d.policies = self.policies(None);
+        d.parameters = self.operator_policies(None).iter().map(PolicyDef::to_parameter).collect();
         d
     }
 

@@ -36,7 +36,7 @@ pub struct Definitions {
     #[serde(default)]
     pub global_parameters: Vec<Value>,
     #[serde(default)]
-    pub policies: Vec<Value>,
+    pub policies: Vec<PolicyDef>,
     #[serde(default)]
     pub queues: Vec<QueueDef>,
     #[serde(default)]
@@ -120,6 +120,72 @@ pub struct TopicPermissionDef {
     pub write: String,
     #[serde(default)]
     pub read: String,
+}
+
+/// A policy or an operator policy, with the field names of RabbitMQ's
+/// `GET /api/policies` and of the definitions' `policies` list. Operator
+/// policies travel in the definitions' `parameters` list instead, with
+/// component `operator_policy`, as RabbitMQ exports them
+/// (`to_parameter` / `from_parameter`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicyDef {
+    pub vhost: String,
+    pub name: String,
+    pub pattern: String,
+    /// "queues", "exchanges", "all" (the default), or RabbitMQ 3.12's
+    /// "classic_queues", "quorum_queues", "streams".
+    #[serde(rename = "apply-to", default = "default_apply_to")]
+    pub apply_to: String,
+    #[serde(default)]
+    pub definition: Map<String, Value>,
+    /// RabbitMQ accepts any number here; a fraction is cut off.
+    #[serde(default, deserialize_with = "number_as_i64")]
+    pub priority: i64,
+}
+
+fn default_apply_to() -> String {
+    "all".into()
+}
+
+fn number_as_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    let v = serde_json::Number::deserialize(d)?;
+    v.as_i64()
+        .or_else(|| v.as_f64().map(|f| f as i64))
+        .ok_or_else(|| serde::de::Error::custom(format!("priority {v} is out of range")))
+}
+
+/// The `component` of an operator policy in the definitions' `parameters`.
+pub const OPERATOR_POLICY_COMPONENT: &str = "operator_policy";
+
+impl PolicyDef {
+    /// An operator policy as a runtime parameter, as RabbitMQ exports it:
+    /// `{"vhost", "component": "operator_policy", "name", "value":
+    /// {"pattern", "definition", "priority", "apply-to"}}`.
+    pub fn to_parameter(&self) -> Value {
+        serde_json::json!({
+            "vhost": self.vhost,
+            "component": OPERATOR_POLICY_COMPONENT,
+            "name": self.name,
+            "value": {
+                "pattern": self.pattern,
+                "definition": self.definition,
+                "priority": self.priority,
+                "apply-to": self.apply_to,
+            },
+        })
+    }
+
+    /// The operator policy in a `parameters` entry; `None` for another
+    /// component (or an entry that is not an operator policy's shape).
+    pub fn from_parameter(p: &Value) -> Option<PolicyDef> {
+        if p.get("component")?.as_str()? != OPERATOR_POLICY_COMPONENT {
+            return None;
+        }
+        let mut value = p.get("value")?.as_object()?.clone();
+        value.insert("vhost".into(), p.get("vhost")?.clone());
+        value.insert("name".into(), p.get("name")?.clone());
+        serde_json::from_value(Value::Object(value)).ok()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -276,6 +342,26 @@ mod tests {
         assert_eq!(table_to_json(&args), d.queues[0].arguments);
         let again = Definitions::from_json(&serde_json::to_string(&d).unwrap()).unwrap();
         assert_eq!(again, d);
+    }
+
+    #[test]
+    fn policies_and_operator_policies_in_rabbitmq_shape() {
+        // As RabbitMQ 3.10's GET /api/definitions writes them.
+        let d = Definitions::from_json(
+            r#"{"policies": [{"vhost": "/", "name": "p1", "pattern": "^op", "apply-to": "queues",
+                              "definition": {"max-length": 10}, "priority": 3}],
+                "parameters": [{"value": {"pattern": "^op", "definition": {"max-length": 5},
+                                          "priority": 0, "apply-to": "all"},
+                                "vhost": "/", "component": "operator_policy", "name": "op1"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.policies[0].apply_to, "queues");
+        assert_eq!(d.policies[0].priority, 3);
+        let op = PolicyDef::from_parameter(&d.parameters[0]).unwrap();
+        assert_eq!((op.vhost.as_str(), op.name.as_str(), op.apply_to.as_str()), ("/", "op1", "all"));
+        assert_eq!(op.to_parameter(), d.parameters[0]);
+        let p: PolicyDef = serde_json::from_str(r#"{"vhost":"/","name":"n","pattern":".*","priority":1.5}"#).unwrap();
+        assert_eq!((p.priority, p.apply_to.as_str()), (1, "all"));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::definitions::{
-    BindingDef, Definitions, ExchangeDef, PermissionDef, QueueDef, TopicPermissionDef, UserDef, VhostDef,
+    BindingDef, Definitions, ExchangeDef, PermissionDef, PolicyDef, QueueDef, TopicPermissionDef, UserDef, VhostDef,
 };
 use super::fsutil::{sync_dir, write_atomic};
 
@@ -76,6 +76,16 @@ pub enum DefChange {
     },
     PutBinding(BindingDef),
     DeleteBinding(BindingDef),
+    PutPolicy(PolicyDef),
+    DeletePolicy {
+        vhost: String,
+        name: String,
+    },
+    PutOperatorPolicy(PolicyDef),
+    DeleteOperatorPolicy {
+        vhost: String,
+        name: String,
+    },
 }
 
 type Key = (String, String);
@@ -107,6 +117,10 @@ pub(crate) struct Model {
     exchanges: BTreeMap<Key, ExchangeDef>,
     queues: BTreeMap<Key, QueueDef>,
     bindings: BTreeMap<BindingKey, BindingDef>,
+    /// vhost, name.
+    policies: BTreeMap<Key, PolicyDef>,
+    /// vhost, name; written as `parameters` with component `operator_policy`.
+    operator_policies: BTreeMap<Key, PolicyDef>,
 }
 
 impl Model {
@@ -133,7 +147,21 @@ impl Model {
         for b in &d.bindings {
             m.bindings.insert(binding_key(b), b.clone());
         }
+        for p in &d.policies {
+            m.policies.insert((p.vhost.clone(), p.name.clone()), p.clone());
+        }
+        let mut parameters = Vec::new();
+        for p in d.parameters.iter() {
+            match PolicyDef::from_parameter(p) {
+                Some(op) => {
+                    m.operator_policies.insert((op.vhost.clone(), op.name.clone()), op);
+                }
+                None => parameters.push(p.clone()),
+            }
+        }
         m.rest = Definitions {
+            policies: vec![],
+            parameters,
             vhosts: vec![],
             users: vec![],
             permissions: vec![],
@@ -155,6 +183,10 @@ impl Model {
             exchanges: self.exchanges.values().cloned().collect(),
             queues: self.queues.values().cloned().collect(),
             bindings: self.bindings.values().cloned().collect(),
+            policies: self.policies.values().cloned().collect(),
+            parameters: (self.rest.parameters.iter().cloned())
+                .chain(self.operator_policies.values().map(PolicyDef::to_parameter))
+                .collect(),
             ..self.rest.clone()
         }
     }
@@ -171,6 +203,8 @@ impl Model {
                 self.exchanges.retain(|(v, _), _| v != name);
                 self.queues.retain(|(v, _), _| v != name);
                 self.bindings.retain(|k, _| &k.0 != name);
+                self.policies.retain(|(v, _), _| v != name);
+                self.operator_policies.retain(|(v, _), _| v != name);
             }
             DefChange::PutUser(u) => {
                 self.users.insert(u.name.clone(), u.clone());
@@ -212,6 +246,18 @@ impl Model {
             }
             DefChange::DeleteBinding(b) => {
                 self.bindings.remove(&binding_key(b));
+            }
+            DefChange::PutPolicy(p) => {
+                self.policies.insert((p.vhost.clone(), p.name.clone()), p.clone());
+            }
+            DefChange::DeletePolicy { vhost, name } => {
+                self.policies.remove(&(vhost.clone(), name.clone()));
+            }
+            DefChange::PutOperatorPolicy(p) => {
+                self.operator_policies.insert((p.vhost.clone(), p.name.clone()), p.clone());
+            }
+            DefChange::DeleteOperatorPolicy { vhost, name } => {
+                self.operator_policies.remove(&(vhost.clone(), name.clone()));
             }
         }
     }
@@ -463,6 +509,44 @@ mod tests {
         drop(j);
         let (_, d) = Journal::recover(&dir).unwrap();
         assert!(d.unwrap().bindings.is_empty());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn policies_and_operator_policies_replay_and_snapshot() {
+        let dir = tmpdir("policies");
+        let (mut j, _) = Journal::recover(&dir).unwrap();
+        let other = serde_json::json!({"vhost": "/", "component": "federation-upstream", "name": "u", "value": {}});
+        j.reset(Definitions { parameters: vec![other.clone()], ..Definitions::default() }).unwrap();
+        let policy = |name: &str| PolicyDef {
+            vhost: "/".into(),
+            name: name.into(),
+            pattern: ".*".into(),
+            apply_to: "queues".into(),
+            definition: Map::from_iter([("max-length".to_owned(), 1.into())]),
+            priority: 0,
+        };
+        j.commit(&[
+            DefChange::PutPolicy(policy("p1")),
+            DefChange::PutPolicy(policy("p2")),
+            DefChange::PutOperatorPolicy(policy("o1")),
+            DefChange::PutOperatorPolicy(policy("o2")),
+        ])
+        .unwrap();
+        j.commit(&[
+            DefChange::DeletePolicy { vhost: "/".into(), name: "p2".into() },
+            DefChange::DeleteOperatorPolicy { vhost: "/".into(), name: "o2".into() },
+        ])
+        .unwrap();
+        for snapshot in [false, true] {
+            if snapshot {
+                j.snapshot().unwrap();
+            }
+            let (_, d) = Journal::recover(&dir).unwrap();
+            let d = d.unwrap();
+            assert_eq!(d.policies, vec![policy("p1")]);
+            assert_eq!(d.parameters, vec![other.clone(), policy("o1").to_parameter()]);
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

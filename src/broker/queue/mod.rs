@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use super::args::{Overflow, QueueArgs, QueueType};
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
+use super::policy::{Applied, PolicySet};
 use super::timers::Timers;
 use crate::clock::Clock;
 use crate::ids::{ChannelId, ConnectionId, StoreTicket};
@@ -36,7 +37,8 @@ pub struct Queue {
     pub exclusive_owner: Option<ConnectionId>,
     /// The arguments as declared (for definitions and equivalence checks).
     pub arguments: FieldTable,
-    /// What they mean, parsed once.
+    /// What they mean, parsed once. The limits, TTLs and dead-lettering in
+    /// force are `QueueState::settings`: these under the policies.
     pub args: QueueArgs,
     /// The log of a durable queue when the broker has a data directory.
     log: Option<Arc<QueueLog>>,
@@ -82,6 +84,17 @@ struct QueueState {
     /// The earliest deadline this queue has in its vhost's timer heap and
     /// that has not fired yet.
     timer: Option<u64>,
+    /// What the queue does now: its arguments under its policies. Inside
+    /// the lock every operation takes anyway, so a policy change costs the
+    /// hot path nothing.
+    settings: Settings,
+}
+
+/// A queue's arguments under the policies that apply to it.
+#[derive(Debug, Default)]
+struct Settings {
+    args: QueueArgs,
+    applied: Applied,
 }
 
 /// What `remove_consumer` found.
@@ -163,6 +176,7 @@ impl Queue {
         let args = QueueArgs::parse(&arguments, &name, &vhost).unwrap_or_default();
         let levels = args.max_priority.map(|p| p as usize + 1).unwrap_or(1);
         let last_used = clock.millis();
+        let settings = Settings { args: args.clone(), applied: Applied::default() };
         Queue {
             name,
             vhost,
@@ -185,6 +199,7 @@ impl Queue {
                 last_used,
                 paging_failed: false,
                 timer: None,
+                settings,
             }),
         }
     }
@@ -207,7 +222,7 @@ impl Queue {
     /// the end of its x-expires while it has no consumers.
     fn next_deadline(&self, st: &QueueState) -> Option<u64> {
         let head = st.ready.head_expiry();
-        let unused = match self.args.expires {
+        let unused = match st.settings.args.expires {
             Some(e) if st.consumers.is_empty() && !st.deleted => Some(st.last_used.saturating_add(e)),
             _ => None,
         };
@@ -221,7 +236,7 @@ impl Queue {
     /// the heap (a later one is found when that one fires).
     fn reschedule(&self, st: &mut QueueState) {
         let Some((timers, me)) = &self.timers else { return };
-        if st.ready.expiring == 0 && self.args.expires.is_none() {
+        if st.ready.expiring == 0 && st.settings.args.expires.is_none() {
             return;
         }
         if let Some(at) = self.next_deadline(st) {
@@ -246,7 +261,7 @@ impl Queue {
         }
         self.expire_locked(&mut st, now, dead);
         let unused =
-            self.args.expires.is_some_and(|e| st.consumers.is_empty() && now.saturating_sub(st.last_used) >= e);
+            st.settings.args.expires.is_some_and(|e| st.consumers.is_empty() && now.saturating_sub(st.last_used) >= e);
         if unused {
             return true;
         }
@@ -351,8 +366,9 @@ impl Queue {
 
     fn over_limit(&self, st: &QueueState, extra_len: u64, extra_bytes: u64) -> bool {
         let tail_bytes = st.tail.as_ref().map(|t| t.bytes).unwrap_or(0);
-        self.args.max_length.is_some_and(|m| Self::total_len(st) + extra_len > m)
-            || self.args.max_length_bytes.is_some_and(|m| st.ready.bytes + tail_bytes + extra_bytes > m)
+        let args = &st.settings.args;
+        args.max_length.is_some_and(|m| Self::total_len(st) + extra_len > m)
+            || args.max_length_bytes.is_some_and(|m| st.ready.bytes + tail_bytes + extra_bytes > m)
     }
 
     /// Offers a message. A persistent message in a durable queue is first
@@ -371,9 +387,10 @@ impl Queue {
             return Enqueued::Gone;
         }
         self.expire_locked(&mut st, now, dead);
-        let reject = matches!(self.args.overflow, Overflow::RejectPublish | Overflow::RejectPublishDlx);
+        let overflow = st.settings.args.overflow;
+        let reject = matches!(overflow, Overflow::RejectPublish | Overflow::RejectPublishDlx);
         if reject && self.over_limit(&st, 1, message.body.len() as u64) {
-            if self.args.overflow == Overflow::RejectPublishDlx {
+            if overflow == Overflow::RejectPublishDlx {
                 let seq = st.next_seq;
                 st.next_seq += 1;
                 let m = QueuedMessage {
@@ -390,7 +407,7 @@ impl Queue {
         }
         let seq = st.next_seq;
         st.next_seq += 1;
-        let ttl = match (self.args.message_ttl, message.expiration) {
+        let ttl = match (st.settings.args.message_ttl, message.expiration) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -409,15 +426,8 @@ impl Queue {
             delivery_count: 0,
         };
         self.store_ready(&mut st, m);
-        // drop-head: the oldest go to make room.
-        while !reject && self.over_limit(&st, 0, 0) {
-            if st.ready.len == 0 {
-                self.refill(&mut st);
-            }
-            match st.ready.pop_front() {
-                Some(m) => dead.messages.push((m, DeathReason::Maxlen)),
-                None => break,
-            }
+        if !reject {
+            self.drop_head_locked(&mut st, dead);
         }
         // The same instant as the TTL above: a TTL of 0 must not look expired.
         self.dispatch_locked(&mut st, now);
@@ -426,6 +436,75 @@ impl Queue {
             self.expire_locked(&mut st, now, dead);
         }
         Enqueued::Accepted(ticket)
+    }
+
+    /// drop-head: the oldest go until the queue is within its limits.
+    fn drop_head_locked(&self, st: &mut QueueState, dead: &mut DeadLetters) {
+        while self.over_limit(st, 0, 0) {
+            if st.ready.len == 0 {
+                self.refill(st);
+            }
+            match st.ready.pop_front() {
+                Some(m) => dead.messages.push((m, DeathReason::Maxlen)),
+                None => break,
+            }
+        }
+    }
+
+    /// Takes the policies of `policies` that match now (read under the
+    /// queue lock, so concurrent changes apply in order). Lower limits
+    /// under drop-head trim the queue at once, into the returned dead
+    /// letters (RabbitMQ's `maybe_drop_head`); reject-publish refuses only
+    /// new messages. A new `expires` counts from now. A `message-ttl`
+    /// applies to messages that arrive from now on.
+    pub fn apply_policies(&self, policies: &arc_swap::ArcSwap<PolicySet>) -> DeadLetters {
+        let mut dead = DeadLetters::default();
+        let mut st = self.state.lock();
+        if st.deleted {
+            return dead;
+        }
+        let applied = policies.load().for_queue(&self.name, self.args.queue_type);
+        if applied == st.settings.applied {
+            return dead;
+        }
+        let args = applied.queue_args(&self.args, &self.arguments);
+        let now = self.clock.millis();
+        if args.expires != st.settings.args.expires {
+            st.last_used = now;
+        }
+        st.settings = Settings { args, applied };
+        if st.settings.args.overflow == Overflow::DropHead {
+            self.drop_head_locked(&mut st, &mut dead);
+        }
+        self.dispatch_locked(&mut st, now);
+        dead
+    }
+
+    /// The arguments in force: as declared, under the policies.
+    pub fn effective_args(&self) -> QueueArgs {
+        self.state.lock().settings.args.clone()
+    }
+
+    /// Where dead letters go now: exchange and routing key.
+    pub fn dead_letter_target(&self) -> (Option<String>, Option<String>) {
+        let st = self.state.lock();
+        (st.settings.args.dead_letter_exchange.clone(), st.settings.args.dead_letter_routing_key.clone())
+    }
+
+    /// The name of the policy that applies, if any.
+    pub fn policy_name(&self) -> Option<String> {
+        self.state.lock().settings.applied.policy.clone()
+    }
+
+    /// The name of the operator policy that applies, if any.
+    pub fn operator_policy_name(&self) -> Option<String> {
+        self.state.lock().settings.applied.operator_policy.clone()
+    }
+
+    /// RabbitMQ's `effective_policy_definition`: the policy's and the
+    /// operator policy's definitions merged (not the queue's arguments).
+    pub fn effective_policy_definition(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.state.lock().settings.applied.definition.clone()
     }
 
     fn expire_locked(&self, st: &mut QueueState, now: u64, dead: &mut DeadLetters) {

@@ -146,6 +146,9 @@ impl Vhost {
                     d.internal,
                     d.arguments.clone(),
                 ));
+                // Before it is visible: a policy change meanwhile waits for
+                // this shard, then applies again.
+                x.apply_policies(&self.policies);
                 v.insert(Arc::clone(&x));
                 if d.durable {
                     self.record(|| DefChange::PutExchange(self.exchange_def(&x)));
@@ -352,6 +355,10 @@ impl Vhost {
                     q = q.with_paging(store.paging_dir(&self.name, &name), self.queue_memory_budget);
                 }
                 let q = self.wrap_queue(q);
+                // Before it is visible: a policy change meanwhile waits for
+                // this shard, then applies again. A new queue has nothing
+                // to dead-letter.
+                q.apply_policies(&self.policies);
                 v.insert(Arc::clone(&q));
                 q.arm();
                 if durable {

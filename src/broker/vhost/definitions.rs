@@ -76,6 +76,7 @@ impl Vhost {
             .ok_or_else(|| AmqpError::command_invalid(format!("unknown exchange type '{}'", d.kind)))?;
         let x =
             Exchange::new(d.name.clone(), kind, d.durable, d.auto_delete, d.internal, table_from_json(&d.arguments));
+        x.apply_policies(&self.policies);
         self.exchanges.insert(d.name.clone(), Arc::new(x));
         Ok(())
     }
@@ -107,10 +108,12 @@ impl Vhost {
         if let Some(store) = &self.store {
             q = q.with_paging(store.paging_dir(&self.name, &d.name), self.queue_memory_budget);
         }
+        // Policies first: the TTL of restored messages is the one in force.
+        q.apply_policies(&self.policies);
         if let Some(log) = log {
             // TTLs restart from now: the log keeps no enqueue times.
             let now = self.clock.millis();
-            let ttl = q.args.message_ttl;
+            let ttl = q.effective_args().message_ttl;
             q.restore(log.messages.into_iter().map(|(seq, m, delivered)| {
                 let t = match (ttl, m.expiration) {
                     (Some(a), Some(b)) => Some(a.min(b)),

@@ -12,6 +12,7 @@
 mod declare;
 mod definitions;
 mod names;
+mod policies;
 mod route;
 mod settle;
 
@@ -21,11 +22,13 @@ mod expiry_tests;
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use smallvec::SmallVec;
 
 use super::error::{AmqpError, AmqpResult};
 use super::exchange::{Exchange, ExchangeKind};
+use super::policy::PolicySet;
 use super::queue::Queue;
 use super::timers::Timers;
 use crate::clock::Clock;
@@ -55,6 +58,11 @@ pub struct Vhost {
     /// Message bytes each of its queues keeps in RAM before paging newer
     /// ones to the store's page files.
     queue_memory_budget: u64,
+    /// Policies and operator policies (`super::policy`): read when a queue
+    /// or exchange is made, and under each one's own lock when they change.
+    policies: ArcSwap<PolicySet>,
+    /// Serialises policy changes (load, change, store, re-apply).
+    policy_write: parking_lot::Mutex<()>,
 }
 
 impl Vhost {
@@ -81,6 +89,8 @@ impl Vhost {
             clock,
             timers: Arc::new(Timers::new(wake)),
             queue_memory_budget: u64::MAX,
+            policies: ArcSwap::default(),
+            policy_write: parking_lot::Mutex::new(()),
         };
         let none = FieldTable::default();
         for (xname, kind, internal) in [

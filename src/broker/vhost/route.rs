@@ -26,13 +26,8 @@ impl DeadLetterWork {
     /// `message` left `queue` for `reason`: its ack is logged there.
     fn leaving(queue: &Queue, message: QueuedMessage, reason: DeathReason) -> Self {
         queue.log_ack(&message);
-        DeadLetterWork {
-            queue: queue.name.clone(),
-            dlx: queue.args.dead_letter_exchange.clone(),
-            dlrk: queue.args.dead_letter_routing_key.clone(),
-            message,
-            reason,
-        }
+        let (dlx, dlrk) = queue.dead_letter_target();
+        DeadLetterWork { queue: queue.name.clone(), dlx, dlrk, message, reason }
     }
 }
 
@@ -76,7 +71,7 @@ impl Vhost {
             // An exchange that routes nowhere hands the message to its
             // alternate exchange.
             if hits == 0 {
-                if let Some(ae) = x.alternate_exchange.clone() {
+                if let Some(ae) = x.alternate_exchange() {
                     if !visited.contains(&ae) {
                         if let Some(next) = self.exchanges.get(&ae) {
                             visited.push(ae);
