@@ -570,3 +570,58 @@ async fn changes_made_over_http_survive_a_restart() {
     drop(m);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policies_set_over_http_apply_to_live_queues() {
+    let m = mgmt().await;
+    let q = unique("polq");
+    let (_conn, ch) = connect_confirm_channel(&m.broker).await;
+    declare_queue(&ch, &q).await;
+    for i in 0..5 {
+        publish_confirmed(&ch, "", &q, format!("m{i}").as_bytes()).await;
+    }
+    let api = m.api.as_user("guest", "guest");
+    let (pol, op) = (unique("pol"), unique("op"));
+    let q2 = q.clone();
+    blocking(move || {
+        let qp = format!("/api/queues/%2F/{q2}");
+        let pp = format!("/api/policies/%2F/{pol}");
+        let body = json!({"pattern": format!("^{q2}$"), "definition": {"max-length": 2}, "priority": 1, "apply-to": "queues"});
+        assert_eq!(api.put(&pp, &body).status, 201);
+        assert_eq!(api.put(&pp, &body).status, 204);
+        assert_eq!(
+            api.json(&pp),
+            json!({"vhost": "/", "name": pol, "pattern": format!("^{q2}$"), "apply-to": "queues", "definition": {"max-length": 2}, "priority": 1})
+        );
+        let got = settled(&api, &qp, "messages", json!(2));
+        assert_eq!(got["policy"], json!(pol));
+        assert_eq!(got["effective_policy_definition"], json!({"max-length": 2}));
+        let r = api.put(&format!("/api/policies/%2F/{pol}-bad"), &json!({"pattern": "x", "definition": {"max-length": "x"}}));
+        assert_eq!(r.status, 400);
+        assert!(r.json()["reason"].as_str().unwrap().starts_with("Validation failed"), "{}", r.text);
+        let r = api.put(&format!("/api/policies/%2F/{pol}-bad"), &json!({"definition": {"max-length": 1}}));
+        assert_eq!(r.json()["reason"], json!("[{key_missing,pattern}]"));
+        let r = api.put("/api/policies/no-such-vhost/p", &json!({"pattern": "x", "definition": {"max-length": 1}}));
+        assert_eq!((r.status, r.json()), (404, json!({"error": "not_found", "reason": "vhost_not_found"})));
+        let opp = format!("/api/operator-policies/%2F/{op}");
+        assert_eq!(api.put(&opp, &json!({"pattern": format!("^{q2}$"), "definition": {"max-length": 1}})).status, 201);
+        let got = settled(&api, &qp, "messages", json!(1));
+        assert_eq!(got["operator_policy"], json!(op));
+        assert_eq!(got["effective_policy_definition"]["max-length"], json!(1), "the stricter value wins");
+        assert!(api.json("/api/policies/%2F").as_array().unwrap().iter().any(|p| p["name"] == pol));
+        assert!(api.json("/api/definitions")["policies"].as_array().unwrap().iter().any(|p| p["name"] == pol));
+        assert_eq!(api.delete(&opp).status, 204);
+        assert_eq!(api.delete(&pp).status, 204);
+        assert_eq!(api.delete(&pp).status, 404);
+        assert_eq!(settled(&api, &qp, "policy", Value::Null)["policy"], Value::Null);
+    })
+    .await;
+    // Without the policy the queue takes more messages again.
+    for i in 0..3 {
+        publish_confirmed(&ch, "", &q, format!("n{i}").as_bytes()).await;
+    }
+    let api = m.api.as_user("guest", "guest");
+    let q2 = q.clone();
+    blocking(move || settled(&api, &format!("/api/queues/%2F/{q2}"), "messages", json!(4))).await;
+    cleanup_queue(&m.broker, &q).await;
+}

@@ -31,6 +31,7 @@ pub(crate) struct Caller {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Level {
     Management,
+    Policymaker,
     Monitoring,
     Administrator,
 }
@@ -55,6 +56,7 @@ impl Caller {
             Level::Management => {
                 self.is_admin() || ["management", "policymaker", "monitoring"].iter().any(|t| self.has(t))
             }
+            Level::Policymaker => self.is_admin() || self.has("policymaker"),
             Level::Monitoring => self.sees_all(),
             Level::Administrator => self.is_admin(),
         }
@@ -67,6 +69,7 @@ impl Caller {
         }
         let reason = match level {
             Level::Management => "Not management user",
+            Level::Policymaker => "Not policymaker user",
             Level::Monitoring => "Not monitor user",
             Level::Administrator => "Not administrator user",
         };

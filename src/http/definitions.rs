@@ -42,7 +42,12 @@ pub(crate) async fn export_vhost(
         queues: all.queues.into_iter().filter(|q| q.vhost == vhost).collect(),
         exchanges: all.exchanges.into_iter().filter(|x| x.vhost == vhost).collect(),
         bindings: all.bindings.into_iter().filter(|b| b.vhost == vhost).collect(),
-        policies: all.policies.into_iter().filter(|p| p.get("vhost").and_then(Value::as_str) == Some(&vhost)).collect(),
+        policies: all.policies.into_iter().filter(|p| p.vhost == vhost).collect(),
+        parameters: all
+            .parameters
+            .into_iter()
+            .filter(|p| p.get("vhost").and_then(Value::as_str) == Some(vhost.as_str()))
+            .collect(),
         ..Definitions::default()
     };
     let mut v = to_json(&d)?;

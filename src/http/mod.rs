@@ -10,6 +10,7 @@
 //! error bodies; `paging` sorts, filters and pages lists; `views` turns
 //! broker objects into RabbitMQ's JSON; `overview`, `admin` (vhosts, users,
 //! permissions), `objects` (exchanges, queues, bindings, publish, get),
+//! `policies` (policies and operator policies),
 //! `definitions` and `health` hold the handlers; `ui` serves the embedded
 //! web UI.
 
@@ -21,6 +22,7 @@ mod health;
 mod objects;
 mod overview;
 mod paging;
+mod policies;
 mod ui;
 mod views;
 
@@ -192,6 +194,18 @@ pub(crate) fn router(api: Api) -> Router {
         .route(
             "/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
             get(objects::binding).delete(objects::unbind),
+        )
+        .route("/policies", get(policies::policies))
+        .route("/policies/{vhost}", get(policies::policies_in))
+        .route(
+            "/policies/{vhost}/{name}",
+            get(policies::policy).put(policies::put_policy).delete(policies::delete_policy),
+        )
+        .route("/operator-policies", get(policies::operator_policies))
+        .route("/operator-policies/{vhost}", get(policies::operator_policies_in))
+        .route(
+            "/operator-policies/{vhost}/{name}",
+            get(policies::operator_policy).put(policies::put_operator_policy).delete(policies::delete_operator_policy),
         )
         .route("/definitions", get(definitions::export_all).post(definitions::import_all))
         .route("/definitions/{vhost}", get(definitions::export_vhost).post(definitions::import_vhost))

@@ -107,9 +107,9 @@ pub(crate) fn queue(node: &str, q: &Queue) -> Value {
         "messages_ready_details": rate(0.0),
         "messages_unacknowledged": 0,
         "messages_unacknowledged_details": rate(0.0),
-        "policy": Value::Null,
-        "operator_policy": Value::Null,
-        "effective_policy_definition": {},
+        "policy": q.policy_name(),
+        "operator_policy": q.operator_policy_name(),
+        "effective_policy_definition": q.effective_policy_definition(),
         "exclusive_consumer_tag": Value::Null,
         "single_active_consumer_tag": Value::Null,
         "recoverable_slaves": Value::Null,
@@ -127,6 +127,7 @@ pub(crate) fn exchange(vhost: &str, x: &Exchange) -> Value {
         "internal": x.internal,
         "arguments": table_to_json(&x.arguments),
         "user_who_performed_action": "rmq-internal",
+        "policy": x.policy_name(),
         "message_stats": {},
     })
 }
