@@ -481,8 +481,19 @@ impl Broker {
         self.store.as_ref()
     }
 
-    /// Everything durable, in RabbitMQ's definitions format.
+    /// Everything durable, in RabbitMQ's definitions format (what the
+    /// store snapshots).
     pub fn export_definitions(&self) -> Definitions {
+        self.export_where(true)
+    }
+
+    /// Every definition, transient queues and exchanges included (not
+    /// exclusive queues), as RabbitMQ's `GET /api/definitions` exports.
+    pub fn export_all_definitions(&self) -> Definitions {
+        self.export_where(false)
+    }
+
+    fn export_where(&self, durable_only: bool) -> Definitions {
         let mut d = Definitions {
             rabbit_version: Some("3.13.0".into()),
             product_name: Some("Warren".into()),
@@ -493,7 +504,11 @@ impl Broker {
         vhosts.sort_by(|a, b| a.name.cmp(&b.name));
         for v in vhosts {
             d.vhosts.push(v.def());
-            v.export(&mut d);
+            if durable_only {
+                v.export(&mut d);
+            } else {
+                v.export_all(&mut d);
+            }
         }
         let mut users: Vec<UserDef> = self.users.iter().map(|u| u.to_def()).collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));

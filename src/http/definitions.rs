@@ -22,7 +22,7 @@ fn to_json(d: &Definitions) -> ApiResult<Json<Value>> {
 
 pub(crate) async fn export_all(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
-    to_json(&api.broker.export_definitions())
+    to_json(&api.broker.export_all_definitions())
 }
 
 pub(crate) async fn export_vhost(
@@ -32,7 +32,7 @@ pub(crate) async fn export_vhost(
 ) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
     api.vhost(&vhost)?;
-    let all = api.broker.export_definitions();
+    let all = api.broker.export_all_definitions();
     // RabbitMQ's per-vhost export: no users, vhosts or permissions.
     let d = Definitions {
         rabbit_version: all.rabbit_version,
@@ -54,6 +54,15 @@ pub(crate) async fn export_vhost(
     if let Some(m) = v.0.as_object_mut() {
         for key in ["users", "vhosts", "permissions", "topic_permissions", "global_parameters"] {
             m.remove(key);
+        }
+        // Every object is in the vhost of the URL: RabbitMQ leaves out the
+        // field (but keeps it on policies).
+        for part in ["queues", "exchanges", "bindings"] {
+            if let Some(Value::Array(items)) = m.get_mut(part) {
+                for item in items.iter_mut().filter_map(Value::as_object_mut) {
+                    item.remove("vhost");
+                }
+            }
         }
     }
     Ok(v)

@@ -146,6 +146,26 @@ fn quote(s: &str) -> String {
     out
 }
 
+/// Undoes `quote` (and any other percent-encoding).
+pub(crate) fn unquote(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// How a binding is named in a URL: the routing key alone (`~` when empty)
 /// when it has no arguments, else `KEY~HASH` of the arguments. RabbitMQ's
 /// hash is Erlang's `phash2`; ours differs, but a client only ever passes

@@ -129,6 +129,8 @@ pub struct TopicPermissionDef {
 /// (`to_parameter` / `from_parameter`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PolicyDef {
+    /// Left out in a one-vhost export (`GET /api/definitions/{vhost}`).
+    #[serde(default)]
     pub vhost: String,
     pub name: String,
     pub pattern: String,
@@ -191,6 +193,8 @@ impl PolicyDef {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct QueueDef {
     pub name: String,
+    /// Left out in a one-vhost export (`GET /api/definitions/{vhost}`).
+    #[serde(default)]
     pub vhost: String,
     #[serde(default)]
     pub durable: bool,
@@ -203,6 +207,8 @@ pub struct QueueDef {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ExchangeDef {
     pub name: String,
+    /// Left out in a one-vhost export (`GET /api/definitions/{vhost}`).
+    #[serde(default)]
     pub vhost: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -219,6 +225,8 @@ pub struct ExchangeDef {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BindingDef {
     pub source: String,
+    /// Left out in a one-vhost export (`GET /api/definitions/{vhost}`).
+    #[serde(default)]
     pub vhost: String,
     pub destination: String,
     /// "queue" or "exchange".

@@ -148,21 +148,38 @@ impl Vhost {
         Ok(())
     }
 
-    /// Adds this vhost's durable exchanges, queues and bindings.
+    /// Adds this vhost's durable exchanges, queues and bindings (what the
+    /// store keeps across a restart).
     pub fn export(&self, d: &mut Definitions) {
+        self.export_where(d, true)
+    }
+
+    /// As `export`, with transient objects too (not exclusive queues): what
+    /// RabbitMQ's definitions export holds.
+    pub fn export_all(&self, d: &mut Definitions) {
+        self.export_where(d, false)
+    }
+
+    fn export_where(&self, d: &mut Definitions, durable_only: bool) {
         let mut exchanges = self.exchanges();
         exchanges.sort_by(|a, b| a.name.cmp(&b.name));
         let mut queues = self.queues();
         queues.sort_by(|a, b| a.name.cmp(&b.name));
         for x in &exchanges {
-            if x.durable && !x.name.is_empty() && !x.name.starts_with("amq.") {
+            if (x.durable || !durable_only) && !x.name.is_empty() && !x.name.starts_with("amq.") {
                 d.exchanges.push(self.exchange_def(x));
             }
         }
-        d.queues.extend(queues.iter().filter(|q| q.durable).map(|q| self.queue_def(q)));
-        for x in exchanges.iter().filter(|x| x.durable) {
+        let kept = |q: &Queue| if durable_only { q.durable } else { q.exclusive_owner.is_none() };
+        d.queues.extend(queues.iter().filter(|q| kept(q)).map(|q| self.queue_def(q)));
+        for x in exchanges.iter().filter(|x| x.durable || !durable_only) {
             for b in x.bindings() {
-                if self.is_durable_binding(x, &b.destination) {
+                let wanted = if durable_only {
+                    self.is_durable_binding(x, &b.destination)
+                } else {
+                    !matches!(&b.destination, Destination::Queue(q) if q.exclusive_owner.is_some())
+                };
+                if wanted {
                     d.bindings.push(self.binding_def(&x.name, &b.destination, &b.routing_key, &b.arguments));
                 }
             }
