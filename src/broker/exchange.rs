@@ -5,6 +5,7 @@
 //! loads the current snapshot without locking; a bind or unbind copies the
 //! table, changes the copy and swaps it in (writers serialise on a mutex).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -13,6 +14,7 @@ use parking_lot::Mutex;
 
 use super::headers::{headers_match, Headers};
 use super::queue::Queue;
+use super::stats::ExchangeStats;
 use super::topic::TopicPattern;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +97,16 @@ pub struct Exchange {
     pub alternate_exchange: Option<String>,
     bindings: ArcSwap<BindingTable>,
     write: Mutex<()>,
+    /// publish_in / publish_out (relaxed; see `stats.rs`), on their own
+    /// cache line: every publisher to this exchange writes them.
+    counters: ExchangeCounters,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct ExchangeCounters {
+    publish_in: AtomicU64,
+    publish_out: AtomicU64,
 }
 
 /// What a message offers to routing. Its headers are indexed (raw, never
@@ -145,6 +157,24 @@ impl Exchange {
             arguments,
             bindings: ArcSwap::from_pointee(BindingTable::default()),
             write: Mutex::new(()),
+            counters: ExchangeCounters::default(),
+        }
+    }
+
+    /// A publish to this exchange; `routed`: it reached at least one queue.
+    #[inline]
+    pub fn count_publish(&self, routed: bool) {
+        self.counters.publish_in.fetch_add(1, Ordering::Relaxed);
+        if routed {
+            self.counters.publish_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// RabbitMQ's exchange `message_stats`.
+    pub fn stats(&self) -> ExchangeStats {
+        ExchangeStats {
+            publish_in: self.counters.publish_in.load(Ordering::Relaxed),
+            publish_out: self.counters.publish_out.load(Ordering::Relaxed),
         }
     }
 

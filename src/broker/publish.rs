@@ -184,6 +184,7 @@ impl Vhost {
         for k in &extra_keys {
             self.route(&exchange, &message, k, &mut out.queues);
         }
+        exchange.count_publish(!out.queues.is_empty());
         if out.queues.is_empty() {
             if mandatory {
                 out.returned = Some(message);
@@ -481,6 +482,24 @@ mod tests {
         // A reply to a consumer that is gone is simply unroutable.
         p.replies.unregister(&key);
         assert!(p.publish(&v, "", &address, &AMQPProperties::default()).unwrap().is_unroutable());
+    }
+
+    #[test]
+    fn exchanges_and_queues_count_publishes_in_and_out() {
+        let v = Vhost::new("/", None);
+        queue(&v, "a", FieldTable::default());
+        v.queue_bind("a", "amq.direct", "k", &FieldTable::default(), ConnectionId(1)).unwrap();
+        let mut p = Publisher::new();
+        for rk in ["k", "k", "none"] {
+            p.publish(&v, "amq.direct", rk, &AMQPProperties::default()).unwrap();
+        }
+        p.publish(&v, "", "a", &AMQPProperties::default()).unwrap();
+        let direct = v.exchange("amq.direct").unwrap().stats();
+        assert_eq!((direct.publish_in, direct.publish_out), (3, 2));
+        let default = v.exchange("").unwrap().stats();
+        assert_eq!((default.publish_in, default.publish_out), (1, 1));
+        let q = v.queue("a").unwrap().stats();
+        assert_eq!((q.publish, q.messages_ready, q.message_bytes_ready), (3, 3, 12));
     }
 
     #[test]

@@ -120,6 +120,9 @@ impl Session {
                     continue;
                 }
                 let multiple = !nack && upto.get() - c.confirmed.get() > 1;
+                if !nack {
+                    self.counts.confirmed += upto.get() - c.confirmed.get();
+                }
                 codec::write_confirm(&mut self.wbuf, ch.id.get(), upto.get(), multiple, nack);
                 c.confirmed = upto;
             }
@@ -215,6 +218,8 @@ impl Session {
                             &message.message.body,
                             self.frame_max,
                         );
+                        self.counts.delivered += 1;
+                        consumer.queue.on_delivered(consumer.no_ack, &message);
                         if consumer.no_ack {
                             consumer.queue.log_ack(&message);
                         } else {
@@ -228,6 +233,7 @@ impl Session {
                         if ch.is_closing() || ch.reply_consumer.as_ref().is_none_or(|r| r.0 != consumer_tag) {
                             continue;
                         }
+                        self.counts.delivered += 1;
                         let tag = ch.take_delivery_tag();
                         codec::write_deliver(
                             &mut self.wbuf,

@@ -21,6 +21,14 @@ impl Session {
     ) -> AmqpResult<Published> {
         let sink = Sink { replies: self.broker.reply_targets(), waker: Some(&self.outbox) };
         let out = vhost.enqueue_accepted(accepted, &sink)?;
+        self.counts.received += 1;
+        if !out.is_unroutable() {
+            self.counts.routed += 1;
+        } else if out.returned.is_some() {
+            self.counts.unroutable_returned += 1;
+        } else {
+            self.counts.unroutable_dropped += 1;
+        }
         if let Some(message) = &out.returned {
             codec::write_return(
                 &mut self.wbuf,

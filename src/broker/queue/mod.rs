@@ -9,6 +9,7 @@ mod ready;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
@@ -18,6 +19,7 @@ use parking_lot::Mutex;
 use super::args::{Overflow, QueueArgs, QueueType};
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
+use super::stats::{DeliveryCounters, QueueStats};
 use super::timers::Timers;
 use crate::clock::Clock;
 use crate::ids::{ChannelId, ConnectionId, StoreTicket};
@@ -47,6 +49,9 @@ pub struct Queue {
     /// Where this queue registers its next deadline (its vhost's heap), and
     /// itself as the heap names it. Unset for a queue outside a vhost.
     timers: Option<(Arc<Timers>, Weak<Queue>)>,
+    /// Deliveries, gets, acks and the unacknowledged count, written by the
+    /// connections that deliver and settle (see `stats.rs`).
+    counters: DeliveryCounters,
     state: Mutex<QueueState>,
 }
 
@@ -82,6 +87,9 @@ struct QueueState {
     /// The earliest deadline this queue has in its vhost's timer heap and
     /// that has not fired yet.
     timer: Option<u64>,
+    /// Messages enqueued (RabbitMQ's `publish`), counted under the lock
+    /// the enqueue holds anyway.
+    published: u64,
 }
 
 /// What `remove_consumer` found.
@@ -175,6 +183,7 @@ impl Queue {
             paging: None,
             clock,
             timers: None,
+            counters: DeliveryCounters::default(),
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels),
                 tail: None,
@@ -185,6 +194,7 @@ impl Queue {
                 last_used,
                 paging_failed: false,
                 timer: None,
+                published: 0,
             }),
         }
     }
@@ -409,6 +419,7 @@ impl Queue {
             delivery_count: 0,
         };
         self.store_ready(&mut st, m);
+        st.published += 1;
         // drop-head: the oldest go to make room.
         while !reject && self.over_limit(&st, 0, 0) {
             if st.ready.len == 0 {
@@ -634,4 +645,127 @@ impl Queue {
     pub fn is_deleted(&self) -> bool {
         self.state.lock().deleted
     }
+
+    /// A consumer's connection wrote a delivery of `m` (`no_ack`: the
+    /// consumer does not ack). Relaxed atomics: the counts are totals that
+    /// readers sample, ordered by nothing.
+    #[inline]
+    pub fn on_delivered(&self, no_ack: bool, m: &QueuedMessage) {
+        let c = &self.counters;
+        if no_ack {
+            c.deliver_no_ack.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.deliver.fetch_add(1, Ordering::Relaxed);
+            self.count_unacked(m);
+        }
+        if m.redelivered {
+            c.redeliver.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// basic.get handed out `m`.
+    pub fn on_got(&self, no_ack: bool, m: &QueuedMessage) {
+        let c = &self.counters;
+        if no_ack {
+            c.get_no_ack.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.get.fetch_add(1, Ordering::Relaxed);
+            self.count_unacked(m);
+        }
+        if m.redelivered {
+            c.redeliver.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn count_unacked(&self, m: &QueuedMessage) {
+        self.counters.unacked.fetch_add(1, Ordering::Relaxed);
+        self.counters.unacked_bytes.fetch_add(m.message.body.len() as u64, Ordering::Relaxed);
+    }
+
+    /// An unacknowledged delivery of `m` (from `on_delivered` or `on_got`
+    /// without no_ack) was settled: acked (`ack`), requeued or rejected.
+    #[inline]
+    pub fn on_settled(&self, m: &QueuedMessage, ack: bool) {
+        let c = &self.counters;
+        c.unacked.fetch_sub(1, Ordering::Relaxed);
+        c.unacked_bytes.fetch_sub(m.message.body.len() as u64, Ordering::Relaxed);
+        if ack {
+            c.ack.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages delivered with manual ack (or got without no_ack) and not
+    /// yet acked, rejected or requeued (RabbitMQ's
+    /// `messages_unacknowledged`).
+    pub fn unacked_count(&self) -> u32 {
+        self.counters.unacked.load(Ordering::Relaxed)
+    }
+
+    /// RabbitMQ's `message_stats` of this queue and its byte totals (body
+    /// bytes, as RabbitMQ counts `message_bytes`).
+    pub fn stats(&self) -> QueueStats {
+        let (publish, ready, ready_bytes) = {
+            let st = self.state.lock();
+            let tail_bytes = st.tail.as_ref().map(|t| t.bytes).unwrap_or(0);
+            (st.published, Self::total_len(&st), st.ready.bytes + tail_bytes)
+        };
+        let c = &self.counters;
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let unacked_bytes = l(&c.unacked_bytes);
+        QueueStats {
+            publish,
+            deliver: l(&c.deliver),
+            deliver_no_ack: l(&c.deliver_no_ack),
+            get: l(&c.get),
+            get_no_ack: l(&c.get_no_ack),
+            ack: l(&c.ack),
+            redeliver: l(&c.redeliver),
+            message_bytes: ready_bytes + unacked_bytes,
+            message_bytes_ready: ready_bytes,
+            message_bytes_unacknowledged: unacked_bytes,
+            messages_ready: ready,
+            messages_unacknowledged: c.unacked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The consumers, in the order they are served (highest priority first).
+    pub fn consumer_details(&self) -> Vec<ConsumerInfo> {
+        let st = self.state.lock();
+        st.consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ConsumerInfo {
+                consumer_tag: c.tag.clone(),
+                connection_id: c.connection_id,
+                channel: c.channel,
+                ack_required: !c.no_ack,
+                prefetch_count: c.prefetch,
+                exclusive: c.exclusive,
+                priority: c.priority,
+                arguments: c.arguments.clone(),
+                // With single-active-consumer only the first one receives.
+                active: c.is_active() && (!self.args.single_active_consumer || i == 0),
+            })
+            .collect()
+    }
+}
+
+/// One consumer as `Queue::consumer_details` lists it (RabbitMQ's
+/// `consumer_details`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsumerInfo {
+    pub consumer_tag: String,
+    pub connection_id: ConnectionId,
+    pub channel: ChannelId,
+    pub ack_required: bool,
+    /// The per-consumer prefetch (0: none).
+    pub prefetch_count: u32,
+    pub exclusive: bool,
+    /// `x-priority` (0 without it).
+    pub priority: i32,
+    pub arguments: FieldTable,
+    /// Receives messages now (false for the waiting ones of a
+    /// single-active-consumer queue).
+    pub active: bool,
 }
