@@ -161,12 +161,12 @@ impl Exchange {
         }
     }
 
-    /// A publish to this exchange; `routed`: it reached at least one queue.
-    #[inline]
-    pub fn count_publish(&self, routed: bool) {
-        self.counters.publish_in.fetch_add(1, Ordering::Relaxed);
-        if routed {
-            self.counters.publish_out.fetch_add(1, Ordering::Relaxed);
+    /// `publish_in` publishes to this exchange, of which `publish_out`
+    /// reached at least one queue. Connections add theirs once per batch.
+    pub fn add_publishes(&self, publish_in: u64, publish_out: u64) {
+        self.counters.publish_in.fetch_add(publish_in, Ordering::Relaxed);
+        if publish_out != 0 {
+            self.counters.publish_out.fetch_add(publish_out, Ordering::Relaxed);
         }
     }
 

@@ -108,7 +108,10 @@ impl Vhost {
     /// Checks and routes one publish (see the module doc).
     pub fn publish(&self, p: Publish<'_>, sink: &Sink<'_>) -> AmqpResult<Published> {
         let accepted = self.accept_publish(p)?;
-        self.enqueue_accepted(accepted, sink)
+        let exchange = Arc::clone(&accepted.exchange);
+        let out = self.enqueue_accepted(accepted, sink)?;
+        exchange.add_publishes(1, !out.queues.is_empty() as u64);
+        Ok(out)
     }
 
     /// Every check basic.publish makes before routing, in RabbitMQ's order,
@@ -169,6 +172,8 @@ impl Vhost {
     /// Routes an accepted message and offers it to every queue it reaches;
     /// what those queues push out (overflow, TTL) is dead-lettered here.
     #[inline]
+    /// The caller counts the publish on the exchange (`Exchange::add_publishes`;
+    /// a connection does once per batch).
     pub fn enqueue_accepted(&self, a: Accepted, sink: &Sink<'_>) -> AmqpResult<Published> {
         let Accepted { exchange, message, extra_keys, mandatory } = a;
         let routing_key = utf8(&message.routing_key).map_err(during_publish)?;
@@ -184,7 +189,6 @@ impl Vhost {
         for k in &extra_keys {
             self.route(&exchange, &message, k, &mut out.queues);
         }
-        exchange.count_publish(!out.queues.is_empty());
         if out.queues.is_empty() {
             if mandatory {
                 out.returned = Some(message);

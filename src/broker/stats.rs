@@ -149,6 +149,39 @@ pub struct DeliveryCounters {
     pub(crate) unacked_bytes: AtomicU64,
 }
 
+/// Deliveries one connection wrote from one queue in a batch, added to the
+/// queue's counters at once (`Queue::add_delivered`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// With manual ack: these are unacknowledged now.
+    pub deliver: u64,
+    pub deliver_no_ack: u64,
+    pub redeliver: u64,
+    /// Body bytes of the manual-ack ones.
+    pub unacked_bytes: u64,
+}
+
+impl Delivered {
+    #[inline]
+    pub fn count(&mut self, no_ack: bool, m: &crate::message::QueuedMessage) {
+        if no_ack {
+            self.deliver_no_ack += 1;
+        } else {
+            self.deliver += 1;
+            self.unacked_bytes += m.message.body.len() as u64;
+        }
+        self.redeliver += m.redelivered as u64;
+    }
+}
+
+/// Settled deliveries of one queue, added at once (`Queue::add_settled`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settled {
+    pub count: u32,
+    pub bytes: u64,
+    pub acked: u64,
+}
+
 /// `Exchange::stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExchangeStats {

@@ -32,6 +32,7 @@ use super::handshake::{
 };
 use crate::broker::alarms::AlarmSet;
 use crate::broker::consumer::{Outbox, OutboxItem};
+use crate::broker::exchange::Exchange;
 use crate::broker::permissions::Access;
 use crate::broker::queue::Queue;
 use crate::broker::registry::{ConnectionEntry, ConnectionState, NewConnection, Registration};
@@ -145,6 +146,9 @@ pub(super) struct Session {
     /// Message counts of the current batch, added to the broker's and the
     /// vhost's totals when it ends (`leave`).
     pub(super) counts: MessageCounts,
+    /// The exchange published to in this batch, with its publish_in and
+    /// publish_out counts not yet added to it.
+    pub(super) exchange_counts: Option<(Arc<Exchange>, u64, u64)>,
     pub(super) vhost: Option<Arc<Vhost>>,
     pub(super) user: String,
     /// The user's permissions in `vhost` (none until connection.open).
@@ -420,6 +424,7 @@ impl Session {
             id,
             registration,
             counts: MessageCounts::default(),
+            exchange_counts: None,
             frame_max: config.frame_max,
             channel_max: config.channel_max,
             heartbeat: 0,
@@ -484,6 +489,7 @@ impl Session {
         for ch in channels.values() {
             ch.publish_stats();
         }
+        self.flush_exchange_counts();
         if !self.counts.is_zero() {
             let counts = std::mem::take(&mut self.counts);
             self.broker.add_message_counts(self.vhost.as_deref(), &counts);

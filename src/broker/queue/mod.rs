@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use super::args::{Overflow, QueueArgs, QueueType};
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
-use super::stats::{DeliveryCounters, QueueStats};
+use super::stats::{Delivered, DeliveryCounters, QueueStats, Settled};
 use super::timers::Timers;
 use crate::clock::Clock;
 use crate::ids::{ChannelId, ConnectionId, StoreTicket};
@@ -649,17 +649,27 @@ impl Queue {
     /// A consumer's connection wrote a delivery of `m` (`no_ack`: the
     /// consumer does not ack). Relaxed atomics: the counts are totals that
     /// readers sample, ordered by nothing.
-    #[inline]
     pub fn on_delivered(&self, no_ack: bool, m: &QueuedMessage) {
+        let mut d = Delivered::default();
+        d.count(no_ack, m);
+        self.add_delivered(&d);
+    }
+
+    /// What a connection wrote from this queue in one batch (its
+    /// deliveries counted with `Delivered::count`).
+    pub fn add_delivered(&self, d: &Delivered) {
         let c = &self.counters;
-        if no_ack {
-            c.deliver_no_ack.fetch_add(1, Ordering::Relaxed);
-        } else {
-            c.deliver.fetch_add(1, Ordering::Relaxed);
-            self.count_unacked(m);
-        }
-        if m.redelivered {
-            c.redeliver.fetch_add(1, Ordering::Relaxed);
+        let add = |a: &std::sync::atomic::AtomicU64, v: u64| {
+            if v != 0 {
+                a.fetch_add(v, Ordering::Relaxed);
+            }
+        };
+        add(&c.deliver_no_ack, d.deliver_no_ack);
+        add(&c.redeliver, d.redeliver);
+        if d.deliver != 0 {
+            c.deliver.fetch_add(d.deliver, Ordering::Relaxed);
+            c.unacked.fetch_add(d.deliver as u32, Ordering::Relaxed);
+            c.unacked_bytes.fetch_add(d.unacked_bytes, Ordering::Relaxed);
         }
     }
 
@@ -685,13 +695,17 @@ impl Queue {
 
     /// An unacknowledged delivery of `m` (from `on_delivered` or `on_got`
     /// without no_ack) was settled: acked (`ack`), requeued or rejected.
-    #[inline]
     pub fn on_settled(&self, m: &QueuedMessage, ack: bool) {
+        self.add_settled(&Settled { count: 1, bytes: m.message.body.len() as u64, acked: ack as u64 });
+    }
+
+    /// Unacknowledged deliveries of this queue settled at once.
+    pub fn add_settled(&self, s: &Settled) {
         let c = &self.counters;
-        c.unacked.fetch_sub(1, Ordering::Relaxed);
-        c.unacked_bytes.fetch_sub(m.message.body.len() as u64, Ordering::Relaxed);
-        if ack {
-            c.ack.fetch_add(1, Ordering::Relaxed);
+        c.unacked.fetch_sub(s.count, Ordering::Relaxed);
+        c.unacked_bytes.fetch_sub(s.bytes, Ordering::Relaxed);
+        if s.acked != 0 {
+            c.ack.fetch_add(s.acked, Ordering::Relaxed);
         }
     }
 

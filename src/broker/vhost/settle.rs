@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use super::Vhost;
+use smallvec::SmallVec;
+
 use crate::broker::queue::{DeadLetters, Queue, Settle, Unsettled};
+use crate::broker::stats::Settled;
 use crate::message::QueuedMessage;
 
 impl Vhost {
@@ -14,8 +17,20 @@ impl Vhost {
     /// once and its messages keep their order.
     pub fn settle(&self, deliveries: impl IntoIterator<Item = Unsettled>, how: Settle) {
         let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+        // The queues' unacked counts go down once per queue and call, not
+        // once per delivery (a multiple ack settles hundreds).
+        let mut settled: SmallVec<[(Arc<Queue>, Settled); 2]> = SmallVec::new();
         for d in deliveries {
-            d.queue.on_settled(&d.message, how == Settle::Ack);
+            let s = match settled.iter_mut().rev().find(|(q, _)| Arc::ptr_eq(q, &d.queue)) {
+                Some((_, s)) => s,
+                None => {
+                    settled.push((Arc::clone(&d.queue), Settled::default()));
+                    &mut settled.last_mut().expect("just pushed").1
+                }
+            };
+            s.count += 1;
+            s.bytes += d.message.message.body.len() as u64;
+            s.acked += (how == Settle::Ack) as u64;
             if let Some(c) = &d.consumer {
                 c.settled();
             }
@@ -27,6 +42,9 @@ impl Vhost {
                 Some((_, list)) => list.push(d.message),
                 None => groups.push((d.queue, vec![d.message])),
             }
+        }
+        for (q, s) in &settled {
+            q.add_settled(s);
         }
         for (q, messages) in groups {
             let mut dead = DeadLetters::default();
