@@ -270,7 +270,8 @@ mod tests {
     fn rabbitmq_conf_applies_unless_given_explicitly() {
         let conf = "# a node's rabbitmq.conf\nlisteners.tcp.default = 127.0.0.1:5999\ndefault_user = alice\n\
                     default_pass = s3cret\nload_definitions = /etc/rabbitmq/defs.json\nloopback_users.guest = false\n\
-                    vm_memory_high_watermark.absolute = 2GB\nmanagement.tcp.port = 15672\n";
+                    vm_memory_high_watermark.absolute = 2GB\nmanagement.tcp.port = 15999\nmanagement.tcp.ip = 127.0.0.1\n\
+                    prometheus.tcp.port = 0\nmqtt.listeners.tcp.default = 1883\n";
         let mut c = Config::default();
         let ignored = c.apply_rabbitmq_conf(conf, &|id| id == "default_user").unwrap();
         assert_eq!(c.port, 5999);
@@ -280,7 +281,10 @@ mod tests {
         assert_eq!(c.definitions, Some(PathBuf::from("/etc/rabbitmq/defs.json")));
         assert!(!c.guest_loopback_only);
         assert_eq!(c.memory_high_watermark, 2e9, "RabbitMQ reads GB as 10^9 bytes");
-        assert_eq!(ignored, vec!["management.tcp.port"]);
+        assert_eq!(c.management_port, Some(15999));
+        assert_eq!(c.management_bind, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        assert_eq!(c.prometheus_port, None, "0 turns it off");
+        assert_eq!(ignored, vec!["mqtt.listeners.tcp.default"]);
         assert!(Config::default().apply_rabbitmq_conf("no equals sign", &|_| false).is_err());
         assert!(Config::default().apply_rabbitmq_conf("listeners.tcp.default = x", &|_| false).is_err());
         let mut c = Config::default();

@@ -9,8 +9,10 @@
 //!   clock); `driver` runs it over a socket, `harness` over byte literals.
 //! - [`broker`]: the routing core and its rules — vhosts (registry, declare,
 //!   route, settle, definitions), basic.publish's rules (`Vhost::publish`),
-//!   exchanges, bindings, queues and their deadlines, consumers, permissions.
-//!   No sockets, no frame layouts, nothing from `protocol`.
+//!   exchanges, bindings, queues and their deadlines, consumers, permissions,
+//!   the registry of open connections and channels and the message counters
+//!   the management API reads. No sockets, no frame layouts, nothing from
+//!   `protocol`.
 //! - `http` (crate-private): the second front end, RabbitMQ's management
 //!   HTTP API on axum (auth and tags, paging, RabbitMQ's JSON and errors)
 //!   and the embedded web UI, over the same broker operations as `protocol`.

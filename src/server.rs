@@ -53,7 +53,13 @@ impl Server {
         let alarm_tx = Arc::new(alarm_tx);
         let limit = config.memory_limit();
         let disk_limit = config.disk_free_limit.bytes();
-        let ctx = ConnectionContext { broker: Arc::clone(&broker), config: Arc::new(config), shutdown: stop_rx, alarm };
+        let ctx = ConnectionContext {
+            broker: Arc::clone(&broker),
+            config: Arc::new(config),
+            shutdown: stop_rx,
+            alarm,
+            local: addr,
+        };
         tokio::spawn(memory_monitor(limit, Arc::clone(&alarm_tx), ctx.shutdown.clone()));
         if let Some(store) = broker.store() {
             tokio::spawn(disk_monitor(Arc::clone(store), disk_limit, alarm_tx, ctx.shutdown.clone()));

@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
+use amq_protocol::types::FieldTable;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
@@ -59,6 +60,8 @@ pub struct Consumer {
     pub priority: i32,
     /// Per-consumer prefetch (basic.qos global=false at consume time); 0 = none.
     pub prefetch: u32,
+    /// basic.consume's arguments, as given (for the management API).
+    pub arguments: FieldTable,
     unacked: AtomicU32,
     pending: AtomicU32,
     pub channel_limit: Arc<ChannelLimit>,
@@ -80,6 +83,8 @@ pub struct NewConsumer {
     pub priority: i32,
     /// The channel's basic.qos global=false prefetch at consume time; 0 = none.
     pub prefetch: u32,
+    /// basic.consume's arguments.
+    pub arguments: FieldTable,
     pub channel_limit: Arc<ChannelLimit>,
     pub outbox: Arc<Outbox>,
 }
@@ -95,6 +100,7 @@ impl Consumer {
             exclusive,
             priority,
             prefetch,
+            arguments,
             channel_limit,
             outbox,
         } = c;
@@ -107,6 +113,7 @@ impl Consumer {
             exclusive,
             priority,
             prefetch,
+            arguments,
             unacked: AtomicU32::new(0),
             pending: AtomicU32::new(0),
             channel_limit,

@@ -5,6 +5,7 @@
 //! loads the current snapshot without locking; a bind or unbind copies the
 //! table, changes the copy and swaps it in (writers serialise on a mutex).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 use super::headers::{headers_match, Headers};
 use super::policy::{Applied, PolicySet};
 use super::queue::Queue;
+use super::stats::ExchangeStats;
 use super::topic::TopicPattern;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +108,16 @@ pub struct Exchange {
     policy: ArcSwap<ExchangePolicy>,
     bindings: ArcSwap<BindingTable>,
     write: Mutex<()>,
+    /// publish_in / publish_out (relaxed; see `stats.rs`), on their own
+    /// cache line: every publisher to this exchange writes them.
+    counters: ExchangeCounters,
+}
+
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct ExchangeCounters {
+    publish_in: AtomicU64,
+    publish_out: AtomicU64,
 }
 
 /// What a message offers to routing. Its headers are indexed (raw, never
@@ -161,6 +173,24 @@ impl Exchange {
             arguments,
             bindings: ArcSwap::from_pointee(BindingTable::default()),
             write: Mutex::new(()),
+            counters: ExchangeCounters::default(),
+        }
+    }
+
+    /// `publish_in` publishes to this exchange, of which `publish_out`
+    /// reached at least one queue. Connections add theirs once per batch.
+    pub fn add_publishes(&self, publish_in: u64, publish_out: u64) {
+        self.counters.publish_in.fetch_add(publish_in, Ordering::Relaxed);
+        if publish_out != 0 {
+            self.counters.publish_out.fetch_add(publish_out, Ordering::Relaxed);
+        }
+    }
+
+    /// RabbitMQ's exchange `message_stats`.
+    pub fn stats(&self) -> ExchangeStats {
+        ExchangeStats {
+            publish_in: self.counters.publish_in.load(Ordering::Relaxed),
+            publish_out: self.counters.publish_out.load(Ordering::Relaxed),
         }
     }
 

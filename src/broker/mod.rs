@@ -16,6 +16,8 @@ pub mod permissions;
 pub mod policy;
 pub mod publish;
 pub mod queue;
+pub mod registry;
+pub mod stats;
 pub mod timers;
 pub mod topic;
 pub mod users;
@@ -35,6 +37,9 @@ use crate::Config;
 pub use error::{AmqpError, AmqpResult, ReplyCode, Scope};
 pub use permissions::{Access, Permissions};
 use policy::{Policy, PolicyKind};
+pub use registry::{ChannelInfo, ConnectionInfo, ConnectionState, Registry};
+use stats::MessageStats;
+pub use stats::{ExchangeStats, GlobalStats, MessageCounts, QueueStats};
 pub use users::User;
 pub use vhost::Vhost;
 
@@ -73,6 +78,10 @@ pub struct Broker {
     /// Woken when a queue registers a deadline earlier than any other of
     /// its vhost: the timer task then sleeps less.
     timers_changed: Arc<tokio::sync::Notify>,
+    /// The open connections and channels (for the management API).
+    registry: Arc<Registry>,
+    /// Message totals, added to by connections once per batch.
+    stats: MessageStats,
 }
 
 /// Where replies to one direct reply-to consumer go.
@@ -159,6 +168,8 @@ impl Broker {
             clock,
             timers_changed: Arc::default(),
             queue_memory_budget: u64::MAX,
+            registry: Arc::default(),
+            stats: MessageStats::default(),
         }
     }
 
@@ -471,6 +482,62 @@ impl Broker {
     /// What `user` may do in `vhost`, for one connection.
     pub fn access(&self, user: &str, vhost: &str) -> Access {
         self.permissions.access(user, vhost)
+    }
+
+    /// The registry connections register with (`protocol/` does, when a
+    /// socket is accepted).
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Every open connection, from accept to end, by id.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        self.registry.connections()
+    }
+
+    /// Every open channel of every connection.
+    pub fn channels(&self) -> Vec<ChannelInfo> {
+        self.registry.channels()
+    }
+
+    /// Makes connection `id` send connection.close 320 `CONNECTION_FORCED -
+    /// <reason>` (what RabbitMQ sends when the management API closes a
+    /// connection) and end. False if there is no such connection.
+    pub fn close_connection(&self, id: ConnectionId, reason: &str) -> bool {
+        self.registry.close(id, reason)
+    }
+
+    /// Closes every connection open on `vhost` (it is being deleted);
+    /// returns how many were asked to close.
+    pub fn close_connections_of_vhost(&self, vhost: &str, reason: &str) -> usize {
+        self.registry.close_where(reason, |c| c.vhost == vhost)
+    }
+
+    /// Closes every connection of `user` (it is being deleted).
+    pub fn close_connections_of_user(&self, user: &str, reason: &str) -> usize {
+        self.registry.close_where(reason, |c| c.user == user)
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.registry.connection_count()
+    }
+
+    pub fn channel_count(&self) -> usize {
+        self.registry.channel_count()
+    }
+
+    /// Adds a connection's counts of one batch to the broker's totals and
+    /// its vhost's.
+    pub fn add_message_counts(&self, vhost: Option<&Vhost>, c: &MessageCounts) {
+        self.stats.add(c);
+        if let Some(v) = vhost {
+            v.add_message_counts(c);
+        }
+    }
+
+    /// Broker-wide message totals and connection/channel churn.
+    pub fn global_stats(&self) -> GlobalStats {
+        GlobalStats::from_counts(self.stats.snapshot(), self.registry.churn())
     }
 
     pub fn next_connection_id(&self) -> ConnectionId {

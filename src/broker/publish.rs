@@ -108,7 +108,10 @@ impl Vhost {
     /// Checks and routes one publish (see the module doc).
     pub fn publish(&self, p: Publish<'_>, sink: &Sink<'_>) -> AmqpResult<Published> {
         let accepted = self.accept_publish(p)?;
-        self.enqueue_accepted(accepted, sink)
+        let exchange = Arc::clone(&accepted.exchange);
+        let out = self.enqueue_accepted(accepted, sink)?;
+        exchange.add_publishes(1, !out.queues.is_empty() as u64);
+        Ok(out)
     }
 
     /// Every check basic.publish makes before routing, in RabbitMQ's order,
@@ -169,6 +172,8 @@ impl Vhost {
     /// Routes an accepted message and offers it to every queue it reaches;
     /// what those queues push out (overflow, TTL) is dead-lettered here.
     #[inline]
+    /// The caller counts the publish on the exchange (`Exchange::add_publishes`;
+    /// a connection does once per batch).
     pub fn enqueue_accepted(&self, a: Accepted, sink: &Sink<'_>) -> AmqpResult<Published> {
         let Accepted { exchange, message, extra_keys, mandatory } = a;
         let routing_key = utf8(&message.routing_key).map_err(during_publish)?;
@@ -481,6 +486,24 @@ mod tests {
         // A reply to a consumer that is gone is simply unroutable.
         p.replies.unregister(&key);
         assert!(p.publish(&v, "", &address, &AMQPProperties::default()).unwrap().is_unroutable());
+    }
+
+    #[test]
+    fn exchanges_and_queues_count_publishes_in_and_out() {
+        let v = Vhost::new("/", None);
+        queue(&v, "a", FieldTable::default());
+        v.queue_bind("a", "amq.direct", "k", &FieldTable::default(), ConnectionId(1)).unwrap();
+        let mut p = Publisher::new();
+        for rk in ["k", "k", "none"] {
+            p.publish(&v, "amq.direct", rk, &AMQPProperties::default()).unwrap();
+        }
+        p.publish(&v, "", "a", &AMQPProperties::default()).unwrap();
+        let direct = v.exchange("amq.direct").unwrap().stats();
+        assert_eq!((direct.publish_in, direct.publish_out), (3, 2));
+        let default = v.exchange("").unwrap().stats();
+        assert_eq!((default.publish_in, default.publish_out), (1, 1));
+        let q = v.queue("a").unwrap().stats();
+        assert_eq!((q.publish, q.messages_ready, q.message_bytes_ready), (3, 3, 12));
     }
 
     #[test]

@@ -3,11 +3,13 @@
 //! awaiting acks, consumers and prefetch.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::content::Content;
 use crate::broker::consumer::{ChannelLimit, Consumer};
 use crate::broker::queue::Queue;
+use crate::broker::registry::{publish_u32, ChannelRegistration, CHANNEL_CLOSING, CHANNEL_CONFIRM, CHANNEL_TX};
 use crate::broker::FastMap;
 use crate::ids::{ChannelId, DeliveryTag, PublishSeq};
 use crate::message::{Message, QueuedMessage};
@@ -118,10 +120,13 @@ pub(crate) struct Channel {
     pub last_queue: Option<String>,
     /// A direct reply-to consumer: (consumer tag, reply key).
     pub reply_consumer: Option<(String, String)>,
+    /// Lists the channel in its connection's registry entry until dropped;
+    /// `publish_stats` keeps what it shows current.
+    pub registration: ChannelRegistration,
 }
 
 impl Channel {
-    pub(super) fn new(id: ChannelId) -> Self {
+    pub(super) fn new(id: ChannelId, registration: ChannelRegistration) -> Self {
         Channel {
             id,
             state: ChannelState::Open,
@@ -134,6 +139,27 @@ impl Channel {
             limit: Arc::new(ChannelLimit::default()),
             last_queue: None,
             reply_consumer: None,
+            registration,
+        }
+    }
+
+    /// Stores what the registry shows of this channel (once per batch; a
+    /// value that did not change is not written).
+    pub(super) fn publish_stats(&self) {
+        let e = self.registration.entry();
+        publish_u32(&e.consumer_count, self.consumers.len() as u32 + self.reply_consumer.is_some() as u32);
+        publish_u32(&e.unacked, self.unacked.len() as u32);
+        publish_u32(&e.prefetch_count, self.consumer_prefetch);
+        publish_u32(&e.global_prefetch_count, self.limit.limit.load(Ordering::Relaxed));
+        let (mode, unconfirmed) = match &self.mode {
+            ChannelMode::Plain => (0, 0),
+            ChannelMode::Confirm(c) => (CHANNEL_CONFIRM, (c.published.get() - c.confirmed.get()) as u32),
+            ChannelMode::Tx(_) => (CHANNEL_TX, 0),
+        };
+        publish_u32(&e.unconfirmed, unconfirmed);
+        let mode = mode | if self.state == ChannelState::Closing { CHANNEL_CLOSING } else { 0 };
+        if e.mode.load(Ordering::Relaxed) != mode {
+            e.mode.store(mode, Ordering::Relaxed);
         }
     }
 

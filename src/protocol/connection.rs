@@ -32,8 +32,11 @@ use super::handshake::{
 };
 use crate::broker::alarms::AlarmSet;
 use crate::broker::consumer::{Outbox, OutboxItem};
+use crate::broker::exchange::Exchange;
 use crate::broker::permissions::Access;
 use crate::broker::queue::Queue;
+use crate::broker::registry::{ConnectionEntry, ConnectionState, NewConnection, Registration};
+use crate::broker::stats::MessageCounts;
 use crate::broker::vhost::Vhost;
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, Scope};
 use crate::clock::Clock;
@@ -103,6 +106,10 @@ pub enum Event {
     Alarms(AlarmSet),
     /// The broker is shutting down: close with 320 CONNECTION_FORCED.
     Shutdown,
+    /// Someone asked this connection to close (`Broker::close_connection`):
+    /// close with 320 `CONNECTION_FORCED - <reason>`, the reason taken from
+    /// the connection's registry entry.
+    ForceClose,
     /// The socket is gone (end of stream, or a read or write failed).
     Closed,
 }
@@ -112,6 +119,8 @@ pub struct ConnectionParams {
     pub broker: Arc<Broker>,
     pub config: Arc<Config>,
     pub peer: SocketAddr,
+    /// Our end of the socket (the connection's name shows both).
+    pub local: SocketAddr,
     /// The alarms on when the connection starts.
     pub alarms: AlarmSet,
 }
@@ -132,6 +141,14 @@ pub(super) struct Session {
     pub(super) config: Arc<Config>,
     pub(super) peer: SocketAddr,
     pub(super) phase: Phase,
+    /// Lists the connection in the broker's registry until dropped.
+    pub(super) registration: Registration,
+    /// Message counts of the current batch, added to the broker's and the
+    /// vhost's totals when it ends (`leave`).
+    pub(super) counts: MessageCounts,
+    /// The exchange published to in this batch, with its publish_in and
+    /// publish_out counts not yet added to it.
+    pub(super) exchange_counts: Option<(Arc<Exchange>, u64, u64)>,
     pub(super) vhost: Option<Arc<Vhost>>,
     pub(super) user: String,
     /// The user's permissions in `vhost` (none until connection.open).
@@ -197,6 +214,12 @@ impl Connection {
         &self.session.outbox
     }
 
+    /// This connection's entry in the broker's registry: the driver counts
+    /// socket bytes into it and waits on its close request.
+    pub fn registry_entry(&self) -> &Arc<ConnectionEntry> {
+        self.session.registration.entry()
+    }
+
     /// The read buffer to read into (followed by `handle_read`), and what
     /// may be written now: disjoint borrows, so one `select!` can poll both.
     pub fn io(&mut self) -> (&mut BytesMut, &[u8]) {
@@ -256,21 +279,11 @@ impl Connection {
                     }
                 }
             }
-            Event::Shutdown => match s.phase {
-                Phase::Open => {
-                    // A held reply never goes out: the client gets the
-                    // close instead of an ok that was not yet true.
-                    if let Some(h) = s.hold.take() {
-                        s.wbuf.truncate(h.from);
-                    }
-                    s.begin_close(AmqpError::new(
-                        ReplyCode::ConnectionForced,
-                        "broker forced connection closure with reason 'shutdown'",
-                    ));
-                }
-                Phase::Header { .. } | Phase::Handshake { .. } => s.phase = Phase::Ended,
-                Phase::Closing { .. } | Phase::Draining { .. } | Phase::Ended => {}
-            },
+            Event::Shutdown => s.force_close("broker forced connection closure with reason 'shutdown'"),
+            Event::ForceClose => {
+                let reason = s.registration.entry().take_close_reason();
+                s.force_close(reason.as_deref().unwrap_or("Closed via management plugin"));
+            }
             Event::Closed => s.phase = Phase::Ended,
         }
         self.end_batch();
@@ -391,6 +404,7 @@ impl Connection {
         } else {
             self.session.refresh_read_clock();
         }
+        self.session.publish_stats(&self.channels);
     }
 }
 
@@ -402,9 +416,15 @@ impl Drop for Connection {
 
 impl Session {
     fn new(params: ConnectionParams, now: Instant) -> Session {
-        let ConnectionParams { broker, config, peer, alarms } = params;
+        let ConnectionParams { broker, config, peer, local, alarms } = params;
+        let id = broker.next_connection_id();
+        let registration =
+            broker.registry().register(NewConnection { id, peer, local, connected_at: broker.clock().unix_millis() });
         Session {
-            id: broker.next_connection_id(),
+            id,
+            registration,
+            counts: MessageCounts::default(),
+            exchange_counts: None,
             frame_max: config.frame_max,
             channel_max: config.channel_max,
             heartbeat: 0,
@@ -432,6 +452,47 @@ impl Session {
             now,
             last_read: now,
             last_write: now,
+        }
+    }
+
+    /// Closes with 320 CONNECTION_FORCED (broker shutdown, or a close asked
+    /// for through the registry); a connection not open yet just ends.
+    fn force_close(&mut self, reason: &str) {
+        match self.phase {
+            Phase::Open => {
+                // A held reply never goes out: the client gets the
+                // close instead of an ok that was not yet true.
+                if let Some(h) = self.hold.take() {
+                    self.wbuf.truncate(h.from);
+                }
+                self.begin_close(AmqpError::new(ReplyCode::ConnectionForced, reason));
+            }
+            Phase::Header { .. } | Phase::Handshake { .. } => self.phase = Phase::Ended,
+            Phase::Closing { .. } | Phase::Draining { .. } | Phase::Ended => {}
+        }
+    }
+
+    /// The end of every call: what the registry shows of this connection
+    /// and its channels (each stored only if it changed), and the batch's
+    /// message counts added to the totals.
+    fn publish_stats(&mut self, channels: &Channels) {
+        let state = match self.phase {
+            Phase::Header { .. } | Phase::Handshake { step: Step::StartOk, .. } => ConnectionState::Starting,
+            Phase::Handshake { step: Step::TuneOk, .. } => ConnectionState::Tuning,
+            Phase::Handshake { step: Step::Open, .. } => ConnectionState::Opening,
+            Phase::Open if self.alarms.any() && self.is_publisher => ConnectionState::Blocked,
+            Phase::Open if self.alarms.any() => ConnectionState::Blocking,
+            Phase::Open => ConnectionState::Running,
+            Phase::Closing { .. } | Phase::Draining { .. } | Phase::Ended => ConnectionState::Closing,
+        };
+        self.registration.entry().set_state(state);
+        for ch in channels.values() {
+            ch.publish_stats();
+        }
+        self.flush_exchange_counts();
+        if !self.counts.is_zero() {
+            let counts = std::mem::take(&mut self.counts);
+            self.broker.add_message_counts(self.vhost.as_deref(), &counts);
         }
     }
 

@@ -15,6 +15,7 @@ use super::errors::short;
 use crate::broker::consumer::OutboxItem;
 use crate::broker::exchange::Destination;
 use crate::broker::queue::Queue;
+use crate::broker::stats::Delivered;
 use crate::broker::{AmqpError, ReplyCode};
 use crate::ids::ChannelId;
 use crate::message::QueuedMessage;
@@ -120,6 +121,9 @@ impl Session {
                     continue;
                 }
                 let multiple = !nack && upto.get() - c.confirmed.get() > 1;
+                if !nack {
+                    self.counts.confirmed += upto.get() - c.confirmed.get();
+                }
                 codec::write_confirm(&mut self.wbuf, ch.id.get(), upto.get(), multiple, nack);
                 c.confirmed = upto;
             }
@@ -170,15 +174,21 @@ impl Session {
                 }
                 self.backlog.extend(self.scratch.drain(..));
             }
-            let mut touched: Vec<Arc<Queue>> = Vec::new();
+            // The queues delivered from, with what was delivered (added to
+            // each queue's counters once, after the loop).
+            let mut touched: Vec<(Arc<Queue>, Delivered)> = Vec::new();
             while self.wbuf.len() < WRITE_BUFFER_CAP {
                 let Some(item) = self.backlog.pop_front() else { break };
                 match item {
                     OutboxItem::Deliver { consumer, message } => {
                         consumer.written();
-                        if !touched.iter().any(|q| Arc::ptr_eq(q, &consumer.queue)) {
-                            touched.push(Arc::clone(&consumer.queue));
-                        }
+                        let at = match touched.iter().position(|(q, _)| Arc::ptr_eq(q, &consumer.queue)) {
+                            Some(at) => at,
+                            None => {
+                                touched.push((Arc::clone(&consumer.queue), Delivered::default()));
+                                touched.len() - 1
+                            }
+                        };
                         // Cancel, channel close and queue deletion all
                         // deactivate the consumer, so one flag and one
                         // channel lookup tell whether it may still receive.
@@ -215,6 +225,8 @@ impl Session {
                             &message.message.body,
                             self.frame_max,
                         );
+                        self.counts.delivered += 1;
+                        touched[at].1.count(consumer.no_ack, &message);
                         if consumer.no_ack {
                             consumer.queue.log_ack(&message);
                         } else {
@@ -228,6 +240,7 @@ impl Session {
                         if ch.is_closing() || ch.reply_consumer.as_ref().is_none_or(|r| r.0 != consumer_tag) {
                             continue;
                         }
+                        self.counts.delivered += 1;
                         let tag = ch.take_delivery_tag();
                         codec::write_deliver(
                             &mut self.wbuf,
@@ -265,7 +278,8 @@ impl Session {
                 }
             }
             // Those consumers have room again.
-            for q in touched {
+            for (q, delivered) in touched {
+                q.add_delivered(&delivered);
                 q.dispatch();
             }
         }

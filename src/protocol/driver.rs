@@ -34,18 +34,25 @@ pub(crate) struct ConnectionContext {
     pub shutdown: watch::Receiver<bool>,
     /// The resource alarms: while any is on, connections that publish are blocked.
     pub alarm: watch::Receiver<AlarmSet>,
+    /// The listener's address.
+    pub local: SocketAddr,
 }
 
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
     let _ = stream.set_nodelay(true);
+    // The listener's address if the socket cannot say (it always can on
+    // a connected TCP socket).
+    let local = stream.local_addr().unwrap_or(ctx.local);
     let (mut rd, mut wr) = stream.into_split();
     let clock = ctx.broker.clock().clone();
     let mut shutdown = ctx.shutdown.clone();
     let mut alarm = ctx.alarm.clone();
     let mut alarm_open = true;
     let alarms = *alarm.borrow();
-    let mut conn = Connection::new(ConnectionParams { broker: ctx.broker, config: ctx.config, peer, alarms });
+    let mut conn = Connection::new(ConnectionParams { broker: ctx.broker, config: ctx.config, peer, local, alarms });
     let outbox = Arc::clone(conn.outbox());
+    // Socket counters and the close request (`Broker::close_connection`).
+    let entry = Arc::clone(conn.registry_entry());
     conn.io().0.reserve(IDLE_READ_BUFFER);
 
     // Whether the last read filled all the room it had: then traffic is
@@ -95,10 +102,15 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionCo
                     conn.handle_event(Event::Shutdown, clock.now());
                 }
             }
+            _ = entry.close_requested(), if !shutting_down => {
+                shutting_down = true;
+                conn.handle_event(Event::ForceClose, clock.now());
+            }
             r = rd.read_buf(rbuf), if reading => {
                 match r {
                     Ok(0) | Err(_) => conn.handle_event(Event::Closed, clock.now()),
                     Ok(n) => {
+                        entry.add_recv(n);
                         read_filled = n >= room_before;
                         conn.handle_read(clock.now());
                     }
@@ -107,7 +119,10 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionCo
             w = wr.write(out), if !out.is_empty() && !half_closed => {
                 match w {
                     Ok(0) | Err(_) => conn.handle_event(Event::Closed, clock.now()),
-                    Ok(n) => conn.handle_written(n, clock.now()),
+                    Ok(n) => {
+                        entry.add_send(n);
+                        conn.handle_written(n, clock.now());
+                    }
                 }
             }
             _ = outbox.notified(), if room => conn.handle_event(Event::OutboxWoken, clock.now()),

@@ -165,6 +165,7 @@ impl Session {
         };
         match user {
             Ok(u) => {
+                self.registration.entry().set_login(&u.name, &mechanism, ok.client_properties.clone());
                 self.user = u.name;
                 self.set_step(Step::TuneOk);
                 self.send(
@@ -204,6 +205,7 @@ impl Session {
         self.frame_max = ok.frame_max;
         self.channel_max = if ok.channel_max == 0 { self.config.channel_max } else { ok.channel_max };
         self.heartbeat = ok.heartbeat;
+        self.registration.entry().set_tuned(self.frame_max, self.channel_max, self.heartbeat);
         self.set_step(Step::Open);
         Ok(Next::Continue)
     }
@@ -219,6 +221,7 @@ impl Session {
             Some(v) => {
                 self.access = self.broker.access(&self.user, name);
                 self.vhost = Some(v);
+                self.registration.entry().set_vhost(name);
                 self.phase = Phase::Open;
                 self.send(0, AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})));
                 tracing::debug!(peer = %self.peer, user = %self.user, vhost = name, "connection open");

@@ -28,7 +28,8 @@ impl Harness {
     /// Time is `broker`'s clock: a manual one lets `advance` move it.
     pub fn new(broker: Arc<Broker>, config: Arc<Config>) -> Harness {
         let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000));
-        let conn = Connection::new(ConnectionParams { broker, config, peer, alarms: Default::default() });
+        let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 5672));
+        let conn = Connection::new(ConnectionParams { broker, config, peer, local, alarms: Default::default() });
         Harness { conn, out: BytesMut::new(), ended: false }
     }
 

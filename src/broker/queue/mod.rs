@@ -9,6 +9,7 @@ mod ready;
 #[cfg(test)]
 mod tests;
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 
@@ -19,6 +20,7 @@ use super::args::{Overflow, QueueArgs, QueueType};
 use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
 use super::policy::{Applied, PolicySet};
+use super::stats::{Delivered, DeliveryCounters, QueueStats, Settled};
 use super::timers::Timers;
 use crate::clock::Clock;
 use crate::ids::{ChannelId, ConnectionId, StoreTicket};
@@ -49,6 +51,9 @@ pub struct Queue {
     /// Where this queue registers its next deadline (its vhost's heap), and
     /// itself as the heap names it. Unset for a queue outside a vhost.
     timers: Option<(Arc<Timers>, Weak<Queue>)>,
+    /// Deliveries, gets, acks and the unacknowledged count, written by the
+    /// connections that deliver and settle (see `stats.rs`).
+    counters: DeliveryCounters,
     state: Mutex<QueueState>,
 }
 
@@ -84,6 +89,9 @@ struct QueueState {
     /// The earliest deadline this queue has in its vhost's timer heap and
     /// that has not fired yet.
     timer: Option<u64>,
+    /// Messages enqueued (RabbitMQ's `publish`), counted under the lock
+    /// the enqueue holds anyway.
+    published: u64,
     /// What the queue does now: its arguments under its policies. Inside
     /// the lock every operation takes anyway, so a policy change costs the
     /// hot path nothing.
@@ -189,6 +197,7 @@ impl Queue {
             paging: None,
             clock,
             timers: None,
+            counters: DeliveryCounters::default(),
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels),
                 tail: None,
@@ -200,6 +209,7 @@ impl Queue {
                 paging_failed: false,
                 timer: None,
                 settings,
+                published: 0,
             }),
         }
     }
@@ -426,6 +436,7 @@ impl Queue {
             delivery_count: 0,
         };
         self.store_ready(&mut st, m);
+        st.published += 1;
         if !reject {
             self.drop_head_locked(&mut st, dead);
         }
@@ -727,4 +738,141 @@ impl Queue {
     pub fn is_deleted(&self) -> bool {
         self.state.lock().deleted
     }
+
+    /// A consumer's connection wrote a delivery of `m` (`no_ack`: the
+    /// consumer does not ack). Relaxed atomics: the counts are totals that
+    /// readers sample, ordered by nothing.
+    pub fn on_delivered(&self, no_ack: bool, m: &QueuedMessage) {
+        let mut d = Delivered::default();
+        d.count(no_ack, m);
+        self.add_delivered(&d);
+    }
+
+    /// What a connection wrote from this queue in one batch (its
+    /// deliveries counted with `Delivered::count`).
+    pub fn add_delivered(&self, d: &Delivered) {
+        let c = &self.counters;
+        let add = |a: &std::sync::atomic::AtomicU64, v: u64| {
+            if v != 0 {
+                a.fetch_add(v, Ordering::Relaxed);
+            }
+        };
+        add(&c.deliver_no_ack, d.deliver_no_ack);
+        add(&c.redeliver, d.redeliver);
+        if d.deliver != 0 {
+            c.deliver.fetch_add(d.deliver, Ordering::Relaxed);
+            c.unacked.fetch_add(d.deliver as u32, Ordering::Relaxed);
+            c.unacked_bytes.fetch_add(d.unacked_bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// basic.get handed out `m`.
+    pub fn on_got(&self, no_ack: bool, m: &QueuedMessage) {
+        let c = &self.counters;
+        if no_ack {
+            c.get_no_ack.fetch_add(1, Ordering::Relaxed);
+        } else {
+            c.get.fetch_add(1, Ordering::Relaxed);
+            self.count_unacked(m);
+        }
+        if m.redelivered {
+            c.redeliver.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[inline]
+    fn count_unacked(&self, m: &QueuedMessage) {
+        self.counters.unacked.fetch_add(1, Ordering::Relaxed);
+        self.counters.unacked_bytes.fetch_add(m.message.body.len() as u64, Ordering::Relaxed);
+    }
+
+    /// An unacknowledged delivery of `m` (from `on_delivered` or `on_got`
+    /// without no_ack) was settled: acked (`ack`), requeued or rejected.
+    pub fn on_settled(&self, m: &QueuedMessage, ack: bool) {
+        self.add_settled(&Settled { count: 1, bytes: m.message.body.len() as u64, acked: ack as u64 });
+    }
+
+    /// Unacknowledged deliveries of this queue settled at once.
+    pub fn add_settled(&self, s: &Settled) {
+        let c = &self.counters;
+        c.unacked.fetch_sub(s.count, Ordering::Relaxed);
+        c.unacked_bytes.fetch_sub(s.bytes, Ordering::Relaxed);
+        if s.acked != 0 {
+            c.ack.fetch_add(s.acked, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages delivered with manual ack (or got without no_ack) and not
+    /// yet acked, rejected or requeued (RabbitMQ's
+    /// `messages_unacknowledged`).
+    pub fn unacked_count(&self) -> u32 {
+        self.counters.unacked.load(Ordering::Relaxed)
+    }
+
+    /// RabbitMQ's `message_stats` of this queue and its byte totals (body
+    /// bytes, as RabbitMQ counts `message_bytes`).
+    pub fn stats(&self) -> QueueStats {
+        let (publish, ready, ready_bytes) = {
+            let st = self.state.lock();
+            let tail_bytes = st.tail.as_ref().map(|t| t.bytes).unwrap_or(0);
+            (st.published, Self::total_len(&st), st.ready.bytes + tail_bytes)
+        };
+        let c = &self.counters;
+        let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let unacked_bytes = l(&c.unacked_bytes);
+        QueueStats {
+            publish,
+            deliver: l(&c.deliver),
+            deliver_no_ack: l(&c.deliver_no_ack),
+            get: l(&c.get),
+            get_no_ack: l(&c.get_no_ack),
+            ack: l(&c.ack),
+            redeliver: l(&c.redeliver),
+            message_bytes: ready_bytes + unacked_bytes,
+            message_bytes_ready: ready_bytes,
+            message_bytes_unacknowledged: unacked_bytes,
+            messages_ready: ready,
+            messages_unacknowledged: c.unacked.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The consumers, in the order they are served (highest priority first).
+    pub fn consumer_details(&self) -> Vec<ConsumerInfo> {
+        let st = self.state.lock();
+        st.consumers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ConsumerInfo {
+                consumer_tag: c.tag.clone(),
+                connection_id: c.connection_id,
+                channel: c.channel,
+                ack_required: !c.no_ack,
+                prefetch_count: c.prefetch,
+                exclusive: c.exclusive,
+                priority: c.priority,
+                arguments: c.arguments.clone(),
+                // With single-active-consumer only the first one receives.
+                active: c.is_active() && (!self.args.single_active_consumer || i == 0),
+            })
+            .collect()
+    }
+}
+
+/// One consumer as `Queue::consumer_details` lists it (RabbitMQ's
+/// `consumer_details`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsumerInfo {
+    pub consumer_tag: String,
+    pub connection_id: ConnectionId,
+    pub channel: ChannelId,
+    pub ack_required: bool,
+    /// The per-consumer prefetch (0: none).
+    pub prefetch_count: u32,
+    pub exclusive: bool,
+    /// `x-priority` (0 without it).
+    pub priority: i32,
+    pub arguments: FieldTable,
+    /// Receives messages now (false for the waiting ones of a
+    /// single-active-consumer queue).
+    pub active: bool,
 }

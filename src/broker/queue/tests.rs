@@ -34,6 +34,7 @@ fn consumer(q: &Arc<Queue>, tag: &str, prefetch: u32, outbox: &Arc<Outbox>) -> A
         exclusive: false,
         priority: 0,
         prefetch,
+        arguments: FieldTable::default(),
         channel_limit: Arc::new(ChannelLimit::default()),
         outbox: Arc::clone(outbox),
     }))
@@ -99,6 +100,31 @@ fn round_robin_with_prefetch_and_requeue_order() {
 }
 
 #[test]
+fn consumer_details_and_delivery_counters() {
+    let q = Arc::new(Queue::new(plain(None)));
+    let outbox = Arc::new(Outbox::default());
+    let a = consumer(&q, "a", 5, &outbox);
+    q.add_consumer(Arc::clone(&a)).unwrap();
+    let d = q.consumer_details();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].consumer_tag.as_str(), d[0].ack_required, d[0].prefetch_count, d[0].active), ("a", true, 5, true));
+    assert_eq!((d[0].connection_id, d[0].channel, d[0].exclusive), (ConnectionId(1), ChannelId(1), false));
+    q.enqueue(msg(b"xy"), None, &mut DeadLetters::default());
+    let mut items = Vec::new();
+    outbox.drain_into(&mut items);
+    let Some(OutboxItem::Deliver { message, .. }) = items.pop() else { panic!("no delivery") };
+    // The connection counts what it wrote.
+    q.on_delivered(false, &message);
+    let s = q.stats();
+    assert_eq!((s.publish, s.deliver, s.deliver_no_ack, q.unacked_count()), (1, 1, 0, 1));
+    assert_eq!((s.message_bytes_unacknowledged, s.message_bytes_ready), (2, 0));
+    q.on_settled(&message, true);
+    assert_eq!((q.unacked_count(), q.stats().ack), (0, 1));
+    q.remove_consumer(ConnectionId(1), ChannelId(1), "a");
+    assert!(q.consumer_details().is_empty());
+}
+
+#[test]
 fn exclusive_consumer_and_owner() {
     let q = Arc::new(Queue::new(plain(Some(ConnectionId(7)))));
     assert!(q.check_exclusive(ConnectionId(7)).is_ok());
@@ -113,6 +139,7 @@ fn exclusive_consumer_and_owner() {
         exclusive,
         priority: 0,
         prefetch: 0,
+        arguments: Default::default(),
         channel_limit: Default::default(),
         outbox: Arc::clone(&outbox),
     };

@@ -64,6 +64,7 @@ fn consumer(q: &Arc<crate::broker::queue::Queue>, outbox: Arc<Outbox>) -> Consum
         exclusive: false,
         priority: 0,
         prefetch: 0,
+        arguments: Default::default(),
         channel_limit: Default::default(),
         outbox,
     })

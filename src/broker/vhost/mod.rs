@@ -19,6 +19,7 @@ mod settle;
 #[cfg(test)]
 mod expiry_tests;
 
+use crate::broker::stats::{MessageCounts, MessageStats};
 use std::sync::Arc;
 
 use amq_protocol::types::FieldTable;
@@ -63,9 +64,21 @@ pub struct Vhost {
     policies: ArcSwap<PolicySet>,
     /// Serialises policy changes (load, change, store, re-apply).
     policy_write: parking_lot::Mutex<()>,
+    /// This vhost's message totals, added to by its connections once per batch.
+    stats: MessageStats,
 }
 
 impl Vhost {
+    /// Adds a connection's counts of one batch (see `stats.rs`).
+    pub fn add_message_counts(&self, c: &MessageCounts) {
+        self.stats.add(c);
+    }
+
+    /// This vhost's message totals (RabbitMQ's per-vhost `message_stats`).
+    pub fn message_stats(&self) -> MessageCounts {
+        self.stats.snapshot()
+    }
+
     /// A vhost on the process clock (for tests and tools).
     pub fn new(name: &str, store: Option<Arc<Store>>) -> Self {
         Self::with_def(VhostDef::named(name), store, Clock::real(), Arc::default())
@@ -91,6 +104,7 @@ impl Vhost {
             queue_memory_budget: u64::MAX,
             policies: ArcSwap::default(),
             policy_write: parking_lot::Mutex::new(()),
+            stats: MessageStats::default(),
         };
         let none = FieldTable::default();
         for (xname, kind, internal) in [

@@ -5,7 +5,10 @@
 use std::sync::Arc;
 
 use super::Vhost;
+use smallvec::SmallVec;
+
 use crate::broker::queue::{DeadLetters, Queue, Settle, Unsettled};
+use crate::broker::stats::Settled;
 use crate::message::QueuedMessage;
 
 impl Vhost {
@@ -14,7 +17,20 @@ impl Vhost {
     /// once and its messages keep their order.
     pub fn settle(&self, deliveries: impl IntoIterator<Item = Unsettled>, how: Settle) {
         let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+        // The queues' unacked counts go down once per queue and call, not
+        // once per delivery (a multiple ack settles hundreds).
+        let mut settled: SmallVec<[(Arc<Queue>, Settled); 2]> = SmallVec::new();
         for d in deliveries {
+            let s = match settled.iter_mut().rev().find(|(q, _)| Arc::ptr_eq(q, &d.queue)) {
+                Some((_, s)) => s,
+                None => {
+                    settled.push((Arc::clone(&d.queue), Settled::default()));
+                    &mut settled.last_mut().expect("just pushed").1
+                }
+            };
+            s.count += 1;
+            s.bytes += d.message.message.body.len() as u64;
+            s.acked += (how == Settle::Ack) as u64;
             if let Some(c) = &d.consumer {
                 c.settled();
             }
@@ -26,6 +42,9 @@ impl Vhost {
                 Some((_, list)) => list.push(d.message),
                 None => groups.push((d.queue, vec![d.message])),
             }
+        }
+        for (q, s) in &settled {
+            q.add_settled(s);
         }
         for (q, messages) in groups {
             let mut dead = DeadLetters::default();
@@ -52,6 +71,38 @@ mod tests {
 
     fn unsettled(q: &Arc<Queue>, ms: Vec<QueuedMessage>) -> Vec<Unsettled> {
         ms.into_iter().map(|message| Unsettled { queue: Arc::clone(q), consumer: None, message }).collect()
+    }
+
+    #[test]
+    fn unacked_count_and_counters_follow_gets_and_settles() {
+        let v = Vhost::new("/", None);
+        declare_q(&v, "q");
+        let q = v.queue("q").unwrap();
+        for body in ["1", "22", "333"] {
+            let m = Message::new(Bytes::new(), Bytes::from_static(b"q"), Bytes::from_static(&[0, 0]), body.into());
+            q.enqueue(Arc::new(m), None, &mut DeadLetters::default());
+        }
+        let mut got = take(&q);
+        let no_ack = got.pop().unwrap();
+        q.on_got(true, &no_ack);
+        for m in &got {
+            q.on_got(false, m);
+        }
+        assert_eq!(q.unacked_count(), 2);
+        let s = q.stats();
+        assert_eq!((s.get, s.get_no_ack, s.publish, s.messages_ready), (2, 1, 3, 0));
+        assert_eq!((s.message_bytes_unacknowledged, s.message_bytes), (3, 3));
+        let second = got.pop().unwrap();
+        v.settle(unsettled(&q, vec![second]), Settle::Requeue);
+        assert_eq!((q.unacked_count(), q.message_count()), (1, 1));
+        v.settle(unsettled(&q, got), Settle::Ack);
+        assert_eq!(q.unacked_count(), 0);
+        // The requeued one comes back redelivered.
+        let again = take(&q);
+        q.on_got(false, &again[0]);
+        v.settle(unsettled(&q, again), Settle::Ack);
+        let s = q.stats();
+        assert_eq!((s.ack, s.redeliver, s.get, s.messages_unacknowledged, s.message_bytes), (2, 1, 3, 0, 0));
     }
 
     #[test]

@@ -117,6 +117,7 @@ impl Session {
                     exclusive: c.exclusive,
                     priority: consumer_priority(&c.arguments, &name, &vhost.name)?,
                     prefetch: ch.consumer_prefetch,
+                    arguments: c.arguments.clone(),
                     channel_limit: Arc::clone(&ch.limit),
                     outbox: Arc::clone(&self.outbox),
                 }));
@@ -179,6 +180,8 @@ impl Session {
                         );
                         let props = delivery_properties(&q, &m);
                         codec::write_content(&mut self.wbuf, id, &props, &m.message.body, self.frame_max);
+                        self.counts.delivered += 1;
+                        q.on_got(g.no_ack, &m);
                         if g.no_ack {
                             q.log_ack(&m);
                         } else {
@@ -251,6 +254,9 @@ impl Session {
     /// settles its own); the queues are kicked at the end of the batch.
     pub(in crate::protocol) fn settle_all(&mut self, entries: Vec<Unacked>, how: Settle) {
         let Some(v) = self.vhost.clone() else { return };
+        if how == Settle::Ack {
+            self.counts.acknowledged += entries.len() as u64;
+        }
         let kick = &mut self.kick;
         v.settle(
             entries.into_iter().map(|u| {

@@ -31,7 +31,7 @@ impl Session {
                 self.channel_max
             )));
         }
-        channels.insert(id, Channel::new(id));
+        channels.insert(id, Channel::new(id, self.registration.add_channel(id)));
         self.send(id.get(), AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
         Ok(())
     }
