@@ -46,7 +46,16 @@ impl Server {
             None => None,
         };
         let management_addr = management.as_ref().map(TcpListener::local_addr).transpose()?;
-        let prometheus_addr: Option<SocketAddr> = None;
+        let prometheus = match config.prometheus_port {
+            Some(port) => Some(TcpListener::bind((management_bind, port)).await.map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen for Prometheus on {management_bind}:{port}: {e} (--prometheus-port 0 turns it off)"),
+                )
+            })?),
+            None => None,
+        };
+        let prometheus_addr = prometheus.as_ref().map(TcpListener::local_addr).transpose()?;
         let broker = Arc::new(Broker::open(&config).map_err(std::io::Error::other)?);
         let (stop, stop_rx) = watch::channel(false);
         let (alarm_tx, alarm) = watch::channel(AlarmSet::default());
@@ -64,12 +73,12 @@ impl Server {
         if let Some(store) = broker.store() {
             tokio::spawn(disk_monitor(Arc::clone(store), disk_limit, alarm_tx, ctx.shutdown.clone()));
         }
-        if let Some(http) = management {
+        if management.is_some() || prometheus.is_some() {
             let mut listeners = vec![crate::http::Listener { protocol: "amqp", addr }];
             listeners.extend(management_addr.map(|addr| crate::http::Listener { protocol: "http", addr }));
             listeners.extend(prometheus_addr.map(|addr| crate::http::Listener { protocol: "http/prometheus", addr }));
             let api = crate::http::Api::new(Arc::clone(&broker), Arc::clone(&ctx.config), ctx.alarm.clone(), listeners);
-            tokio::spawn(crate::http::serve(http, api, ctx.shutdown.clone()));
+            tokio::spawn(crate::http::serve(management, prometheus, api, ctx.shutdown.clone()));
         }
         let accept_task = tokio::spawn(accept_loop(listener, ctx));
         Ok(Server {

@@ -593,8 +593,8 @@ async fn policies_set_over_http_apply_to_live_queues() {
             api.json(&pp),
             json!({"vhost": "/", "name": pol, "pattern": format!("^{q2}$"), "apply-to": "queues", "definition": {"max-length": 2}, "priority": 1})
         );
-        let got = settled(&api, &qp, "messages", json!(2));
-        assert_eq!(got["policy"], json!(pol));
+        settled(&api, &qp, "messages", json!(2));
+        let got = settled(&api, &qp, "policy", json!(pol));
         assert_eq!(got["effective_policy_definition"], json!({"max-length": 2}));
         let r = api.put(&format!("/api/policies/%2F/{pol}-bad"), &json!({"pattern": "x", "definition": {"max-length": "x"}}));
         assert_eq!(r.status, 400);
@@ -605,8 +605,8 @@ async fn policies_set_over_http_apply_to_live_queues() {
         assert_eq!((r.status, r.json()), (404, json!({"error": "not_found", "reason": "vhost_not_found"})));
         let opp = format!("/api/operator-policies/%2F/{op}");
         assert_eq!(api.put(&opp, &json!({"pattern": format!("^{q2}$"), "definition": {"max-length": 1}})).status, 201);
-        let got = settled(&api, &qp, "messages", json!(1));
-        assert_eq!(got["operator_policy"], json!(op));
+        settled(&api, &qp, "messages", json!(1));
+        let got = settled(&api, &qp, "operator_policy", json!(op));
         assert_eq!(got["effective_policy_definition"]["max-length"], json!(1), "the stricter value wins");
         assert!(api.json("/api/policies/%2F").as_array().unwrap().iter().any(|p| p["name"] == pol));
         assert!(api.json("/api/definitions")["policies"].as_array().unwrap().iter().any(|p| p["name"] == pol));
@@ -624,4 +624,169 @@ async fn policies_set_over_http_apply_to_live_queues() {
     let q2 = q.clone();
     blocking(move || settled(&api, &format!("/api/queues/%2F/{q2}"), "messages", json!(4))).await;
     cleanup_queue(&m.broker, &q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_channels_and_consumers_are_listed_and_a_connection_closed_with_the_reason() {
+    let m = mgmt().await;
+    let q = unique("cq");
+    let props = lapin::ConnectionProperties::default().with_connection_name("mgmt-test-conn".into());
+    let conn = within(lapin::Connection::connect(&m.broker.uri(), props)).await.unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.basic_qos(7, BasicQosOptions::default()).await.unwrap();
+    declare_queue(&ch, &q).await;
+    let (_pc, pch) = connect_confirm_channel(&m.broker).await;
+    publish_confirmed(&pch, "", &q, b"held").await;
+    let mut consumer = ch
+        .basic_consume(q.as_str().into(), "ctag-mgmt".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    use futures_lite::StreamExt;
+    let delivery = within(consumer.next()).await.unwrap().unwrap();
+    let api = m.api.as_user("guest", "guest");
+    let q2 = q.clone();
+    let name = blocking(move || {
+        let qp = format!("/api/queues/%2F/{q2}");
+        settled(&api, &qp, "messages_unacknowledged", json!(1));
+        let c = settled(&api, &qp, "consumers", json!(1));
+        assert_eq!((c["messages_ready"].clone(), c["messages"].clone()), (json!(0), json!(1)));
+        assert_eq!(c["consumer_details"][0]["consumer_tag"], json!("ctag-mgmt"));
+        assert_eq!(c["consumer_details"][0]["prefetch_count"], json!(7));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let conn = loop {
+            let all = api.json("/api/connections");
+            let found = all.as_array().unwrap().iter().find(|c| c["user_provided_name"] == "mgmt-test-conn").cloned();
+            if let Some(c) = found.filter(|c| c["channels"] == json!(1)) {
+                break c;
+            }
+            assert!(std::time::Instant::now() < deadline, "connection not listed: {all}");
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        };
+        for k in [
+            "name",
+            "user",
+            "vhost",
+            "state",
+            "client_properties",
+            "peer_host",
+            "peer_port",
+            "port",
+            "protocol",
+            "channels",
+            "recv_oct",
+            "send_oct",
+            "timeout",
+            "frame_max",
+            "connected_at",
+        ] {
+            assert!(conn.get(k).is_some(), "connection field {k}");
+        }
+        assert_eq!(
+            (conn["user"].as_str(), conn["vhost"].as_str(), conn["state"].as_str()),
+            (Some("guest"), Some("/"), Some("running"))
+        );
+        let name = conn["name"].as_str().unwrap().to_owned();
+        assert!(name.contains(" -> "), "RabbitMQ's connection name: {name}");
+        assert_eq!(api.json(&format!("/api/connections/{}", seg(&name)))["name"], json!(name));
+        let chans = api.json(&format!("/api/connections/{}/channels", seg(&name)));
+        assert_eq!(chans.as_array().unwrap().len(), 1);
+        assert_eq!(chans[0]["name"], json!(format!("{name} (1)")));
+        assert_eq!(chans[0]["prefetch_count"], json!(7));
+        assert_eq!(chans[0]["consumer_count"], json!(1));
+        assert_eq!(chans[0]["messages_unacknowledged"], json!(1));
+        let consumers = api.json("/api/consumers/%2F");
+        let c = consumers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["consumer_tag"] == "ctag-mgmt")
+            .expect("consumer listed")
+            .clone();
+        assert_eq!(c["queue"], json!({"name": q2, "vhost": "/"}));
+        assert_eq!(c["channel_details"]["connection_name"], json!(name));
+        assert_eq!(c["ack_required"], json!(true));
+        let overview = api.json("/api/overview");
+        assert!(overview["object_totals"]["connections"].as_u64().unwrap() >= 2);
+        assert!(overview["object_totals"]["channels"].as_u64().unwrap() >= 2);
+        name
+    })
+    .await;
+    delivery.ack(BasicAckOptions::default()).await.unwrap();
+    let api = m.api.as_user("guest", "guest");
+    let q2 = q.clone();
+    let n2 = name.clone();
+    blocking(move || {
+        settled(&api, &format!("/api/queues/%2F/{q2}"), "messages_unacknowledged", json!(0));
+        let stats = api.json(&format!("/api/queues/%2F/{q2}"))["message_stats"].clone();
+        assert_eq!(
+            (stats["publish"].clone(), stats["deliver"].clone(), stats["ack"].clone()),
+            (json!(1), json!(1), json!(1))
+        );
+        let r = api.delete_with(&format!("/api/connections/{}", seg(&n2)), &[("X-Reason", "maintenance window")]);
+        assert_eq!(r.status, 204, "{}", r.text);
+    })
+    .await;
+    let mut ev = events(&conn);
+    let closed = within(next_error(&mut ev)).await;
+    let (code, text) = amqp_error(&closed.unwrap_err());
+    assert_eq!((code, text.as_str()), (320, "CONNECTION_FORCED - maintenance window"));
+    let api = m.api.as_user("guest", "guest");
+    blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while api.get(&format!("/api/connections/{}", seg(&name))).status != 404 {
+            assert!(std::time::Instant::now() < deadline, "the closed connection is still listed");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    })
+    .await;
+    cleanup_queue(&m.broker, &q).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_use_rabbitmqs_names() {
+    if external() {
+        return;
+    }
+    let broker = broker_with(|c| {
+        c.management_port = Some(0);
+        c.prometheus_port = Some(0);
+    })
+    .await;
+    let server = broker.server().unwrap();
+    let metrics = format!("http://{}", server.prometheus_addr().unwrap());
+    let api = Http::new(&format!("http://{}", server.management_addr().unwrap()), Some(("guest", "guest")));
+    let (_c, ch) = connect_confirm_channel(&broker).await;
+    let q = unique("prom");
+    declare_queue(&ch, &q).await;
+    publish_confirmed(&ch, "", &q, b"one").await;
+    publish_confirmed(&ch, "", "no-such-queue-anywhere", b"dropped").await;
+    let q2 = q.clone();
+    blocking(move || {
+        let plain = Http::new(&metrics, None);
+        let r = plain.get("/metrics");
+        assert_eq!(r.status, 200);
+        assert!(r.header("content-type").unwrap().starts_with("text/plain; version=0.0.4"));
+        let value = |text: &str, series: &str| -> f64 {
+            let line = text.lines().find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '));
+            line.unwrap_or_else(|| panic!("no {series} in:\n{text}")).rsplit(' ').next().unwrap().parse().unwrap()
+        };
+        let t = r.text;
+        assert_eq!(value(&t, "rabbitmq_connections"), 1.0);
+        assert_eq!(value(&t, "rabbitmq_channels"), 1.0);
+        assert!(value(&t, "rabbitmq_queues") >= 1.0);
+        assert!(value(&t, "rabbitmq_queue_messages_ready") >= 1.0);
+        assert_eq!(value(&t, "rabbitmq_global_messages_received_total"), 2.0);
+        assert_eq!(value(&t, "rabbitmq_global_messages_routed_total"), 1.0);
+        assert_eq!(value(&t, "rabbitmq_global_messages_unroutable_dropped_total"), 1.0);
+        assert_eq!(value(&t, "rabbitmq_global_messages_confirmed_total"), 2.0);
+        assert!(value(&t, "rabbitmq_process_resident_memory_bytes") > 1e6);
+        assert_eq!(value(&t, "rabbitmq_alarms_memory_used_watermark"), 0.0);
+        assert!(!t.contains(&format!("queue=\"{q2}\"")), "aggregated by default");
+        let per = plain.get("/metrics/per-object").text;
+        assert_eq!(value(&per, &format!("rabbitmq_queue_messages_ready{{vhost=\"/\",queue=\"{q2}\"}}")), 1.0);
+        assert_eq!(value(&per, &format!("rabbitmq_queue_messages_published_total{{vhost=\"/\",queue=\"{q2}\"}}")), 1.0);
+        // The management API's overview agrees.
+        assert_eq!(api.json("/api/overview")["message_stats"]["publish"], json!(2));
+    })
+    .await;
 }

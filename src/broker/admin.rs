@@ -35,6 +35,7 @@ impl Broker {
         }
         self.permissions.clear_user(name);
         self.record(DefChange::DeleteUser { name: name.to_owned() });
+        self.close_connections_of_user(name, &format!("user '{name}' was deleted"));
         true
     }
 
@@ -66,6 +67,7 @@ impl Broker {
         }
         self.permissions.clear_vhost(name);
         self.record(DefChange::DeleteVhost { name: name.to_owned() });
+        self.close_connections_of_vhost(name, &format!("vhost '{name}' is deleted"));
         true
     }
 }

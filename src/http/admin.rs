@@ -20,7 +20,7 @@ pub(crate) async fn vhosts(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let visible: Vec<_> = api.broker.vhosts().into_iter().filter(|v| caller.can_see(&api, &v.name)).collect();
-    Ok(Json(q.answer(visible, |v| views::vhost(&api.node, v))?))
+    Ok(Json(q.answer(visible, |v| views::vhost(&api, v))?))
 }
 
 pub(crate) async fn vhost(State(api): State<Api>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
@@ -28,7 +28,7 @@ pub(crate) async fn vhost(State(api): State<Api>, caller: Caller, Path(name): Pa
     if !caller.can_see(&api, &name) {
         return Err(ApiError::not_found());
     }
-    Ok(Json(views::vhost(&api.node, &v)))
+    Ok(Json(views::vhost(&api, &v)))
 }
 
 #[derive(Deserialize, Default)]

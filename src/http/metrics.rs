@@ -15,15 +15,9 @@ use axum::Router;
 
 use super::Api;
 
-/// One metric family: `# HELP`, `# TYPE`, then samples.
-struct Family<'a> {
-    out: &'a mut String,
-}
-
-impl Family<'_> {
-    fn head(out: &mut String, name: &str, kind: &str, help: &str) {
-        let _ = writeln!(out, "# TYPE {name} {kind}\n# HELP {name} {help}");
-    }
+/// A metric family's `# TYPE` and `# HELP` lines; its samples follow.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# TYPE {name} {kind}\n# HELP {name} {help}");
 }
 
 fn escape(v: &str) -> String {
@@ -46,7 +40,7 @@ fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
 }
 
 fn single(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
-    Family::head(out, name, kind, help);
+    head(out, name, kind, help);
     sample(out, name, &[], value);
 }
 
@@ -57,14 +51,14 @@ fn render(api: &Api, per_object: bool) -> String {
     let mut out = String::with_capacity(16 * 1024);
     let g = b.global_stats();
     let node = api.node.to_string();
-    Family::head(&mut out, "rabbitmq_identity_info", "gauge", "RabbitMQ node & cluster identity info");
+    head(&mut out, "rabbitmq_identity_info", "gauge", "RabbitMQ node & cluster identity info");
     sample(
         &mut out,
         "rabbitmq_identity_info",
         &[("rabbitmq_node", &node), ("rabbitmq_cluster", &node), ("rabbitmq_cluster_permanent_id", &node)],
         1.0,
     );
-    Family::head(&mut out, "rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info");
+    head(&mut out, "rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info");
     sample(
         &mut out,
         "rabbitmq_build_info",
@@ -124,11 +118,15 @@ fn render(api: &Api, per_object: bool) -> String {
             let s = q.stats();
             let ready = s.messages_ready as f64;
             let unacked = s.messages_unacknowledged as f64;
-            (q.vhost.clone(), q.name.clone(), [ready, unacked, ready + unacked, q.consumer_count() as f64, s.message_bytes as f64])
+            (
+                q.vhost.clone(),
+                q.name.clone(),
+                [ready, unacked, ready + unacked, q.consumer_count() as f64, s.message_bytes as f64],
+            )
         })
         .collect();
     for (i, (name, help)) in families.iter().enumerate() {
-        Family::head(&mut out, name, "gauge", help);
+        head(&mut out, name, "gauge", help);
         if per_object {
             for (vhost, queue, v) in &rows {
                 sample(&mut out, name, &[("vhost", vhost), ("queue", queue)], v[i]);
@@ -144,7 +142,7 @@ fn render(api: &Api, per_object: bool) -> String {
             ("rabbitmq_queue_messages_acked_total", "Total number of messages acknowledged by consumers", 2),
             ("rabbitmq_queue_messages_redelivered_total", "Total number of messages redelivered to consumers", 3),
         ] {
-            Family::head(&mut out, name, "counter", help);
+            head(&mut out, name, "counter", help);
             for q in &queues {
                 let s = q.stats();
                 let v = [s.publish, s.deliver + s.deliver_no_ack + s.get + s.get_no_ack, s.ack, s.redeliver][pick];
@@ -211,8 +209,5 @@ async fn per_object(State(api): State<Api>) -> impl IntoResponse {
 }
 
 pub(crate) fn router(api: Api) -> Router {
-    Router::new()
-        .route("/metrics", get(aggregated))
-        .route("/metrics/per-object", get(per_object))
-        .with_state(api)
+    Router::new().route("/metrics", get(aggregated)).route("/metrics/per-object", get(per_object)).with_state(api)
 }

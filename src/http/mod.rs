@@ -16,13 +16,16 @@
 
 mod admin;
 mod auth;
+mod connections;
 mod definitions;
 mod error;
 mod health;
+mod metrics;
 mod objects;
 mod overview;
 mod paging;
 mod policies;
+mod rates;
 mod ui;
 mod views;
 
@@ -56,6 +59,8 @@ pub(crate) struct Api {
     pub(crate) started: Instant,
     /// RabbitMQ's node name, `rabbit@HOST`.
     pub(crate) node: Arc<str>,
+    /// The message and byte rates of the last sample.
+    pub(crate) rates: Arc<rates::Rates>,
 }
 
 #[derive(Clone, Debug)]
@@ -78,6 +83,7 @@ impl Api {
             listeners: Arc::new(listeners),
             started: Instant::now(),
             node: node_name().into(),
+            rates: Arc::default(),
         }
     }
 
@@ -188,6 +194,15 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/queues/{vhost}/{name}/contents", axum::routing::delete(objects::purge))
         .route("/queues/{vhost}/{name}/get", post(objects::get_messages))
         .route("/queues/{vhost}/{name}/messages", get(objects::peek))
+        .route("/connections", get(connections::connections))
+        .route("/connections/{name}", get(connections::connection).delete(connections::close))
+        .route("/connections/{name}/channels", get(connections::connection_channels))
+        .route("/vhosts/{vhost}/connections", get(connections::vhost_connections))
+        .route("/vhosts/{vhost}/channels", get(connections::vhost_channels))
+        .route("/channels", get(connections::channels))
+        .route("/channels/{name}", get(connections::channel))
+        .route("/consumers", get(connections::consumers))
+        .route("/consumers/{vhost}", get(connections::consumers_in))
         .route("/bindings", get(objects::bindings))
         .route("/bindings/{vhost}", get(objects::bindings_in))
         .route("/bindings/{vhost}/e/{source}/{kind}/{destination}", get(objects::binding_list).post(objects::bind))
@@ -249,9 +264,25 @@ async fn no_store(req: Request, next: axum::middleware::Next) -> axum::response:
     res
 }
 
-/// Serves the API on `listener` until `stop` flips.
-pub(crate) async fn serve(listener: TcpListener, api: Api, mut stop: watch::Receiver<bool>) {
-    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+/// Serves the API on `listener` (and the metrics on `metrics`), and
+/// samples the rates, until `stop` flips.
+pub(crate) async fn serve(
+    listener: Option<TcpListener>,
+    metrics: Option<TcpListener>,
+    api: Api,
+    stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(rates::run(Arc::clone(&api.rates), Arc::clone(&api.broker), stop.clone()));
+    if let Some(m) = metrics {
+        tokio::spawn(serve_router(m, metrics::router(api.clone()), stop.clone()));
+    }
+    if let Some(l) = listener {
+        serve_router(l, router(api), stop).await;
+    }
+}
+
+async fn serve_router(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let shutdown = async move {
         while !*stop.borrow_and_update() {
             if stop.changed().await.is_err() {
@@ -260,7 +291,7 @@ pub(crate) async fn serve(listener: TcpListener, api: Api, mut stop: watch::Rece
         }
     };
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
-        tracing::error!("management API stopped: {e}");
+        tracing::error!("HTTP listener stopped: {e}");
     }
 }
 

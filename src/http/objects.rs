@@ -25,8 +25,9 @@ use super::{created, Api, ApiError, ApiResult, Body};
 use crate::broker::exchange::Exchange;
 use crate::broker::permissions::Resource;
 use crate::broker::publish::{Publish, Sink};
-use crate::broker::queue::{DeadLetters, Queue, Settle};
+use crate::broker::queue::{DeadLetters, Queue, Settle, Unsettled};
 use crate::broker::vhost::{ExchangeDeclare, QueueDeclare};
+use crate::broker::MessageCounts;
 use crate::broker::{Access, Vhost};
 use crate::ids::ConnectionId;
 use crate::message::QueuedMessage;
@@ -86,7 +87,7 @@ pub(crate) async fn exchanges(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let list = exchanges_of(visible_vhosts(&api, &caller));
-    Ok(Json(q.answer(list, |x| views::exchange(&x.vhost.name, &x.item))?))
+    Ok(Json(q.answer(list, |x| views::exchange(&api, &x.vhost.name, &x.item))?))
 }
 
 pub(crate) async fn exchanges_in(
@@ -96,7 +97,7 @@ pub(crate) async fn exchanges_in(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let v = seen_vhost(&api, &caller, &vhost)?;
-    Ok(Json(q.answer(exchanges_of(vec![v]), |x| views::exchange(&x.vhost.name, &x.item))?))
+    Ok(Json(q.answer(exchanges_of(vec![v]), |x| views::exchange(&api, &x.vhost.name, &x.item))?))
 }
 
 pub(crate) async fn exchange(
@@ -106,7 +107,7 @@ pub(crate) async fn exchange(
 ) -> ApiResult<Json<Value>> {
     let v = seen_vhost(&api, &caller, &vhost)?;
     let x = v.exchange(exchange_name(&name))?;
-    let mut body = views::exchange(&v.name, &x);
+    let mut body = views::exchange(&api, &v.name, &x);
     body["incoming"] = json!([]);
     body["outgoing"] = json!([]);
     Ok(Json(body))
@@ -344,9 +345,22 @@ async fn publish_one(api: &Api, v: &Vhost, caller: &Caller, access: &mut Access,
         },
         &Sink { replies: api.broker.reply_targets(), waker: None },
     )?;
+    let routed = !published.is_unroutable();
+    // Counted as a connection counts its publishes (received, routed or
+    // dropped, the exchange's in and out).
+    if let Ok(x) = v.exchange(exchange) {
+        x.add_publishes(1, u64::from(routed));
+    }
+    let counts = MessageCounts {
+        received: 1,
+        routed: u64::from(routed),
+        unroutable_dropped: u64::from(!routed),
+        ..MessageCounts::default()
+    };
+    api.broker.add_message_counts(Some(v), &counts);
     let tickets: TicketRange = published.tickets;
     api.written(tickets).await?;
-    Ok(!published.is_unroutable() && !published.rejected)
+    Ok(routed && !published.rejected)
 }
 
 pub(crate) async fn publish(
@@ -395,7 +409,7 @@ pub(crate) async fn queues(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let list = queues_of(visible_vhosts(&api, &caller));
-    Ok(Json(q.answer(list, |x| views::queue(&api.node, &x.item))?))
+    Ok(Json(q.answer(list, |x| views::queue(&api, &x.item))?))
 }
 
 pub(crate) async fn queues_in(
@@ -405,7 +419,7 @@ pub(crate) async fn queues_in(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let v = seen_vhost(&api, &caller, &vhost)?;
-    Ok(Json(q.answer(queues_of(vec![v]), |x| views::queue(&api.node, &x.item))?))
+    Ok(Json(q.answer(queues_of(vec![v]), |x| views::queue(&api, &x.item))?))
 }
 
 pub(crate) async fn queue(
@@ -415,8 +429,14 @@ pub(crate) async fn queue(
 ) -> ApiResult<Json<Value>> {
     let v = seen_vhost(&api, &caller, &vhost)?;
     let q = v.queue(&name)?;
-    let mut body = views::queue(&api.node, &q);
-    body["consumer_details"] = json!([]);
+    let mut body = views::queue(&api, &q);
+    let conns = api.broker.connections();
+    let consumers: Vec<Value> = q
+        .consumer_details()
+        .iter()
+        .map(|c| views::consumer(&api, &q, c, conns.iter().find(|x| x.id == c.connection_id)))
+        .collect();
+    body["consumer_details"] = Value::Array(consumers);
     body["deliveries"] = json!([]);
     body["incoming"] = json!([]);
     Ok(Json(body))
@@ -597,15 +617,18 @@ pub(crate) async fn get_messages(
     }
     // All are taken before any goes back, as RabbitMQ's API does (its
     // channel closes after the gets): a requeued message is not got twice.
-    let mut dead = DeadLetters::default();
-    q.settle(taken, how, &mut dead);
-    if !dead.is_empty() {
-        v.dead_letter(&q, dead);
-    }
+    settle(&v, &q, taken, how);
     Ok(Json(Value::Array(out)))
 }
 
-/// Takes up to `count` messages with the count left after each.
+/// Settles what `take` took, as a channel settles its unacknowledged
+/// deliveries (counts, requeue order, dead-lettering).
+fn settle(v: &Vhost, q: &Arc<Queue>, taken: Vec<QueuedMessage>, how: Settle) {
+    v.settle(taken.into_iter().map(|message| Unsettled { queue: Arc::clone(q), consumer: None, message }), how);
+}
+
+/// Takes up to `count` messages with the count left after each (each a
+/// basic.get without no_ack, to be settled).
 fn take(v: &Vhost, q: &Queue, count: usize) -> (Vec<QueuedMessage>, Vec<u32>) {
     let (mut taken, mut remaining) = (Vec::new(), Vec::new());
     while taken.len() < count {
@@ -616,6 +639,7 @@ fn take(v: &Vhost, q: &Queue, count: usize) -> (Vec<QueuedMessage>, Vec<u32>) {
         }
         let Some((m, left)) = got else { break };
         q.log_delivered(&m);
+        q.on_got(false, &m);
         taken.push(m);
         remaining.push(left);
     }
@@ -687,7 +711,7 @@ pub(crate) async fn round_trip(
     let q = v.queue(queue)?;
     let (taken, _) = take(v, &q, 1);
     let back = taken.first().is_some_and(|m| &m.message.body[..] == payload);
-    q.settle(taken, Settle::Ack, &mut DeadLetters::default());
+    settle(v, &q, taken, Settle::Ack);
     Ok(back)
 }
 

@@ -6,7 +6,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::auth::{Caller, Level};
-use super::views::rate;
+use super::rates::Key;
+use super::views::{self, rate};
 use super::{Api, ApiError, ApiResult};
 
 /// The RabbitMQ release whose API (and definitions format) Warren speaks;
@@ -49,15 +50,38 @@ fn contexts(api: &Api) -> Value {
 
 pub(crate) async fn overview(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Value>> {
     let vhosts: Vec<_> = api.broker.vhosts().into_iter().filter(|v| caller.can_see(&api, &v.name)).collect();
-    let (mut queues, mut exchanges, mut consumers, mut ready) = (0u64, 0u64, 0u64, 0u64);
+    let (mut queues, mut exchanges, mut consumers, mut ready, mut unacked) = (0u64, 0u64, 0u64, 0u64, 0u64);
     for v in &vhosts {
         for q in v.queues() {
             queues += 1;
             consumers += q.consumer_count() as u64;
-            ready += q.message_count() as u64;
+            let s = q.stats();
+            ready += s.messages_ready;
+            unacked += s.messages_unacknowledged as u64;
         }
         exchanges += v.exchanges().len() as u64;
     }
+    let (message_stats, connections, channels) = if caller.sees_all() {
+        let g = api.broker.global_stats();
+        let counts = [
+            g.messages_received,
+            g.messages_routed,
+            g.messages_unroutable_dropped,
+            g.messages_unroutable_returned,
+            g.messages_confirmed,
+            g.messages_delivered,
+            g.messages_acknowledged,
+            0,
+        ];
+        let stats = views::totals_message_stats(&counts, &api.rates.of(&Key::Global));
+        (stats, api.broker.connection_count(), api.broker.channel_count())
+    } else {
+        // Totals over what the user may see, as RabbitMQ narrows them.
+        let mine = api.broker.connections().into_iter().filter(|c| c.user == caller.user.name).count();
+        let chans = api.broker.channels().into_iter().filter(|c| c.user == caller.user.name).count();
+        (json!({}), mine, chans)
+    };
+    let churn = api.broker.global_stats();
     Ok(Json(json!({
         "management_version": RABBITMQ_VERSION,
         "rates_mode": "basic",
@@ -72,15 +96,21 @@ pub(crate) async fn overview(State(api): State<Api>, caller: Caller) -> ApiResul
         "release_series_support_status": "supported",
         "disable_stats": false,
         "enable_queue_totals": false,
-        "message_stats": {},
-        "churn_rates": {},
+        "message_stats": message_stats,
+        "churn_rates": {
+            "connection_created": churn.connections_opened, "connection_created_details": rate(0.0),
+            "connection_closed": churn.connections_closed, "connection_closed_details": rate(0.0),
+            "channel_created": churn.channels_opened, "channel_created_details": rate(0.0),
+            "channel_closed": churn.channels_closed, "channel_closed_details": rate(0.0),
+        },
         "queue_totals": {
-            "messages": ready, "messages_details": rate(0.0),
+            "messages": ready + unacked, "messages_details": rate(0.0),
             "messages_ready": ready, "messages_ready_details": rate(0.0),
-            "messages_unacknowledged": 0, "messages_unacknowledged_details": rate(0.0),
+            "messages_unacknowledged": unacked, "messages_unacknowledged_details": rate(0.0),
         },
         "object_totals": {
-            "channels": 0, "connections": 0, "consumers": consumers, "exchanges": exchanges, "queues": queues,
+            "channels": channels, "connections": connections, "consumers": consumers,
+            "exchanges": exchanges, "queues": queues,
         },
         "statistics_db_event_queue": 0,
         "node": &*api.node,

@@ -7,9 +7,11 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::paging::Listed;
+use super::rates::Key;
+use super::Api;
 use crate::broker::exchange::{Binding, Destination, Exchange};
-use crate::broker::queue::Queue;
-use crate::broker::{User, Vhost};
+use crate::broker::queue::{ConsumerInfo, Queue};
+use crate::broker::{ChannelInfo, ConnectionInfo, User, Vhost};
 use crate::store::definitions::{table_to_json, PermissionDef, TopicPermissionDef};
 
 /// A queue or exchange with the vhost it lives in (the objects themselves
@@ -40,6 +42,24 @@ impl Listed for InVhost<Exchange> {
 impl Listed for Arc<Vhost> {
     fn vhost(&self) -> &str {
         &self.name
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Listed for ConnectionInfo {
+    fn vhost(&self) -> &str {
+        &self.vhost
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Listed for ChannelInfo {
+    fn vhost(&self) -> &str {
+        &self.vhost
     }
     fn name(&self) -> &str {
         &self.name
@@ -88,8 +108,50 @@ pub(crate) fn queue_type(q: &Queue) -> &'static str {
     }
 }
 
-pub(crate) fn queue(node: &str, q: &Queue) -> Value {
-    let ready = q.message_count() as u64;
+/// `{"name": n, "name_details": {"rate": r}}` pairs, RabbitMQ's
+/// `message_stats` shape, from counters and their rates.
+fn message_stats(fields: &[(&str, u64, f64)]) -> Value {
+    let mut m = Map::new();
+    for (name, count, r) in fields {
+        m.insert((*name).to_owned(), json!(count));
+        m.insert(format!("{name}_details"), rate(*r));
+    }
+    Value::Object(m)
+}
+
+pub(crate) fn queue_message_stats(api: &Api, q: &Queue) -> (Value, f64) {
+    use super::rates::queue::*;
+    let c = super::rates::queue_counts(q);
+    let r = api.rates.of(&Key::Queue(q.vhost.clone(), q.name.clone()));
+    let stats = message_stats(&[
+        ("publish", c[PUBLISH], r[PUBLISH]),
+        ("deliver", c[DELIVER], r[DELIVER]),
+        ("deliver_no_ack", c[DELIVER_NO_ACK], r[DELIVER_NO_ACK]),
+        ("get", c[GET], r[GET]),
+        ("get_no_ack", c[GET_NO_ACK], r[GET_NO_ACK]),
+        (
+            "deliver_get",
+            c[DELIVER] + c[DELIVER_NO_ACK] + c[GET] + c[GET_NO_ACK],
+            r[DELIVER] + r[DELIVER_NO_ACK] + r[GET] + r[GET_NO_ACK],
+        ),
+        ("ack", c[ACK], r[ACK]),
+        ("redeliver", c[REDELIVER], r[REDELIVER]),
+    ]);
+    (stats, r[MESSAGES])
+}
+
+/// The consumer that gets the messages of a single-active-consumer queue.
+fn single_active_consumer_tag(q: &Queue) -> Option<String> {
+    if !q.effective_args().single_active_consumer {
+        return None;
+    }
+    q.consumer_details().into_iter().find(|c| c.active).map(|c| c.consumer_tag)
+}
+
+pub(crate) fn queue(api: &Api, q: &Queue) -> Value {
+    let s = q.stats();
+    let (stats, depth_rate) = queue_message_stats(api, q);
+    let unacked = s.messages_unacknowledged as u64;
     json!({
         "name": q.name,
         "vhost": q.vhost,
@@ -97,27 +159,32 @@ pub(crate) fn queue(node: &str, q: &Queue) -> Value {
         "auto_delete": q.auto_delete,
         "exclusive": q.exclusive_owner.is_some(),
         "arguments": table_to_json(&q.arguments),
-        "node": node,
+        "node": &*api.node,
         "type": queue_type(q),
         "state": "running",
         "consumers": q.consumer_count(),
-        "messages": ready,
-        "messages_details": rate(0.0),
-        "messages_ready": ready,
+        "messages": s.messages_ready + unacked,
+        "messages_details": rate(depth_rate),
+        "messages_ready": s.messages_ready,
         "messages_ready_details": rate(0.0),
-        "messages_unacknowledged": 0,
+        "messages_unacknowledged": unacked,
         "messages_unacknowledged_details": rate(0.0),
+        "message_bytes": s.message_bytes,
+        "message_bytes_ready": s.message_bytes_ready,
+        "message_bytes_unacknowledged": s.message_bytes_unacknowledged,
         "policy": q.policy_name(),
         "operator_policy": q.operator_policy_name(),
         "effective_policy_definition": q.effective_policy_definition(),
         "exclusive_consumer_tag": Value::Null,
-        "single_active_consumer_tag": Value::Null,
+        "single_active_consumer_tag": single_active_consumer_tag(q),
         "recoverable_slaves": Value::Null,
-        "message_stats": {},
+        "message_stats": stats,
     })
 }
 
-pub(crate) fn exchange(vhost: &str, x: &Exchange) -> Value {
+pub(crate) fn exchange(api: &Api, vhost: &str, x: &Exchange) -> Value {
+    let s = x.stats();
+    let r = api.rates.of(&Key::Exchange(vhost.to_owned(), x.name.clone()));
     json!({
         "name": x.name,
         "vhost": vhost,
@@ -128,7 +195,118 @@ pub(crate) fn exchange(vhost: &str, x: &Exchange) -> Value {
         "arguments": table_to_json(&x.arguments),
         "user_who_performed_action": "rmq-internal",
         "policy": x.policy_name(),
-        "message_stats": {},
+        "message_stats": message_stats(&[("publish_in", s.publish_in, r[0]), ("publish_out", s.publish_out, r[1])]),
+    })
+}
+
+/// The `message_stats` of a vhost or of the whole broker.
+pub(crate) fn totals_message_stats(counts: &[u64; super::rates::N], r: &[f64; super::rates::N]) -> Value {
+    use super::rates::totals::*;
+    message_stats(&[
+        ("publish", counts[RECEIVED], r[RECEIVED]),
+        ("confirm", counts[CONFIRMED], r[CONFIRMED]),
+        ("deliver_get", counts[DELIVERED], r[DELIVERED]),
+        ("ack", counts[ACKNOWLEDGED], r[ACKNOWLEDGED]),
+        ("drop_unroutable", counts[DROPPED], r[DROPPED]),
+        ("return_unroutable", counts[RETURNED], r[RETURNED]),
+    ])
+}
+
+fn client_properties(c: &ConnectionInfo) -> Value {
+    Value::Object(table_to_json(&c.client_properties))
+}
+
+pub(crate) fn connection(api: &Api, c: &ConnectionInfo) -> Value {
+    let r = api.rates.of(&Key::Connection(c.id));
+    json!({
+        "name": c.name,
+        "node": &*api.node,
+        "type": "network",
+        "protocol": "AMQP 0-9-1",
+        "state": c.state.as_str(),
+        "user": c.user,
+        "vhost": c.vhost,
+        "user_who_performed_action": c.user,
+        "user_provided_name": c.user_provided_name,
+        "client_properties": client_properties(c),
+        "connected_at": c.connected_at,
+        "host": c.local.ip().to_string(),
+        "port": c.local.port(),
+        "peer_host": c.peer.ip().to_string(),
+        "peer_port": c.peer.port(),
+        "auth_mechanism": c.auth_mechanism,
+        "channels": c.channels,
+        "channel_max": c.channel_max,
+        "frame_max": c.frame_max,
+        "timeout": c.heartbeat,
+        "recv_oct": c.recv_oct,
+        "recv_oct_details": rate(r[0]),
+        "send_oct": c.send_oct,
+        "send_oct_details": rate(r[1]),
+        "recv_cnt": c.recv_cnt,
+        "send_cnt": c.send_cnt,
+        "send_pend": 0,
+        "ssl": false,
+        "ssl_protocol": Value::Null,
+        "ssl_key_exchange": Value::Null,
+        "ssl_cipher": Value::Null,
+        "ssl_hash": Value::Null,
+        "peer_cert_subject": Value::Null,
+        "peer_cert_issuer": Value::Null,
+        "peer_cert_validity": Value::Null,
+    })
+}
+
+pub(crate) fn channel(api: &Api, ch: &ChannelInfo, peer: Option<&ConnectionInfo>) -> Value {
+    json!({
+        "name": ch.name,
+        "node": &*api.node,
+        "number": ch.number,
+        "user": ch.user,
+        "user_who_performed_action": ch.user,
+        "vhost": ch.vhost,
+        "state": ch.state,
+        "connection_details": {
+            "name": ch.connection_name,
+            "peer_host": peer.map(|c| c.peer.ip().to_string()),
+            "peer_port": peer.map(|c| c.peer.port()),
+        },
+        "consumer_count": ch.consumer_count,
+        "messages_unacknowledged": ch.messages_unacknowledged,
+        "messages_unconfirmed": ch.messages_unconfirmed,
+        "messages_uncommitted": 0,
+        "acks_uncommitted": 0,
+        "pending_raft_commands": 0,
+        "prefetch_count": ch.prefetch_count,
+        "global_prefetch_count": ch.global_prefetch_count,
+        "confirm": ch.confirm,
+        "transactional": ch.transactional,
+    })
+}
+
+/// A consumer as `/api/consumers` and a queue's `consumer_details` show it.
+pub(crate) fn consumer(api: &Api, q: &Queue, c: &ConsumerInfo, conn: Option<&ConnectionInfo>) -> Value {
+    let connection_name = conn.map(|c| c.name.clone()).unwrap_or_default();
+    json!({
+        "consumer_tag": c.consumer_tag,
+        "queue": { "name": q.name, "vhost": q.vhost },
+        "ack_required": c.ack_required,
+        "prefetch_count": c.prefetch_count,
+        "exclusive": c.exclusive,
+        "active": c.active,
+        "activity_status": if c.active { "up" } else { "waiting" },
+        "arguments": table_to_json(&c.arguments),
+        "consumer_timeout": Value::Null,
+        "priority": c.priority,
+        "channel_details": {
+            "name": format!("{connection_name} ({})", c.channel.0),
+            "number": c.channel.0,
+            "connection_name": connection_name,
+            "node": &*api.node,
+            "peer_host": conn.map(|c| c.peer.ip().to_string()),
+            "peer_port": conn.map(|c| c.peer.port()),
+            "user": conn.map(|c| c.user.clone()),
+        },
     })
 }
 
@@ -247,7 +425,7 @@ pub(crate) fn user(u: &User) -> Value {
     })
 }
 
-pub(crate) fn vhost(node: &str, v: &Vhost) -> Value {
+pub(crate) fn vhost(api: &Api, v: &Vhost) -> Value {
     let def = v.def();
     let description = def
         .description
@@ -263,8 +441,19 @@ pub(crate) fn vhost(node: &str, v: &Vhost) -> Value {
             other => other,
         })
         .unwrap_or_else(|| json!([]));
-    let queues = v.queues();
-    let ready: u64 = queues.iter().map(|q| q.message_count() as u64).sum();
+    let (mut ready, mut unacked) = (0u64, 0u64);
+    for q in v.queues() {
+        let s = q.stats();
+        ready += s.messages_ready;
+        unacked += s.messages_unacknowledged as u64;
+    }
+    let counts = super::rates::totals_counts(&v.message_stats());
+    let r = api.rates.of(&Key::Vhost(v.name.clone()));
+    let (mut recv, mut send) = (0u64, 0u64);
+    for c in api.broker.connections().iter().filter(|c| c.vhost == v.name) {
+        recv += c.recv_oct;
+        send += c.send_oct;
+    }
     json!({
         "name": v.name,
         "description": description,
@@ -272,13 +461,18 @@ pub(crate) fn vhost(node: &str, v: &Vhost) -> Value {
         "default_queue_type": def.default_queue_type().unwrap_or("undefined"),
         "metadata": { "description": description, "tags": tags },
         "tracing": false,
-        "cluster_state": { node: "running" },
-        "messages": ready,
+        "cluster_state": { &*api.node: "running" },
+        "messages": ready + unacked,
         "messages_details": rate(0.0),
         "messages_ready": ready,
         "messages_ready_details": rate(0.0),
-        "messages_unacknowledged": 0,
+        "messages_unacknowledged": unacked,
         "messages_unacknowledged_details": rate(0.0),
+        "message_stats": totals_message_stats(&counts, &r),
+        "recv_oct": recv,
+        "recv_oct_details": rate(0.0),
+        "send_oct": send,
+        "send_oct_details": rate(0.0),
     })
 }
 
