@@ -30,5 +30,6 @@ cargo test --doc || status=1
 WARREN_BIN="$PWD/target/release/warren" bash interop/run.sh || status=1
 WARREN_BIN="$PWD/target/release/warren" bash interop/diff/run.sh || status=1
 bash fuzz/run.sh || status=1
+WARREN_BIN="$PWD/target/release/warren" bash tests/tools/run.sh || status=1
 
 exit $status

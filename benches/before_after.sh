@@ -6,18 +6,25 @@
 # per message of each. A benchmark, not a test: it never fails on a number.
 #   RUNS=3 DUR=5 benches/before_after.sh /path/warren-old target/release/warren
 #   ONLY="c" RUNS=5 ...   (some scenarios only)
+#   BEFORE_ARGS / AFTER_ARGS: extra flags for each broker; AFTER_ARGS turns
+#   the HTTP listeners off by default (BEFORE_ARGS too, if BEFORE knows the
+#   flags), so two brokers never race for 15672 / 15692.
 set -euo pipefail
 BEFORE=$(realpath "$1"); AFTER=$(realpath "$2")
 RUNS=${RUNS:-3}; DUR=${DUR:-5}; SHARED=${SHARED:-$(dirname "$0")/../../shared}
 OUT=$(mktemp -d /tmp/warren-before-after-XXXX)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-start() { # binary name
+start() { # binary name extra-args
   local p; p=$(free_port)
-  "$1" --bind 127.0.0.1 --port "$p" --log-level error --data-dir "$OUT/$2-data" >"$OUT/$2.log" 2>&1 &
+  # shellcheck disable=SC2086
+  "$1" --bind 127.0.0.1 --port "$p" --log-level error --data-dir "$OUT/$2-data" $3 >"$OUT/$2.log" 2>&1 &
   echo "$! $p"
 }
-read -r PB PORTB < <(start "$BEFORE" before)
-read -r PA PORTA < <(start "$AFTER" after)
+http_off() { "$1" --help 2>/dev/null | grep -q -- --management-port && echo "--management-port 0 --prometheus-port 0"; true; }
+BEFORE_ARGS=${BEFORE_ARGS-$(http_off "$BEFORE")}
+AFTER_ARGS=${AFTER_ARGS-$(http_off "$AFTER")}
+read -r PB PORTB < <(start "$BEFORE" before "$BEFORE_ARGS")
+read -r PA PORTA < <(start "$AFTER" after "$AFTER_ARGS")
 trap 'kill -9 $PB $PA 2>/dev/null; rm -rf "$OUT"' EXIT
 timeout 300 "$SHARED/tools/reference-rabbitmq" start 5673 >/dev/null
 PR=$(pgrep -f "beam.*ref5673" | head -1 || true)
