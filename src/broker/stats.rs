@@ -182,6 +182,15 @@ pub struct Settled {
     pub acked: u64,
 }
 
+impl Settled {
+    #[inline]
+    pub fn add(&mut self, bytes: u64, acked: bool) {
+        self.count += 1;
+        self.bytes += bytes;
+        self.acked += acked as u64;
+    }
+}
+
 /// `Exchange::stats`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ExchangeStats {

@@ -47,6 +47,9 @@ use crate::store::{Outcome, TicketRange};
 use crate::Config;
 pub(crate) use error::{ApiError, ApiResult};
 
+/// The largest request body (RabbitMQ's `management.http.max_body_size`).
+const MAX_BODY: usize = 20 << 20;
+
 /// What every handler shares.
 #[derive(Clone)]
 pub(crate) struct Api {
@@ -142,7 +145,12 @@ impl<T: DeserializeOwned> FromRequest<Api> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &Api) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| ApiError {
+            // 413 for a body past MAX_BODY.
+            status: e.status(),
+            error: "bad_request",
+            reason: e.body_text(),
+        })?;
         let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &bytes };
         let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|_| ApiError::bad_request("not_json"))?;
         serde_json::from_value(value).map(Body).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -243,6 +251,9 @@ pub(crate) fn router(api: Api) -> Router {
         .fallback(not_found)
         .with_state(api)
         .layer(axum::middleware::from_fn(no_store))
+        // Definitions of thousands of queues exceed axum's 2 MB default;
+        // RabbitMQ's management.http.max_body_size is 20 MiB.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
 }
 
 async fn not_found() -> ApiError {

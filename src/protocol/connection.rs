@@ -149,6 +149,11 @@ pub(super) struct Session {
     /// The exchange published to in this batch, with its publish_in and
     /// publish_out counts not yet added to it.
     pub(super) exchange_counts: Option<(Arc<Exchange>, u64, u64)>,
+    /// A frame was handled, or a delivery or confirm written, since the
+    /// channels' numbers were last published: only then are they looked at
+    /// again (most calls are write completions and wake-ups that change
+    /// nothing).
+    pub(super) stats_dirty: bool,
     pub(super) vhost: Option<Arc<Vhost>>,
     pub(super) user: String,
     /// The user's permissions in `vhost` (none until connection.open).
@@ -425,6 +430,7 @@ impl Session {
             registration,
             counts: MessageCounts::default(),
             exchange_counts: None,
+            stats_dirty: false,
             frame_max: config.frame_max,
             channel_max: config.channel_max,
             heartbeat: 0,
@@ -486,13 +492,15 @@ impl Session {
             Phase::Closing { .. } | Phase::Draining { .. } | Phase::Ended => ConnectionState::Closing,
         };
         self.registration.entry().set_state(state);
-        for ch in channels.values() {
-            ch.publish_stats();
-        }
         self.flush_exchange_counts();
         if !self.counts.is_zero() {
             let counts = std::mem::take(&mut self.counts);
             self.broker.add_message_counts(self.vhost.as_deref(), &counts);
+        }
+        if std::mem::take(&mut self.stats_dirty) {
+            for ch in channels.values() {
+                ch.publish_stats();
+            }
         }
     }
 
@@ -676,6 +684,7 @@ impl Session {
                     return Next::Continue;
                 }
             };
+            self.stats_dirty = true;
             let result = self.handle_frame(frame, channels);
             if self.phase == Phase::Ended {
                 return Next::Drop;

@@ -126,6 +126,7 @@ impl Session {
                 }
                 codec::write_confirm(&mut self.wbuf, ch.id.get(), upto.get(), multiple, nack);
                 c.confirmed = upto;
+                self.stats_dirty = true;
             }
         }
     }
@@ -179,6 +180,7 @@ impl Session {
             let mut touched: Vec<(Arc<Queue>, Delivered)> = Vec::new();
             while self.wbuf.len() < WRITE_BUFFER_CAP {
                 let Some(item) = self.backlog.pop_front() else { break };
+                self.stats_dirty = true;
                 match item {
                     OutboxItem::Deliver { consumer, message } => {
                         consumer.written();

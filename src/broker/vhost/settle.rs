@@ -5,8 +5,6 @@
 use std::sync::Arc;
 
 use super::Vhost;
-use smallvec::SmallVec;
-
 use crate::broker::queue::{DeadLetters, Queue, Settle, Unsettled};
 use crate::broker::stats::Settled;
 use crate::message::QueuedMessage;
@@ -17,34 +15,38 @@ impl Vhost {
     /// once and its messages keep their order.
     pub fn settle(&self, deliveries: impl IntoIterator<Item = Unsettled>, how: Settle) {
         let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
-        // The queues' unacked counts go down once per queue and call, not
-        // once per delivery (a multiple ack settles hundreds).
-        let mut settled: SmallVec<[(Arc<Queue>, Settled); 2]> = SmallVec::new();
+        // The queues' unacked counts go down once per run of deliveries
+        // from one queue, not once per delivery (a multiple ack settles
+        // hundreds); the run owns the delivery's queue handle, so counting
+        // costs no reference-count traffic.
+        let mut run: Option<(Arc<Queue>, Settled)> = None;
         for d in deliveries {
-            let s = match settled.iter_mut().rev().find(|(q, _)| Arc::ptr_eq(q, &d.queue)) {
-                Some((_, s)) => s,
-                None => {
-                    settled.push((Arc::clone(&d.queue), Settled::default()));
-                    &mut settled.last_mut().expect("just pushed").1
-                }
-            };
-            s.count += 1;
-            s.bytes += d.message.message.body.len() as u64;
-            s.acked += (how == Settle::Ack) as u64;
-            if let Some(c) = &d.consumer {
+            let Unsettled { queue, consumer, message } = d;
+            if let Some(c) = &consumer {
                 c.settled();
             }
+            let bytes = message.message.body.len() as u64;
             if how == Settle::Ack {
-                d.queue.log_ack(&d.message);
-                continue;
+                queue.log_ack(&message);
+            } else {
+                match groups.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &queue)) {
+                    Some((_, list)) => list.push(message),
+                    None => groups.push((Arc::clone(&queue), vec![message])),
+                }
             }
-            match groups.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &d.queue)) {
-                Some((_, list)) => list.push(d.message),
-                None => groups.push((d.queue, vec![d.message])),
+            match &mut run {
+                Some((q, s)) if Arc::ptr_eq(q, &queue) => s.add(bytes, how == Settle::Ack),
+                _ => {
+                    let mut s = Settled::default();
+                    s.add(bytes, how == Settle::Ack);
+                    if let Some((q, done)) = run.replace((queue, s)) {
+                        q.add_settled(&done);
+                    }
+                }
             }
         }
-        for (q, s) in &settled {
-            q.add_settled(s);
+        if let Some((q, done)) = run {
+            q.add_settled(&done);
         }
         for (q, messages) in groups {
             let mut dead = DeadLetters::default();
