@@ -456,6 +456,7 @@ async fn connections_channels_and_consumers_are_listed() {
     let c = live.connect_as(&user, "pw", "/").await.expect("connect");
     let ch = within(c.create_channel()).await.unwrap();
     declare_queue(&ch, &q).await;
+    within(ch.basic_qos(5, BasicQosOptions::default())).await.unwrap();
     let _consumer = within(ch.basic_consume(
         q.as_str().into(),
         "ctl-tag".into(),
@@ -473,10 +474,31 @@ async fn connections_channels_and_consumers_are_listed() {
     let out = settled_row(&live, &args, &name, &[&name, &user, "1", "1"]).await;
     assert_eq!(out.rows()[0], ["connection", "user", "number", "consumer_count"]);
 
+    // rabbitmqctl's default columns; the peer port is the one in the name.
+    let out = live.ctl(&["-q", "list_connections"]).await.ok();
+    assert_eq!(out.rows()[0], ["user", "peer_host", "peer_port", "state"]);
+    let port = name.split(" -> ").next().and_then(|peer| peer.rsplit(':').next()).unwrap();
+    assert!(out.rows().contains(&strings(&[&user, "127.0.0.1", port, "running"])), "{}", out.stdout);
+    let out = live.ctl(&["-q", "list_channels"]).await.ok();
+    assert_eq!(out.rows()[0], ["pid", "user", "consumer_count", "messages_unacknowledged"]);
+    let r = out.rows().into_iter().find(|r| r[1] == user).expect("the channel is listed");
+    assert_eq!(r[2..], ["1", "0"], "{}", out.stdout);
+
     let out = live.ctl(&["-q", "list_consumers"]).await.ok();
-    assert_eq!(out.rows()[0][..3], ["queue_name", "channel_pid", "consumer_tag"]);
+    assert_eq!(
+        out.rows()[0],
+        ["queue_name", "channel_pid", "consumer_tag", "ack_required", "prefetch_count", "active", "arguments"]
+    );
     let r = row(&out, &q).expect("the consumer is listed");
-    assert_eq!(r[2], "ctl-tag", "{r:?}");
+    assert_eq!(r[2..], ["ctl-tag", "true", "5", "true", "[]"], "{r:?}");
+
+    // rabbitmqadmin's view of the same.
+    let out = live.tool("rabbitmqadmin", &["list", "connections", "name", "user", "channels"]).await.ok();
+    assert!(out.stdout.contains(&format!("| {name} | {user} | 1 ")), "{}", out.stdout);
+    let out = live.tool("rabbitmqadmin", &["list", "channels", "name", "user"]).await.ok();
+    assert!(out.stdout.contains(&format!("| {name} (1) | {user} |")), "{}", out.stdout);
+    let out = live.tool("rabbitmqadmin", &["list", "consumers", "consumer_tag", "prefetch_count"]).await.ok();
+    assert!(out.stdout.lines().any(|l| l.starts_with("| ctl-tag ") && l.contains("| 5 ")), "{}", out.stdout);
     let json = live.ctl(&["list_consumers", "--formatter", "json"]).await.ok().json();
     assert!(json.as_array().unwrap().iter().any(|x| x["consumer_tag"] == "ctl-tag"), "{json}");
     let _ = c.close(200, "bye".into()).await;
