@@ -624,3 +624,24 @@ async fn rabbitmqadmin_declares_publishes_and_gets() {
     assert_eq!(out.stdout, "queue deleted\n");
     assert!(!queue_exists(&c, &q).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn await_startup_waits_for_the_broker_to_come_up() {
+    if external() {
+        return; // starts its own broker on a chosen port
+    }
+    // A port that was free a moment ago, for a broker started later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = run(PathBuf::from(WARREN), strings(&["ctl", "await_startup", "-t", "1"]), url.clone(), None).await;
+    assert_eq!(out.code, 75, "nothing there within the timeout: {out:?}");
+    assert!(out.stderr.contains("did not start within 1.0 seconds"), "{}", out.stderr);
+
+    let waiting = tokio::spawn(run(PathBuf::from(WARREN), strings(&["ctl", "await_startup", "-t", "30"]), url, None));
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    assert!(!waiting.is_finished(), "await_startup returned before the broker started");
+    let broker = broker_with(|c| c.management_port = Some(port)).await;
+    let out = within_d(std::time::Duration::from_secs(30), waiting).await.unwrap().ok();
+    assert_eq!(out.stderr, "");
+    drop(broker);
+}
