@@ -516,9 +516,9 @@ async fn close_connection_sends_connection_forced() {
     let mut ev = events(&c);
     let name = connection_of(&live, &user).await;
 
-    let out = live.ctl(&["close_connection", &name, "go away"]).await.ok();
+    let out = live.ctl(&["close_connection", &name, "go away, adiós"]).await.ok();
     assert!(out.stdout.starts_with("Closing connection"), "{}", out.stdout);
-    assert_amqp_error(next_error(&mut ev).await, 320, "CONNECTION_FORCED - go away");
+    assert_amqp_error(next_error(&mut ev).await, 320, "CONNECTION_FORCED - go away, adiós");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let out = live.ctl(&["-q", "list_connections", "name", "user"]).await.ok();
@@ -530,6 +530,18 @@ async fn close_connection_sends_connection_forced() {
     }
     let out = live.ctl(&["close_connection", &name, "again"]).await;
     assert_ne!(out.code, 0, "closing a closed connection fails: {out:?}");
+
+    // A reason longer than a short string holds: the broker stays up and
+    // the client gets a close it can decode.
+    let c = live.connect_as(&user, "pw", "/").await.expect("connect");
+    let mut ev = events(&c);
+    let name = connection_of(&live, &user).await;
+    let long = "ñ".repeat(300);
+    live.ctl(&["close_connection", &name, &long]).await.ok();
+    let (code, text) = amqp_error(&next_error(&mut ev).await.unwrap_err());
+    assert_eq!(code, 320);
+    assert!(text.starts_with("CONNECTION_FORCED - ññ") && text.len() <= 255, "{text}");
+    live.ctl(&["-q", "ping"]).await.ok();
     live.ctl(&["delete_user", &user]).await.ok();
 }
 
