@@ -657,3 +657,28 @@ async fn await_startup_waits_for_the_broker_to_come_up() {
     assert_eq!(out.stderr, "");
     drop(broker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_user_or_vhost_closes_its_connections() {
+    let live = live().await;
+    let (user, vhost) = (unique("gone"), unique("gonevh"));
+    live.ctl(&["add_user", &user, "pw"]).await.ok();
+    live.ctl(&["set_permissions", &user, ".*", ".*", ".*"]).await.ok();
+    let c = live.connect_as(&user, "pw", "/").await.expect("connect");
+    let mut ev = events(&c);
+    live.ctl(&["delete_user", &user]).await.ok();
+    assert_amqp_error(next_error(&mut ev).await, 320, &format!("CONNECTION_FORCED - user '{user}' is deleted"));
+
+    live.ctl(&["add_vhost", &vhost]).await.ok();
+    let c = live.connect_as("guest", "guest", &vhost).await.expect("connect");
+    let mut ev = events(&c);
+    live.ctl(&["delete_vhost", &vhost]).await.ok();
+    let closed = next_error(&mut ev).await;
+    if live.broker.is_warren() {
+        assert_amqp_error(closed, 320, &format!("CONNECTION_FORCED - vhost '{vhost}' is deleted"));
+    } else {
+        // RabbitMQ 3.10 stops the vhost's processes: the socket may be reset
+        // before the client reads the close.
+        assert!(closed.is_err());
+    }
+}

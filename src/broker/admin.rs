@@ -35,7 +35,7 @@ impl Broker {
         }
         self.permissions.clear_user(name);
         self.record(DefChange::DeleteUser { name: name.to_owned() });
-        self.close_connections_of_user(name, &format!("user '{name}' was deleted"));
+        self.close_connections_of_user(name, &format!("user '{name}' is deleted"));
         true
     }
 
