@@ -98,6 +98,12 @@ impl Broker {
             self.vhost(&t.vhost).ok_or_else(|| format!("topic permissions in unknown vhost '{}'", t.vhost))?;
             self.set_topic_permissions(t.clone());
         }
+        for p in &defs.policies {
+            self.set_policy(p.clone()).map_err(|e| format!("policy '{}': {}", p.name, e.trim()))?;
+        }
+        for p in defs.parameters.iter().filter_map(crate::store::definitions::PolicyDef::from_parameter) {
+            self.set_operator_policy(p.clone()).map_err(|e| format!("operator policy '{}': {}", p.name, e.trim()))?;
+        }
         let vhost =
             |name: &str, what: &str| self.vhost(name).ok_or_else(|| format!("{what} in unknown vhost '{name}'"));
         for x in &defs.exchanges {
