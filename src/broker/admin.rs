@@ -98,6 +98,15 @@ impl Broker {
             self.vhost(&t.vhost).ok_or_else(|| format!("topic permissions in unknown vhost '{}'", t.vhost))?;
             self.set_topic_permissions(t.clone());
         }
+        // Policies (and operator policies, kept as parameters) before the
+        // queues and exchanges they shape, as at boot (`Broker::import`).
+        use crate::broker::policy::PolicyKind;
+        use crate::store::definitions::PolicyDef;
+        let operator = defs.parameters.iter().filter_map(PolicyDef::from_parameter).map(|p| (p, PolicyKind::Operator));
+        for (p, kind) in defs.policies.iter().cloned().map(|p| (p, PolicyKind::User)).chain(operator) {
+            let (vhost, name) = (p.vhost.clone(), p.name.clone());
+            self.put_policy(p, kind).map_err(|e| format!("policy '{name}' in vhost '{vhost}': {}", e.trim()))?;
+        }
         let vhost =
             |name: &str, what: &str| self.vhost(name).ok_or_else(|| format!("{what} in unknown vhost '{name}'"));
         for x in &defs.exchanges {
