@@ -59,8 +59,9 @@ def measure(name, http, pid, prefix):
 
 
 def rabbit_pid():
-    out = subprocess.run(["pgrep", "-f", "beam.*ref5673"], capture_output=True, text=True).stdout.split()
-    return int(out[0])
+    """The process listening on the reference's AMQP port (its beam.smp)."""
+    out = subprocess.run(["ss", "-ltnpH", "sport = :5673"], capture_output=True, text=True).stdout
+    return int(out.split("pid=")[1].split(",")[0])
 
 
 def main():

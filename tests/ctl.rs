@@ -5,9 +5,8 @@
 //! not of anything Warren implements. Expected outputs are the real
 //! rabbitmqctl's and rabbitmqadmin's, recorded for the same state.
 //!
-//! When Warren's own management server (issue 11) lands, these tests move onto
-//! it: start a `warren::Server` with the management port on 0, create the same
-//! state over AMQP and HTTP, and point `WARREN_MANAGEMENT_URL` at it.
+//! These pin the output byte for byte; `tests/ctl_live.rs` runs the same
+//! tools against Warren's own management API and checks their effects.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -514,6 +514,11 @@ async fn definitions_export_from_one_broker_import_into_another() {
         );
         assert_eq!(api_a.put("/api/exchanges/staging/events", &json!({"type": "fanout", "durable": true})).status, 201);
         assert_eq!(api_a.post("/api/bindings/staging/e/events/q/jobs", &json!({"routing_key": ""})).status, 201);
+        let policy =
+            json!({"pattern": "^jobs$", "definition": {"max-length": 50}, "apply-to": "queues", "priority": 2});
+        assert_eq!(api_a.put("/api/policies/staging/cap", &policy).status, 201);
+        let op = json!({"pattern": "^jobs$", "definition": {"max-length": 40}});
+        assert_eq!(api_a.put("/api/operator-policies/staging/opcap", &op).status, 201);
         let defs = api_a.json("/api/definitions");
         assert!(defs.get("warren_journal_seq").is_none());
         let r = api_b.post("/api/definitions", &defs);
@@ -521,6 +526,10 @@ async fn definitions_export_from_one_broker_import_into_another() {
         let q = api_b.json("/api/queues/staging/jobs");
         assert_eq!(q["arguments"], json!({"x-message-ttl": 5000}));
         assert_eq!(api_b.json("/api/bindings/staging/e/events/q/jobs").as_array().unwrap().len(), 1);
+        assert_eq!(api_b.json("/api/policies/staging/cap")["definition"], json!({"max-length": 50}));
+        assert_eq!(api_b.json("/api/operator-policies/staging/opcap")["definition"], json!({"max-length": 40}));
+        let jobs = api_b.json("/api/queues/staging/jobs");
+        assert_eq!((jobs["policy"].as_str(), jobs["operator_policy"].as_str()), (Some("cap"), Some("opcap")));
         assert_eq!(api_b.as_user("carol", "pw").json("/api/whoami")["name"], json!("carol"), "the password came along");
         let one = api_a.json("/api/definitions/staging");
         assert!(one.get("users").is_none(), "a vhost's export has no users");

@@ -35,7 +35,7 @@ impl Broker {
         }
         self.permissions.clear_user(name);
         self.record(DefChange::DeleteUser { name: name.to_owned() });
-        self.close_connections_of_user(name, &format!("user '{name}' was deleted"));
+        self.close_connections_of_user(name, &format!("user '{name}' is deleted"));
         true
     }
 
@@ -98,14 +98,11 @@ impl Broker {
             self.vhost(&t.vhost).ok_or_else(|| format!("topic permissions in unknown vhost '{}'", t.vhost))?;
             self.set_topic_permissions(t.clone());
         }
-        // Policies (and operator policies, kept as parameters) before the
-        // queues and exchanges they shape, as at boot (`Broker::import`).
-        use crate::broker::policy::PolicyKind;
-        use crate::store::definitions::PolicyDef;
-        let operator = defs.parameters.iter().filter_map(PolicyDef::from_parameter).map(|p| (p, PolicyKind::Operator));
-        for (p, kind) in defs.policies.iter().cloned().map(|p| (p, PolicyKind::User)).chain(operator) {
-            let (vhost, name) = (p.vhost.clone(), p.name.clone());
-            self.put_policy(p, kind).map_err(|e| format!("policy '{name}' in vhost '{vhost}': {}", e.trim()))?;
+        for p in &defs.policies {
+            self.set_policy(p.clone()).map_err(|e| format!("policy '{}': {}", p.name, e.trim()))?;
+        }
+        for p in defs.parameters.iter().filter_map(crate::store::definitions::PolicyDef::from_parameter) {
+            self.set_operator_policy(p.clone()).map_err(|e| format!("operator policy '{}': {}", p.name, e.trim()))?;
         }
         let vhost =
             |name: &str, what: &str| self.vhost(name).ok_or_else(|| format!("{what} in unknown vhost '{name}'"));

@@ -75,7 +75,7 @@ impl User {
             name: self.name.clone(),
             password_hash: self.password_hash.clone(),
             hashing_algorithm: self.hashing_algorithm.clone(),
-            tags: Value::from(self.tags.clone()),
+            tags: Value::Array(self.tags.iter().map(|t| Value::String(t.clone())).collect()),
             limits: None,
         }
     }

@@ -77,7 +77,9 @@ pub(crate) async fn close(
     if !caller.is_admin() && c.user != caller.user.name {
         return Err(ApiError::not_authorized("Access refused."));
     }
-    let reason = headers.get("x-reason").and_then(|v| v.to_str().ok()).filter(|r| !r.is_empty());
+    // UTF-8, not just the visible ASCII `to_str` takes: RabbitMQ passes the
+    // header's bytes through to the reply text.
+    let reason = headers.get("x-reason").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).filter(|r| !r.is_empty());
     // Bounded: the text goes into a short string of connection.close.
     let reason: String = reason.unwrap_or(DEFAULT_REASON).chars().take(200).collect();
     if !api.broker.close_connection(c.id, &reason) {

@@ -56,7 +56,8 @@ pub struct UserDef {
     pub password_hash: String,
     #[serde(default = "default_hashing")]
     pub hashing_algorithm: String,
-    /// A comma-separated string in RabbitMQ 3.x exports, a list in newer ones.
+    /// A list, as RabbitMQ 3.9+ exports it (written so); a comma-separated
+    /// string in older exports (read too).
     #[serde(default)]
     pub tags: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
