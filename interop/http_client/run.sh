@@ -59,7 +59,7 @@ pkg="$work/rabbitmq_http_client-$version"
 # feature. The async modules are the same tests through the async client.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 http=15672
-if ss -ltn "sport = :$http" | grep -q LISTEN; then http=$(free_port); fi
+if ! command -v ss >/dev/null || ss -ltn "sport = :$http" | grep -q LISTEN; then http=$(free_port); fi
 amqp=$(free_port)
 prom=$(free_port)
 tests="$pkg/tests/integration"
