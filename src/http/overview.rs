@@ -162,7 +162,12 @@ fn node_json(api: &Api) -> Value {
             {"name": "PLAIN", "description": "SASL PLAIN authentication mechanism", "enabled": true},
             {"name": "AMQPLAIN", "description": "QPid AMQPLAIN mechanism", "enabled": true},
         ],
-        "applications": [{"name": "warren", "description": "Warren", "version": env!("CARGO_PKG_VERSION")}],
+        // "rabbit" too: clients (rabbitmq_http_client, rabbitmqadmin v2) read
+        // a node's RabbitMQ version from that application's entry.
+        "applications": [
+            {"name": "rabbit", "description": "RabbitMQ", "version": RABBITMQ_VERSION},
+            {"name": "warren", "description": "Warren", "version": env!("CARGO_PKG_VERSION")},
+        ],
         "enabled_plugins": ["rabbitmq_management", "rabbitmq_prometheus"],
         "partitions": [],
         "cluster_links": [],
