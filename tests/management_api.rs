@@ -697,6 +697,8 @@ async fn connections_channels_and_consumers_are_listed_and_a_connection_closed_w
         let name = conn["name"].as_str().unwrap().to_owned();
         assert!(name.contains(" -> "), "RabbitMQ's connection name: {name}");
         assert_eq!(api.json(&format!("/api/connections/{}", seg(&name)))["name"], json!(name));
+        let mine = api.json("/api/connections/username/guest");
+        assert!(mine.as_array().unwrap().iter().any(|c| c["name"] == json!(name)), "{mine}");
         let chans = api.json(&format!("/api/connections/{}/channels", seg(&name)));
         assert_eq!(chans.as_array().unwrap().len(), 1);
         assert_eq!(chans[0]["name"], json!(format!("{name} (1)")));

@@ -19,6 +19,14 @@ use crate::broker::{ChannelInfo, ConnectionInfo};
 /// RabbitMQ's reason when the request gives none.
 const DEFAULT_REASON: &str = "Closed via management plugin";
 
+/// The `X-Reason` of a close, as UTF-8 (not just the visible ASCII
+/// `to_str` takes: RabbitMQ passes the header's bytes through to the reply
+/// text), bounded because it goes into a short string of connection.close.
+fn reason(headers: &HeaderMap) -> String {
+    let given = headers.get("x-reason").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).filter(|r| !r.is_empty());
+    given.unwrap_or(DEFAULT_REASON).chars().take(200).collect()
+}
+
 fn visible_connections(api: &Api, caller: &Caller) -> Vec<ConnectionInfo> {
     api.broker.connections().into_iter().filter(|c| caller.sees_all() || c.user == caller.user.name).collect()
 }
@@ -77,14 +85,40 @@ pub(crate) async fn close(
     if !caller.is_admin() && c.user != caller.user.name {
         return Err(ApiError::not_authorized("Access refused."));
     }
-    // UTF-8, not just the visible ASCII `to_str` takes: RabbitMQ passes the
-    // header's bytes through to the reply text.
-    let reason = headers.get("x-reason").and_then(|v| std::str::from_utf8(v.as_bytes()).ok()).filter(|r| !r.is_empty());
-    // Bounded: the text goes into a short string of connection.close.
-    let reason: String = reason.unwrap_or(DEFAULT_REASON).chars().take(200).collect();
+    let reason = reason(&headers);
     if !api.broker.close_connection(c.id, &reason) {
         return Err(ApiError::not_found());
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// RabbitMQ 3.13's `/api/connections/username/{user}`: a user's
+/// connections (administrators, or the user itself).
+pub(crate) async fn user_connections(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(user): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    if !caller.sees_all() && caller.user.name != user {
+        return Err(ApiError::not_authorized("Access refused."));
+    }
+    let list: Vec<ConnectionInfo> = api.broker.connections().into_iter().filter(|c| c.user == user).collect();
+    Ok(Json(q.answer(list, |c| views::connection(&api, c))?))
+}
+
+/// Closes every connection of a user, with the `X-Reason` text.
+pub(crate) async fn close_user_connections(
+    State(api): State<Api>,
+    caller: Caller,
+    Path(user): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    if !caller.is_admin() && caller.user.name != user {
+        return Err(ApiError::not_authorized("Access refused."));
+    }
+    let reason = reason(&headers);
+    api.broker.close_connections_of_user(&user, &reason);
     Ok(StatusCode::NO_CONTENT)
 }
 

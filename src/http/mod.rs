@@ -196,6 +196,7 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/exchanges/{vhost}/{name}/bindings/destination", get(objects::exchange_bindings_destination))
         .route("/exchanges/{vhost}/{name}/publish", post(objects::publish))
         .route("/queues", get(objects::queues))
+        .route("/queues/detailed", get(objects::queues_detailed))
         .route("/queues/{vhost}", get(objects::queues_in))
         .route("/queues/{vhost}/{name}", get(objects::queue).put(objects::put_queue).delete(objects::delete_queue))
         .route("/queues/{vhost}/{name}/bindings", get(objects::queue_bindings))
@@ -204,6 +205,10 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/queues/{vhost}/{name}/messages", get(objects::peek))
         .route("/connections", get(connections::connections))
         .route("/connections/{name}", get(connections::connection).delete(connections::close))
+        .route(
+            "/connections/username/{user}",
+            get(connections::user_connections).delete(connections::close_user_connections),
+        )
         .route("/connections/{name}/channels", get(connections::connection_channels))
         .route("/vhosts/{vhost}/connections", get(connections::vhost_connections))
         .route("/vhosts/{vhost}/channels", get(connections::vhost_channels))

@@ -412,6 +412,28 @@ pub(crate) async fn queues(
     Ok(Json(q.answer(list, |x| views::queue(&api, &x.item))?))
 }
 
+/// RabbitMQ 3.13's `/api/queues/detailed`: every queue with its consumers.
+pub(crate) async fn queues_detailed(
+    State(api): State<Api>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let list = queues_of(visible_vhosts(&api, &caller));
+    Ok(Json(q.answer(list, |x| detailed_queue(&api, &x.item))?))
+}
+
+fn detailed_queue(api: &Api, q: &Queue) -> Value {
+    let mut body = views::queue(api, q);
+    let conns = api.broker.connections();
+    let consumers: Vec<Value> = q
+        .consumer_details()
+        .iter()
+        .map(|c| views::consumer(api, q, c, conns.iter().find(|x| x.id == c.connection_id)))
+        .collect();
+    body["consumer_details"] = Value::Array(consumers);
+    body
+}
+
 pub(crate) async fn queues_in(
     State(api): State<Api>,
     caller: Caller,
@@ -429,14 +451,7 @@ pub(crate) async fn queue(
 ) -> ApiResult<Json<Value>> {
     let v = seen_vhost(&api, &caller, &vhost)?;
     let q = v.queue(&name)?;
-    let mut body = views::queue(&api, &q);
-    let conns = api.broker.connections();
-    let consumers: Vec<Value> = q
-        .consumer_details()
-        .iter()
-        .map(|c| views::consumer(&api, &q, c, conns.iter().find(|x| x.id == c.connection_id)))
-        .collect();
-    body["consumer_details"] = Value::Array(consumers);
+    let mut body = detailed_queue(&api, &q);
     body["deliveries"] = json!([]);
     body["incoming"] = json!([]);
     Ok(Json(body))

@@ -4,7 +4,9 @@
 #   2. promtool check metrics on /metrics and /metrics/per-object;
 #   3. the common GETs side by side with the reference RabbitMQ's API
 #      (tests/tools/mgmt_diff.py), and tests/management_api.rs against it;
-#   4. the web UI in headless Chromium (tests/ui/run.sh, screenshots kept in
+#   4. rabbitmq_http_client's own blocking integration suite
+#      (interop/http_client/run.sh, against expected_pass.txt);
+#   5. the web UI in headless Chromium (tests/ui/run.sh, screenshots kept in
 #      $UI_SCREENSHOTS, default target/ui-screenshots).
 # Installs what it needs (rabbitmq-server via reference-rabbitmq, prometheus
 # for promtool, chromium and playwright-core via tests/ui/run.sh).
@@ -68,6 +70,9 @@ echo "== the common GETs against the reference RabbitMQ"
 timeout 300 python3 "$here/mgmt_diff.py" "http://127.0.0.1:$http" http://127.0.0.1:15673 || fail "management API differences"
 (cd "$root" && WARREN_TEST_URI=amqp://guest:guest@127.0.0.1:5673/%2f WARREN_TEST_MGMT_URL=http://127.0.0.1:15673 \
   timeout 600 cargo nextest run --no-fail-fast --test management_api) || fail "management API tests against the reference"
+
+echo "== rabbitmq_http_client's own blocking suite"
+WARREN_BIN="$bin" timeout 900 bash "$root/interop/http_client/run.sh" || fail "rabbitmq_http_client suite"
 
 echo "== web UI in Chromium"
 WARREN_BIN="$bin" timeout 600 bash "$root/tests/ui/run.sh" || fail "web UI"
