@@ -88,6 +88,15 @@ pub(crate) async fn is_in_service(caller: Caller) -> ApiResult<Check> {
     Ok(ok(json!({})))
 }
 
+/// `/api/healthchecks/node/{node}`: this node is up; any other is unknown.
+pub(crate) async fn node_check(State(api): State<Api>, caller: Caller, Path(node): Path<String>) -> ApiResult<Check> {
+    caller.require(Level::Management)?;
+    if node != *api.node {
+        return Err(ApiError::not_found());
+    }
+    Ok(ok(json!({})))
+}
+
 /// One node and no replicas to lose: never critical.
 pub(crate) async fn not_quorum_critical(caller: Caller) -> ApiResult<Check> {
     caller.require(Level::Management)?;

@@ -247,6 +247,10 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/health/checks/node-is-mirror-sync-critical", get(health::not_quorum_critical))
         .route("/health/checks/certificate-expiration/{within}/{unit}", get(health::certificates))
         .route("/aliveness-test/{vhost}", get(health::aliveness))
+        // RabbitMQ's health check before 3.8's /health/checks, which older
+        // helpers and compose files still call.
+        .route("/healthchecks/node", get(health::is_in_service))
+        .route("/healthchecks/node/{node}", get(health::node_check))
         .route("/{*rest}", get(not_found).put(not_found).post(not_found).delete(not_found))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()

@@ -2,7 +2,9 @@
 # The management surface against tools nobody here wrote, as CI runs it:
 #   1. Debian's rabbitmqadmin (tests/rabbitmqadmin/scenario.py) against Warren;
 #   2. promtool check metrics on /metrics and /metrics/per-object;
-#   3. the common GETs side by side with the reference RabbitMQ's API
+#   3. the calls Python test helpers make with `requests`
+#      (tests/tools/requests_helpers.py), against Warren and RabbitMQ;
+#      the common GETs side by side with the reference RabbitMQ's API
 #      (tests/tools/mgmt_diff.py), and tests/management_api.rs against it;
 #   4. rabbitmq_http_client's own blocking integration suite
 #      (interop/http_client/run.sh, against expected_pass.txt);
@@ -65,6 +67,15 @@ for path in /metrics /metrics/per-object; do
 done
 grep -q '^rabbitmq_queue_messages_ready{vhost="/",queue="promtool-q"} 1$' "$work/metrics.txt" \
   || fail "per-object metrics lack promtool-q's ready count"
+
+echo "== Python requests, as test helpers call the API"
+venv="$here/.venv"
+[[ -x $venv/bin/python ]] || python3 -m venv "$venv"
+if ! cmp -s "$here/requirements.txt" "$venv/.installed"; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt" && cp "$here/requirements.txt" "$venv/.installed"
+fi
+timeout 120 "$venv/bin/python" "$here/requests_helpers.py" "http://127.0.0.1:$http" "$amqp" || fail "requests helpers"
+timeout 120 "$venv/bin/python" "$here/requests_helpers.py" http://127.0.0.1:15673 5673 >/dev/null || fail "requests helpers against RabbitMQ"
 
 echo "== the common GETs against the reference RabbitMQ"
 timeout 300 python3 "$here/mgmt_diff.py" "http://127.0.0.1:$http" http://127.0.0.1:15673 || fail "management API differences"
