@@ -130,3 +130,62 @@ impl FromRequestParts<Api> for Caller {
         Ok(caller)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::broker::alarms::AlarmSet;
+    use crate::broker::Broker;
+
+    fn api() -> Api {
+        let broker = Arc::new(Broker::in_memory("guest", "guest", "/"));
+        let (_tx, alarms) = tokio::sync::watch::channel(AlarmSet::default());
+        Api::new(broker, Arc::new(crate::Config::ephemeral()), alarms, Vec::new())
+    }
+
+    fn request_from(peer: &str, user: &str, pass: &str) -> Parts {
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+        let (mut parts, ()) = axum::http::Request::builder()
+            .uri("/api/overview")
+            .header(header::AUTHORIZATION, format!("Basic {basic}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts.extensions.insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        parts
+    }
+
+    #[tokio::test]
+    async fn guest_logs_in_over_http_from_loopback_only() {
+        let api = api();
+        let mut local = request_from("127.0.0.1:40000", "guest", "guest");
+        assert!(Caller::from_request_parts(&mut local, &api).await.is_ok());
+        let mut remote = request_from("192.0.2.7:40000", "guest", "guest");
+        let refused = Caller::from_request_parts(&mut remote, &api).await.unwrap_err();
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+        // Another administrator may log in from anywhere.
+        api.broker.put_user(&crate::broker::User::new("ops", "pw", &["administrator"]).to_def()).unwrap();
+        let mut ops = request_from("192.0.2.7:40000", "ops", "pw");
+        assert!(Caller::from_request_parts(&mut ops, &api).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn tags_set_the_level_as_in_rabbitmq() {
+        let api = api();
+        for (tags, levels) in [
+            (&["management"][..], [true, false, false, false]),
+            (&["policymaker"][..], [true, true, false, false]),
+            (&["monitoring"][..], [true, false, true, false]),
+            (&["administrator"][..], [true, true, true, true]),
+        ] {
+            let caller = Caller { user: crate::broker::User::new("u", "pw", tags) };
+            let got = [Level::Management, Level::Policymaker, Level::Monitoring, Level::Administrator]
+                .map(|l| caller.require(l).is_ok());
+            assert_eq!(got, levels, "{tags:?}");
+        }
+        let nobody = Caller { user: crate::broker::User::new("n", "pw", &[]) };
+        assert_eq!(nobody.require(Level::Management).unwrap_err().reason, "Not management user");
+    }
+}
