@@ -171,9 +171,8 @@ mod tests {
         assert!(Caller::from_request_parts(&mut ops, &api).await.is_ok());
     }
 
-    #[tokio::test]
-    async fn tags_set_the_level_as_in_rabbitmq() {
-        let api = api();
+    #[test]
+    fn tags_set_the_level_as_in_rabbitmq() {
         for (tags, levels) in [
             (&["management"][..], [true, false, false, false]),
             (&["policymaker"][..], [true, true, false, false]),
