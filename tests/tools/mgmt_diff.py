@@ -136,8 +136,17 @@ def main():
         teardown(base)
         setup(base)
     try:
+        # RabbitMQ fills in a new queue's fields (state, consumers, policy)
+        # and counts as its stats collection runs: wait for all of them.
         for base in (WARREN, REFERENCE):
-            settled(base, f"/api/queues/{VH}/{Q}", "messages", 3)
+            for key, want in (("messages", 3), ("state", "running"), ("consumers", 0), ("policy", POL)):
+                settled(base, f"/api/queues/{VH}/{Q}", key, want)
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                _, listed = call(base, "GET", f"/api/queues/{VH}")
+                if listed and all(q.get("policy") == POL for q in listed if q.get("name") == Q):
+                    break
+                time.sleep(0.5)
         check("/api/whoami", equal=True)
         check("/api/overview", values=["rates_mode", "exchange_types"])
         check(f"/api/vhosts/{VH}", values=["name", "description", "tags", "tracing", "messages", "messages_ready"])
