@@ -4,6 +4,9 @@ pub mod rabbitmq_conf;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::tls::{CertLogin, SanKind, TlsSettings};
 
 /// Broker start-up settings. `Config::default()` is what `warren` with no
 /// arguments uses: 0.0.0.0:5672, guest/guest, vhost `/`.
@@ -48,6 +51,25 @@ pub struct Config {
     /// Prometheus metrics (rabbitmq_prometheus's 15692); `None` turns them
     /// off, `Some(0)` picks a free port (`Server::prometheus_addr`).
     pub prometheus_port: Option<u16>,
+    /// The plain AMQP listener (`listeners.tcp = none` turns it off, for a
+    /// TLS-only node).
+    pub tcp_listener: bool,
+    /// AMQPS: the certificate, key and peer verification (`ssl_options.*`,
+    /// `--tls-*`); `None`: no TLS listener.
+    pub tls: Option<TlsSettings>,
+    /// The AMQPS port (`listeners.ssl.default`, `--tls-port`); 0 picks one.
+    pub tls_port: u16,
+    /// Where AMQPS listens; `None`: `bind`.
+    pub tls_bind: Option<IpAddr>,
+    /// A TLS handshake not done by then is dropped (`ssl_handshake_timeout`).
+    pub tls_handshake_timeout: Duration,
+    /// Where EXTERNAL takes the user name from (`ssl_cert_login_from`).
+    pub cert_login: CertLogin,
+    /// HTTPS for the management API (`management.ssl.port` and
+    /// `management.ssl.*`): the port and its TLS settings.
+    pub management_tls: Option<(u16, TlsSettings)>,
+    /// HTTPS for Prometheus (`prometheus.ssl.port`, `prometheus.ssl.*`).
+    pub prometheus_tls: Option<(u16, TlsSettings)>,
 }
 
 impl Default for Config {
@@ -71,6 +93,14 @@ impl Default for Config {
             management_port: Some(15672),
             management_bind: None,
             prometheus_port: Some(15692),
+            tcp_listener: true,
+            tls: None,
+            tls_port: 5671,
+            tls_bind: None,
+            tls_handshake_timeout: Duration::from_secs(5),
+            cert_login: CertLogin::default(),
+            management_tls: None,
+            prometheus_tls: None,
         }
     }
 }
@@ -126,6 +156,67 @@ pub fn parse_information_unit(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
 }
 
+/// `"5671"`, `"127.0.0.1:5671"` or `":::5671"`: the host (unless any) and port.
+fn split_listener(value: &str) -> (Option<&str>, &str) {
+    let (host, port) = match value.rsplit_once(':') {
+        Some((h, p)) => (Some(h.trim_matches(['[', ']'])), p),
+        None => (None, value),
+    };
+    (host.filter(|h| !h.is_empty() && *h != "::"), port)
+}
+
+/// The HTTPS and certificate-login keys of a rabbitmq.conf, gathered while
+/// reading it because their meaning depends on keys that may come later.
+#[derive(Default)]
+struct HttpsConf {
+    management_port: Option<u16>,
+    management: Option<TlsSettings>,
+    prometheus_port: Option<u16>,
+    prometheus: Option<TlsSettings>,
+    san_kind: SanKind,
+    san_index: usize,
+}
+
+impl HttpsConf {
+    /// As RabbitMQ does: an `ssl` listener configured without a `tcp` one
+    /// serves HTTPS only.
+    fn apply(self, config: &mut Config, text: &str, explicit: &dyn Fn(&str) -> bool) -> Result<(), String> {
+        let has_key = |k: &str| text.lines().any(|l| l.trim_start().starts_with(k));
+        for (name, port, settings, default_port, tcp_key, slot, plain, flag) in [
+            (
+                "management.ssl",
+                self.management_port,
+                self.management,
+                15671,
+                "management.tcp.",
+                &mut config.management_tls,
+                &mut config.management_port,
+                "management_port",
+            ),
+            (
+                "prometheus.ssl",
+                self.prometheus_port,
+                self.prometheus,
+                15691,
+                "prometheus.tcp.",
+                &mut config.prometheus_tls,
+                &mut config.prometheus_port,
+                "prometheus_port",
+            ),
+        ] {
+            let Some(settings) = settings else { continue };
+            if settings.cert.as_os_str().is_empty() || settings.key.as_os_str().is_empty() {
+                return Err(format!("{name} needs both {name}.certfile and {name}.keyfile"));
+            }
+            *slot = Some((port.unwrap_or(default_port), settings));
+            if !has_key(tcp_key) && !explicit(flag) {
+                *plain = None;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// MemTotal from /proc/meminfo, in bytes.
 fn total_ram() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -142,6 +233,7 @@ impl Config {
     /// Warren has no use for are returned, so the caller can say so.
     pub fn apply_rabbitmq_conf(&mut self, text: &str, explicit: &dyn Fn(&str) -> bool) -> Result<Vec<String>, String> {
         let mut ignored = Vec::new();
+        let mut https = HttpsConf::default();
         for entry in rabbitmq_conf::parse(text).map_err(|e| e.to_string())? {
             let (key, value) = match entry.item {
                 rabbitmq_conf::Item::Setting { key, value } => (key, value),
@@ -154,13 +246,9 @@ impl Config {
             let bad = |what: &str| format!("line {line}: {key} = {value}: {what}");
             match key {
                 "listeners.tcp.default" | "listeners.tcp.1" if !explicit("port") && !explicit("bind") => {
-                    // "5672", "127.0.0.1:5672" or ":::5672"
-                    let (host, port) = match value.rsplit_once(':') {
-                        Some((h, p)) => (Some(h.trim_matches(['[', ']'])), p),
-                        None => (None, value),
-                    };
+                    let (host, port) = split_listener(value);
                     self.port = port.parse().map_err(|_| bad("not a port"))?;
-                    if let Some(h) = host.filter(|h| !h.is_empty() && *h != "::") {
+                    if let Some(h) = host {
                         self.bind = h.parse().map_err(|_| bad("not an IP address"))?;
                     }
                 }
@@ -203,6 +291,56 @@ impl Config {
                     let port: u16 = value.parse().map_err(|_| bad("not a port"))?;
                     self.prometheus_port = (port != 0).then_some(port);
                 }
+                "listeners.tcp" if value == "none" && !explicit("port") => self.tcp_listener = false,
+                "listeners.ssl.default" | "listeners.ssl.1" if !explicit("tls_port") => {
+                    let (host, port) = split_listener(value);
+                    self.tls_port = port.parse().map_err(|_| bad("not a port"))?;
+                    if let Some(h) = host {
+                        self.tls_bind = Some(h.parse().map_err(|_| bad("not an IP address"))?);
+                    }
+                }
+                "ssl_handshake_timeout" => {
+                    self.tls_handshake_timeout =
+                        Duration::from_millis(value.parse().map_err(|_| bad("not a number of milliseconds"))?)
+                }
+                "ssl_cert_login_from" => {
+                    self.cert_login = match value {
+                        "distinguished_name" => CertLogin::DistinguishedName,
+                        "common_name" => CertLogin::CommonName,
+                        "subject_alternative_name" | "subject_alt_name" => {
+                            CertLogin::SubjectAltName { kind: https.san_kind, index: https.san_index }
+                        }
+                        _ => return Err(bad("expected distinguished_name, common_name or subject_alternative_name")),
+                    }
+                }
+                "ssl_cert_login_san_type" => {
+                    https.san_kind =
+                        SanKind::parse(value).ok_or_else(|| bad("expected dns, ip, email, uri or other_name"))?
+                }
+                "ssl_cert_login_san_index" => https.san_index = value.parse().map_err(|_| bad("not an index"))?,
+                k if k.starts_with("ssl_options.") && !explicit("tls_cert") => {
+                    if !TlsSettings::apply_conf(&mut self.tls, &k["ssl_options.".len()..], value)
+                        .map_err(|e| bad(&e))?
+                    {
+                        ignored.push(key.to_owned());
+                    }
+                }
+                "management.ssl.port" => https.management_port = Some(value.parse().map_err(|_| bad("not a port"))?),
+                "prometheus.ssl.port" => https.prometheus_port = Some(value.parse().map_err(|_| bad("not a port"))?),
+                k if k.starts_with("management.ssl.") => {
+                    if !TlsSettings::apply_conf(&mut https.management, &k["management.ssl.".len()..], value)
+                        .map_err(|e| bad(&e))?
+                    {
+                        ignored.push(key.to_owned());
+                    }
+                }
+                k if k.starts_with("prometheus.ssl.") => {
+                    if !TlsSettings::apply_conf(&mut https.prometheus, &k["prometheus.ssl.".len()..], value)
+                        .map_err(|e| bad(&e))?
+                    {
+                        ignored.push(key.to_owned());
+                    }
+                }
                 "loopback_users" if value == "none" => self.guest_loopback_only = false,
                 "loopback_users.guest" => self.guest_loopback_only = value == "true",
                 // Known, but a flag or env var said otherwise.
@@ -222,8 +360,21 @@ impl Config {
                 | "vm_memory_high_watermark.absolute"
                 | "disk_free_limit.absolute"
                 | "disk_free_limit.relative"
-                | "loopback_users" => {}
+                | "loopback_users"
+                | "listeners.tcp"
+                | "listeners.ssl.default"
+                | "listeners.ssl.1" => {}
                 _ => ignored.push(key.to_owned()),
+            }
+        }
+        if let CertLogin::SubjectAltName { kind, index } = &mut self.cert_login {
+            // The SAN type and index may come after ssl_cert_login_from.
+            (*kind, *index) = (https.san_kind, https.san_index);
+        }
+        https.apply(self, text, explicit)?;
+        if let Some(tls) = &self.tls {
+            if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
+                return Err("ssl_options needs both certfile and keyfile for the AMQPS listener".into());
             }
         }
         Ok(ignored)
@@ -333,6 +484,50 @@ default_pass = 'x' y
             )
             .unwrap_err();
         assert!(err.starts_with("line 2: expected 'key = value'"), "{err}");
+    }
+
+    #[test]
+    fn tls_keys_read_as_rabbitmq_reads_them() {
+        let conf = "listeners.tcp = none\nlisteners.ssl.default = 127.0.0.1:5999\n\
+                    ssl_options.certfile = /etc/certs/server.pem\nssl_options.keyfile = /etc/certs/server.key\n\
+                    ssl_options.cacertfile = /etc/certs/ca.pem\nssl_options.verify = verify_peer\n\
+                    ssl_options.fail_if_no_peer_cert = true\nssl_options.versions.1 = tlsv1.2\n\
+                    ssl_options.honor_cipher_order = true\nssl_handshake_timeout = 2500\n\
+                    ssl_cert_login_from = subject_alternative_name\nssl_cert_login_san_type = email\n\
+                    ssl_cert_login_san_index = 1\nmanagement.ssl.port = 15999\n\
+                    management.ssl.certfile = /m.pem\nmanagement.ssl.keyfile = /m.key\n";
+        let mut c = Config::default();
+        let ignored = c.apply_rabbitmq_conf(conf, &|_| false).unwrap();
+        assert!(!c.tcp_listener);
+        assert_eq!((c.tls_bind, c.tls_port), (Some(IpAddr::V4(Ipv4Addr::LOCALHOST)), 5999));
+        let tls = c.tls.clone().unwrap();
+        assert_eq!(tls.cert, PathBuf::from("/etc/certs/server.pem"));
+        assert_eq!(tls.ca, Some(PathBuf::from("/etc/certs/ca.pem")));
+        assert!(tls.verify_peer && tls.fail_if_no_peer_cert);
+        assert_eq!(tls.versions, vec![crate::tls::TlsVersion::Tls12]);
+        assert_eq!(c.tls_handshake_timeout, Duration::from_millis(2500));
+        assert_eq!(c.cert_login, CertLogin::SubjectAltName { kind: SanKind::Email, index: 1 });
+        let (port, m) = c.management_tls.clone().unwrap();
+        assert_eq!((port, m.cert.to_str()), (15999, Some("/m.pem")));
+        assert_eq!(c.management_port, None, "an ssl listener without a tcp one: HTTPS only, as in RabbitMQ");
+        assert_eq!(c.prometheus_port, Some(15692), "untouched");
+        assert_eq!(ignored, vec!["ssl_options.honor_cipher_order"]);
+        // Both listeners when both are configured.
+        let mut c = Config::default();
+        c.apply_rabbitmq_conf(
+            "management.tcp.port = 15672\nmanagement.ssl.certfile = /m.pem\nmanagement.ssl.keyfile = /m.key",
+            &|_| false,
+        )
+        .unwrap();
+        assert_eq!((c.management_port, c.management_tls.map(|t| t.0)), (Some(15672), Some(15671)));
+        for bad in [
+            "ssl_options.certfile = /c.pem",
+            "ssl_options.versions.1 = tlsv1.1",
+            "management.ssl.certfile = /m.pem",
+            "ssl_cert_login_from = fingerprint",
+        ] {
+            assert!(Config::default().apply_rabbitmq_conf(bad, &|_| false).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub mod perf;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub(crate) mod wire;
 
 pub use config::Config;

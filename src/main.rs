@@ -101,6 +101,36 @@ struct ServeArgs {
     /// rabbitmq_prometheus's prometheus.tcp.port.
     #[arg(long, default_value_t = 15692)]
     prometheus_port: u16,
+    /// AMQPS: the server certificate (PEM, chain after it). With --tls-key,
+    /// starts a TLS listener on --tls-port. RabbitMQ's ssl_options.certfile.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM). ssl_options.keyfile.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) client certificates must chain to; given, the
+    /// TLS listener asks clients for a certificate and verifies it
+    /// (ssl_options.cacertfile with verify = verify_peer), and offers the
+    /// EXTERNAL mechanism.
+    #[arg(long, requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+    /// Refuse TLS clients without a certificate (ssl_options.fail_if_no_peer_cert).
+    #[arg(long, requires = "tls_ca")]
+    tls_fail_if_no_peer_cert: bool,
+    /// The AMQPS port (listeners.ssl.default); 0 picks a free one.
+    #[arg(long, default_value_t = 5671)]
+    tls_port: u16,
+    /// No plain AMQP listener, only AMQPS (listeners.tcp = none).
+    #[arg(long, requires = "tls_cert")]
+    tls_only: bool,
+    /// Serve the management API over HTTPS on this port too, with the
+    /// --tls-cert certificate (management.ssl.port).
+    #[arg(long, requires = "tls_cert")]
+    management_tls_port: Option<u16>,
+    /// Serve Prometheus metrics over HTTPS on this port too, with the
+    /// --tls-cert certificate (prometheus.ssl.port).
+    #[arg(long, requires = "tls_cert")]
+    prometheus_tls_port: Option<u16>,
     /// A RabbitMQ rabbitmq.conf to honour (listeners.tcp.default, default_user,
     /// default_pass, default_vhost, load_definitions, heartbeat, frame_max,
     /// channel_max, vm_memory_high_watermark.*, disk_free_limit.*,
@@ -200,7 +230,19 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
             management_port: (cli.management_port != 0).then_some(cli.management_port),
             management_bind: cli.management_bind,
             prometheus_port: (cli.prometheus_port != 0).then_some(cli.prometheus_port),
+            ..warren::Config::default()
         };
+    config.tls_port = cli.tls_port;
+    config.tcp_listener = !cli.tls_only;
+    if let (Some(cert), Some(key)) = (cli.tls_cert, cli.tls_key) {
+        let mut tls = warren::tls::TlsSettings::new(cert, key);
+        tls.verify_peer = cli.tls_ca.is_some();
+        tls.ca = cli.tls_ca;
+        tls.fail_if_no_peer_cert = cli.tls_fail_if_no_peer_cert;
+        config.management_tls = cli.management_tls_port.map(|p| (p, tls.clone()));
+        config.prometheus_tls = cli.prometheus_tls_port.map(|p| (p, tls.clone()));
+        config.tls = Some(tls);
+    }
     if let Some(path) = rabbitmq_config_path(cli.config.as_deref()) {
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("cannot read the config file {}", path.display()))?;
@@ -244,12 +286,23 @@ async fn run(config: warren::Config, port_file: Option<PathBuf>) -> anyhow::Resu
         std::fs::write(&path, format!("{}\n", addr.port()))
             .with_context(|| format!("cannot write the port file {}", path.display()))?;
     }
-    tracing::info!("Warren {} listening for AMQP 0-9-1 on {addr}", env!("CARGO_PKG_VERSION"));
+    if config.tcp_listener {
+        tracing::info!("Warren {} listening for AMQP 0-9-1 on {addr}", env!("CARGO_PKG_VERSION"));
+    }
+    if let Some(tls) = server.tls_addr() {
+        tracing::info!("Warren {} listening for AMQP 0-9-1 over TLS on {tls}", env!("CARGO_PKG_VERSION"));
+    }
     if let Some(http) = server.management_addr() {
         tracing::info!("management API and web UI on http://{http}/");
     }
+    if let Some(https) = server.management_tls_addr() {
+        tracing::info!("management API and web UI on https://{https}/");
+    }
     if let Some(metrics) = server.prometheus_addr() {
         tracing::info!("Prometheus metrics on http://{metrics}/metrics");
+    }
+    if let Some(metrics) = server.prometheus_tls_addr() {
+        tracing::info!("Prometheus metrics on https://{metrics}/metrics");
     }
     // Testcontainers' RabbitMQ module waits for this exact line.
     tracing::info!("Server startup complete; 0 plugins started.");

@@ -5,57 +5,103 @@
 //! connection.close 320 CONNECTION_FORCED; `shutdown` then waits (bounded)
 //! for the connection tasks to finish.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::broker::alarms::AlarmSet;
 use crate::broker::Broker;
-use crate::protocol::driver::{serve, ConnectionContext};
+use crate::http::HttpListener;
+use crate::protocol::driver::{serve, serve_tls, ConnectionContext};
 use crate::store::Health;
+use crate::tls::{TlsEndpoint, TlsSettings};
 use crate::Config;
 
 /// A running broker. Dropping it stops it (without waiting); `shutdown`
 /// stops it and waits for connections to close.
 pub struct Server {
     addr: SocketAddr,
+    tls_addr: Option<SocketAddr>,
     management: Option<SocketAddr>,
+    management_tls: Option<SocketAddr>,
     prometheus: Option<SocketAddr>,
+    prometheus_tls: Option<SocketAddr>,
     broker: Arc<Broker>,
     stop: watch::Sender<bool>,
     accept_task: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Binds `what` on `ip:port`, with an error that says which listener and
+/// how to move or turn it off.
+async fn bind(what: &str, ip: IpAddr, port: u16, off: &str) -> std::io::Result<TcpListener> {
+    TcpListener::bind((ip, port))
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen for {what} on {ip}:{port}: {e} ({off})")))
+}
+
+/// An HTTPS listener's socket and TLS config.
+async fn bind_https(
+    what: &'static str,
+    ip: IpAddr,
+    tls: &Option<(u16, TlsSettings)>,
+) -> std::io::Result<Option<HttpListener>> {
+    let Some((port, settings)) = tls else { return Ok(None) };
+    let endpoint = TlsEndpoint::new(what, settings.clone(), &[b"http/1.1"]).map_err(std::io::Error::other)?;
+    let tcp = bind(what, ip, *port, "change or remove its ssl.port setting").await?;
+    Ok(Some(HttpListener { tcp, tls: Some(endpoint) }))
+}
+
 impl Server {
-    /// Binds the listener and starts accepting. Must run inside a tokio runtime.
+    /// Binds the listeners and starts accepting. Must run inside a tokio
+    /// runtime. Certificates are checked here: a TLS setting that cannot
+    /// work stops the start with a message that says why.
     pub async fn start(config: Config) -> std::io::Result<Server> {
-        let listener = TcpListener::bind((config.bind, config.port)).await?;
-        let addr = listener.local_addr()?;
+        let plain = match config.tcp_listener {
+            true => Some(bind("AMQP", config.bind, config.port, "--port picks another").await?),
+            false => None,
+        };
+        let amqps = match &config.tls {
+            Some(settings) => {
+                let endpoint = TlsEndpoint::new("AMQP", settings.clone(), &[]).map_err(std::io::Error::other)?;
+                let ip = config.tls_bind.unwrap_or(config.bind);
+                Some((bind("AMQPS", ip, config.tls_port, "--tls-port picks another").await?, endpoint))
+            }
+            None => None,
+        };
+        let tls_addr = amqps.as_ref().map(|(l, _)| l.local_addr()).transpose()?;
+        let addr = match (&plain, tls_addr) {
+            (Some(l), _) => l.local_addr()?,
+            (None, Some(a)) => a,
+            (None, None) => {
+                return Err(std::io::Error::other(
+                    "no AMQP listener: listeners.tcp = none needs a TLS listener (ssl_options.certfile/keyfile or --tls-cert/--tls-key)",
+                ))
+            }
+        };
         let management_bind = config.management_bind.unwrap_or(config.bind);
         let management = match config.management_port {
-            Some(port) => Some(TcpListener::bind((management_bind, port)).await.map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen for the management API on {management_bind}:{port}: {e} (--management-port 0 turns it off)"),
-                )
-            })?),
+            Some(port) => {
+                Some(bind("the management API", management_bind, port, "--management-port 0 turns it off").await?)
+            }
             None => None,
         };
         let management_addr = management.as_ref().map(TcpListener::local_addr).transpose()?;
+        let management_https = bind_https("management", management_bind, &config.management_tls).await?;
+        let management_tls_addr = management_https.as_ref().map(|l| l.tcp.local_addr()).transpose()?;
         let prometheus = match config.prometheus_port {
-            Some(port) => Some(TcpListener::bind((management_bind, port)).await.map_err(|e| {
-                std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen for Prometheus on {management_bind}:{port}: {e} (--prometheus-port 0 turns it off)"),
-                )
-            })?),
+            Some(port) => Some(bind("Prometheus", management_bind, port, "--prometheus-port 0 turns it off").await?),
             None => None,
         };
         let prometheus_addr = prometheus.as_ref().map(TcpListener::local_addr).transpose()?;
+        let prometheus_https = bind_https("Prometheus", management_bind, &config.prometheus_tls).await?;
+        let prometheus_tls_addr = prometheus_https.as_ref().map(|l| l.tcp.local_addr()).transpose()?;
+        let mut endpoints: Vec<Arc<TlsEndpoint>> = amqps.iter().map(|(_, e)| Arc::clone(e)).collect();
+        endpoints.extend(management_https.iter().chain(&prometheus_https).filter_map(|l| l.tls.clone()));
+
         let broker = Arc::new(Broker::open(&config).map_err(std::io::Error::other)?);
         let (stop, stop_rx) = watch::channel(false);
         let (alarm_tx, alarm) = watch::channel(AlarmSet::default());
@@ -73,26 +119,48 @@ impl Server {
         if let Some(store) = broker.store() {
             tokio::spawn(disk_monitor(Arc::clone(store), disk_limit, alarm_tx, ctx.shutdown.clone()));
         }
-        if management.is_some() || prometheus.is_some() {
-            let mut listeners = vec![crate::http::Listener { protocol: "amqp", addr }];
-            listeners.extend(management_addr.map(|addr| crate::http::Listener { protocol: "http", addr }));
-            listeners.extend(prometheus_addr.map(|addr| crate::http::Listener { protocol: "http/prometheus", addr }));
+        tokio::spawn(crate::tls::watch_certificates(endpoints, ctx.shutdown.clone()));
+        let mut listeners = Vec::new();
+        let mut add = |protocol: &'static str, addr: Option<SocketAddr>| {
+            listeners.extend(addr.map(|addr| crate::http::Listener { protocol, addr }))
+        };
+        add("amqp", plain.as_ref().map(|_| addr));
+        add("amqp/ssl", tls_addr);
+        add("http", management_addr);
+        add("https", management_tls_addr);
+        add("http/prometheus", prometheus_addr);
+        add("https/prometheus", prometheus_tls_addr);
+        let management: Vec<HttpListener> =
+            management.map(|tcp| HttpListener { tcp, tls: None }).into_iter().chain(management_https).collect();
+        let metrics: Vec<HttpListener> =
+            prometheus.map(|tcp| HttpListener { tcp, tls: None }).into_iter().chain(prometheus_https).collect();
+        if !management.is_empty() || !metrics.is_empty() {
             let api = crate::http::Api::new(Arc::clone(&broker), Arc::clone(&ctx.config), ctx.alarm.clone(), listeners);
-            tokio::spawn(crate::http::serve(management, prometheus, api, ctx.shutdown.clone()));
+            tokio::spawn(crate::http::serve(management, metrics, api, ctx.shutdown.clone()));
         }
-        let accept_task = tokio::spawn(accept_loop(listener, ctx));
+        let accept_task = tokio::spawn(accept_loop(plain, amqps, ctx));
         Ok(Server {
             addr,
+            tls_addr,
             management: management_addr,
+            management_tls: management_tls_addr,
             prometheus: prometheus_addr,
+            prometheus_tls: prometheus_tls_addr,
             broker,
             stop,
             accept_task: Some(accept_task),
         })
     }
 
+    /// The plain AMQP listener's address (the AMQPS one's when there is no
+    /// plain listener).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The AMQPS listener's address, if there is one.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
     }
 
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f` for clients in tests.
@@ -106,9 +174,19 @@ impl Server {
         self.management
     }
 
+    /// Where the management API is served over HTTPS, if it is.
+    pub fn management_tls_addr(&self) -> Option<SocketAddr> {
+        self.management_tls
+    }
+
     /// Where Prometheus metrics are served, if on.
     pub fn prometheus_addr(&self) -> Option<SocketAddr> {
         self.prometheus
+    }
+
+    /// Where Prometheus metrics are served over HTTPS, if they are.
+    pub fn prometheus_tls_addr(&self) -> Option<SocketAddr> {
+        self.prometheus_tls
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
@@ -292,27 +370,47 @@ async fn run_timers(broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
+/// Accepts on `listener` if there is one; never returns otherwise.
+async fn accept_on(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn accept_loop(
+    plain: Option<TcpListener>,
+    amqps: Option<(TcpListener, Arc<TlsEndpoint>)>,
+    ctx: ConnectionContext,
+) {
     let mut stop = ctx.shutdown.clone();
     let timers = tokio::spawn(run_timers(Arc::clone(&ctx.broker), ctx.shutdown.clone()));
     let mut connections = JoinSet::new();
     loop {
-        tokio::select! {
+        let accepted = tokio::select! {
             _ = stop.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    connections.spawn(serve(stream, peer, ctx.clone()));
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = accept_on(plain.as_ref()) => accepted.map(|(stream, peer)| (stream, peer, None)),
+            accepted = accept_on(amqps.as_ref().map(|(l, _)| l)) => {
+                accepted.map(|(stream, peer)| (stream, peer, amqps.as_ref().map(|(_, e)| e.acceptor())))
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        match accepted {
+            Ok((stream, peer, None)) => {
+                connections.spawn(serve(stream, peer, ctx.clone()));
+            }
+            Ok((stream, peer, Some(acceptor))) => {
+                connections.spawn(serve_amqps(stream, peer, acceptor, ctx.clone()));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
-    drop(listener);
+    drop(plain);
+    drop(amqps);
     let drain = async { while connections.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         connections.abort_all();
@@ -321,4 +419,27 @@ async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
     // Connections are gone: flush the store and mark the shutdown clean.
     let broker = ctx.broker;
     let _ = tokio::task::spawn_blocking(move || broker.close()).await;
+}
+
+/// The TLS handshake, within `ssl_handshake_timeout`, then AMQP. A client
+/// that fails it (no certificate when one is required, an unknown CA,
+/// plaintext on the TLS port) or stalls is dropped here, before it is a
+/// connection anyone lists or waits for.
+async fn serve_amqps(stream: TcpStream, peer: SocketAddr, acceptor: tokio_rustls::TlsAcceptor, ctx: ConnectionContext) {
+    let _ = stream.set_nodelay(true);
+    let timeout = ctx.config.tls_handshake_timeout;
+    let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::info!(%peer, "TLS handshake failed: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out after {} ms; closing", timeout.as_millis());
+            return;
+        }
+    };
+    let verify_peer = ctx.config.tls.as_ref().is_some_and(|t| t.verify_peer);
+    let tls = crate::tls::peer(stream.get_ref().1, &ctx.config.cert_login, verify_peer);
+    serve_tls(stream, peer, tls, ctx).await
 }

@@ -109,6 +109,22 @@ pub struct ConnectionInfo {
     pub send_cnt: u64,
     /// The SASL mechanism of start-ok (`PLAIN`, `AMQPLAIN`); empty before.
     pub auth_mechanism: String,
+    /// The TLS session, on the AMQPS listener.
+    pub tls: Option<TlsInfo>,
+}
+
+/// A TLS connection's session as the management API shows it (RabbitMQ's
+/// `ssl_protocol`, `ssl_cipher`, `peer_cert_*`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TlsInfo {
+    /// `"tlsv1.3"`, `"tlsv1.2"`, as RabbitMQ names them.
+    pub protocol: String,
+    /// The IANA name: `"TLS13_AES_256_GCM_SHA384"`.
+    pub cipher: String,
+    /// The client certificate's subject and issuer (RabbitMQ's format),
+    /// when it gave one.
+    pub peer_cert_subject: Option<String>,
+    pub peer_cert_issuer: Option<String>,
 }
 
 /// One channel as `Broker::channels` lists it.
@@ -158,6 +174,7 @@ pub struct ConnectionEntry {
     pub local: SocketAddr,
     pub name: String,
     pub connected_at: u64,
+    pub tls: Option<TlsInfo>,
     details: Mutex<Details>,
     state: AtomicU8,
     recv_oct: AtomicU64,
@@ -274,6 +291,7 @@ impl ConnectionEntry {
             recv_cnt: self.recv_cnt.load(Ordering::Relaxed),
             send_cnt: self.send_cnt.load(Ordering::Relaxed),
             auth_mechanism: d.auth_mechanism.clone(),
+            tls: self.tls.clone(),
         }
     }
 }
@@ -331,6 +349,7 @@ pub struct NewConnection {
     pub local: SocketAddr,
     /// Unix milliseconds.
     pub connected_at: u64,
+    pub tls: Option<TlsInfo>,
 }
 
 impl Registry {
@@ -342,6 +361,7 @@ impl Registry {
             local: c.local,
             name: format!("{} -> {}", c.peer, c.local),
             connected_at: c.connected_at,
+            tls: c.tls,
             details: Mutex::default(),
             state: AtomicU8::new(ConnectionState::Starting as u8),
             recv_oct: AtomicU64::new(0),
@@ -519,6 +539,7 @@ mod tests {
             peer: "127.0.0.1:54321".parse().unwrap(),
             local: "127.0.0.1:5672".parse().unwrap(),
             connected_at: 7,
+            tls: None,
         })
     }
 

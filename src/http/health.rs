@@ -72,8 +72,11 @@ pub(crate) async fn protocol_listener(
     let wanted = protocol.to_ascii_lowercase();
     let aliases: &[&str] = match wanted.as_str() {
         "amqp" | "amqp091" | "amqp0.9.1" | "amqp0-9-1" => &["amqp"],
+        "amqps" | "amqp/ssl" => &["amqp/ssl"],
         "http" | "management" => &["http"],
+        "https" => &["https"],
         "prometheus" | "http/prometheus" => &["http/prometheus"],
+        "https/prometheus" => &["https/prometheus"],
         _ => &[],
     };
     if api.listeners.iter().any(|l| aliases.contains(&l.protocol)) {

@@ -286,23 +286,32 @@ async fn no_store(req: Request, next: axum::middleware::Next) -> axum::response:
 
 /// Serves the API on `listener` (and the metrics on `metrics`), and
 /// samples the rates, until `stop` flips.
+/// A socket the management API or Prometheus is served on: plain HTTP,
+/// or HTTPS with `tls`.
+pub(crate) struct HttpListener {
+    pub(crate) tcp: TcpListener,
+    pub(crate) tls: Option<Arc<crate::tls::TlsEndpoint>>,
+}
+
 pub(crate) async fn serve(
-    listener: Option<TcpListener>,
-    metrics: Option<TcpListener>,
+    management: Vec<HttpListener>,
+    metrics: Vec<HttpListener>,
     api: Api,
     stop: watch::Receiver<bool>,
 ) {
     tokio::spawn(rates::run(Arc::clone(&api.rates), Arc::clone(&api.broker), stop.clone()));
-    if let Some(m) = metrics {
+    for m in metrics {
         tokio::spawn(serve_router(m, metrics::router(api.clone()), stop.clone()));
     }
-    if let Some(l) = listener {
-        serve_router(l, router(api), stop).await;
+    for l in management {
+        tokio::spawn(serve_router(l, router(api.clone()), stop.clone()));
     }
 }
 
-async fn serve_router(listener: TcpListener, router: Router, mut stop: watch::Receiver<bool>) {
+async fn serve_router(listener: HttpListener, router: Router, mut stop: watch::Receiver<bool>) {
+    use axum::serve::ListenerExt;
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut stop_tls = stop.clone();
     let shutdown = async move {
         while !*stop.borrow_and_update() {
             if stop.changed().await.is_err() {
@@ -310,8 +319,83 @@ async fn serve_router(listener: TcpListener, router: Router, mut stop: watch::Re
             }
         }
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    let served = match listener.tls {
+        None => axum::serve(listener.tcp, app).with_graceful_shutdown(shutdown).await,
+        Some(tls) => {
+            let local = listener.tcp.local_addr();
+            let (tx, rx) = tokio::sync::mpsc::channel(64);
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tls_handshakes(listener.tcp, tls, tx) => {}
+                    _ = stop_tls.changed() => {}
+                }
+            });
+            let listener = TlsListener { handshaken: rx, local };
+            // `tap_io` only so that axum's ConnectInfo<SocketAddr> applies
+            // to a listener of ours.
+            axum::serve(listener.tap_io(|_| {}), app).with_graceful_shutdown(shutdown).await
+        }
+    };
+    if let Err(e) = served {
         tracing::error!("HTTP listener stopped: {e}");
+    }
+}
+
+/// How long an HTTPS client has to finish its TLS handshake.
+const HTTPS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Accepts TCP and runs each TLS handshake in a task of its own (a stalled
+/// one must not hold up the next client), handing finished ones to axum.
+async fn tls_handshakes(
+    tcp: TcpListener,
+    tls: Arc<crate::tls::TlsEndpoint>,
+    done: tokio::sync::mpsc::Sender<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+) {
+    loop {
+        let (stream, peer) = match tcp.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!("HTTPS accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = tls.acceptor();
+        let done = done.clone();
+        tokio::spawn(async move {
+            match tokio::time::timeout(HTTPS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => {
+                    let _ = done.send((stream, peer)).await;
+                }
+                Ok(Err(e)) => tracing::debug!(%peer, "HTTPS: TLS handshake failed: {e}"),
+                Err(_) => tracing::debug!(%peer, "HTTPS: TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+struct TlsListener {
+    handshaken: tokio::sync::mpsc::Receiver<(tokio_rustls::server::TlsStream<tokio::net::TcpStream>, SocketAddr)>,
+    local: std::io::Result<SocketAddr>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.handshaken.recv().await {
+            Some(accepted) => accepted,
+            // The acceptor stopped (shutdown): nothing more comes.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.local {
+            Ok(a) => Ok(*a),
+            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+        }
     }
 }
 

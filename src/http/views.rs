@@ -246,15 +246,37 @@ pub(crate) fn connection(api: &Api, c: &ConnectionInfo) -> Value {
         "recv_cnt": c.recv_cnt,
         "send_cnt": c.send_cnt,
         "send_pend": 0,
-        "ssl": false,
-        "ssl_protocol": Value::Null,
-        "ssl_key_exchange": Value::Null,
-        "ssl_cipher": Value::Null,
-        "ssl_hash": Value::Null,
-        "peer_cert_subject": Value::Null,
-        "peer_cert_issuer": Value::Null,
+        "ssl": c.tls.is_some(),
+        "ssl_protocol": c.tls.as_ref().map(|t| t.protocol.as_str()),
+        "ssl_key_exchange": c.tls.as_ref().map(|t| cipher_parts(&t.cipher).0),
+        "ssl_cipher": c.tls.as_ref().map(|t| cipher_parts(&t.cipher).1),
+        "ssl_hash": c.tls.as_ref().map(|t| cipher_parts(&t.cipher).2),
+        "peer_cert_subject": c.tls.as_ref().and_then(|t| t.peer_cert_subject.as_deref()),
+        "peer_cert_issuer": c.tls.as_ref().and_then(|t| t.peer_cert_issuer.as_deref()),
         "peer_cert_validity": Value::Null,
     })
+}
+
+/// A cipher suite's IANA name as RabbitMQ's three fields:
+/// `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256` is key exchange `ecdhe_rsa`,
+/// cipher `aes_128_gcm`, hash `sha256`; TLS 1.3 suites have key exchange
+/// `any`.
+fn cipher_parts(iana: &str) -> (String, String, String) {
+    let lower = iana.to_ascii_lowercase();
+    let (kx, rest) = match lower.strip_prefix("tls13_") {
+        Some(rest) => ("any".to_owned(), rest.to_owned()),
+        None => {
+            let body = lower.strip_prefix("tls_").unwrap_or(&lower);
+            match body.split_once("_with_") {
+                Some((kx, rest)) => (kx.to_owned(), rest.to_owned()),
+                None => (String::new(), body.to_owned()),
+            }
+        }
+    };
+    match rest.rsplit_once('_') {
+        Some((cipher, hash)) if hash.starts_with("sha") => (kx, cipher.to_owned(), hash.to_owned()),
+        _ => (kx, rest, String::new()),
+    }
 }
 
 pub(crate) fn channel(api: &Api, ch: &ChannelInfo, peer: Option<&ConnectionInfo>) -> Value {

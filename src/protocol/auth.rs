@@ -1,17 +1,23 @@
 //! SASL as AMQP 0-9-1 carries it in connection.start-ok: the PLAIN and
 //! AMQPLAIN responses parsed into a user and a password. Checking them is
 //! the broker's (`Broker::authenticate`, a constant-time comparison of the
-//! password hash).
+//! password hash). EXTERNAL (rabbitmq_auth_mechanism_ssl) carries nothing:
+//! the user is the one the TLS client certificate names, and it is offered
+//! only on TLS listeners that verify client certificates.
 
 use crate::wire::table;
 
 /// The mechanisms we offer in connection.start, in RabbitMQ's order.
 pub(super) const MECHANISMS: &[u8] = b"PLAIN AMQPLAIN";
+/// The same, on a TLS listener that verifies client certificates.
+pub(super) const MECHANISMS_WITH_EXTERNAL: &[u8] = b"PLAIN AMQPLAIN EXTERNAL";
 
 /// What a start-ok's mechanism and response say.
 pub(super) enum Credentials {
     /// A user and a password to check.
     Given { user: String, password: String },
+    /// EXTERNAL: whoever the client certificate names.
+    External,
     /// A known mechanism whose response does not parse.
     Malformed,
     /// A mechanism we do not offer.
@@ -19,10 +25,11 @@ pub(super) enum Credentials {
 }
 
 /// Reads the credentials of `mechanism` out of `response`.
-pub(super) fn credentials(mechanism: &[u8], response: &[u8]) -> Credentials {
+pub(super) fn credentials(mechanism: &[u8], response: &[u8], external_offered: bool) -> Credentials {
     let parsed = match mechanism {
         b"PLAIN" => parse_plain(response),
         b"AMQPLAIN" => parse_amqplain(response),
+        b"EXTERNAL" if external_offered => return Credentials::External,
         _ => return Credentials::Unsupported,
     };
     match parsed {

@@ -123,6 +123,20 @@ pub struct ConnectionParams {
     pub local: SocketAddr,
     /// The alarms on when the connection starts.
     pub alarms: AlarmSet,
+    /// What the TLS handshake told us; `None` on the plain listener.
+    pub tls: Option<TlsPeer>,
+}
+
+/// A TLS connection's session, as far as AMQP cares.
+#[derive(Clone, Debug)]
+pub struct TlsPeer {
+    /// The listener verifies client certificates, so EXTERNAL is offered.
+    pub external_offered: bool,
+    /// The user name in the client's certificate (per
+    /// `ssl_cert_login_from`), or why there is none.
+    pub cert_login: Result<String, String>,
+    /// What the management API shows of it.
+    pub info: crate::broker::registry::TlsInfo,
 }
 
 /// A client connection, from its protocol header to its end.
@@ -156,6 +170,7 @@ pub(super) struct Session {
     pub(super) stats_dirty: bool,
     pub(super) vhost: Option<Arc<Vhost>>,
     pub(super) user: String,
+    pub(super) tls: Option<TlsPeer>,
     /// The user's permissions in `vhost` (none until connection.open).
     pub(super) access: Access,
     pub(super) frame_max: u32,
@@ -421,10 +436,15 @@ impl Drop for Connection {
 
 impl Session {
     fn new(params: ConnectionParams, now: Instant) -> Session {
-        let ConnectionParams { broker, config, peer, local, alarms } = params;
+        let ConnectionParams { broker, config, peer, local, alarms, tls } = params;
         let id = broker.next_connection_id();
-        let registration =
-            broker.registry().register(NewConnection { id, peer, local, connected_at: broker.clock().unix_millis() });
+        let registration = broker.registry().register(NewConnection {
+            id,
+            peer,
+            local,
+            connected_at: broker.clock().unix_millis(),
+            tls: tls.as_ref().map(|t| t.info.clone()),
+        });
         Session {
             id,
             registration,
@@ -437,6 +457,7 @@ impl Session {
             config,
             peer,
             phase: Phase::Header { deadline: now + HANDSHAKE_TIMEOUT },
+            tls,
             vhost: None,
             user: String::new(),
             access: broker.access("", ""),

@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use super::connection::{Connection, ConnectionParams, Event};
+use super::connection::{Connection, ConnectionParams, Event, TlsPeer};
 use crate::broker::alarms::AlarmSet;
 use crate::broker::Broker;
 use crate::clock::Clock;
@@ -38,18 +38,62 @@ pub(crate) struct ConnectionContext {
     pub local: SocketAddr,
 }
 
+/// Serves a plain TCP connection.
 pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionContext) {
     let _ = stream.set_nodelay(true);
     // The listener's address if the socket cannot say (it always can on
     // a connected TCP socket).
     let local = stream.local_addr().unwrap_or(ctx.local);
-    let (mut rd, mut wr) = stream.into_split();
+    // Owned halves: no lock between the reading and the writing side.
+    let (rd, wr) = stream.into_split();
+    run(rd, wr, peer, local, None, ctx).await
+}
+
+/// Serves a connection whose TLS handshake is done.
+pub(crate) async fn serve_tls(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    tls: TlsPeer,
+    ctx: ConnectionContext,
+) {
+    let local = stream.get_ref().0.local_addr().unwrap_or(ctx.local);
+    let (rd, wr) = tokio::io::split(stream);
+    run(rd, wr, peer, local, Some(tls), ctx).await
+}
+
+/// Writes `out`, or, with nothing to write, flushes what an earlier write
+/// left buffered (a TLS stream takes plaintext it could not yet send as
+/// records); `Ok(0)` then means flushed.
+async fn write_or_flush<W: AsyncWrite + Unpin>(wr: &mut W, out: &[u8]) -> std::io::Result<usize> {
+    if out.is_empty() {
+        wr.flush().await.map(|()| 0)
+    } else {
+        wr.write(out).await
+    }
+}
+
+async fn run<R, W>(
+    mut rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: Option<TlsPeer>,
+    ctx: ConnectionContext,
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    // Plain TCP writes go straight to the socket; TLS ones may stay in
+    // rustls's buffer until flushed.
+    let buffered_writes = tls.is_some();
+    let mut unflushed = false;
     let clock = ctx.broker.clock().clone();
     let mut shutdown = ctx.shutdown.clone();
     let mut alarm = ctx.alarm.clone();
     let mut alarm_open = true;
     let alarms = *alarm.borrow();
-    let mut conn = Connection::new(ConnectionParams { broker: ctx.broker, config: ctx.config, peer, local, alarms });
+    let mut conn =
+        Connection::new(ConnectionParams { broker: ctx.broker, config: ctx.config, peer, local, alarms, tls });
     let outbox = Arc::clone(conn.outbox());
     // Socket counters and the close request (`Broker::close_connection`).
     let entry = Arc::clone(conn.registry_entry());
@@ -116,11 +160,13 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionCo
                     }
                 }
             }
-            w = wr.write(out), if !out.is_empty() && !half_closed => {
+            w = write_or_flush(&mut wr, out), if (!out.is_empty() || unflushed) && !half_closed => {
                 match w {
+                    Ok(0) if out.is_empty() => unflushed = false,
                     Ok(0) | Err(_) => conn.handle_event(Event::Closed, clock.now()),
                     Ok(n) => {
                         entry.add_send(n);
+                        unflushed = buffered_writes;
                         conn.handle_written(n, clock.now());
                     }
                 }

@@ -103,7 +103,14 @@ impl Session {
                 version_major: 0,
                 version_minor: 9,
                 server_properties: props,
-                mechanisms: LongString::from(auth::MECHANISMS.to_vec()),
+                mechanisms: LongString::from(
+                    if self.tls.as_ref().is_some_and(|t| t.external_offered) {
+                        auth::MECHANISMS_WITH_EXTERNAL
+                    } else {
+                        auth::MECHANISMS
+                    }
+                    .to_vec(),
+                ),
                 locales: LongString::from(b"en_US".to_vec()),
             })),
         );
@@ -153,10 +160,12 @@ impl Session {
         self.caps = ClientCapabilities::from_client_properties(&ok.client_properties);
         let mechanism = String::from_utf8_lossy(&ok.mechanism).into_owned();
         let from_loopback = self.peer.ip().is_loopback();
-        let user = match auth::credentials(&ok.mechanism, &ok.response) {
+        let external_offered = self.tls.as_ref().is_some_and(|t| t.external_offered);
+        let user = match auth::credentials(&ok.mechanism, &ok.response, external_offered) {
             Credentials::Given { user, password } => {
                 self.broker.authenticate(&user, &password, from_loopback).map_err(|why| (user, why))
             }
+            Credentials::External => self.external_login(from_loopback),
             Credentials::Malformed => Err((String::new(), "malformed credentials")),
             Credentials::Unsupported => {
                 tracing::info!(peer = %self.peer, mechanism, "unsupported authentication mechanism");
@@ -190,6 +199,25 @@ impl Session {
                     Ok(Next::Drop)
                 }
             }
+        }
+    }
+
+    /// EXTERNAL: the certificate's user, who must exist; no password.
+    fn external_login(&self, from_loopback: bool) -> Result<crate::broker::users::User, (String, &'static str)> {
+        let login = match self.tls.as_ref().map(|t| &t.cert_login) {
+            Some(Ok(name)) => name.clone(),
+            Some(Err(why)) => {
+                tracing::warn!(peer = %self.peer, "EXTERNAL login refused: {why}");
+                return Err((String::new(), "no user name in the client certificate"));
+            }
+            None => return Err((String::new(), "EXTERNAL needs TLS")),
+        };
+        match self.broker.user(&login) {
+            Some(u) if u.loopback_only && self.config.guest_loopback_only && !from_loopback => {
+                Err((login, "user can only connect via localhost"))
+            }
+            Some(u) => Ok(u),
+            None => Err((login, "the user named by the client certificate does not exist")),
         }
     }
 

@@ -21,6 +21,7 @@ use lapin::{
     BasicProperties, Channel, Connection, ConnectionProperties, Consumer,
 };
 
+pub mod certs;
 pub mod http;
 pub mod raw;
 
