@@ -43,6 +43,10 @@ struct ServeArgs {
     /// Write the port actually bound to this file once listening.
     #[arg(long)]
     port_file: Option<PathBuf>,
+    /// Write the AMQPS port actually bound to this file once listening
+    /// (with --tls-port 0).
+    #[arg(long, requires = "tls_cert")]
+    tls_port_file: Option<PathBuf>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info", env = "WARREN_LOG")]
     log_level: String,
@@ -254,7 +258,7 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(config, cli.port_file))
+    runtime.block_on(run(config, cli.port_file, cli.tls_port_file))
 }
 
 /// Whether log lines get ANSI colours: only when they go to a terminal (a
@@ -277,13 +281,17 @@ fn rabbitmq_config_path(given: Option<&std::path::Path>) -> Option<PathBuf> {
     Some(if with_ext.exists() { with_ext } else { given.to_owned() })
 }
 
-async fn run(config: warren::Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
+async fn run(config: warren::Config, port_file: Option<PathBuf>, tls_port_file: Option<PathBuf>) -> anyhow::Result<()> {
     let server = warren::Server::start(config.clone())
         .await
         .with_context(|| format!("cannot start Warren on {}:{}", config.bind, config.port))?;
     let addr = server.local_addr();
     if let Some(path) = port_file {
         std::fs::write(&path, format!("{}\n", addr.port()))
+            .with_context(|| format!("cannot write the port file {}", path.display()))?;
+    }
+    if let (Some(path), Some(tls)) = (tls_port_file, server.tls_addr()) {
+        std::fs::write(&path, format!("{}\n", tls.port()))
             .with_context(|| format!("cannot write the port file {}", path.display()))?;
     }
     if config.tcp_listener {
