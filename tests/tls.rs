@@ -527,3 +527,31 @@ async fn management_and_prometheus_over_https() {
     assert!(!buf.starts_with(b"HTTP/"), "{:?}", String::from_utf8_lossy(&buf));
     within(conn.close(200, "bye".into())).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warren_perf_runs_over_tls() {
+    let pki = Pki::new("perf");
+    let server = tls_broker(pki.settings(false, false), |_| {}).await;
+    for (size, confirm) in [(16, 100), (40_000, 10)] {
+        let args = warren::perf::PerfArgs {
+            uri: amqps_uri(&server, "guest"),
+            tls_ca: Some(pki.ca_file.clone()),
+            duration: 1.0,
+            size,
+            confirm,
+            prefetch: 100,
+            quiet: true,
+            drain_timeout: 3.0,
+            queue_prefix: Some(unique("perf-tls")),
+            ..Default::default()
+        };
+        let s = warren::perf::run(args).await.expect("perf over TLS");
+        assert_eq!(s.errors, 0, "{:?}", s.error_messages);
+        assert!(s.sent > 0);
+        assert_eq!((s.received, s.confirmed), (s.sent, s.sent), "{}", s.to_text());
+    }
+    // Without the CA it says what is missing.
+    let args = warren::perf::PerfArgs { uri: amqps_uri(&server, "guest"), quiet: true, ..Default::default() };
+    let e = warren::perf::run(args).await.err().expect("amqps without --tls-ca").to_string();
+    assert!(e.contains("--tls-ca"), "{e}");
+}

@@ -9,15 +9,13 @@
 
 use std::time::Duration;
 
+use super::transport::Transport;
+use super::wire::{self, FRAME_HEARTBEAT, FRAME_METHOD};
+use super::Error;
 use amq_protocol::frame::{gen_frame, AMQPFrame};
 use amq_protocol::protocol::{basic, channel, confirm, connection, exchange, queue, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-use super::wire::{self, FRAME_HEARTBEAT, FRAME_METHOD};
-use super::Error;
 
 /// The channel every load-tool connection uses.
 pub(crate) const CHANNEL: u16 = 1;
@@ -30,30 +28,49 @@ pub(crate) struct Target {
     pub user: String,
     pub pass: String,
     pub vhost: String,
+    /// amqps://: the TLS client config (trusting `--tls-ca`).
+    pub tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl Target {
     /// Parses `amqp://user:pass@host:port/vhost` (vhost percent-encoded,
-    /// `%2f` for `/`; RabbitMQ's URI spec).
-    pub(crate) fn parse(uri: &str) -> Result<Target, Error> {
+    /// `%2f` for `/`; RabbitMQ's URI spec), or `amqps://` with the CA to
+    /// trust (and the client certificate to present) from `tls`.
+    pub(crate) fn parse(uri: &str, tls: Option<TlsFiles<'_>>) -> Result<Target, Error> {
         let u: amq_protocol::uri::AMQPUri =
             uri.parse().map_err(|e| Error::Config(format!("bad --uri {uri:?}: {e}")))?;
-        if u.scheme != amq_protocol::uri::AMQPScheme::AMQP {
-            return Err(Error::Config("only amqp:// URIs are supported (no TLS)".into()));
-        }
+        let tls = match (u.scheme, tls) {
+            (amq_protocol::uri::AMQPScheme::AMQP, _) => None,
+            (amq_protocol::uri::AMQPScheme::AMQPS, Some(files)) => {
+                Some(super::transport::client_config(files.ca, files.identity)?)
+            }
+            (amq_protocol::uri::AMQPScheme::AMQPS, None) => {
+                return Err(Error::Config(
+                    "an amqps:// URI needs --tls-ca, the CA that signed the broker's certificate".into(),
+                ))
+            }
+        };
         Ok(Target {
             host: u.authority.host,
             port: u.authority.port,
             user: u.authority.userinfo.username,
             pass: u.authority.userinfo.password,
             vhost: u.vhost,
+            tls,
         })
     }
 }
 
+/// The files of `--tls-ca`, `--tls-cert` and `--tls-key`.
+#[derive(Clone, Copy)]
+pub(crate) struct TlsFiles<'a> {
+    pub ca: &'a std::path::Path,
+    pub identity: Option<(&'a std::path::Path, &'a std::path::Path)>,
+}
+
 /// A connection with channel 1 open, in its control phase.
 pub(crate) struct Conn {
-    pub stream: TcpStream,
+    pub stream: Transport,
     /// Bytes read but not yet parsed; handed on to the hot loop, since a
     /// reply can share a read with the first deliveries or confirms.
     pub rbuf: BytesMut,
@@ -73,8 +90,7 @@ impl Conn {
     }
 
     async fn open_inner(target: &Target, name: &str) -> Result<Conn, Error> {
-        let stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
-        stream.set_nodelay(true)?;
+        let stream = Transport::connect(&target.host, target.port, target.tls.as_ref()).await?;
         let mut c = Conn { stream, rbuf: BytesMut::with_capacity(64 * 1024), frame_max: 131072 };
         c.stream.write_all(b"AMQP\x00\x00\x09\x01").await?;
         match c.read_method(0).await? {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Buf;
 use hdrhistogram::Histogram;
-use tokio::io::{AsyncWriteExt, Interest};
+use tokio::io::Interest;
 use tokio::sync::{mpsc, watch};
 
 use super::conn::{Conn, Target, CHANNEL};

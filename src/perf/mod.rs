@@ -21,6 +21,7 @@ pub(crate) mod conn;
 mod consumer;
 mod producer;
 mod stats;
+mod transport;
 pub(crate) mod wire;
 mod workers;
 
@@ -105,6 +106,15 @@ pub struct PerfArgs {
     /// No live line every second (on stderr).
     #[arg(long)]
     pub quiet: bool,
+    /// For amqps:// URIs: the CA (PEM) that signed the broker's certificate.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) to present over TLS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Its private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Worker threads, each its own current-thread runtime (0 = min(cores, producers + consumers)).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -266,7 +276,11 @@ impl PerfArgs {
 pub async fn run(args: PerfArgs) -> Result<Summary, Error> {
     args.validate()?;
     stats::now_ns(); // start the shared clock
-    let target = Target::parse(&args.uri)?;
+    let tls = args
+        .tls_ca
+        .as_deref()
+        .map(|ca| conn::TlsFiles { ca, identity: args.tls_cert.as_deref().zip(args.tls_key.as_deref()) });
+    let target = Target::parse(&args.uri, tls)?;
     let prefix = args.queue_prefix.clone().unwrap_or_else(|| format!("perf-{}", std::process::id()));
     let names = Names { exchange: format!("{prefix}-x"), prefix };
     let mut admin = Conn::open(&target, "warren-perf-admin").await?;
@@ -740,11 +754,12 @@ mod tests {
 
     #[test]
     fn uri_parsing() {
-        let t = Target::parse("amqp://u%40x:p%3Aw@h.example:5673/v%2fh").unwrap();
+        let t = Target::parse("amqp://u%40x:p%3Aw@h.example:5673/v%2fh", None).unwrap();
         assert_eq!((t.user.as_str(), t.pass.as_str(), t.host.as_str(), t.port), ("u@x", "p:w", "h.example", 5673));
         assert_eq!(t.vhost, "v/h");
-        assert_eq!(Target::parse("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap().vhost, "/");
-        assert!(Target::parse("amqps://h/").is_err());
+        assert_eq!(Target::parse("amqp://guest:guest@127.0.0.1:5672/%2f", None).unwrap().vhost, "/");
+        let e = Target::parse("amqps://h/", None).unwrap_err().to_string();
+        assert!(e.contains("needs --tls-ca"), "{e}");
     }
 
     #[test]
