@@ -552,6 +552,6 @@ async fn warren_perf_runs_over_tls() {
     }
     // Without the CA it says what is missing.
     let args = warren::perf::PerfArgs { uri: amqps_uri(&server, "guest"), quiet: true, ..Default::default() };
-    let e = warren::perf::run(args).await.err().expect("amqps without --tls-ca").to_string();
+    let e = warren::perf::run(args).await.expect_err("amqps without --tls-ca").to_string();
     assert!(e.contains("--tls-ca"), "{e}");
 }
