@@ -200,6 +200,32 @@ fn check_validity(der: &[u8], path: &Path, now: SystemTime) -> Result<(), TlsErr
     Ok(())
 }
 
+/// When the first certificate in `path` stops being valid.
+pub fn expires(path: &Path) -> Result<SystemTime, TlsError> {
+    let certs = read_certs(path, "certificate file")?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&certs[0])
+        .map_err(|e| err(format!("the certificate in {} cannot be parsed: {e}", path.display())))?;
+    let secs = cert.validity().not_after.timestamp();
+    Ok(SystemTime::UNIX_EPOCH + Duration::from_secs(secs.max(0) as u64))
+}
+
+/// `2027-01-31T12:00:00Z` (UTC; the civil date from days since the epoch,
+/// as in Howard Hinnant's `civil_from_days`).
+pub fn rfc3339(at: SystemTime) -> String {
+    let secs = at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem / 60 % 60, rem % 60)
+}
+
 /// Builds the rustls config `settings` describe, checking every file.
 /// `alpn`: the protocols offered (`http/1.1` for HTTPS; none for AMQP).
 pub fn server_config(settings: &TlsSettings, alpn: &[&[u8]]) -> Result<ServerConfig, TlsError> {
@@ -551,6 +577,14 @@ mod tests {
         let no_cn = cert_with(&[(DnType::OrganizationName, "Acme")], vec![]);
         assert!(login_name(&no_cn, &CertLogin::CommonName).unwrap_err().contains("no common name"));
         assert!(login_name(b"garbage", &CertLogin::CommonName).is_err());
+    }
+
+    #[test]
+    fn times_print_as_rfc3339() {
+        let at = |secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+        assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(at(1_798_761_599)), "2026-12-31T23:59:59Z");
     }
 
     #[test]

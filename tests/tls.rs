@@ -555,3 +555,33 @@ async fn warren_perf_runs_over_tls() {
     let e = warren::perf::run(args).await.expect_err("amqps without --tls-ca").to_string();
     assert!(e.contains("--tls-ca"), "{e}");
 }
+
+#[tokio::test]
+async fn the_certificate_expiration_check_names_certificates_about_to_expire() {
+    let pki = Pki::new("expiry");
+    // Valid for about ten more days.
+    let soon = warren::tls::rfc3339(std::time::SystemTime::now() + Duration::from_secs(10 * 86_400));
+    let ymd: Vec<i32> = soon[..10].split('-').map(|p| p.parse().unwrap()).collect();
+    let short = pki.ca.issue_with(&pki.dir, "short", "localhost", &["localhost"], |p| {
+        p.not_after = rcgen::date_time_ymd(ymd[0], ymd[1] as u8, ymd[2] as u8);
+    });
+    let long = pki.settings(false, false);
+    let server = tls_broker(TlsSettings::new(&short.cert, &short.key), |c| {
+        c.management_tls = Some((0, long.clone()));
+    })
+    .await;
+    let client = client_config(&[&pki.ca.pem], None, BOTH);
+    let mgmt = server.management_tls_addr().unwrap();
+    let check = |path: &'static str| https_get(mgmt, Arc::clone(&client), path);
+    assert_eq!(check("/api/health/checks/certificate-expiration/1/weeks").await.0, 200);
+    let (status, body) = check("/api/health/checks/certificate-expiration/1/months").await;
+    assert_eq!(status, 503, "{body}");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["reason"], "Certificates expiring");
+    let expired = body["expired"].as_array().unwrap();
+    assert_eq!(expired.len(), 1, "only the AMQPS certificate: {expired:?}");
+    assert_eq!(expired[0]["protocol"], "amqp/ssl");
+    assert!(expired[0]["certfile"].as_str().unwrap().ends_with("short.pem"));
+    assert_eq!(expired[0]["certfile_expires_on"].as_str().unwrap()[..10], soon[..10]);
+    assert_eq!(check("/api/health/checks/certificate-expiration/1/fortnights").await.0, 400);
+}

@@ -106,10 +106,53 @@ pub(crate) async fn not_quorum_critical(caller: Caller) -> ApiResult<Check> {
     Ok(ok(json!({})))
 }
 
-/// No TLS listener yet, so no certificate can be about to expire.
-pub(crate) async fn certificates(caller: Caller, Path((_within, _unit)): Path<(String, String)>) -> ApiResult<Check> {
+/// Fails when a listener's certificate expires within the given time (or
+/// has expired), listing each, as rabbitmq-diagnostics
+/// check_certificate_expiration does.
+pub(crate) async fn certificates(
+    State(api): State<Api>,
+    caller: Caller,
+    Path((within, unit)): Path<(String, String)>,
+) -> ApiResult<Check> {
     caller.require(Level::Management)?;
-    Ok(ok(json!({})))
+    let n: u64 = within.parse().map_err(|_| ApiError::bad_request(format!("'{within}' is not a number")))?;
+    let days: u64 = match unit.as_str() {
+        "days" => 1,
+        "weeks" => 7,
+        "months" => 30,
+        "years" => 365,
+        _ => return Err(ApiError::bad_request(format!("unknown unit '{unit}': use days, weeks, months or years"))),
+    };
+    let horizon = std::time::SystemTime::now() + std::time::Duration::from_secs(n.saturating_mul(days * 86_400));
+    let c = &api.config;
+    let tls_listeners = [
+        ("amqp/ssl", c.tls.as_ref()),
+        ("https", c.management_tls.as_ref().map(|t| &t.1)),
+        ("https/prometheus", c.prometheus_tls.as_ref().map(|t| &t.1)),
+    ];
+    let mut expiring = Vec::new();
+    for (protocol, settings) in tls_listeners {
+        let Some(settings) = settings else { continue };
+        let port = api.listeners.iter().find(|l| l.protocol == protocol).map(|l| l.addr.port());
+        // The files as they are now: a renewed certificate counts once reloaded.
+        match crate::tls::expires(&settings.cert) {
+            Ok(at) if at > horizon => {}
+            Ok(at) => expiring.push(json!({
+                "node": &*api.node, "protocol": protocol, "port": port,
+                "certfile": settings.cert.display().to_string(),
+                "cacertfile": settings.ca.as_ref().map(|p| p.display().to_string()),
+                "certfile_expires_on": crate::tls::rfc3339(at),
+            })),
+            Err(e) => expiring.push(json!({
+                "node": &*api.node, "protocol": protocol, "port": port,
+                "certfile": settings.cert.display().to_string(), "error": e.to_string(),
+            })),
+        }
+    }
+    if expiring.is_empty() {
+        return Ok(ok(json!({})));
+    }
+    Ok(failed(json!({"status": "failed", "reason": "Certificates expiring", "expired": expiring})))
 }
 
 /// RabbitMQ's aliveness test: declares the queue `aliveness-test` in the
