@@ -431,7 +431,13 @@ async fn serve_amqps(stream: TcpStream, peer: SocketAddr, acceptor: tokio_rustls
     let stream = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            tracing::info!(%peer, "TLS handshake failed: {e}");
+            let text = e.to_string();
+            let hint = if text.contains("UnsupportedCertVersion") {
+                " (an X.509 v1 certificate: only v3 is accepted; reissue it with extensions, e.g. openssl x509 -req ... -extfile)"
+            } else {
+                ""
+            };
+            tracing::info!(%peer, "TLS handshake failed: {text}{hint}");
             return;
         }
         Err(_) => {
