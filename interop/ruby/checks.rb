@@ -427,6 +427,17 @@ def tls_connect(ca, external: false)
   conn
 end
 
+# Queue#pop with a timeout (Ruby 3.1's Queue#pop has none); nil if nothing came.
+def pop_within(queue, seconds)
+  deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+  loop do
+    return queue.pop(true)
+  rescue ThreadError
+    return nil if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    sleep 0.01
+  end
+end
+
 # Publish (confirmed) to a temporary queue, consume it back; returns the TLS version.
 def tls_round_trip(conn, user_id = nil)
   ch = conn.create_channel
@@ -441,7 +452,7 @@ def tls_round_trip(conn, user_id = nil)
     got << [props.user_id, body]
   end
   sent.each_with_index do |want, i|
-    uid, body = got.pop(timeout: 5) || raise(Failed, "message #{i} not consumed within 5s")
+    uid, body = pop_within(got, 5) || raise(Failed, "message #{i} not consumed within 5s")
     check(body == want, "consumed #{describe(body)}, sent #{describe(want)}")
     check(uid == user_id, "user_id came back as #{uid.inspect}, sent #{user_id.inspect}")
   end
