@@ -4,7 +4,8 @@
 # on the same machine does no network access and takes about a second.
 #
 #   Debian packages (apt-get): Go + rabbitmq/amqp091-go, Ruby + Bunny,
-#       PHP + php-amqplib, rabbitmq-c's amqp-tools
+#       PHP + php-amqplib, rabbitmq-c's amqp-tools, openssl (the TLS
+#       scenarios' certificates)
 #   PyPI (pip, into interop/.venv): pika, aio-pika, celery/kombu (pinned in
 #       python/requirements.txt)
 #   npm (npm ci, into interop/node/node_modules): amqplib (pinned by
@@ -27,6 +28,7 @@ apt_packages=(
     ruby ruby-bunny
     php-cli php-amqplib php-bcmath php-mbstring
     amqp-tools
+    openssl  # tls-certs.sh; Python, Node, Go, Ruby (libruby) and PHP (php-cli) have TLS built in
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -3,7 +3,14 @@
 #
 #   AMQP_URL set:   test the broker it points at.
 #   AMQP_URL unset: start $WARREN_BIN (default: target/release/warren) on a
-#                   free loopback port, test it, and stop it on exit.
+#                   free loopback port, with an AMQPS listener on another
+#                   (certificates made by tls-certs.sh), test it, and stop
+#                   it on exit.
+#
+# The TLS scenarios (*tls*) read AMQPS_URL, TLS_CA_FILE, TLS_OTHER_CA_FILE,
+# TLS_CLIENT_CERT, TLS_CLIENT_KEY and TLS_EXTERNAL_USER; with AMQP_URL given
+# and no AMQPS_URL they are skipped (tls-reference.sh prints all of them for
+# a reference RabbitMQ).
 #
 # Arguments are passed to runner.py (e.g. a scenario name filter).
 # Clients are installed first (install.sh; cached after the first run).
@@ -52,6 +59,32 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM  # run the EXIT trap on Ctrl-C or kill as well
 
+# The user EXTERNAL logs in as with tls-certs.sh's client certificate: its
+# subject DN in RabbitMQ's format (RFC 4514 order, most specific first).
+external_user="CN=alice,O=Warren tests"
+write_definitions() {
+    # RabbitMQ's definitions format; "password_hash": "" is a user without a
+    # password (EXTERNAL only). guest is listed too, with its usual password,
+    # so the import cannot leave the suite without it.
+    "$venv/bin/python" - "$1" "$external_user" <<'PY'
+import base64, hashlib, json, os, sys
+salt = os.urandom(4)
+guest_hash = base64.b64encode(salt + hashlib.sha256(salt + b"guest").digest()).decode()
+user = sys.argv[2]
+everything = {"vhost": "/", "configure": ".*", "write": ".*", "read": ".*"}
+json.dump({
+    "users": [
+        {"name": "guest", "password_hash": guest_hash,
+         "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": ["administrator"]},
+        {"name": user, "password_hash": "",
+         "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": []},
+    ],
+    "vhosts": [{"name": "/"}],
+    "permissions": [{**everything, "user": "guest"}, {**everything, "user": user}],
+}, open(sys.argv[1], "w"), indent=2)
+PY
+}
+
 if [[ -z "${AMQP_URL:-}" ]]; then
     warren="${WARREN_BIN:-$root/target/release/warren}"
     if [[ ! -x "$warren" ]]; then
@@ -61,13 +94,30 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     workdir="$(mktemp -d "${TMPDIR:-/tmp}/warren-interop.XXXXXX")"
     port_file="$workdir/port"
     broker_log="$workdir/broker.log"
-    "$warren" --port 0 --management-port 0 --prometheus-port 0 --port-file "$port_file" --bind 127.0.0.1 --data-dir "$workdir/data" >"$broker_log" 2>&1 &
+    tls_port_file="$workdir/tls-port"
+    # TLS: a CA, a server certificate for localhost/127.0.0.1 and a client
+    # certificate (CN=alice,O=Warren tests), made here (tls-certs.sh). Peers
+    # are verified (--tls-ca) but a certificate is not required, so PLAIN
+    # logins work over TLS too; EXTERNAL logs in as the certificate's
+    # subject DN, a passwordless user created by the definitions file.
+    tls_dir="$workdir/tls"
+    bash "$here/tls-certs.sh" "$tls_dir"
+    definitions="$workdir/definitions.json"
+    write_definitions "$definitions"
+    "$warren" --port 0 --management-port 0 --prometheus-port 0 --port-file "$port_file" --bind 127.0.0.1 --data-dir "$workdir/data" \
+        --tls-cert "$tls_dir/server.pem" --tls-key "$tls_dir/server.key" --tls-ca "$tls_dir/ca.pem" \
+        --tls-port 0 --tls-port-file "$tls_port_file" --definitions "$definitions" >"$broker_log" 2>&1 &
     broker_pid=$!
 
     port=""
+    tls_port=""
     for _ in $(seq 200); do  # up to 20s
         # The file may exist before the port is fully written: wait for digits.
-        if [[ -s "$port_file" ]]; then
+        if [[ -z "$tls_port" && -s "$tls_port_file" ]]; then
+            tls_port="$(tr -d '[:space:]' <"$tls_port_file")"
+            [[ "$tls_port" =~ ^[0-9]+$ ]] || tls_port=""
+        fi
+        if [[ -n "$tls_port" && -s "$port_file" ]]; then
             port="$(tr -d '[:space:]' <"$port_file")"
             [[ "$port" =~ ^[0-9]+$ ]] && break
             port=""
@@ -80,12 +130,19 @@ if [[ -z "${AMQP_URL:-}" ]]; then
         sleep 0.1
     done
     if [[ -z "$port" ]]; then
-        echo "run.sh: broker wrote no port to $port_file within 20s; its log:" >&2
+        echo "run.sh: broker wrote no port to $port_file or $tls_port_file within 20s; its log:" >&2
         tail -n 30 "$broker_log" >&2
         exit 2
     fi
     export AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2f"
-    echo "broker: $warren on 127.0.0.1:$port"
+    # "localhost", the name in the server certificate (clients check it).
+    export AMQPS_URL="amqps://guest:guest@localhost:$tls_port/%2f"
+    export TLS_CA_FILE="$tls_dir/ca.pem" TLS_OTHER_CA_FILE="$tls_dir/other-ca.pem"
+    export TLS_CLIENT_CERT="$tls_dir/client.pem" TLS_CLIENT_KEY="$tls_dir/client.key"
+    export TLS_EXTERNAL_USER="$external_user"
+    echo "broker: $warren on 127.0.0.1:$port, AMQPS on localhost:$tls_port"
+elif [[ -z "${AMQPS_URL:-}" ]]; then
+    echo "run.sh: AMQP_URL given without AMQPS_URL: the TLS scenarios will be skipped"
 fi
 
 # (c) The scenarios. Run in the background and waited for, so that the INT/

@@ -21,12 +21,15 @@ The manifest says
     [env]                           # optional extra environment
     NAME = "value with {dir}"
 
-A scenario passes when its command exits 0. Otherwise the last non-empty
-line it printed is the reason. Each scenario runs in its own process group,
+A scenario passes when its command exits 0, and is skipped when it exits
+77 (SKIP_EXIT: what it needs is not there, e.g. "skipped: no AMQPS_URL" for
+a TLS scenario against a broker given without one); its last line is the
+reason. Otherwise it failed and the last non-empty line it printed is the
+reason. Each scenario runs in its own process group,
 which is killed afterwards, so nothing it started outlives it.
 
-Prints one PASS/FAIL line per scenario and ends with "N passed, M failed";
-exits 1 if anything failed.
+Prints one PASS/FAIL/SKIP line per scenario and ends with "N passed, M
+failed" (and ", K skipped" if any were); exits 1 if anything failed.
 
 Usage: runner.py [--list] [--budget SECONDS] [--jobs N] [PATTERN...]
   PATTERN  run only scenarios whose name (e.g. python/rpc) contains it
@@ -51,6 +54,8 @@ from pathlib import Path
 
 INTEROP_DIR = Path(__file__).resolve().parent
 DEFAULT_TIMEOUT_S = 60.0
+# The exit status of a scenario that did not run (automake's convention).
+SKIP_EXIT = 77
 # Lines of a failing scenario's output shown under its FAIL line.
 FAILURE_CONTEXT_LINES = 15
 
@@ -182,8 +187,9 @@ def report_failure(name: str, seconds: float, reason: str, output: str = "") -> 
         print("\n".join(lines), flush=True)
 
 
-def run_scenario(scenario: Scenario, env: dict[str, str], deadline: float, budget: float) -> bool:
-    """Run one scenario unless the suite's budget is spent; report it; True if it passed."""
+def run_scenario(scenario: Scenario, env: dict[str, str], deadline: float, budget: float) -> bool | None:
+    """Run one scenario unless the suite's budget is spent; report it; True if
+    it passed, None if it was skipped."""
     language = scenario.language
     remaining = deadline - time.monotonic()
     if remaining <= 1:
@@ -198,6 +204,10 @@ def run_scenario(scenario: Scenario, env: dict[str, str], deadline: float, budge
         with _print_lock:
             print(f"PASS {scenario.name} ({seconds:.1f}s)", flush=True)
         return True
+    if code == SKIP_EXIT:
+        with _print_lock:
+            print(f"SKIP {scenario.name}: {last_line(output)}", flush=True)
+        return None
     if code is None:
         report_failure(scenario.name, seconds, f"timed out after {timeout:.0f}s", output)
     else:
@@ -236,7 +246,7 @@ def main() -> int:
 
     started = time.monotonic()
     deadline = started + args.budget
-    passed = failed = 0
+    passed = failed = skipped = 0
     # Setups first, in order (e.g. npm ci), each once for its language.
     setup_outcome: dict[str, str | None] = {}  # language -> reason, None if fine
     envs: dict[str, dict[str, str]] = {}
@@ -256,21 +266,24 @@ def main() -> int:
         else:
             runnable.append(scenario)
 
-    def run(scenario: Scenario) -> bool:
+    def run(scenario: Scenario) -> bool | None:
         return run_scenario(scenario, envs[scenario.language.name], deadline, args.budget)
 
     executor = ThreadPoolExecutor(max_workers=max(args.jobs, 1))
     try:
         for ok in executor.map(run, runnable):
-            passed += ok
-            failed += not ok
+            if ok is None:
+                skipped += 1
+            else:
+                passed += ok
+                failed += not ok
     finally:
         # Normally a no-op; when we are stopped (SIGTERM/Ctrl-C), the
         # scenarios still running must not outlive us.
         executor.shutdown(wait=False, cancel_futures=True)
         kill_running()
 
-    print(f"{passed} passed, {failed} failed")
+    print(f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else ""))
     return 1 if failed else 0
 
 

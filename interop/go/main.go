@@ -655,6 +655,7 @@ func main() {
 		"nack_requeue": cNackRequeue, "reject": cReject, "prefetch": cPrefetch,
 		"consumer_cancel": cConsumerCancel, "mandatory_return": cMandatoryReturn,
 		"heartbeat": cHeartbeat, "channel_error": cChannelError,
+		"tls_connect": cTLSConnect, "tls_external": cTLSExternal, "tls_untrusted_ca": cTLSUntrustedCA,
 	}
 	if len(os.Args) < 2 {
 		fmt.Println("usage: interop-go CHECK | rpc-server QUEUE COUNT | rpc-client QUEUE N...")

@@ -40,6 +40,23 @@ function unique(kind) {
 
 class Failed extends Error {}
 
+// A check that cannot run here (e.g. no AMQPS_URL): exits SKIP_EXIT, which
+// runner.py counts as skipped.
+class Skipped extends Error {}
+const SKIP_EXIT = 77;
+
+// The TLS scenarios' settings, exported by run.sh (see interop/README.md).
+function tlsEnv() {
+  if (!process.env.AMQPS_URL) throw new Skipped('skipped: no AMQPS_URL');
+  const names = {
+    url: 'AMQPS_URL', ca: 'TLS_CA_FILE', otherCa: 'TLS_OTHER_CA_FILE', cert: 'TLS_CLIENT_CERT',
+    key: 'TLS_CLIENT_KEY', externalUser: 'TLS_EXTERNAL_USER',
+  };
+  const missing = Object.values(names).filter((v) => !process.env[v]);
+  if (missing.length) throw new Failed(`AMQPS_URL is set but not ${missing.join(', ')}`);
+  return Object.fromEntries(Object.entries(names).map(([k, v]) => [k, process.env[v]]));
+}
+
 function check(cond, reason) {
   if (!cond) throw new Failed(reason);
 }
@@ -143,6 +160,10 @@ function run(checks) {
       process.exit(0);
     },
     (error) => {
+      if (error instanceof Skipped) {
+        console.log(`${name}: ${error.message}`);
+        process.exit(SKIP_EXIT);
+      }
       if (!(error instanceof Failed)) console.log(error && error.stack);
       console.log(`${name}: ${error instanceof Failed ? '' : `${error && error.constructor.name}: `}${error && error.message}`);
       process.exit(1);
@@ -151,6 +172,6 @@ function run(checks) {
 }
 
 module.exports = {
-  HEARTBEAT_S, PAUSE_MS, amqpUrl, urlParts, wrongPasswordUrl, unique, Failed, check, bodies, describe,
+  HEARTBEAT_S, PAUSE_MS, amqpUrl, urlParts, wrongPasswordUrl, unique, Failed, Skipped, tlsEnv, check, bodies, describe,
   properties, headers, decodedHeaders, compareProperties, compareHeaders, sleep, run,
 };

@@ -8,6 +8,9 @@ declare(strict_types=1);
 
 require_once '/usr/share/php/PhpAmqpLib/autoload.php';
 
+use PhpAmqpLib\Connection\AMQPConnectionConfig;
+use PhpAmqpLib\Connection\AMQPConnectionFactory;
+use PhpAmqpLib\Connection\AMQPSSLConnection;
 use PhpAmqpLib\Connection\AMQPStreamConnection;
 use PhpAmqpLib\Connection\Heartbeat\PCNTLHeartbeatSender;
 use PhpAmqpLib\Exception\AMQPBasicCancelException;
@@ -475,6 +478,149 @@ $checks['channel_error'] = function () {
 };
 
 // Cross-language RPC (see interop/cross).
+// TLS (see interop/README.md). SKIP_EXIT: runner.py counts it as skipped.
+const SKIP_EXIT = 77;
+class Skipped extends Exception {}
+
+function tls_env(): array
+{
+    if (!getenv('AMQPS_URL')) {
+        throw new Skipped('skipped: no AMQPS_URL');
+    }
+    $names = ['url' => 'AMQPS_URL', 'ca' => 'TLS_CA_FILE', 'other_ca' => 'TLS_OTHER_CA_FILE',
+        'cert' => 'TLS_CLIENT_CERT', 'key' => 'TLS_CLIENT_KEY', 'external_user' => 'TLS_EXTERNAL_USER'];
+    $missing = array_filter($names, fn ($v) => !getenv($v));
+    check(!$missing, 'AMQPS_URL is set but not ' . implode(', ', $missing));
+    $env = array_map(fn ($v) => getenv($v), $names);
+    $u = parse_url($env['url']);
+    $env += ['host' => $u['host'], 'port' => $u['port'] ?? 5671,
+        'user' => rawurldecode($u['user'] ?? 'guest'), 'pass' => rawurldecode($u['pass'] ?? 'guest')];
+    return $env;
+}
+
+// AMQPSSLConnection with PHP's stream TLS options: the server is verified
+// against $ca (and its name); with $external our certificate is sent and we
+// log in with EXTERNAL (no user, no password).
+function tls_connect(string $ca, bool $external = false): AMQPSSLConnection
+{
+    $env = tls_env();
+    $ssl = ['cafile' => $ca, 'verify_peer' => true, 'verify_peer_name' => true];
+    $options = ['connection_timeout' => 5.0, 'read_write_timeout' => 5.0];
+    if ($external) {
+        $ssl += ['local_cert' => $env['cert'], 'local_pk' => $env['key']];
+        $options['login_method'] = 'EXTERNAL';
+        return new AMQPSSLConnection($env['host'], $env['port'], '', '', '/', $ssl, $options);
+    }
+    return new AMQPSSLConnection($env['host'], $env['port'], $env['user'], $env['pass'], '/', $ssl, $options);
+}
+
+// Publish (confirmed) to a temporary queue and consume it back; returns the TLS version.
+function tls_round_trip($conn, ?string $userId = null): string
+{
+    $ch = $conn->channel();
+    $ch->confirm_select();
+    $q = temp_queue($ch);
+    $sent = ['over tls', random_bytes(ONE_MIB)];
+    foreach ($sent as $body) {
+        $ch->basic_publish(new AMQPMessage($body, $userId === null ? [] : ['user_id' => $userId]), '', $q);
+    }
+    $ch->wait_for_pending_acks_returns(5.0);
+    $got = [];
+    $ch->basic_consume($q, '', false, false, false, false, function (AMQPMessage $m) use (&$got) {
+        $got[] = $m;
+        $m->ack();
+    });
+    pump($ch, 5.0, function () use (&$got, $sent) {
+        return count($got) === count($sent);
+    });
+    check(count($got) === count($sent), 'consumed ' . count($got) . ' of ' . count($sent) . ' messages');
+    foreach ($sent as $i => $body) {
+        check($got[$i]->getBody() === $body, 'consumed ' . describe($got[$i]->getBody()) . ', sent ' . describe($body));
+        $uid = $got[$i]->has('user_id') ? $got[$i]->get('user_id') : null;
+        check($uid === $userId, 'user_id came back as ' . var_export($uid, true));
+    }
+    $ch->close();
+    $version = stream_get_meta_data($conn->getIO()->getSocket())['crypto']['protocol'] ?? '?';
+    check(in_array($version, ['TLSv1.2', 'TLSv1.3'], true), "negotiated $version");
+    return $version;
+}
+
+$checks['tls_connect'] = function () {
+    $env = tls_env();
+    $conn = tls_connect($env['ca']);
+    $version = tls_round_trip($conn);
+    $conn->close();
+    // As php-amqplib's own SSLConnectionTest connects: AMQPConnectionFactory
+    // with a secure AMQPConnectionConfig.
+    $config = new AMQPConnectionConfig();
+    $config->setHost($env['host']);
+    $config->setPort($env['port']);
+    $config->setUser($env['user']);
+    $config->setPassword($env['pass']);
+    $config->setIsSecure(true);
+    $config->setNetworkProtocol('tls');
+    $config->setSslCaCert($env['ca']);
+    $config->setSslVerify(true);
+    $config->setSslVerifyName(true);
+    $config->setConnectionTimeout(5.0);
+    $config->setReadTimeout(5.0);
+    $config->setWriteTimeout(5.0);
+    $conn = AMQPConnectionFactory::create($config);
+    check($conn->isConnected(), 'AMQPConnectionFactory: not connected');
+    tls_round_trip($conn);
+    $conn->close();
+    return "$version, PLAIN login, AMQPSSLConnection and AMQPConnectionFactory";
+};
+
+$checks['tls_external'] = function () {
+    $env = tls_env();
+    $conn = tls_connect($env['ca'], true);
+    // user_id must equal the connection's user: this holds only if EXTERNAL
+    // logged us in as the certificate's subject.
+    $version = tls_round_trip($conn, $env['external_user']);
+    $conn->close();
+    return "$version, EXTERNAL as {$env['external_user']}";
+};
+
+$checks['tls_untrusted_ca'] = function () {
+    $env = tls_env();
+    $started = microtime(true);
+    try {
+        $conn = tls_connect($env['other_ca']);
+    } catch (Skipped | Failed $e) {
+        throw $e;
+    } catch (Throwable $e) {
+        $took = microtime(true) - $started;
+        $messages = [];
+        for ($x = $e; $x !== null && count($messages) < 10; $x = $x->getPrevious()) {
+            $messages[] = get_class($x) . ': ' . $x->getMessage();
+        }
+        // PHP reports the handshake's OpenSSL error in a warning before the
+        // last one, and php-amqplib keeps only the last ("Unable to connect
+        // ... (Unknown error)"). So the same TLS handshake, with the same
+        // stream context options, is repeated here to read PHP's warnings.
+        $warnings = [];
+        set_error_handler(function ($no, $str) use (&$warnings) {
+            $warnings[] = $str;
+            return true;
+        });
+        $context = stream_context_create(['ssl' => ['cafile' => $env['other_ca'], 'verify_peer' => true,
+            'verify_peer_name' => true]]);
+        $sock = stream_socket_client("tls://{$env['host']}:{$env['port']}", $errno, $errstr, 5.0,
+            STREAM_CLIENT_CONNECT, $context);
+        restore_error_handler();
+        check($sock === false, 'a plain PHP TLS stream trusting the other CA connected');
+        $messages[] = 'PHP stream: ' . implode(' / ', $warnings);
+        $all = implode(' <- ', $messages);
+        check(str_contains($all, 'certificate verify failed'), "expected a certificate verification error, got $all");
+        check($took < 10, sprintf('the refusal took %.1fs', $took));
+        check(get_class($e) === 'PhpAmqpLib\\Exception\\AMQPIOException', 'expected AMQPIOException, got ' . get_class($e));
+        return sprintf('refused in %.2fs: %s', $took, $all);
+    }
+    $conn->close();
+    throw new Failed('connected although the client trusts another CA');
+};
+
 function fib(int $n): int
 {
     [$a, $b] = [0, 1];
@@ -538,6 +684,9 @@ if (!isset($checks[$name])) {
 try {
     $result = $checks[$name]();
     echo "$name: ok" . ($result ? " ($result)" : '') . "\n";
+} catch (Skipped $e) {
+    echo "$name: {$e->getMessage()}\n";
+    exit(SKIP_EXIT);
 } catch (Failed $e) {
     echo "$name: {$e->getMessage()}\n";
     exit(1);

@@ -17,6 +17,7 @@ import datetime
 import decimal
 import os
 import signal
+import ssl
 import sys
 import traceback
 import urllib.parse
@@ -64,6 +65,46 @@ def wrong_password_url() -> str:
     return (f"amqp://{urllib.parse.quote(p['user'], safe='')}:"
             f"{urllib.parse.quote(p['password'] + '-wrong', safe='')}@{p['host']}:{p['port']}/"
             f"{urllib.parse.quote(p['vhost'], safe='')}")
+
+
+class Skipped(Exception):
+    """The check cannot run here (e.g. no AMQPS_URL); exits SKIP_EXIT."""
+
+
+SKIP_EXIT = 77  # runner.py counts this exit status as skipped
+
+
+def tls_env() -> dict[str, str]:
+    """The TLS scenarios' settings (run.sh exports them; see interop/README.md):
+    url (amqps://...), ca, other_ca, cert, key, external_user."""
+    names = {"url": "AMQPS_URL", "ca": "TLS_CA_FILE", "other_ca": "TLS_OTHER_CA_FILE",
+             "cert": "TLS_CLIENT_CERT", "key": "TLS_CLIENT_KEY",
+             "external_user": "TLS_EXTERNAL_USER"}
+    if not os.environ.get("AMQPS_URL"):
+        raise Skipped("skipped: no AMQPS_URL")
+    missing = [var for var in names.values() if not os.environ.get(var)]
+    check(not missing, f"AMQPS_URL is set but not {', '.join(missing)}")
+    return {key: os.environ[var] for key, var in names.items()}
+
+
+def tls_parts() -> dict[str, Any]:
+    parsed = urllib.parse.urlparse(tls_env()["url"])
+    return {"host": parsed.hostname or "localhost", "port": parsed.port or 5671,
+            "user": urllib.parse.unquote(parsed.username or "guest"),
+            "password": urllib.parse.unquote(parsed.password or "guest")}
+
+
+def is_verify_error(error: BaseException) -> bool:
+    """Whether error (or what caused it) is a certificate verification failure."""
+    seen = 0
+    while error is not None and seen < 10:
+        if isinstance(error, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(error):
+            return True
+        if any(isinstance(a, BaseException) and is_verify_error(a) for a in error.args):
+            return True
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 def unique(kind: str) -> str:
@@ -156,6 +197,9 @@ def run(checks: dict[str, Callable[[], Any]]) -> None:
     signal.alarm(DEADLINE_S)
     try:
         result = checks[name]()
+    except Skipped as why:
+        print(f"{name}: {why}", flush=True)
+        os._exit(SKIP_EXIT)
     except Failed as error:
         print(f"{name}: {error}", flush=True)
         os._exit(1)  # no interpreter teardown: its warnings would bury the reason

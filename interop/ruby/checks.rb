@@ -399,6 +399,109 @@ check_named "channel_error" do
   nil
 end
 
+# TLS (see interop/README.md). SKIP_EXIT: runner.py counts it as skipped.
+SKIP_EXIT = 77
+class Skipped < StandardError; end
+
+def tls_env
+  raise Skipped, "skipped: no AMQPS_URL" if ENV["AMQPS_URL"].to_s.empty?
+  names = { url: "AMQPS_URL", ca: "TLS_CA_FILE", other_ca: "TLS_OTHER_CA_FILE", cert: "TLS_CLIENT_CERT",
+            key: "TLS_CLIENT_KEY", external_user: "TLS_EXTERNAL_USER" }
+  missing = names.values.select { |v| ENV[v].to_s.empty? }
+  check(missing.empty?, "AMQPS_URL is set but not #{missing.join(', ')}")
+  names.transform_values { |v| ENV[v] }
+end
+
+def tls_connect(ca, external: false)
+  env = tls_env
+  u = URI.parse(env[:url])
+  opts = { host: u.host, port: u.port || 5671, vhost: "/", tls: true, tls_ca_certificates: [ca], verify_peer: true,
+           connection_timeout: 5, logger: Logger.new(nil), automatically_recover: false }
+  if external
+    opts.update(tls_cert: env[:cert], tls_key: env[:key], auth_mechanism: "EXTERNAL")
+  else
+    opts.update(user: URI.decode_www_form_component(u.user), pass: URI.decode_www_form_component(u.password))
+  end
+  conn = Bunny.new(opts)
+  conn.start
+  conn
+end
+
+# Queue#pop with a timeout (Ruby 3.1's Queue#pop has none); nil if nothing came.
+def pop_within(queue, seconds)
+  deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+  loop do
+    return queue.pop(true)
+  rescue ThreadError
+    return nil if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    sleep 0.01
+  end
+end
+
+# Publish (confirmed) to a temporary queue, consume it back; returns the TLS version.
+def tls_round_trip(conn, user_id = nil)
+  ch = conn.create_channel
+  ch.confirm_select
+  q = temp_queue(ch)
+  sent = ["over tls", SecureRandom.random_bytes(ONE_MIB)]
+  sent.each { |body| ch.default_exchange.publish(body, routing_key: q.name, user_id: user_id) }
+  check(ch.wait_for_confirms, "publishes nacked")
+  got = Queue.new
+  q.subscribe(manual_ack: true) do |info, props, body|
+    ch.ack(info.delivery_tag)
+    got << [props.user_id, body]
+  end
+  sent.each_with_index do |want, i|
+    uid, body = pop_within(got, 5) || raise(Failed, "message #{i} not consumed within 5s")
+    check(body == want, "consumed #{describe(body)}, sent #{describe(want)}")
+    check(uid == user_id, "user_id came back as #{uid.inspect}, sent #{user_id.inspect}")
+  end
+  ch.close
+  version = conn.transport.socket.ssl_version
+  check(%w[TLSv1.2 TLSv1.3].include?(version), "negotiated #{version}")
+  version
+end
+
+check_named "tls_connect" do
+  conn = tls_connect(tls_env[:ca])
+  version = tls_round_trip(conn)
+  conn.close
+  "#{version}, PLAIN login, publish + consume"
+end
+
+check_named "tls_external" do
+  env = tls_env
+  conn = tls_connect(env[:ca], external: true)
+  # user_id must equal the connection's user: this holds only if EXTERNAL
+  # logged us in as the certificate's subject.
+  version = tls_round_trip(conn, env[:external_user])
+  conn.close
+  "#{version}, EXTERNAL as #{env[:external_user].inspect}"
+end
+
+check_named "tls_untrusted_ca" do
+  started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+  begin
+    conn = tls_connect(tls_env[:other_ca])
+  rescue Skipped, Failed
+    raise
+  rescue StandardError => e
+    took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    causes = []
+    err = e
+    while err && causes.size < 10
+      causes << "#{err.class}: #{err.message}"
+      err = err.cause
+    end
+    check(causes.any? { |c| c.include?("certificate verify failed") },
+          "expected a certificate verification error, got #{causes.join(' <- ')}")
+    check(took < 10, format("the refusal took %.1fs", took))
+    next format("refused in %.2fs: %s", took, causes.last)
+  end
+  conn.close
+  raise Failed, "connected although the client trusts another CA"
+end
+
 # Cross-language RPC (see interop/cross).
 def fib(n)
   a, b = 0, 1
@@ -461,6 +564,10 @@ begin
     result = block.call
     puts "#{name}: ok#{result ? " (#{result})" : ''}"
   end
+rescue Skipped => e
+  puts "#{name}: #{e.message}"
+  $stdout.flush
+  exit!(SKIP_EXIT)
 rescue Failed => e
   puts "#{name}: #{e.message}"
   $stdout.flush

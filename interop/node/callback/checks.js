@@ -2,6 +2,7 @@
 // The client checks with amqplib's callback API
 // (require('amqplib/callback_api')), written the way its users write it:
 // nested callbacks, errors as the first argument. Usage: node checks.js CHECK
+const fs = require('node:fs');
 const amqp = require('amqplib/callback_api');
 const c = require('../common');
 
@@ -312,6 +313,79 @@ const checks = {
       }));
     }));
   }),
+
+  // TLS (see interop/README.md): amqps:// with our CA, PLAIN login.
+  tls_connect: callbackCheck((done, ok) => {
+    const env = c.tlsEnv();
+    amqp.connect(env.url, { timeout: 5000, ca: [fs.readFileSync(env.ca)] }, ok((conn) => {
+      conn.on('error', () => {});
+      tlsRoundTrip(conn, undefined, ok, (version) => conn.close(ok(() => done(null, `${version}, PLAIN login`))));
+    }));
+  }),
+
+  // EXTERNAL with our client certificate; user_id must be the connection's user.
+  tls_external: callbackCheck((done, ok) => {
+    const env = c.tlsEnv();
+    const u = new URL(env.url);
+    u.username = '';
+    u.password = '';
+    amqp.connect(u.toString(), {
+      timeout: 5000, ca: [fs.readFileSync(env.ca)], cert: fs.readFileSync(env.cert), key: fs.readFileSync(env.key),
+      credentials: amqp.credentials.external(),
+    }, ok((conn) => {
+      conn.on('error', () => {});
+      tlsRoundTrip(conn, env.externalUser, ok, (version) => conn.close(ok(() => done(null, `${version}, EXTERNAL as ${env.externalUser}`))));
+    }));
+  }),
+
+  tls_untrusted_ca: callbackCheck((done) => {
+    const env = c.tlsEnv();
+    const started = Date.now();
+    amqp.connect(env.url, { timeout: 5000, ca: [fs.readFileSync(env.otherCa)] }, (err, conn) => {
+      if (!err) {
+        conn.close(() => done(new Failed('connected although the client trusts another CA')));
+        return;
+      }
+      const seconds = (Date.now() - started) / 1000;
+      const verify = ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN',
+        'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'DEPTH_ZERO_SELF_SIGNED_CERT'];
+      if (!verify.includes(err.code)) {
+        done(new Failed(`expected a certificate verification error, got ${err.code}: ${err.message}`));
+      } else if (seconds >= 10) {
+        done(new Failed(`the refusal took ${seconds}s`));
+      } else {
+        done(null, `refused in ${seconds}s: ${err.code}`);
+      }
+    });
+  }),
 };
+
+// Publish (confirmed) to a temporary queue and consume it back; f(TLS version).
+function tlsRoundTrip(conn, userId, ok, f) {
+  conn.createConfirmChannel(ok((ch) => {
+    ch.on('error', () => {});
+    ch.assertQueue('', { exclusive: true }, ok(({ queue }) => {
+      const sent = [Buffer.from('over tls'), c.bodies()[2][1]];
+      sent.forEach((body) => ch.sendToQueue(queue, body, userId ? { userId } : {}));
+      ch.waitForConfirms(ok(() => {
+        const got = [];
+        ch.consume(queue, (msg) => {
+          got.push(msg);
+          ch.ack(msg);
+          if (got.length < sent.length) return;
+          ok(() => {
+            got.forEach((m, i) => {
+              check(m.content.equals(sent[i]), `consumed ${c.describe(m.content)}, sent ${c.describe(sent[i])}`);
+              check(m.properties.userId === userId, `user_id came back as ${m.properties.userId}`);
+            });
+            const version = conn.connection.stream.getProtocol();
+            check(['TLSv1.2', 'TLSv1.3'].includes(version), `negotiated ${version}`);
+            f(version);
+          })();
+        }, {}, ok(() => {}));
+      }));
+    }));
+  }));
+}
 
 c.run(checks);

@@ -2,13 +2,14 @@
 // The client checks with amqplib's promise API (require('amqplib')).
 // Usage: node checks.js CHECK; also `rpc-server QUEUE COUNT` and
 // `rpc-client QUEUE N...` for the cross-language RPC scenarios.
+const fs = require('node:fs');
 const amqp = require('amqplib');
 const c = require('../common');
 
 const { check, Failed } = c;
 
-async function connect(options) {
-  const conn = await amqp.connect(options || c.amqpUrl(), { timeout: 5000 });
+async function connect(options, socketOptions = {}) {
+  const conn = await amqp.connect(options || c.amqpUrl(), { timeout: 5000, ...socketOptions });
   conn.on('error', () => {}); // reported through the promises instead
   return conn;
 }
@@ -308,7 +309,75 @@ const checks = {
     check((await getOne(ch2, q)).content.toString() === 'still works', 'new channel did not work');
     await conn.close();
   },
+
+  // TLS (see interop/README.md): amqps:// with our CA, PLAIN login.
+  async tls_connect() {
+    const env = c.tlsEnv();
+    const conn = await connect(env.url, { ca: [fs.readFileSync(env.ca)] });
+    const version = await tlsRoundTrip(conn);
+    await conn.close();
+    return `${version}, PLAIN login, publish + consume`;
+  },
+
+  // EXTERNAL with our client certificate: user_id must be the connection's
+  // user, so the round trip holds only if we are the certificate's subject.
+  async tls_external() {
+    const env = c.tlsEnv();
+    const u = new URL(env.url);
+    u.username = '';
+    u.password = '';
+    const conn = await connect(u.toString(), {
+      ca: [fs.readFileSync(env.ca)], cert: fs.readFileSync(env.cert), key: fs.readFileSync(env.key),
+      credentials: amqp.credentials.external(),
+    });
+    const version = await tlsRoundTrip(conn, env.externalUser);
+    await conn.close();
+    return `${version}, EXTERNAL as ${JSON.stringify(env.externalUser)}`;
+  },
+
+  async tls_untrusted_ca() {
+    const env = c.tlsEnv();
+    const started = Date.now();
+    let conn;
+    try {
+      conn = await connect(env.url, { ca: [fs.readFileSync(env.otherCa)] });
+    } catch (e) {
+      const seconds = (Date.now() - started) / 1000;
+      const verify = ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN',
+        'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'DEPTH_ZERO_SELF_SIGNED_CERT'];
+      check(verify.includes(e.code), `expected a certificate verification error, got ${e.code}: ${e.message}`);
+      check(seconds < 10, `the refusal took ${seconds}s`);
+      return `refused in ${seconds}s: ${e.code}`;
+    }
+    await conn.close();
+    throw new Failed('connected although the client trusts another CA');
+  },
 };
+
+async function tlsRoundTrip(conn, userId) {
+  const ch = await confirmChannel(conn);
+  const q = await tempQueue(ch);
+  const sent = [Buffer.from('over tls'), c.bodies()[2][1]];
+  for (const body of sent) {
+    ch.sendToQueue(q, body, userId ? { userId } : {});
+  }
+  await ch.waitForConfirms();
+  const got = [];
+  await new Promise((resolve) => {
+    ch.consume(q, (msg) => {
+      got.push(msg);
+      ch.ack(msg);
+      if (got.length === sent.length) resolve();
+    });
+  });
+  got.forEach((msg, i) => {
+    check(msg.content.equals(sent[i]), `consumed ${c.describe(msg.content)}, sent ${c.describe(sent[i])}`);
+    check(msg.properties.userId === userId, `user_id came back as ${msg.properties.userId}`);
+  });
+  const version = conn.connection.stream.getProtocol();
+  check(['TLSv1.2', 'TLSv1.3'].includes(version), `negotiated ${version}`);
+  return version;
+}
 
 // Cross-language RPC (see interop/cross).
 function fib(n) {

@@ -3,14 +3,17 @@ and interop/README.md. Usage: checks.py CHECK"""
 
 import asyncio
 import datetime
+import ssl
+import time
+import urllib.parse
 
 import aio_pika
 import aiormq.exceptions
 import yarl
 
 from clientcheck import (HEARTBEAT_S, PAUSE_S, Failed, amqp_url, bodies, check,
-                         compare, compare_headers, describe, headers, properties,
-                         run, unique, url_parts, wrong_password_url)
+                         compare, compare_headers, describe, headers, is_verify_error,
+                         properties, run, tls_env, unique, url_parts, wrong_password_url)
 
 
 async def connect(url: str | None = None) -> aio_pika.abc.AbstractConnection:
@@ -316,6 +319,86 @@ async def c_channel_error():
     await ch2.default_exchange.publish(aio_pika.Message(b"still works"), q.name)
     check((await get_one(q)).body == b"still works", "new channel did not work")
     await conn.close()
+
+
+def with_query(url: str, **query) -> str:
+    return str(yarl.URL(url).update_query(query))
+
+
+async def tls_declare_publish_get(conn, user_id: str | None = None) -> str:
+    """In the spirit of aio-pika's tests/test_amqps.py: over the amqps
+    connection, declare a queue, publish to it, get the message back."""
+    ch = await channel(conn)
+    queue = await ch.declare_queue(unique("tls"), auto_delete=False)
+    try:
+        for body in (b"over tls", bodies()["1 MiB"]):
+            await ch.default_exchange.publish(aio_pika.Message(body, user_id=user_id), queue.name)
+            msg = await get_one(queue)
+            check(msg.body == body, f"got {describe(msg.body)}, sent {describe(body)}")
+            check(msg.user_id == user_id, f"user_id came back as {msg.user_id!r}")
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
+    # aiormq keeps no handle on its stream; that this is TLS is shown by the
+    # AMQPS port answering at all, and by tls_untrusted_ca's refusal.
+    return conn.transport.connection.url.scheme
+
+
+# tests/test_amqps.py runs with both connection fabrics.
+FABRICS = {"connect": aio_pika.connect, "connect_robust": aio_pika.connect_robust}
+
+
+async def c_tls_connect():
+    env = tls_env()
+    versions = []
+    for fabric in FABRICS.values():
+        # The CA as a URL parameter (aiormq's cafile=), then as an SSLContext.
+        conn = await fabric(with_query(env["url"], cafile=env["ca"]), timeout=5)
+        versions.append(await tls_declare_publish_get(conn))
+        await conn.close()
+        context = ssl.create_default_context(cafile=env["ca"])
+        conn = await fabric(env["url"], ssl_context=context, timeout=5)
+        versions.append(await tls_declare_publish_get(conn))
+        await conn.close()
+    check(versions == ["amqps"] * 4, f"connected with {versions}")
+    return "amqps: connect and connect_robust, cafile= URL and ssl_context, declare + publish + get"
+
+
+async def c_tls_external():
+    env = tls_env()
+    # No user or password in the URL: aiormq's auth=external with our certificate.
+    parsed = yarl.URL(env["url"])
+    url = with_query(str(parsed.with_user(None)), cafile=env["ca"], certfile=env["cert"],
+                     keyfile=env["key"], auth="external")
+    conn = await aio_pika.connect(url, timeout=5)
+    # user_id must equal the connection's user, so this passes only if
+    # EXTERNAL logged in as the certificate's subject.
+    version = await tls_declare_publish_get(conn, user_id=env["external_user"])
+    await conn.close()
+    return f"{version}, EXTERNAL as {env['external_user']!r}"
+
+
+async def c_tls_untrusted_ca():
+    env = tls_env()
+    # As tests/test_amqps.py's test_default_context: with no context (the
+    # system's CAs) and a default one, the connection fails with
+    # ConnectionError; and so it does with a context trusting another CA.
+    contexts = {"no ssl_context": None, "a default ssl_context": ssl.create_default_context(),
+                "an ssl_context trusting another CA": ssl.create_default_context(cafile=env["other_ca"])}
+    slowest = 0.0
+    for fabric_name, fabric in FABRICS.items():
+        for what, context in contexts.items():
+            started = time.monotonic()
+            try:
+                conn = await fabric(env["url"], ssl_context=context, timeout=5)
+            except ConnectionError as error:
+                check(is_verify_error(error), f"{fabric_name} with {what}: expected a certificate "
+                                              f"verification error, got {error!r}")
+                slowest = max(slowest, time.monotonic() - started)
+                check(slowest < 10, f"{fabric_name} with {what}: the refusal took {slowest:.1f}s")
+                continue
+            await conn.close()
+            raise Failed(f"{fabric_name} with {what} connected, although it does not trust our CA")
+    return f"connect and connect_robust refused {len(contexts)} ways, slowest in {slowest:.2f}s"
 
 
 CHECKS = {name[2:]: (lambda fn=fn: asyncio.run(fn()))

@@ -1,14 +1,16 @@
 """The client checks with pika's BlockingConnection (see clientcheck.py and
 interop/README.md). Usage: checks.py CHECK"""
 
+import ssl
 import time
 
 import pika
 import pika.exceptions
 
 from clientcheck import (HEARTBEAT_S, PAUSE_S, Failed, amqp_url, bodies, check,
-                         compare, compare_headers, describe, headers, properties,
-                         run, unique, url_parts, wrong_password_url)
+                         compare, compare_headers, describe, headers, is_verify_error,
+                         properties, run, tls_env, tls_parts, unique, url_parts,
+                         wrong_password_url)
 
 
 def params(url: str | None = None, **extra) -> pika.URLParameters:
@@ -325,6 +327,82 @@ def c_channel_error():
     _, _, body = get_one(ch, q)
     check(body == b"still works", f"new channel after the 404 got {body!r}")
     conn.close()
+
+
+def tls_params(ca: str, client_cert: bool = False) -> pika.ConnectionParameters:
+    """Parameters for the AMQPS listener: the server is verified against ca
+    (and its name, localhost); with client_cert, our certificate is sent and
+    we log in with EXTERNAL."""
+    env, p = tls_env(), tls_parts()
+    context = ssl.create_default_context(cafile=ca)
+    if client_cert:
+        context.load_cert_chain(env["cert"], env["key"])
+        credentials = pika.credentials.ExternalCredentials()
+    else:
+        credentials = pika.PlainCredentials(p["user"], p["password"])
+    return pika.ConnectionParameters(
+        host=p["host"], port=p["port"], virtual_host="/", credentials=credentials,
+        ssl_options=pika.SSLOptions(context, server_hostname=p["host"]),
+        socket_timeout=5, stack_timeout=5, blocked_connection_timeout=5)
+
+
+def tls_round_trip(conn, user_id: str | None = None) -> str:
+    """Publish (confirmed) to a temporary queue and consume it back over conn."""
+    ch = conn.channel()
+    ch.confirm_delivery()
+    q = temp_queue(ch)
+    sent = [b"over tls", bodies()["1 MiB"]]
+    for body in sent:
+        ch.basic_publish("", q, body, pika.BasicProperties(user_id=user_id), mandatory=True)
+    got = []
+    ch.basic_consume(q, lambda c, m, p, b: (got.append((p.user_id, b)), c.basic_ack(m.delivery_tag)))
+    pump(conn, 10, until=lambda: len(got) == len(sent))
+    check([b for _, b in got] == sent, f"consumed {[describe(b) for _, b in got]}, "
+                                       f"sent {[describe(b) for b in sent]}")
+    check(all(u == user_id for u, _ in got), f"user_id came back as {[u for u, _ in got]}")
+    version = conn._impl._transport._sock.version()
+    return version
+
+
+def c_tls_connect():
+    conn = pika.BlockingConnection(tls_params(tls_env()["ca"]))
+    version = tls_round_trip(conn)
+    check(version in ("TLSv1.2", "TLSv1.3"), f"negotiated {version}")
+    conn.close()
+    return f"{version}, PLAIN login, publish + consume"
+
+
+def c_tls_external():
+    env = tls_env()
+    conn = pika.BlockingConnection(tls_params(env["ca"], client_cert=True))
+    # A broker checks user_id against the connection's user, so this round
+    # trip holds only if EXTERNAL logged us in as the certificate's subject.
+    version = tls_round_trip(conn, user_id=env["external_user"])
+    ch = conn.channel()
+    q = temp_queue(ch)
+    try:
+        ch.basic_publish("", q, b"x", pika.BasicProperties(user_id="guest"))
+        ch.queue_declare(q, passive=True)  # its declare-ok comes after the publish's refusal
+        raise Failed(f"user_id 'guest' was accepted on the EXTERNAL login of {env['external_user']!r}")
+    except pika.exceptions.ChannelClosedByBroker as error:
+        check(error.reply_code == 406, f"user_id 'guest': {error.reply_code} {error.reply_text}, "
+                                       "expected 406 PRECONDITION_FAILED")
+    conn.close()
+    return f"{version}, EXTERNAL as {env['external_user']!r}"
+
+
+def c_tls_untrusted_ca():
+    started = time.monotonic()
+    try:
+        conn = pika.BlockingConnection(tls_params(tls_env()["other_ca"]))
+    except (pika.exceptions.AMQPConnectionError, ssl.SSLError) as error:
+        check(is_verify_error(error), f"expected a certificate verification error, got "
+                                      f"{type(error).__name__}: {error!r}")
+        seconds = time.monotonic() - started
+        check(seconds < 10, f"the refusal took {seconds:.1f}s")
+        return f"refused in {seconds:.2f}s: {error!r}"[:200]
+    conn.close()
+    raise Failed("connected although the client trusts another CA")
 
 
 CHECKS = {name[2:]: fn for name, fn in globals().items() if name.startswith("c_")}
