@@ -23,9 +23,10 @@ PLAIN=$(free_port); TLS=$(free_port)
 PW=$!
 export AMQP_PORT=5684 AMQPS_PORT=5685
 trap 'kill -9 $PW 2>/dev/null; bash "$here/../interop/tls-reference.sh" stop >/dev/null 2>&1; rm -rf "$OUT"' EXIT
-eval "$(timeout 300 bash "$here/../interop/tls-reference.sh" start 2>/dev/null)"
+eval "$(timeout 300 bash "$here/../interop/tls-reference.sh" start 2>"$OUT/rabbitmq-start.log")" || { cat "$OUT/rabbitmq-start.log" >&2; exit 1; }
 RABBIT_CA=$TLS_CA_FILE
-PR=$(pgrep -f "beam.*tlsref$AMQP_PORT" | head -1 || true)
+# The node's name is not on beam's command line: find it by its port.
+PR=$(ss -ltnpH "sport = :$AMQP_PORT" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
 sleep 1
 
 declare -A SC=(

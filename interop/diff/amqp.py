@@ -351,8 +351,9 @@ def parse_url(url: str):
 class Connection:
     def __init__(self, url: str, frame_max: int = 131072, channel_max: int = 2047,
                  heartbeat: int = 0, timeout: float = 5.0, client_properties=None,
-                 user=None, password=None):
-        host, port, u, p, vhost = parse_url(url)
+                 user=None, password=None, vhost=None, mechanism="PLAIN", response=None):
+        host, port, u, p, url_vhost = parse_url(url)
+        vhost = url_vhost if vhost is None else vhost
         self.user = user if user is not None else u
         self.password = password if password is not None else p
         self.vhost = vhost
@@ -374,7 +375,7 @@ class Connection:
         resp = b"\x00" + self.user.encode() + b"\x00" + self.password.encode()
         self.send_method(0, spec.Connection.StartOk(
             client_properties=client_properties or CLIENT_PROPERTIES,
-            mechanism="PLAIN", response=resp, locale="en_US"))
+            mechanism=mechanism, response=resp if response is None else response, locale="en_US"))
         tune = self._wait_conn(spec.Connection.Tune, timeout)
         self.tune = tune
         cm = tune.channel_max or channel_max

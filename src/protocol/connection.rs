@@ -84,9 +84,20 @@ pub(super) enum Phase {
         deadline: Instant,
         was: Was,
     },
+    /// A handshake failed (a bad login, mechanism or tune-ok): nothing is
+    /// read or sent until `deadline`, then the socket is reset. RabbitMQ's
+    /// silent close: a client guessing passwords gets one try per
+    /// `SILENT_CLOSE_DELAY`, and sees what RabbitMQ's clients see.
+    SilentClose {
+        deadline: Instant,
+    },
     /// Over: what may go out is written, then the socket is closed.
     Ended,
 }
+
+/// How long a failed handshake is held before its socket is reset
+/// (RabbitMQ's `?SILENT_CLOSE_DELAY`).
+pub(super) const SILENT_CLOSE_DELAY: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// The phase a connection drained from, whose other timers still run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +214,8 @@ pub(super) struct Session {
     last_read: Instant,
     /// When output last went out: a heartbeat is due half an interval later.
     last_write: Instant,
+    /// Ended by a silent close: the socket is reset, not closed.
+    reset: bool,
 }
 
 /// What the read loop should do after a frame.
@@ -276,7 +289,7 @@ impl Connection {
             self.session.phase = Phase::Handshake { step: Step::StartOk, deadline: now + HANDSHAKE_TIMEOUT };
         }
         if let Next::Drop = self.session.process_frames(&mut self.input, &mut self.channels) {
-            self.session.phase = Phase::Ended;
+            self.session.drop_connection();
             return self.leave();
         }
         self.end_batch();
@@ -382,6 +395,18 @@ impl Connection {
         self.session.phase == Phase::Ended
     }
 
+    /// A failed handshake waits out the silent close: nothing more is read
+    /// or sent, and the socket is reset at its deadline.
+    pub fn is_silently_closing(&self) -> bool {
+        matches!(self.session.phase, Phase::SilentClose { .. })
+    }
+
+    /// Over after a silent close: reset the socket (RabbitMQ's sockets
+    /// linger 0) instead of closing it.
+    pub fn wants_reset(&self) -> bool {
+        self.is_ended() && self.session.reset
+    }
+
     /// The start of every call. True if the connection is over already.
     fn enter(&mut self, now: Instant) -> bool {
         if self.is_ended() {
@@ -396,7 +421,7 @@ impl Connection {
     fn end_batch(&mut self) {
         if !self.is_ended() {
             if let Next::Drop = self.session.end_of_batch(&mut self.input, &mut self.channels) {
-                self.session.phase = Phase::Ended;
+                self.session.drop_connection();
             }
         }
         let s = &mut self.session;
@@ -479,6 +504,7 @@ impl Session {
             now,
             last_read: now,
             last_write: now,
+            reset: false,
         }
     }
 
@@ -494,7 +520,7 @@ impl Session {
                 }
                 self.begin_close(AmqpError::new(ReplyCode::ConnectionForced, reason));
             }
-            Phase::Header { .. } | Phase::Handshake { .. } => self.phase = Phase::Ended,
+            Phase::Header { .. } | Phase::Handshake { .. } | Phase::SilentClose { .. } => self.phase = Phase::Ended,
             Phase::Closing { .. } | Phase::Draining { .. } | Phase::Ended => {}
         }
     }
@@ -510,7 +536,9 @@ impl Session {
             Phase::Open if self.alarms.any() && self.is_publisher => ConnectionState::Blocked,
             Phase::Open if self.alarms.any() => ConnectionState::Blocking,
             Phase::Open => ConnectionState::Running,
-            Phase::Closing { .. } | Phase::Draining { .. } | Phase::Ended => ConnectionState::Closing,
+            Phase::Closing { .. } | Phase::Draining { .. } | Phase::SilentClose { .. } | Phase::Ended => {
+                ConnectionState::Closing
+            }
         };
         self.registration.entry().set_state(state);
         self.flush_exchange_counts();
@@ -542,6 +570,18 @@ impl Session {
         matches!(self.phase, Phase::Draining { .. })
     }
 
+    /// Ends the connection: at once, or after a silent close if the
+    /// handshake failed (a frame or login the handshake refused).
+    pub(super) fn drop_connection(&mut self) {
+        self.phase = match self.phase {
+            Phase::Header { .. } | Phase::Handshake { .. } => {
+                Phase::SilentClose { deadline: self.now + SILENT_CLOSE_DELAY }
+            }
+            Phase::SilentClose { deadline } => Phase::SilentClose { deadline },
+            _ => Phase::Ended,
+        };
+    }
+
     /// Open, or drained from open: deliveries, credit and alarm notices
     /// still run, as they did before the close.
     pub(super) fn state_open(&self) -> bool {
@@ -549,7 +589,7 @@ impl Session {
     }
 
     fn wants_read(&self) -> bool {
-        if self.phase == Phase::Ended {
+        if matches!(self.phase, Phase::Ended | Phase::SilentClose { .. }) {
             return false;
         }
         // A publisher under an alarm is not read from (RabbitMQ's
@@ -575,7 +615,9 @@ impl Session {
     pub(super) fn poll_timeout(&self) -> Option<Instant> {
         let earliest = |a: Instant, b: Option<Instant>| Some(b.map_or(a, |b| a.min(b)));
         match self.phase {
-            Phase::Header { deadline } | Phase::Handshake { deadline, .. } => Some(deadline),
+            Phase::Header { deadline } | Phase::Handshake { deadline, .. } | Phase::SilentClose { deadline } => {
+                Some(deadline)
+            }
             Phase::Open => self.heartbeat_deadline(false),
             Phase::Closing { deadline } => earliest(deadline, self.heartbeat_deadline(true)),
             Phase::Draining { deadline, was } => match was {
@@ -615,6 +657,13 @@ impl Session {
             }
             Phase::Draining { deadline, .. } => (Some(deadline), None),
             Phase::Open => (None, None),
+            Phase::SilentClose { deadline } => {
+                if now >= deadline {
+                    self.phase = Phase::Ended;
+                    self.reset = true;
+                }
+                return;
+            }
             Phase::Ended => return,
         };
         if close_deadline.is_some_and(|d| now >= d) {
@@ -733,7 +782,9 @@ impl Session {
             Phase::Closing { .. } => return Ok(self.handle_while_closing(frame)),
             Phase::Handshake { .. } => return self.handle_handshake(frame),
             Phase::Open => {}
-            Phase::Header { .. } | Phase::Draining { .. } | Phase::Ended => return Ok(Next::Continue),
+            Phase::Header { .. } | Phase::Draining { .. } | Phase::SilentClose { .. } | Phase::Ended => {
+                return Ok(Next::Continue)
+            }
         }
         if frame.kind == FrameKind::Heartbeat {
             // Heartbeats belong on channel 0; RabbitMQ closes with 505 otherwise.

@@ -46,7 +46,11 @@ pub(crate) async fn serve(stream: TcpStream, peer: SocketAddr, ctx: ConnectionCo
     let local = stream.local_addr().unwrap_or(ctx.local);
     // Owned halves: no lock between the reading and the writing side.
     let (rd, wr) = stream.into_split();
-    run(rd, wr, peer, local, None, ctx).await
+    if let Some((rd, wr)) = run(rd, wr, peer, local, None, ctx).await {
+        if let Ok(stream) = rd.reunite(wr) {
+            let _ = stream.set_zero_linger();
+        }
+    }
 }
 
 /// Serves a connection whose TLS handshake is done.
@@ -58,7 +62,9 @@ pub(crate) async fn serve_tls(
 ) {
     let local = stream.get_ref().0.local_addr().unwrap_or(ctx.local);
     let (rd, wr) = tokio::io::split(stream);
-    run(rd, wr, peer, local, Some(tls), ctx).await
+    if let Some((rd, wr)) = run(rd, wr, peer, local, Some(tls), ctx).await {
+        let _ = rd.unsplit(wr).get_ref().0.set_zero_linger();
+    }
 }
 
 /// Writes `out`, or, with nothing to write, flushes what an earlier write
@@ -72,6 +78,9 @@ async fn write_or_flush<W: AsyncWrite + Unpin>(wr: &mut W, out: &[u8]) -> std::i
     }
 }
 
+/// Runs the connection to its end. Returns the halves when the socket is to
+/// be reset rather than closed (after a silent close), for the caller to set
+/// a zero linger on before dropping it.
 async fn run<R, W>(
     mut rd: R,
     mut wr: W,
@@ -79,7 +88,8 @@ async fn run<R, W>(
     local: SocketAddr,
     tls: Option<TlsPeer>,
     ctx: ConnectionContext,
-) where
+) -> Option<(R, W)>
+where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
@@ -176,6 +186,10 @@ async fn run<R, W>(
         }
     }
 
+    if conn.wants_reset() {
+        tracing::debug!(%peer, id = %conn.id(), "connection reset after a failed handshake");
+        return Some((rd, wr));
+    }
     // Best effort: let the peer see any close we queued.
     let out = conn.transmit();
     if !out.is_empty() && !half_closed {
@@ -183,6 +197,7 @@ async fn run<R, W>(
     }
     let _ = wr.shutdown().await;
     tracing::debug!(%peer, id = %conn.id(), "connection closed");
+    None
 }
 
 /// Sleeps until `clock` reads `at` (a manual clock wakes it when moved).

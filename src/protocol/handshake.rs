@@ -166,7 +166,12 @@ impl Session {
                 self.broker.authenticate(&user, &password, from_loopback).map_err(|why| (user, why))
             }
             Credentials::External => self.external_login(from_loopback),
-            Credentials::Malformed => Err((String::new(), "malformed credentials")),
+            Credentials::Malformed => {
+                // RabbitMQ answers a response it cannot parse as a protocol
+                // error, without the 403 of a wrong password.
+                tracing::warn!(peer = %self.peer, mechanism, "login refused: a malformed {mechanism} response");
+                return Ok(Next::Drop);
+            }
             Credentials::Unsupported => {
                 tracing::info!(peer = %self.peer, mechanism, "unsupported authentication mechanism");
                 return Ok(Next::Drop);

@@ -64,7 +64,8 @@ impl Harness {
         std::mem::take(&mut self.out)
     }
 
-    /// The broker dropped the connection or is only draining it now.
+    /// The broker dropped the connection (perhaps waiting out a silent
+    /// close before the reset) or is only draining it now.
     pub fn ended(&self) -> bool {
         self.ended
     }
@@ -125,7 +126,7 @@ impl Harness {
     fn collect(&mut self) {
         let now = self.clock().now();
         self.conn.poll_transmit(&mut self.out, now);
-        if self.conn.is_ended() || self.conn.is_draining() {
+        if self.conn.is_ended() || self.conn.is_draining() || self.conn.is_silently_closing() {
             self.ended = true;
         }
     }
@@ -269,5 +270,29 @@ mod tests {
         h.feed(&method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(tune))));
         assert!(h.ended());
         assert!(h.take_output().is_empty(), "RabbitMQ sends nothing before it closes");
+    }
+
+    #[test]
+    fn a_failed_handshake_is_reset_after_the_silent_close_delay() {
+        let mut h = Harness::manual();
+        let mut bytes = b"AMQP\x00\x00\x09\x01".to_vec();
+        bytes.extend(method(
+            0,
+            AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
+                client_properties: FieldTable::default(),
+                mechanism: "CRAM-MD5".into(),
+                response: LongString::from("x"),
+                locale: "en_US".into(),
+            })),
+        ));
+        h.feed(&bytes);
+        h.take_output();
+        assert!(h.ended() && !h.closed(), "held, as RabbitMQ holds a failed handshake");
+        assert!(!h.conn.wants_read(), "and not read meanwhile");
+        h.advance(Duration::from_millis(2900));
+        assert!(!h.closed());
+        h.advance(Duration::from_millis(200));
+        assert!(h.closed() && h.conn.wants_reset(), "then reset, as RabbitMQ's linger-0 sockets are");
+        assert!(h.take_output().is_empty(), "without a word");
     }
 }
