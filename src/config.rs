@@ -48,6 +48,8 @@ pub struct Config {
     /// Prometheus metrics (rabbitmq_prometheus's 15692); `None` turns them
     /// off, `Some(0)` picks a free port (`Server::prometheus_addr`).
     pub prometheus_port: Option<u16>,
+    /// Logins: the hash new users' passwords get (`password_hashing_module`).
+    pub password_hashing: crate::broker::HashingAlgorithm,
 }
 
 impl Default for Config {
@@ -71,6 +73,7 @@ impl Default for Config {
             management_port: Some(15672),
             management_bind: None,
             prometheus_port: Some(15692),
+            password_hashing: Default::default(),
         }
     }
 }
@@ -205,6 +208,9 @@ impl Config {
                 }
                 "loopback_users" if value == "none" => self.guest_loopback_only = false,
                 "loopback_users.guest" => self.guest_loopback_only = value == "true",
+                "password_hashing_module" => {
+                    self.password_hashing = crate::broker::HashingAlgorithm::parse(value).map_err(|e| bad(&e))?
+                }
                 // Known, but a flag or env var said otherwise.
                 "listeners.tcp.default"
                 | "listeners.tcp.1"

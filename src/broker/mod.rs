@@ -40,7 +40,7 @@ use policy::{Policy, PolicyKind};
 pub use registry::{ChannelInfo, ConnectionInfo, ConnectionState, Registry};
 use stats::MessageStats;
 pub use stats::{ExchangeStats, GlobalStats, MessageCounts, QueueStats};
-pub use users::User;
+pub use users::{HashingAlgorithm, User};
 pub use vhost::Vhost;
 
 /// The hasher for maps looked up on every message (names, channel numbers,
@@ -69,6 +69,8 @@ pub struct Broker {
     next_connection_id: AtomicU64,
     /// RabbitMQ's loopback_users: guest only from loopback (the default).
     guest_loopback_only: bool,
+    /// RabbitMQ's password_hashing_module: what new passwords are hashed with.
+    password_hashing: HashingAlgorithm,
     /// Direct reply-to consumers.
     reply_to: ReplyTargets,
     clock: Clock,
@@ -164,6 +166,7 @@ impl Broker {
             store,
             next_connection_id: AtomicU64::new(1),
             guest_loopback_only: true,
+            password_hashing: HashingAlgorithm::default(),
             reply_to: ReplyTargets::default(),
             clock,
             timers_changed: Arc::default(),
@@ -177,13 +180,11 @@ impl Broker {
     /// messages, then imports `config.definitions` if given.
     pub fn open(config: &Config) -> Result<Broker, StartError> {
         let Some(dir) = &config.data_dir else {
-            let mut b = Broker::in_memory_with(
-                &config.default_user,
-                &config.default_pass,
-                &config.default_vhost,
-                config.clock.clone(),
-            );
+            let mut b = Broker::empty(None, config.clock.clone());
             b.guest_loopback_only = config.guest_loopback_only;
+            b.password_hashing = config.password_hashing;
+            b.add_vhost(&config.default_vhost);
+            b.add_default_user(&config.default_user, &config.default_pass, &config.default_vhost);
             if let Some(path) = &config.definitions {
                 b.import_file(path, &mut HashMap::new(), true)?;
             }
@@ -192,6 +193,7 @@ impl Broker {
         let (store, recovered) = Store::open(dir)?;
         let mut b = Broker::empty(Some(Arc::clone(&store)), config.clock.clone());
         b.guest_loopback_only = config.guest_loopback_only;
+        b.password_hashing = config.password_hashing;
         b.queue_memory_budget = config.queue_memory_budget;
         let mut logs: HashMap<(String, String), RecoveredQueue> =
             recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();
@@ -327,8 +329,13 @@ impl Broker {
         }
     }
 
+    /// A user whose password gets the configured `password_hashing_module`.
+    pub fn new_user(&self, name: &str, password: &str, tags: &[&str]) -> User {
+        User::with_algorithm(name, password, tags, self.password_hashing)
+    }
+
     fn add_default_user(&self, user: &str, pass: &str, vhost: &str) {
-        let u = User::new(user, pass, &["administrator"]);
+        let u = self.new_user(user, pass, &["administrator"]);
         self.record(DefChange::PutUser(u.to_def()));
         self.users.insert(user.to_owned(), u);
         let p = PermissionDef {
