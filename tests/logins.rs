@@ -100,3 +100,53 @@ async fn password_hashing_module_picks_the_hash_of_new_users() {
     let err = bad.apply_rabbitmq_conf("password_hashing_module = rabbit_password_hashing_sha1\n", &|_| false);
     assert!(err.unwrap_err().contains("unknown password hashing module"));
 }
+
+/// Starts the binary with its log on a pipe, tries two refused logins and
+/// returns what it logged.
+fn log_of_refused_logins(logins: &[(&str, &str)]) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let dir = std::env::temp_dir().join(unique("log"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port_file = dir.join("port");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args(["--in-memory", "--bind", "127.0.0.1", "--port", "0", "--management-port", "0", "--prometheus-port", "0"])
+        .arg("--port-file")
+        .arg(&port_file)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut log = String::new();
+    while !log.contains("Server startup complete") {
+        assert!(out.read_line(&mut log).unwrap() > 0, "warren ended before starting: {log}");
+    }
+    let port: u16 = std::fs::read_to_string(&port_file).unwrap().trim().parse().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for (user, pass) in logins {
+        let uri = format!("amqp://{user}:{pass}@127.0.0.1:{port}/%2f");
+        let refused = rt.block_on(Connection::connect(&uri, ConnectionProperties::default()));
+        assert!(refused.is_err());
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = out.read_to_string(&mut log);
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    log
+}
+
+#[test]
+fn refused_logins_are_logged_with_peer_user_and_mechanism_but_not_the_password() {
+    let log = log_of_refused_logins(&[("nosuch", "hunter2-unknown"), ("guest", "hunter2-wrong")]);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("login refused")).collect();
+    assert_eq!(lines.len(), 2, "one line per refusal: {log}");
+    assert!(lines[0].contains("ERROR"), "RabbitMQ logs these as errors: {}", lines[0]);
+    assert!(lines[0].contains("PLAIN login refused: user 'nosuch' - invalid credentials"), "{}", lines[0]);
+    assert!(lines[1].contains("PLAIN login refused: user 'guest' - invalid credentials"), "{}", lines[1]);
+    for l in &lines {
+        assert!(l.contains("peer=127.0.0.1:"), "{l}");
+        assert!(l.contains("mechanism=\"PLAIN\"") || l.contains("mechanism=PLAIN"), "{l}");
+    }
+    assert!(!log.contains("hunter2"), "a password was logged: {log}");
+}
