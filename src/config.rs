@@ -50,6 +50,8 @@ pub struct Config {
     pub prometheus_port: Option<u16>,
     /// Logins: the hash new users' passwords get (`password_hashing_module`).
     pub password_hashing: crate::broker::HashingAlgorithm,
+    /// Logins: OAuth 2.0 tokens (`auth_backends.*`, `auth_oauth2.*`).
+    pub oauth2: crate::broker::oauth2::OAuth2Settings,
 }
 
 impl Default for Config {
@@ -74,6 +76,7 @@ impl Default for Config {
             management_bind: None,
             prometheus_port: Some(15692),
             password_hashing: Default::default(),
+            oauth2: Default::default(),
         }
     }
 }
@@ -210,6 +213,9 @@ impl Config {
                 "loopback_users.guest" => self.guest_loopback_only = value == "true",
                 "password_hashing_module" => {
                     self.password_hashing = crate::broker::HashingAlgorithm::parse(value).map_err(|e| bad(&e))?
+                }
+                k if k.starts_with("auth_backends.") || k.starts_with("auth_oauth2.") => {
+                    self.oauth2.apply(k, value).map_err(|e| bad(&e))?
                 }
                 // Known, but a flag or env var said otherwise.
                 "listeners.tcp.default"

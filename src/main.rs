@@ -227,6 +227,7 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
             management_bind: cli.management_bind,
             prometheus_port: (cli.prometheus_port != 0).then_some(cli.prometheus_port),
             password_hashing: Default::default(),
+            oauth2: Default::default(),
         };
     if let Some(path) = rabbitmq_config_path(cli.config.as_deref()) {
         let text = std::fs::read_to_string(&path)

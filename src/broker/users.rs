@@ -70,6 +70,8 @@ pub struct User {
     pub tags: Vec<String>,
     /// RabbitMQ's `loopback_users` default: guest may only log in from loopback.
     pub loopback_only: bool,
+    /// Logged in with an OAuth 2.0 token: its scopes are the permissions.
+    pub token: Option<std::sync::Arc<super::oauth2::Token>>,
 }
 
 fn hash(algorithm: &str, salt: &[u8], password: &str) -> Option<Vec<u8>> {
@@ -97,6 +99,7 @@ impl User {
             hashing_algorithm: algorithm.as_str().into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),
             loopback_only: name == "guest",
+            token: None,
         }
     }
 
@@ -120,6 +123,7 @@ impl User {
             hashing_algorithm: d.hashing_algorithm.clone(),
             tags,
             loopback_only: d.name == "guest",
+            token: None,
         })
     }
 

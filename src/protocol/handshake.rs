@@ -157,7 +157,7 @@ impl Session {
             Credentials::Given { user, password } => {
                 self.broker.authenticate(&user, &password, from_loopback).map_err(|why| (user, why))
             }
-            Credentials::Malformed => Err((String::new(), "malformed credentials")),
+            Credentials::Malformed => Err((String::new(), "malformed credentials".into())),
             Credentials::Unsupported => {
                 tracing::info!(peer = %self.peer, mechanism, "unsupported authentication mechanism");
                 return Ok(Next::Drop);
@@ -167,6 +167,7 @@ impl Session {
             Ok(u) => {
                 self.registration.entry().set_login(&u.name, &mechanism, ok.client_properties.clone());
                 self.user = u.name;
+                self.set_token(u.token);
                 self.set_step(Step::TuneOk);
                 self.send(
                     0,
@@ -179,7 +180,7 @@ impl Session {
                 Ok(Next::Continue)
             }
             Err((user, why)) => {
-                tracing::error!(peer = %self.peer, user, mechanism, "{}", refusal_log_line(&mechanism, &user, why));
+                tracing::error!(peer = %self.peer, user, mechanism, "{}", refusal_log_line(&mechanism, &user, &why));
                 if self.caps.authentication_failure_close {
                     // Closing, so that close-ok is awaited.
                     self.begin_close(AmqpError::access_refused(format!(
@@ -213,13 +214,13 @@ impl Session {
     fn handle_open(&mut self, open: connection::Open) -> AmqpResult<Next> {
         let name = open.virtual_host.as_str();
         match self.broker.vhost(name) {
-            Some(_) if !self.broker.can_access_vhost(&self.user, name) => {
+            Some(_) if !self.can_open_vhost(name) => {
                 self.phase = Phase::Open;
                 Err(AmqpError::not_allowed(format!("access to vhost '{name}' refused for user '{}'", self.user))
                     .during(10, 40))
             }
             Some(v) => {
-                self.access = self.broker.access(&self.user, name);
+                self.access = self.access_in(name);
                 self.vhost = Some(v);
                 self.registration.entry().set_vhost(name);
                 self.phase = Phase::Open;
@@ -245,6 +246,7 @@ fn refusal_log_line(mechanism: &str, user: &str, why: &str) -> String {
     let detail = match why {
         "user can only connect via localhost" => format!("user '{user}' can only connect via localhost"),
         "malformed credentials" => "malformed credentials (the response did not parse)".to_owned(),
+        w if w.starts_with("Authentication using an OAuth 2") => w.to_owned(),
         _ => format!("user '{user}' - invalid credentials"),
     };
     format!("{mechanism} login refused: {detail}")
