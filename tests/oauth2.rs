@@ -135,8 +135,67 @@ async fn a_valid_token_logs_in_with_any_user_name_and_bad_ones_are_refused() {
     for (why, token) in refused {
         assert!(connect_with(&b, "svc", &token).await.is_err(), "{why} must be refused");
     }
-    // auth_backends.2 = internal: passwords still work.
+    // auth_backends.2 = internal: passwords still work, even one with the
+    // dots of a JWT.
     assert!(connect_with(&b, "guest", "guest").await.is_ok());
+    let broker = b.server().unwrap().broker();
+    broker.put_user(&warren::broker::User::new("dots", "a.b.c", &[]).to_def()).unwrap();
+    broker.set_permissions(warren::store::definitions::PermissionDef {
+        user: "dots".into(),
+        vhost: "/".into(),
+        configure: ".*".into(),
+        write: ".*".into(),
+        read: ".*".into(),
+    });
+    assert!(connect_with(&b, "dots", "a.b.c").await.is_ok());
+    assert!(connect_with(&b, "dots", "a.b.d").await.is_err());
+}
+
+/// An RS256 key pair made with `openssl` (ring cannot generate RSA keys);
+/// the test says so and passes without it where openssl is missing.
+fn rsa_key_pair(dir: &Path) -> Option<EncodingKey> {
+    let private = dir.join("rsa-private.pem");
+    let made = std::process::Command::new("openssl")
+        .args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out"])
+        .arg(&private)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?
+        .success()
+        && std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(dir.join("rsa.pem"))
+            .status()
+            .ok()?
+            .success();
+    made.then(|| EncodingKey::from_rsa_pem(&std::fs::read(&private).unwrap()).unwrap())
+}
+
+#[tokio::test]
+async fn rs256_tokens_verify_against_a_pem_public_key() {
+    if external() {
+        return;
+    }
+    let keys = keys();
+    let Some(rsa) = rsa_key_pair(&keys.dir) else {
+        eprintln!("openssl is not installed: RS256 not tested");
+        return;
+    };
+    let mut config = warren::Config::ephemeral();
+    let conf = format!("{}auth_oauth2.signing_keys.rsa = {}\n", conf(&keys.dir), keys.dir.join("rsa.pem").display());
+    config.apply_rabbitmq_conf(&conf, &|_| false).unwrap();
+    let b = broker_with_config(config).await;
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some("rsa".into());
+    let token = encode(&h, &claims(ALL, now() + 300), &rsa).unwrap();
+    assert!(connect_with(&b, "", &token).await.is_ok());
+    // The same claims signed with the EC key but naming the RSA key.
+    let mut forged = Header::new(Algorithm::ES256);
+    forged.kid = Some("rsa".into());
+    let forged = encode(&forged, &claims(ALL, now() + 300), &keys.es256).unwrap();
+    assert!(connect_with(&b, "", &forged).await.is_err());
 }
 
 #[tokio::test]

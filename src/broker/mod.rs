@@ -375,21 +375,35 @@ impl Broker {
         password: &str,
         from_loopback: bool,
     ) -> Result<User, std::borrow::Cow<'static, str>> {
-        if let Some(oauth2) = &self.oauth2 {
-            match self.verify_token(password) {
-                Ok(token) => {
-                    let tags: Vec<&str> = token.tags.iter().map(String::as_str).collect();
-                    let mut u = User::new(&token.username, "", &tags);
-                    u.loopback_only = false;
-                    u.token = Some(Arc::new(token));
-                    return Ok(u);
-                }
-                // A password shaped like a JWT (three dot-separated parts)
-                // was meant as one: its refusal is the one worth logging.
-                Err(why) if !oauth2.internal || password.split('.').count() == 3 => return Err(why.into()),
-                Err(_) => {}
+        let Some(oauth2) = &self.oauth2 else { return self.authenticate_internal(user, password, from_loopback) };
+        let token_refusal = match self.verify_token(password) {
+            Ok(token) => {
+                let tags: Vec<&str> = token.tags.iter().map(String::as_str).collect();
+                let mut u = User::new(&token.username, "", &tags);
+                u.loopback_only = false;
+                u.token = Some(Arc::new(token));
+                return Ok(u);
             }
-        }
+            Err(why) if !oauth2.internal => return Err(why.into()),
+            Err(why) => why,
+        };
+        self.authenticate_internal(user, password, from_loopback).map_err(|internal| {
+            // A password shaped like a JWT (three dot-separated parts) was
+            // meant as one: its refusal is the one worth logging.
+            if password.split('.').count() == 3 {
+                token_refusal.into()
+            } else {
+                internal
+            }
+        })
+    }
+
+    fn authenticate_internal(
+        &self,
+        user: &str,
+        password: &str,
+        from_loopback: bool,
+    ) -> Result<User, std::borrow::Cow<'static, str>> {
         let Some(u) = self.users.get(user).map(|u| u.clone()) else {
             // As long as a wrong password takes: timing must not tell which users exist.
             User::check_password_of_unknown_user(password);

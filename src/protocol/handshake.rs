@@ -288,6 +288,10 @@ mod tests {
             refusal_log_line("AMQPLAIN", "guest", "user can only connect via localhost"),
             "AMQPLAIN login refused: user 'guest' can only connect via localhost"
         );
+        // A refused token says why (never the token itself: the reason
+        // names claims and keys only).
+        let why = "Authentication using an OAuth 2/JWT token failed: token expired at 10 (validated at 11)";
+        assert_eq!(refusal_log_line("PLAIN", "svc", why), format!("PLAIN login refused: {why}"));
     }
 
     #[test]
