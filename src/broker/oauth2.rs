@@ -285,7 +285,7 @@ fn base64url_to_standard(k: &str) -> String {
             c => c,
         })
         .collect();
-    while s.len() % 4 != 0 {
+    while !s.len().is_multiple_of(4) {
         s.push('=');
     }
     s

@@ -72,7 +72,7 @@ impl Session {
 
     /// The token's `exp` has passed: RabbitMQ closes the connection.
     pub(super) fn token_expired(&mut self, now: Instant) -> bool {
-        if !self.token_deadline.is_some_and(|d| now >= d) {
+        if self.token_deadline.is_none_or(|d| now < d) {
             return false;
         }
         self.token_deadline = None;
