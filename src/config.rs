@@ -70,6 +70,10 @@ pub struct Config {
     pub management_tls: Option<(u16, TlsSettings)>,
     /// HTTPS for Prometheus (`prometheus.ssl.port`, `prometheus.ssl.*`).
     pub prometheus_tls: Option<(u16, TlsSettings)>,
+    /// Logins: the hash new users' passwords get (`password_hashing_module`).
+    pub password_hashing: crate::broker::HashingAlgorithm,
+    /// Logins: OAuth 2.0 tokens (`auth_backends.*`, `auth_oauth2.*`).
+    pub oauth2: crate::broker::oauth2::OAuth2Settings,
 }
 
 impl Default for Config {
@@ -101,6 +105,8 @@ impl Default for Config {
             cert_login: CertLogin::default(),
             management_tls: None,
             prometheus_tls: None,
+            password_hashing: Default::default(),
+            oauth2: Default::default(),
         }
     }
 }
@@ -343,6 +349,12 @@ impl Config {
                 }
                 "loopback_users" if value == "none" => self.guest_loopback_only = false,
                 "loopback_users.guest" => self.guest_loopback_only = value == "true",
+                "password_hashing_module" => {
+                    self.password_hashing = crate::broker::HashingAlgorithm::parse(value).map_err(|e| bad(&e))?
+                }
+                k if k.starts_with("auth_backends.") || k.starts_with("auth_oauth2.") => {
+                    self.oauth2.apply(k, value).map_err(|e| bad(&e))?
+                }
                 // Known, but a flag or env var said otherwise.
                 "listeners.tcp.default"
                 | "listeners.tcp.1"

@@ -30,6 +30,17 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Print a password hash for a definitions file's `password_hash`, as
+    /// `rabbitmqctl hash_password` does. Without PASSWORD it is read from
+    /// the first line of standard input (so it stays out of `ps` and shell
+    /// history).
+    HashPassword {
+        password: Option<String>,
+        /// rabbit_password_hashing_sha256 (the default), _sha512 or _md5;
+        /// put the same name in the user's `hashing_algorithm`.
+        #[arg(long, default_value = "rabbit_password_hashing_sha256")]
+        algorithm: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -166,6 +177,7 @@ fn main() -> std::process::ExitCode {
         Some(Command::Serve(args)) => serve(args, &explicit),
         Some(Command::Perf(args)) => warren::perf::main(args),
         Some(Command::Ctl { args }) => return ctl_exit(warren::ctl::main(warren::ctl::Tool::Rabbitmqctl, &args)),
+        Some(Command::HashPassword { password, algorithm }) => hash_password(password, &algorithm),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -196,6 +208,20 @@ fn ctl_main() -> Option<std::process::ExitCode> {
         _ => (Tool::Rabbitmqctl, &args[2..]),
     };
     Some(ctl_exit(warren::ctl::main(tool, rest)))
+}
+
+fn hash_password(password: Option<String>, algorithm: &str) -> anyhow::Result<()> {
+    let algorithm = warren::broker::HashingAlgorithm::parse(algorithm).map_err(anyhow::Error::msg)?;
+    let password = match password {
+        Some(p) => p,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line).context("cannot read the password from standard input")?;
+            line.strip_suffix('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).unwrap_or(&line).to_owned()
+        }
+    };
+    println!("{}", algorithm.hash_password(&password));
+    Ok(())
 }
 
 fn ctl_exit(code: i32) -> std::process::ExitCode {

@@ -12,6 +12,7 @@ pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod headers;
+pub mod oauth2;
 pub mod permissions;
 pub mod policy;
 pub mod publish;
@@ -40,7 +41,7 @@ use policy::{Policy, PolicyKind};
 pub use registry::{ChannelInfo, ConnectionInfo, ConnectionState, Registry};
 use stats::MessageStats;
 pub use stats::{ExchangeStats, GlobalStats, MessageCounts, QueueStats};
-pub use users::User;
+pub use users::{HashingAlgorithm, User};
 pub use vhost::Vhost;
 
 /// The hasher for maps looked up on every message (names, channel numbers,
@@ -56,6 +57,12 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cannot load definitions from {path}: {reason}")]
     Definitions { path: String, reason: String },
+    #[error("OAuth 2.0 configuration: {0}")]
+    OAuth2(String),
+}
+
+fn load_oauth2(config: &Config) -> Result<Option<Arc<oauth2::OAuth2>>, StartError> {
+    Ok(oauth2::OAuth2::from_settings(&config.oauth2).map_err(StartError::OAuth2)?.map(Arc::new))
 }
 
 #[derive(Debug)]
@@ -69,6 +76,10 @@ pub struct Broker {
     next_connection_id: AtomicU64,
     /// RabbitMQ's loopback_users: guest only from loopback (the default).
     guest_loopback_only: bool,
+    /// RabbitMQ's password_hashing_module: what new passwords are hashed with.
+    password_hashing: HashingAlgorithm,
+    /// rabbit_auth_backend_oauth2, when `auth_backends` names it.
+    oauth2: Option<Arc<oauth2::OAuth2>>,
     /// Direct reply-to consumers.
     reply_to: ReplyTargets,
     clock: Clock,
@@ -164,6 +175,8 @@ impl Broker {
             store,
             next_connection_id: AtomicU64::new(1),
             guest_loopback_only: true,
+            password_hashing: HashingAlgorithm::default(),
+            oauth2: None,
             reply_to: ReplyTargets::default(),
             clock,
             timers_changed: Arc::default(),
@@ -177,13 +190,12 @@ impl Broker {
     /// messages, then imports `config.definitions` if given.
     pub fn open(config: &Config) -> Result<Broker, StartError> {
         let Some(dir) = &config.data_dir else {
-            let mut b = Broker::in_memory_with(
-                &config.default_user,
-                &config.default_pass,
-                &config.default_vhost,
-                config.clock.clone(),
-            );
+            let mut b = Broker::empty(None, config.clock.clone());
             b.guest_loopback_only = config.guest_loopback_only;
+            b.password_hashing = config.password_hashing;
+            b.oauth2 = load_oauth2(config)?;
+            b.add_vhost(&config.default_vhost);
+            b.add_default_user(&config.default_user, &config.default_pass, &config.default_vhost);
             if let Some(path) = &config.definitions {
                 b.import_file(path, &mut HashMap::new(), true)?;
             }
@@ -192,6 +204,8 @@ impl Broker {
         let (store, recovered) = Store::open(dir)?;
         let mut b = Broker::empty(Some(Arc::clone(&store)), config.clock.clone());
         b.guest_loopback_only = config.guest_loopback_only;
+        b.password_hashing = config.password_hashing;
+        b.oauth2 = load_oauth2(config)?;
         b.queue_memory_budget = config.queue_memory_budget;
         let mut logs: HashMap<(String, String), RecoveredQueue> =
             recovered.queues.into_iter().map(|q| ((q.vhost.clone(), q.name.clone()), q)).collect();
@@ -327,8 +341,13 @@ impl Broker {
         }
     }
 
+    /// A user whose password gets the configured `password_hashing_module`.
+    pub fn new_user(&self, name: &str, password: &str, tags: &[&str]) -> User {
+        User::with_algorithm(name, password, tags, self.password_hashing)
+    }
+
     fn add_default_user(&self, user: &str, pass: &str, vhost: &str) {
-        let u = User::new(user, pass, &["administrator"]);
+        let u = self.new_user(user, pass, &["administrator"]);
         self.record(DefChange::PutUser(u.to_def()));
         self.users.insert(user.to_owned(), u);
         let p = PermissionDef {
@@ -347,19 +366,65 @@ impl Broker {
     }
 
     /// Checks a login. `from_loopback` is whether the peer address is local.
-    pub fn authenticate(&self, user: &str, password: &str, from_loopback: bool) -> Result<User, &'static str> {
+    /// With the oauth2 backend on, the password is tried as a token first
+    /// (any user name), then, if `auth_backends` also names `internal`,
+    /// as a password.
+    pub fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+        from_loopback: bool,
+    ) -> Result<User, std::borrow::Cow<'static, str>> {
+        let Some(oauth2) = &self.oauth2 else { return self.authenticate_internal(user, password, from_loopback) };
+        let token_refusal = match self.verify_token(password) {
+            Ok(token) => {
+                let tags: Vec<&str> = token.tags.iter().map(String::as_str).collect();
+                let mut u = User::new(&token.username, "", &tags);
+                u.loopback_only = false;
+                u.token = Some(Arc::new(token));
+                return Ok(u);
+            }
+            Err(why) if !oauth2.internal => return Err(why.into()),
+            Err(why) => why,
+        };
+        self.authenticate_internal(user, password, from_loopback).map_err(|internal| {
+            // A password shaped like a JWT (three dot-separated parts) was
+            // meant as one: its refusal is the one worth logging.
+            if password.split('.').count() == 3 {
+                token_refusal.into()
+            } else {
+                internal
+            }
+        })
+    }
+
+    fn authenticate_internal(
+        &self,
+        user: &str,
+        password: &str,
+        from_loopback: bool,
+    ) -> Result<User, std::borrow::Cow<'static, str>> {
         let Some(u) = self.users.get(user).map(|u| u.clone()) else {
             // As long as a wrong password takes: timing must not tell which users exist.
             User::check_password_of_unknown_user(password);
-            return Err("unknown user");
+            return Err("unknown user".into());
         };
         if !u.check_password(password) {
-            return Err("invalid credentials");
+            return Err("invalid credentials".into());
         }
         if u.loopback_only && self.guest_loopback_only && !from_loopback {
-            return Err("user can only connect via localhost");
+            return Err("user can only connect via localhost".into());
         }
         Ok(u)
+    }
+
+    /// Checks an OAuth 2.0 token against the configured keys at the clock's
+    /// now; the error is the line RabbitMQ's oauth2 backend logs.
+    pub fn verify_token(&self, token: &str) -> Result<oauth2::Token, String> {
+        let Some(oauth2) = &self.oauth2 else { return Err("the oauth2 backend is not enabled".into()) };
+        oauth2
+            .verify(token, self.clock.unix_millis() / 1000)
+            .map_err(|e| format!("Authentication using an OAuth 2/JWT token failed: {e}"))
     }
 
     pub fn can_access_vhost(&self, user: &str, vhost: &str) -> bool {

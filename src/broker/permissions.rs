@@ -330,6 +330,31 @@ impl Permissions {
             vhost: vhost.to_owned(),
             generation,
             last_write: None,
+            from_token: false,
+        }
+    }
+
+    /// The checker for a connection whose rights are its OAuth 2.0 token's
+    /// scopes: one grant compiled from them for this vhost, never re-read
+    /// from the table (update-secret replaces the whole `Access`).
+    pub fn token_access(self: &Arc<Self>, token: &super::oauth2::Token, vhost: &str) -> Access {
+        let def = PermissionDef {
+            user: token.username.clone(),
+            vhost: vhost.to_owned(),
+            configure: token.pattern(Permission::Configure, vhost),
+            write: token.pattern(Permission::Write, vhost),
+            read: token.pattern(Permission::Read, vhost),
+        };
+        let grant = Some(Arc::new(Grant { resources: Some(Resources::new(def)), topics: FastMap::default() }));
+        Access {
+            write_all: write_all(&grant),
+            grant,
+            table: Arc::clone(self),
+            user: token.username.clone(),
+            vhost: vhost.to_owned(),
+            generation: 0,
+            last_write: None,
+            from_token: true,
         }
     }
 }
@@ -355,13 +380,16 @@ pub struct Access {
     /// The exchange name the last allowed publish wrote to (RabbitMQ keeps
     /// a small per-channel cache of decisions too). Cleared on any change.
     last_write: Option<Vec<u8>>,
+    /// The grant came from a token's scopes: changes to the table do not
+    /// touch it.
+    from_token: bool,
 }
 
 impl Access {
     /// Re-reads the grant if any grant changed since it was read.
     fn refresh(&mut self) {
         let now = self.table.generation.load(Ordering::Acquire);
-        if now != self.generation {
+        if now != self.generation && !self.from_token {
             self.generation = now;
             self.grant = self.table.lookup(&self.user, &self.vhost);
             self.write_all = write_all(&self.grant);

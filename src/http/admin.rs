@@ -11,7 +11,6 @@ use super::auth::{Caller, Level};
 use super::paging::ListQuery;
 use super::views::{self, Rendered};
 use super::{created, Api, ApiError, ApiResult, Body};
-use crate::broker::User;
 use crate::store::definitions::{PermissionDef, TopicPermissionDef, UserDef, VhostDef};
 
 pub(crate) async fn vhosts(
@@ -196,7 +195,7 @@ pub(crate) async fn put_user(
     };
     let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
     let mut def = match (&body.password, &body.password_hash) {
-        (Some(p), _) => User::new(&name, p, &tag_refs).to_def(),
+        (Some(p), _) => api.broker.new_user(&name, p, &tag_refs).to_def(),
         (None, Some(hash)) => {
             if base64::Engine::decode(&base64::engine::general_purpose::STANDARD, hash).is_err() {
                 return Err(ApiError::bad_request(format!("password_hash is not base64: '{hash}'")));

@@ -184,6 +184,9 @@ pub(super) struct Session {
     pub(super) tls: Option<TlsPeer>,
     /// The user's permissions in `vhost` (none until connection.open).
     pub(super) access: Access,
+    /// The OAuth 2.0 token of a token login (`token.rs`), and when it expires.
+    pub(super) token: Option<Arc<crate::broker::oauth2::Token>>,
+    pub(super) token_deadline: Option<Instant>,
     pub(super) frame_max: u32,
     pub(super) channel_max: u16,
     pub(super) heartbeat: u16,
@@ -486,6 +489,8 @@ impl Session {
             vhost: None,
             user: String::new(),
             access: broker.access("", ""),
+            token: None,
+            token_deadline: None,
             broker,
             caps: ClientCapabilities::default(),
             // Small at first: most connections are idle most of the time, and
@@ -510,7 +515,7 @@ impl Session {
 
     /// Closes with 320 CONNECTION_FORCED (broker shutdown, or a close asked
     /// for through the registry); a connection not open yet just ends.
-    fn force_close(&mut self, reason: &str) {
+    pub(super) fn force_close(&mut self, reason: &str) {
         match self.phase {
             Phase::Open => {
                 // A held reply never goes out: the client gets the
@@ -618,7 +623,10 @@ impl Session {
             Phase::Header { deadline } | Phase::Handshake { deadline, .. } | Phase::SilentClose { deadline } => {
                 Some(deadline)
             }
-            Phase::Open => self.heartbeat_deadline(false),
+            Phase::Open => match (self.heartbeat_deadline(false), self.token_deadline) {
+                (Some(h), t) => earliest(h, t),
+                (None, t) => t,
+            },
             Phase::Closing { deadline } => earliest(deadline, self.heartbeat_deadline(true)),
             Phase::Draining { deadline, was } => match was {
                 Was::Handshake { deadline: handshake } => Some(deadline.min(handshake)),
@@ -668,6 +676,9 @@ impl Session {
         };
         if close_deadline.is_some_and(|d| now >= d) {
             self.phase = Phase::Ended;
+            return;
+        }
+        if matches!(self.phase, Phase::Open) && self.token_expired(now) {
             return;
         }
         if let Some(deadline) = handshake_deadline {
@@ -861,9 +872,8 @@ impl Session {
                 }
                 connection::AMQPMethod::CloseOk(_) => Ok(Next::Drop),
                 connection::AMQPMethod::Blocked(_) | connection::AMQPMethod::Unblocked(_) => Ok(Next::Continue),
-                connection::AMQPMethod::UpdateSecret(_) => {
-                    let ok = connection::UpdateSecretOk {};
-                    self.send(0, AMQPClass::Connection(connection::AMQPMethod::UpdateSecretOk(ok)));
+                connection::AMQPMethod::UpdateSecret(m) => {
+                    self.handle_update_secret(m)?;
                     Ok(Next::Continue)
                 }
                 _ => Err(AmqpError::channel_error("unexpected method in connection state running")

@@ -181,6 +181,7 @@ impl Session {
             Ok(u) => {
                 self.registration.entry().set_login(&u.name, &mechanism, ok.client_properties.clone());
                 self.user = u.name;
+                self.set_token(u.token);
                 self.set_step(Step::TuneOk);
                 self.send(
                     0,
@@ -193,7 +194,7 @@ impl Session {
                 Ok(Next::Continue)
             }
             Err((user, why)) => {
-                tracing::warn!(peer = %self.peer, user, "login refused: {why}");
+                tracing::error!(peer = %self.peer, user, mechanism, "{}", refusal_log_line(&mechanism, &user, &why));
                 if self.caps.authentication_failure_close {
                     // Closing, so that close-ok is awaited.
                     self.begin_close(AmqpError::access_refused(format!(
@@ -208,21 +209,24 @@ impl Session {
     }
 
     /// EXTERNAL: the certificate's user, who must exist; no password.
-    fn external_login(&self, from_loopback: bool) -> Result<crate::broker::users::User, (String, &'static str)> {
+    fn external_login(
+        &self,
+        from_loopback: bool,
+    ) -> Result<crate::broker::users::User, (String, std::borrow::Cow<'static, str>)> {
         let login = match self.tls.as_ref().map(|t| &t.cert_login) {
             Some(Ok(name)) => name.clone(),
             Some(Err(why)) => {
                 tracing::warn!(peer = %self.peer, "EXTERNAL login refused: {why}");
-                return Err((String::new(), "no user name in the client certificate"));
+                return Err((String::new(), "no user name in the client certificate".into()));
             }
-            None => return Err((String::new(), "EXTERNAL needs TLS")),
+            None => return Err((String::new(), "EXTERNAL needs TLS".into())),
         };
         match self.broker.user(&login) {
             Some(u) if u.loopback_only && self.config.guest_loopback_only && !from_loopback => {
-                Err((login, "user can only connect via localhost"))
+                Err((login, "user can only connect via localhost".into()))
             }
             Some(u) => Ok(u),
-            None => Err((login, "the user named by the client certificate does not exist")),
+            None => Err((login, "the user named by the client certificate does not exist".into())),
         }
     }
 
@@ -246,13 +250,13 @@ impl Session {
     fn handle_open(&mut self, open: connection::Open) -> AmqpResult<Next> {
         let name = open.virtual_host.as_str();
         match self.broker.vhost(name) {
-            Some(_) if !self.broker.can_access_vhost(&self.user, name) => {
+            Some(_) if !self.can_open_vhost(name) => {
                 self.phase = Phase::Open;
                 Err(AmqpError::not_allowed(format!("access to vhost '{name}' refused for user '{}'", self.user))
                     .during(10, 40))
             }
             Some(v) => {
-                self.access = self.broker.access(&self.user, name);
+                self.access = self.access_in(name);
                 self.vhost = Some(v);
                 self.registration.entry().set_vhost(name);
                 self.phase = Phase::Open;
@@ -266,6 +270,22 @@ impl Session {
             }
         }
     }
+}
+
+/// The line RabbitMQ logs for a refused login (rabbit_reader's auth_fail
+/// with rabbit_auth_backend_internal's reasons), so log searches written
+/// for RabbitMQ find it: `PLAIN login refused: user 'u' - invalid
+/// credentials`. An unknown user and a wrong password read the same, as
+/// there. Never the password: a malformed response is not quoted either
+/// (RabbitMQ's `response ~p invalid` would quote it).
+fn refusal_log_line(mechanism: &str, user: &str, why: &str) -> String {
+    let detail = match why {
+        "user can only connect via localhost" => format!("user '{user}' can only connect via localhost"),
+        "malformed credentials" => "malformed credentials (the response did not parse)".to_owned(),
+        w if w.starts_with("Authentication using an OAuth 2") => w.to_owned(),
+        _ => format!("user '{user}' - invalid credentials"),
+    };
+    format!("{mechanism} login refused: {detail}")
 }
 
 /// RabbitMQ's check of a tune-ok value (rabbit_reader's
@@ -288,6 +308,27 @@ fn negotiation_error(field: &str, client: u32, server: u32, min: u32) -> Option<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_logins_are_logged_in_rabbitmqs_words() {
+        // As RabbitMQ 3.10.8 logs them for a wrong password and an unknown user.
+        assert_eq!(
+            refusal_log_line("PLAIN", "guest", "invalid credentials"),
+            "PLAIN login refused: user 'guest' - invalid credentials"
+        );
+        assert_eq!(
+            refusal_log_line("PLAIN", "nosuch", "unknown user"),
+            "PLAIN login refused: user 'nosuch' - invalid credentials"
+        );
+        assert_eq!(
+            refusal_log_line("AMQPLAIN", "guest", "user can only connect via localhost"),
+            "AMQPLAIN login refused: user 'guest' can only connect via localhost"
+        );
+        // A refused token says why (never the token itself: the reason
+        // names claims and keys only).
+        let why = "Authentication using an OAuth 2/JWT token failed: token expired at 10 (validated at 11)";
+        assert_eq!(refusal_log_line("PLAIN", "svc", why), format!("PLAIN login refused: {why}"));
+    }
 
     #[test]
     fn tune_ok_values_are_checked_as_rabbitmq_checks_them() {

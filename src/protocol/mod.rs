@@ -38,6 +38,7 @@ mod publish;
 mod tests;
 #[cfg(test)]
 mod timer_tests;
+mod token;
 
 pub use connection::{Connection, ConnectionParams, Event};
 
