@@ -169,7 +169,7 @@ impl Session {
             Credentials::Malformed => {
                 // RabbitMQ answers a response it cannot parse as a protocol
                 // error, without the 403 of a wrong password.
-                tracing::warn!(peer = %self.peer, mechanism, "login refused: a malformed {mechanism} response");
+                tracing::error!(peer = %self.peer, mechanism, "{}", refusal_log_line(&mechanism, "", "malformed credentials"));
                 return Ok(Next::Drop);
             }
             Credentials::Unsupported => {
