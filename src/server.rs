@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use crate::broker::alarms::AlarmSet;
 use crate::broker::Broker;
 use crate::protocol::driver::{serve, ConnectionContext};
+use crate::rate_limit::RateLimiter;
 use crate::store::Health;
 use crate::Config;
 
@@ -296,11 +297,18 @@ async fn accept_loop(listener: TcpListener, ctx: ConnectionContext) {
     let mut stop = ctx.shutdown.clone();
     let timers = tokio::spawn(run_timers(Arc::clone(&ctx.broker), ctx.shutdown.clone()));
     let mut connections = JoinSet::new();
+    let mut rate = ctx.config.connection_rate_limit.map(|r| RateLimiter::new(r, std::time::Instant::now()));
     loop {
+        let wait = rate.as_mut().map_or(Duration::ZERO, |r| r.delay(std::time::Instant::now()));
         tokio::select! {
             _ = stop.changed() => break,
-            accepted = listener.accept() => match accepted {
+            // Over the rate: leave connections in the listen backlog.
+            _ = tokio::time::sleep(wait), if !wait.is_zero() => {}
+            accepted = listener.accept(), if wait.is_zero() => match accepted {
                 Ok((stream, peer)) => {
+                    if let Some(r) = rate.as_mut() {
+                        r.take(std::time::Instant::now());
+                    }
                     connections.spawn(serve(stream, peer, ctx.clone()));
                 }
                 Err(e) => {
