@@ -83,7 +83,10 @@ async fn vhost_max_connections_refuses_connection_open_beyond_it() {
     assert_eq!(w.put(format!("/api/vhost-limits/{v}/max-connections"), json!({"value": 1})).await, 204);
     let first = w.connect_as("guest", "guest").await.expect("the first connection is within the limit");
     let r = w.connect_as("guest", "guest").await;
-    let text = format!("NOT_ALLOWED - access to vhost '{}' refused for user 'guest': connection limit (1) is reached", w.vhost);
+    let text = format!(
+        "NOT_ALLOWED - access to vhost '{}' refused for user 'guest': connection limit (1) is reached",
+        w.vhost
+    );
     assert_amqp_error(r, 530, &text);
     // The limit counts open connections: one closed makes room.
     first.close(200, "bye".into()).await.unwrap();
@@ -99,7 +102,10 @@ async fn vhost_max_connections_refuses_connection_open_beyond_it() {
     // 0: none allowed; -1 (negative): no limit.
     assert_eq!(w.put(format!("/api/vhost-limits/{v}/max-connections"), json!({"value": 0})).await, 204);
     let r = w.connect_as("guest", "guest").await;
-    let text = format!("NOT_ALLOWED - access to vhost '{}' refused for user 'guest': connection limit (0) is reached", w.vhost);
+    let text = format!(
+        "NOT_ALLOWED - access to vhost '{}' refused for user 'guest': connection limit (0) is reached",
+        w.vhost
+    );
     assert_amqp_error(r, 530, &text);
     assert_eq!(w.put(format!("/api/vhost-limits/{v}/max-connections"), json!({"value": -1})).await, 204);
     let third = w.connect_as("guest", "guest").await.expect("-1 is no limit");
@@ -123,18 +129,14 @@ async fn vhost_max_queues_refuses_a_new_queue_but_not_a_redeclare() {
         .await
         .expect("redeclaring an existing queue is not a new queue");
     let r = within(ch.queue_declare("q2".into(), QueueDeclareOptions::default(), FieldTable::default())).await;
-    let text = format!(
-        "PRECONDITION_FAILED - cannot declare queue 'q2': queue limit in vhost '{}' (1) is reached",
-        w.vhost
-    );
+    let text =
+        format!("PRECONDITION_FAILED - cannot declare queue 'q2': queue limit in vhost '{}' (1) is reached", w.vhost);
     assert_amqp_error(r, 406, &text);
     let ch = within(c.create_channel()).await.unwrap();
     assert_eq!(w.put(format!("/api/vhost-limits/{v}/max-queues"), json!({"value": 0})).await, 204);
     let r = within(ch.queue_declare("q3".into(), QueueDeclareOptions::default(), FieldTable::default())).await;
-    let text = format!(
-        "PRECONDITION_FAILED - cannot declare queue 'q3': queue limit in vhost '{}' (0) is reached",
-        w.vhost
-    );
+    let text =
+        format!("PRECONDITION_FAILED - cannot declare queue 'q3': queue limit in vhost '{}' (0) is reached", w.vhost);
     assert_amqp_error(r, 406, &text);
     let ch = within(c.create_channel()).await.unwrap();
     assert_eq!(w.delete(format!("/api/vhost-limits/{v}/max-queues")).await, 204);

@@ -58,6 +58,8 @@ pub(crate) async fn put_vhost(
         description: Some(description),
         tags,
         default_queue_type: body.default_queue_type.filter(|t| !t.is_empty() && t != "undefined"),
+        // PUT /api/vhosts does not change limits (`Vhost::set_def` keeps them).
+        limits: None,
     };
     let new = api.broker.put_vhost(&def);
     if new {

@@ -215,6 +215,10 @@ impl Session {
                     .during(10, 40))
             }
             Some(v) => {
+                if let Err(e) = self.broker.check_connection_limits(&v, &self.user) {
+                    self.phase = Phase::Open;
+                    return Err(e.during(10, 40));
+                }
                 self.access = self.broker.access(&self.user, name);
                 self.vhost = Some(v);
                 self.registration.entry().set_vhost(name);
