@@ -169,3 +169,88 @@ async fn user_max_connections_and_max_channels() {
     assert_eq!(w.delete(format!("/api/user-limits/{u}/max-channels")).await, 204);
     assert_eq!(w.get(format!("/api/user-limits/{u}")).await, json!([]));
 }
+
+/// Limits from a definitions file (RabbitMQ 3.10's `vhost-limits`
+/// parameter and user `limits`) are enforced, exported in the same shape,
+/// and survive a restart from the data directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_from_definitions_are_exported_and_survive_a_restart() {
+    if external() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(unique("limits-defs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("defs.json");
+    let guest = serde_json::to_value(warren::broker::User::new("guest", "guest", &["administrator"]).to_def()).unwrap();
+    let defs = json!({
+        "vhosts": [{"name": "/"}, {"name": "capped"}],
+        "users": [
+            guest,
+            {"name": "few", "password_hash": "", "tags": [], "limits": {"max-channels": 3, "max-connections": 2}}
+        ],
+        "permissions": [{"user": "guest", "vhost": "capped", "configure": ".*", "write": ".*", "read": ".*"}],
+        "parameters": [{"vhost": "capped", "component": "vhost-limits", "name": "limits",
+                        "value": {"max-queues": 0, "max-connections": 5}}]
+    });
+    std::fs::write(&file, defs.to_string()).unwrap();
+    let data = dir.join("data");
+    let config = |definitions: Option<std::path::PathBuf>| warren::Config {
+        data_dir: Some(data.clone()),
+        definitions,
+        management_port: Some(0),
+        ..warren::Config::ephemeral()
+    };
+    let b = broker_with_config(config(Some(file))).await;
+    let broker = std::sync::Arc::clone(b.server().unwrap().broker());
+    assert_eq!(broker.vhost("capped").unwrap().limits().max_queues, Some(0));
+    assert_eq!(broker.user_limits("few").max_channels, Some(3));
+    let exported = serde_json::to_value(broker.export_definitions()).unwrap();
+    let param = exported["parameters"].as_array().unwrap().iter().find(|p| p["component"] == "vhost-limits").cloned();
+    assert_eq!(
+        param,
+        Some(json!({"vhost": "capped", "component": "vhost-limits", "name": "limits",
+                    "value": {"max-queues": 0, "max-connections": 5}}))
+    );
+    let few = exported["users"].as_array().unwrap().iter().find(|u| u["name"] == "few").cloned().unwrap();
+    assert_eq!(few["limits"], json!({"max-channels": 3, "max-connections": 2}));
+    // Enforced: no queue may be declared in `capped`.
+    let c = within(Connection::connect(&b.uri_with("guest", "guest", "capped"), ConnectionProperties::default()))
+        .await
+        .unwrap();
+    let ch = within(c.create_channel()).await.unwrap();
+    let r = within(ch.queue_declare("q".into(), QueueDeclareOptions::default(), FieldTable::default())).await;
+    assert_amqp_error(
+        r,
+        406,
+        "PRECONDITION_FAILED - cannot declare queue 'q': queue limit in vhost 'capped' (0) is reached",
+    );
+    let _ = c.close(200, "bye".into()).await;
+    // Changed over HTTP, then restarted without the definitions file.
+    let base = format!("http://{}", b.server().unwrap().management_addr().unwrap());
+    let api = Http::new(&base, Some(("guest", "guest")));
+    let status = tokio::task::spawn_blocking(move || {
+        let a = api.put("/api/vhost-limits/capped/max-queues", &json!({"value": 7})).status;
+        let b = api.delete("/api/user-limits/few/max-connections").status;
+        let c = api.put("/api/vhost-limits/capped/max-bogus", &json!({"value": 7}));
+        (a, b, c.status, c.json()["reason"].as_str().unwrap_or_default().to_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!((status.0, status.1, status.2), (204, 204, 400));
+    assert!(
+        status.3.starts_with("Validation failed\n\nUnrecognised terms [{<<\"max-bogus\">>,7}] in limits"),
+        "{}",
+        status.3
+    );
+    drop(broker);
+    let mut b = b;
+    b.take_server().unwrap().shutdown().await;
+    let b = broker_with_config(config(None)).await;
+    let broker = b.server().unwrap().broker();
+    assert_eq!(broker.vhost("capped").unwrap().limits().max_queues, Some(7));
+    assert_eq!(broker.vhost("capped").unwrap().limits().max_connections, Some(5));
+    assert_eq!(broker.user_limits("few").max_connections, None);
+    assert_eq!(broker.user_limits("few").max_channels, Some(3));
+    drop(b);
+    let _ = std::fs::remove_dir_all(&dir);
+}
