@@ -75,8 +75,12 @@ struct ServeArgs {
     /// New AMQP connections accepted per second; connections beyond it wait in
     /// the listen backlog. 0 or none: no limit. rabbitmq.conf-style key
     /// warren.connection_rate_limit (Warren's own; RabbitMQ has none).
-    #[arg(long, default_value = "none", value_parser = warren::config::parse_connection_rate_limit)]
-    connection_rate_limit: Option<u32>,
+    // clap takes an `Option` field as an optional flag, so the parser's
+    // `Option` (none = no limit) is folded to 0 here and unfolded below.
+    #[arg(long, default_value = "none", value_parser = |s: &str| {
+        warren::config::parse_connection_rate_limit(s).map(|r| r.unwrap_or(0))
+    })]
+    connection_rate_limit: u32,
     /// Where durable definitions and persistent messages are kept
     /// [default: $XDG_DATA_HOME/warren or ~/.local/share/warren].
     #[arg(long, env = "WARREN_DATA_DIR", conflicts_with = "in_memory")]
@@ -200,7 +204,7 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
             channel_max: cli.channel_max,
             max_message_size: cli.max_message_size,
             handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout),
-            connection_rate_limit: cli.connection_rate_limit,
+            connection_rate_limit: (cli.connection_rate_limit != 0).then_some(cli.connection_rate_limit),
             data_dir: if cli.in_memory {
                 None
             } else {
