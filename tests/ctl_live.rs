@@ -693,7 +693,9 @@ async fn vhost_and_user_limits_set_by_ctl_are_enforced() {
     let out = live.ctl(&["set_vhost_limits", "-p", &vhost, r#"{"max-connections": 0, "max-queues": 3}"#]).await.ok();
     assert_eq!(
         out.stdout,
-        format!("Setting vhost limits to \"{{\"max-connections\": 0, \"max-queues\": 3}}\" for vhost \"{vhost}\" ...\n")
+        format!(
+            "Setting vhost limits to \"{{\"max-connections\": 0, \"max-queues\": 3}}\" for vhost \"{vhost}\" ...\n"
+        )
     );
     let out = live.ctl(&["list_vhost_limits", "-p", &vhost]).await.ok();
     let printed: Vec<&str> = out.stdout.lines().collect();
