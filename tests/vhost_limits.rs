@@ -154,6 +154,8 @@ async fn user_max_connections_and_max_channels() {
     assert_eq!(w.put(format!("/api/user-limits/{u}/max-channels"), json!({"value": 1})).await, 204);
     let listed = w.get(format!("/api/user-limits/{u}")).await;
     assert_eq!(listed, json!([{"user": w.user, "value": {"max-connections": 1, "max-channels": 1}}]));
+    let shown = w.get(format!("/api/users/{u}")).await;
+    assert_eq!(shown["limits"], json!({"max-connections": 1, "max-channels": 1}));
     let c = w.connect_as(&w.user, "pw").await.expect("the first connection is within the limit");
     let r = w.connect_as(&w.user, "pw").await;
     let text = format!("NOT_ALLOWED - connection refused for user '{}': user connection limit (1) is reached", w.user);

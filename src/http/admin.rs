@@ -140,14 +140,19 @@ pub(crate) async fn users(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
-    Ok(Json(q.answer(api.broker.users(), views::user)?))
+    Ok(Json(q.answer(api.broker.users(), |u| views::user_with_limits(&api, u))?))
 }
 
 pub(crate) async fn users_without_permissions(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
     let (perms, _) = api.broker.permissions().export();
-    let lonely: Vec<Value> =
-        api.broker.users().iter().filter(|u| !perms.iter().any(|p| p.user == u.name)).map(views::user).collect();
+    let lonely: Vec<Value> = api
+        .broker
+        .users()
+        .iter()
+        .filter(|u| !perms.iter().any(|p| p.user == u.name))
+        .map(|u| views::user_with_limits(&api, u))
+        .collect();
     Ok(Json(Value::Array(lonely)))
 }
 
@@ -172,7 +177,7 @@ pub(crate) async fn bulk_delete_users(
 pub(crate) async fn user(State(api): State<Api>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
     let u = api.broker.user(&name).ok_or_else(ApiError::not_found)?;
-    Ok(Json(views::user(&u)))
+    Ok(Json(views::user_with_limits(&api, &u)))
 }
 
 #[derive(Deserialize, Default)]
