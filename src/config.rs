@@ -23,6 +23,16 @@ pub struct Config {
     /// Largest frame we accept and propose, header and end octet included.
     pub frame_max: u32,
     pub channel_max: u16,
+    /// RabbitMQ's `max_message_size`: a publish whose content header
+    /// announces a larger body is refused (406) before any body is read.
+    pub max_message_size: u64,
+    /// RabbitMQ's `handshake_timeout`: how long a client has from TCP
+    /// accept to connection.open, so half-open sockets do not pile up.
+    pub handshake_timeout: std::time::Duration,
+    /// New AMQP connections accepted per second (`warren.connection_rate_limit`;
+    /// RabbitMQ has no such key). `None`: accept as fast as they come. See
+    /// `server::rate` for why excess connections wait instead of being closed.
+    pub connection_rate_limit: Option<u32>,
     /// Where durable definitions and persistent messages live; `None` keeps
     /// everything in memory (durable flags are accepted, nothing is written).
     pub data_dir: Option<PathBuf>,
@@ -87,6 +97,9 @@ impl Default for Config {
             heartbeat: 60,
             frame_max: 131072,
             channel_max: 2047,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            handshake_timeout: std::time::Duration::from_secs(10),
+            connection_rate_limit: None,
             data_dir: None,
             definitions: None,
             memory_high_watermark: 0.4,
@@ -110,6 +123,12 @@ impl Default for Config {
         }
     }
 }
+
+/// RabbitMQ 3.10+'s default `max_message_size` (128 MiB).
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
+/// The largest `max_message_size` RabbitMQ accepts (512 MiB): its schema
+/// refuses more, and so do we, so a conf file means the same on both.
+pub const MAX_MAX_MESSAGE_SIZE: u64 = 512 * 1024 * 1024;
 
 /// RabbitMQ's `disk_free_limit`: bytes, or a multiple of total RAM.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -138,6 +157,30 @@ impl DiskFreeLimit {
             DiskFreeLimit::Bytes(b) => b,
             DiskFreeLimit::RelativeToRam(f) => total_ram().map(|r| (r as f64 * f) as u64).unwrap_or(0),
         }
+    }
+}
+
+/// `max_message_size` (conf key or `--max-message-size`): bytes, with
+/// an optional unit, at most 512 MiB as RabbitMQ's schema says.
+pub fn parse_max_message_size(s: &str) -> Result<u64, String> {
+    let n = parse_information_unit(s)?;
+    if n > MAX_MAX_MESSAGE_SIZE {
+        return Err(format!(
+            "{n} is larger than the largest max_message_size RabbitMQ allows ({MAX_MAX_MESSAGE_SIZE})"
+        ));
+    }
+    Ok(n)
+}
+
+/// `warren.connection_rate_limit` / `--connection-rate-limit`: connections
+/// per second, `0` or `none` for no limit.
+pub fn parse_connection_rate_limit(s: &str) -> Result<Option<u32>, String> {
+    match s.trim() {
+        "none" | "0" => Ok(None),
+        n => n
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| format!("'{n}' is not a number of connections per second (0 or none: no limit)")),
     }
 }
 
@@ -271,6 +314,16 @@ impl Config {
                 "channel_max" if !explicit("channel_max") => {
                     self.channel_max = value.parse().map_err(|_| bad("not a number"))?
                 }
+                "max_message_size" if !explicit("max_message_size") => {
+                    self.max_message_size = parse_max_message_size(value).map_err(|e| bad(&e))?
+                }
+                "handshake_timeout" if !explicit("handshake_timeout") => {
+                    let ms: u64 = value.parse().map_err(|_| bad("not a number of milliseconds"))?;
+                    self.handshake_timeout = std::time::Duration::from_millis(ms);
+                }
+                "warren.connection_rate_limit" if !explicit("connection_rate_limit") => {
+                    self.connection_rate_limit = parse_connection_rate_limit(value).map_err(|e| bad(&e))?
+                }
                 "vm_memory_high_watermark.relative" if !explicit("memory_high_watermark") => {
                     self.memory_high_watermark = value.parse().map_err(|_| bad("not a number"))?
                 }
@@ -368,6 +421,9 @@ impl Config {
                 | "heartbeat"
                 | "frame_max"
                 | "channel_max"
+                | "max_message_size"
+                | "handshake_timeout"
+                | "warren.connection_rate_limit"
                 | "vm_memory_high_watermark.relative"
                 | "vm_memory_high_watermark.absolute"
                 | "disk_free_limit.absolute"
@@ -455,6 +511,32 @@ mod tests {
         assert_eq!(c.disk_free_limit, DiskFreeLimit::Bytes(2 << 30));
         c.apply_rabbitmq_conf("disk_free_limit.relative = 1.5", &|_| false).unwrap();
         assert_eq!(c.disk_free_limit, DiskFreeLimit::RelativeToRam(1.5));
+    }
+
+    #[test]
+    fn limits_from_rabbitmq_conf() {
+        let mut c = Config::default();
+        assert_eq!(c.max_message_size, 128 << 20);
+        assert_eq!(c.handshake_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(c.connection_rate_limit, None);
+        let conf = "max_message_size = 1048576\nhandshake_timeout = 2500\nwarren.connection_rate_limit = 200\n\
+                    heartbeat = 30\nframe_max = 65536\nchannel_max = 128\n";
+        assert!(c.apply_rabbitmq_conf(conf, &|_| false).unwrap().is_empty());
+        assert_eq!(c.max_message_size, 1 << 20);
+        assert_eq!(c.handshake_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(c.connection_rate_limit, Some(200));
+        assert_eq!((c.heartbeat, c.frame_max, c.channel_max), (30, 65536, 128));
+        c.apply_rabbitmq_conf("max_message_size = 64MiB\nwarren.connection_rate_limit = none", &|_| false).unwrap();
+        assert_eq!(c.max_message_size, 64 << 20);
+        assert_eq!(c.connection_rate_limit, None);
+        let mut c = Config::default();
+        c.apply_rabbitmq_conf("max_message_size = 1000", &|id| id == "max_message_size").unwrap();
+        assert_eq!(c.max_message_size, 128 << 20, "a flag wins");
+        let err = Config::default().apply_rabbitmq_conf("max_message_size = 536870913", &|_| false).unwrap_err();
+        assert!(err.contains("largest max_message_size"), "{err}");
+        assert!(Config::default().apply_rabbitmq_conf("handshake_timeout = 10s", &|_| false).is_err());
+        assert!(Config::default().apply_rabbitmq_conf("warren.connection_rate_limit = fast", &|_| false).is_err());
+        assert!(Config::default().apply_rabbitmq_conf("heartbeat = -1", &|_| false).is_err());
     }
 
     #[test]

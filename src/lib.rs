@@ -17,6 +17,7 @@
 //!   HTTP API on axum (auth and tags, paging, RabbitMQ's JSON and errors)
 //!   and the embedded web UI, over the same broker operations as `protocol`.
 //! - [`server`]: the listeners (AMQP, management), accept loop and shutdown.
+//! - [`rate_limit`]: the token bucket that paces the AMQP accept loop.
 //! - [`store`]: the data directory: the definitions snapshot and journal,
 //!   the queue logs and page files, the writer thread. Below the core: it
 //!   imports nothing from `broker` or `protocol`, and wakes waiters through
@@ -58,6 +59,7 @@ pub mod ids;
 pub mod message;
 pub mod perf;
 pub mod protocol;
+pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod tls;

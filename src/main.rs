@@ -79,6 +79,23 @@ struct ServeArgs {
     /// Most channels per connection.
     #[arg(long, default_value_t = 2047)]
     channel_max: u16,
+    /// Largest message body accepted, in bytes with an optional unit (at most
+    /// 512MiB). rabbitmq.conf's max_message_size.
+    #[arg(long, default_value = "128MiB", value_parser = warren::config::parse_max_message_size)]
+    max_message_size: u64,
+    /// Milliseconds a client has from TCP connect to connection.open.
+    /// rabbitmq.conf's handshake_timeout.
+    #[arg(long, default_value_t = 10_000)]
+    handshake_timeout: u64,
+    /// New AMQP connections accepted per second; connections beyond it wait in
+    /// the listen backlog. 0 or none: no limit. rabbitmq.conf-style key
+    /// warren.connection_rate_limit (Warren's own; RabbitMQ has none).
+    // clap takes an `Option` field as an optional flag, so the parser's
+    // `Option` (none = no limit) is folded to 0 here and unfolded below.
+    #[arg(long, default_value = "none", value_parser = |s: &str| {
+        warren::config::parse_connection_rate_limit(s).map(|r| r.unwrap_or(0))
+    })]
+    connection_rate_limit: u32,
     /// Where durable definitions and persistent messages are kept
     /// [default: $XDG_DATA_HOME/warren or ~/.local/share/warren].
     #[arg(long, env = "WARREN_DATA_DIR", conflicts_with = "in_memory")]
@@ -148,7 +165,8 @@ struct ServeArgs {
     prometheus_tls_port: Option<u16>,
     /// A RabbitMQ rabbitmq.conf to honour (listeners.tcp.default, default_user,
     /// default_pass, default_vhost, load_definitions, heartbeat, frame_max,
-    /// channel_max, vm_memory_high_watermark.*, disk_free_limit.*,
+    /// channel_max, max_message_size, handshake_timeout,
+    /// warren.connection_rate_limit, vm_memory_high_watermark.*, disk_free_limit.*,
     /// loopback_users, management.tcp.port/ip, prometheus.tcp.port). Flags win.
     #[arg(long, env = "RABBITMQ_CONFIG_FILE")]
     config: Option<PathBuf>,
@@ -244,6 +262,9 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
             heartbeat: cli.heartbeat,
             frame_max: cli.frame_max.max(4096),
             channel_max: cli.channel_max,
+            max_message_size: cli.max_message_size,
+            handshake_timeout: std::time::Duration::from_millis(cli.handshake_timeout),
+            connection_rate_limit: (cli.connection_rate_limit != 0).then_some(cli.connection_rate_limit),
             data_dir: if cli.in_memory {
                 None
             } else {

@@ -17,6 +17,7 @@ use crate::broker::alarms::AlarmSet;
 use crate::broker::Broker;
 use crate::http::HttpListener;
 use crate::protocol::driver::{serve, serve_tls, ConnectionContext};
+use crate::rate_limit::RateLimiter;
 use crate::store::Health;
 use crate::tls::{TlsEndpoint, TlsSettings};
 use crate::Config;
@@ -386,15 +387,26 @@ async fn accept_loop(
     let mut stop = ctx.shutdown.clone();
     let timers = tokio::spawn(run_timers(Arc::clone(&ctx.broker), ctx.shutdown.clone()));
     let mut connections = JoinSet::new();
+    let mut rate = ctx.config.connection_rate_limit.map(|r| RateLimiter::new(r, std::time::Instant::now()));
     loop {
+        let wait = rate.as_mut().map_or(Duration::ZERO, |r| r.delay(std::time::Instant::now()));
         let accepted = tokio::select! {
             _ = stop.changed() => break,
-            accepted = accept_on(plain.as_ref()) => accepted.map(|(stream, peer)| (stream, peer, None)),
-            accepted = accept_on(amqps.as_ref().map(|(l, _)| l)) => {
+            // Over the rate: leave connections in the listen backlog.
+            _ = tokio::time::sleep(wait), if !wait.is_zero() => continue,
+            accepted = accept_on(plain.as_ref()), if wait.is_zero() => {
+                accepted.map(|(stream, peer)| (stream, peer, None))
+            }
+            accepted = accept_on(amqps.as_ref().map(|(l, _)| l)), if wait.is_zero() => {
                 accepted.map(|(stream, peer)| (stream, peer, amqps.as_ref().map(|(_, e)| e.acceptor())))
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
+        if accepted.is_ok() {
+            if let Some(r) = rate.as_mut() {
+                r.take(std::time::Instant::now());
+            }
+        }
         match accepted {
             Ok((stream, peer, None)) => {
                 connections.spawn(serve(stream, peer, ctx.clone()));

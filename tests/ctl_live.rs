@@ -682,3 +682,49 @@ async fn deleting_a_user_or_vhost_closes_its_connections() {
         assert!(closed.is_err());
     }
 }
+
+/// The limits verbs, with rabbitmqctl 3.10's banners and output (checked
+/// against the real rabbitmqctl), enforced on the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vhost_and_user_limits_set_by_ctl_are_enforced() {
+    let live = live().await;
+    let vhost = unique("vh-limits");
+    live.ctl(&["add_vhost", &vhost]).await.ok();
+    let out = live.ctl(&["set_vhost_limits", "-p", &vhost, r#"{"max-connections": 0, "max-queues": 3}"#]).await.ok();
+    assert_eq!(
+        out.stdout,
+        format!(
+            "Setting vhost limits to \"{{\"max-connections\": 0, \"max-queues\": 3}}\" for vhost \"{vhost}\" ...\n"
+        )
+    );
+    let out = live.ctl(&["list_vhost_limits", "-p", &vhost]).await.ok();
+    let printed: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(printed[0], format!("Listing limits for vhost \"{vhost}\" ..."));
+    let value: Value = serde_json::from_str(printed[1]).unwrap();
+    assert_eq!(value, serde_json::json!({"max-connections": 0, "max-queues": 3}));
+    assert!(!live.can_connect("guest", "guest", &vhost).await, "max-connections 0 lets no one in");
+    // set_vhost_limits replaces the whole set, as in rabbitmqctl.
+    live.ctl(&["set_vhost_limits", "-p", &vhost, r#"{"max-queues": 3}"#]).await.ok();
+    assert!(live.can_connect("guest", "guest", &vhost).await, "max-connections is gone");
+    let out = live.ctl(&["set_vhost_limits", "-p", &vhost, r#"{"max-bogus": 1}"#]).await;
+    assert_eq!(out.code, 69);
+    assert!(out.stderr.contains("Unrecognised terms [{<<\"max-bogus\">>,1}] in limits"), "{}", out.stderr);
+    let out = live.ctl(&["clear_vhost_limits", "-p", &vhost]).await.ok();
+    assert_eq!(out.stdout, format!("Clearing vhost \"{vhost}\" limits ...\n"));
+    let out = live.ctl(&["-q", "list_vhost_limits", "-p", &vhost]).await.ok();
+    assert_eq!(out.stdout.trim(), "");
+
+    let user = unique("limited");
+    live.ctl(&["add_user", &user, "pw"]).await.ok();
+    live.ctl(&["set_permissions", "-p", &vhost, &user, ".*", ".*", ".*"]).await.ok();
+    let out = live.ctl(&["set_user_limits", &user, r#"{"max-connections": 0}"#]).await.ok();
+    assert_eq!(out.stdout, format!("Setting user limits to \"{{\"max-connections\": 0}}\" for user \"{user}\" ...\n"));
+    let out = live.ctl(&["list_user_limits", "--user", &user]).await.ok();
+    assert_eq!(out.stdout, format!("Listing limits for user \"{user}\" ...\n{{\"max-connections\":0}}\n"));
+    assert!(!live.can_connect(&user, "pw", &vhost).await, "user max-connections 0 lets the user in");
+    let out = live.ctl(&["clear_user_limits", &user, "max-connections"]).await.ok();
+    assert_eq!(out.stdout, format!("Clearing \"max-connections\" limit for user \"{user}\" ...\n"));
+    assert!(live.can_connect(&user, "pw", &vhost).await, "the user limit is cleared");
+    live.ctl(&["delete_user", &user]).await.ok();
+    live.ctl(&["delete_vhost", &vhost]).await.ok();
+}

@@ -23,7 +23,11 @@ impl Broker {
     /// whether it was new.
     pub fn put_user(&self, def: &UserDef) -> Result<bool, String> {
         let user = User::from_def(def)?;
-        self.record(DefChange::PutUser(user.to_def()));
+        // A definition without `limits` (PUT /api/users) leaves them as they are.
+        if def.limits.is_some() {
+            self.import_user_limits(def)?;
+        }
+        self.record(DefChange::PutUser(self.user_def_with_limits(&user)));
         Ok(self.users.insert(def.name.clone(), user).is_none())
     }
 
@@ -34,6 +38,7 @@ impl Broker {
             return false;
         }
         self.permissions.clear_user(name);
+        self.user_limits.remove(name);
         self.record(DefChange::DeleteUser { name: name.to_owned() });
         self.close_connections_of_user(name, &format!("user '{name}' is deleted"));
         true
@@ -90,6 +95,7 @@ impl Broker {
         for u in &defs.users {
             self.put_user(u)?;
         }
+        self.import_vhost_limits(defs)?;
         for p in &defs.permissions {
             self.vhost(&p.vhost).ok_or_else(|| format!("permissions in unknown vhost '{}'", p.vhost))?;
             self.set_permissions(p.clone());

@@ -12,6 +12,7 @@ pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod headers;
+pub mod limits;
 pub mod oauth2;
 pub mod permissions;
 pub mod policy;
@@ -69,6 +70,9 @@ fn load_oauth2(config: &Config) -> Result<Option<Arc<oauth2::OAuth2>>, StartErro
 pub struct Broker {
     vhosts: DashMap<String, Arc<Vhost>>,
     users: DashMap<String, User>,
+    /// Users' max-connections / max-channels (`limits.rs`), kept beside
+    /// the users so a user's definition and its limits change separately.
+    user_limits: DashMap<String, limits::Limits>,
     /// (user, vhost) → configure/write/read and topic patterns, compiled;
     /// shared with every connection's [`Access`].
     permissions: Arc<Permissions>,
@@ -171,6 +175,7 @@ impl Broker {
         Broker {
             vhosts: DashMap::new(),
             users: DashMap::new(),
+            user_limits: DashMap::new(),
             permissions: Arc::new(Permissions::default()),
             store,
             next_connection_id: AtomicU64::new(1),
@@ -278,7 +283,9 @@ impl Broker {
         }
         for u in &defs.users {
             self.users.insert(u.name.clone(), User::from_def(u)?);
+            self.import_user_limits(u)?;
         }
+        self.import_vhost_limits(defs)?;
         for p in &defs.permissions {
             self.permissions.set(p.clone());
         }
@@ -642,12 +649,13 @@ impl Broker {
                 v.export_all(&mut d);
             }
         }
-        let mut users: Vec<UserDef> = self.users.iter().map(|u| u.to_def()).collect();
+        let mut users: Vec<UserDef> = self.users.iter().map(|u| self.user_def_with_limits(&u)).collect();
         users.sort_by(|a, b| a.name.cmp(&b.name));
         d.users = users;
         (d.permissions, d.topic_permissions) = self.permissions.export();
         d.policies = self.policies(None);
         d.parameters = self.operator_policies(None).iter().map(PolicyDef::to_parameter).collect();
+        d.parameters.extend(limits::vhost_limit_parameters(&d.vhosts));
         d
     }
 

@@ -387,6 +387,19 @@ impl Registry {
         v
     }
 
+    /// How many connections `pick` chooses, and their open channels; for
+    /// the limits, which are checked only when set.
+    pub fn usage(&self, pick: impl Fn(&ConnectionEntry) -> bool) -> (usize, usize) {
+        let (mut connections, mut channels) = (0, 0);
+        for e in self.connections.iter() {
+            if pick(e.value()) {
+                connections += 1;
+                channels += e.value().channels.lock().len();
+            }
+        }
+        (connections, channels)
+    }
+
     /// Every registered connection, by id.
     pub fn connections(&self) -> Vec<ConnectionInfo> {
         self.entries().iter().map(|e| e.info()).collect()

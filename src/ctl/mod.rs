@@ -142,6 +142,10 @@ pub struct Options {
     pub tags: Option<String>,
     /// `add_vhost --default-queue-type`.
     pub default_queue_type: Option<String>,
+    /// `list_user_limits --user`.
+    pub user: Option<String>,
+    /// `list_vhost_limits --global`, `list_user_limits --global`.
+    pub global: bool,
     pub help: bool,
 }
 
@@ -192,6 +196,7 @@ impl Invocation {
 /// Options that take a value, by every name they are known under.
 const VALUE_OPTIONS: &[(&str, &str)] = &[
     ("--url", "url"),
+    ("--user", "user"),
     ("--username", "username"),
     ("--password", "password"),
     ("-p", "vhost"),
@@ -213,6 +218,7 @@ const VALUE_OPTIONS: &[(&str, &str)] = &[
 /// Flags, by every name they are known under.
 const FLAGS: &[(&str, &str)] = &[
     ("-q", "quiet"),
+    ("--global", "global"),
     ("--quiet", "quiet"),
     ("-s", "silent"),
     ("--silent", "silent"),
@@ -260,6 +266,8 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<In
         description: None,
         tags: None,
         default_queue_type: None,
+        user: None,
+        global: false,
         help: false,
     };
     let mut positional = Vec::new();
@@ -310,6 +318,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<In
                     options.timeout = Some(seconds);
                 }
                 "node" => options.node = Some(value),
+                "user" => options.user = Some(value),
                 "priority" => options.priority = Some(value),
                 "apply-to" => options.apply_to = Some(value),
                 "description" => options.description = Some(value),
@@ -323,6 +332,7 @@ pub fn parse(args: &[String], env: &dyn Fn(&str) -> Option<String>) -> Result<In
             if let Some((_, id)) = FLAGS.iter().find(|(n, _)| *n == name) {
                 match *id {
                     "quiet" => options.quiet = true,
+                    "global" => options.global = true,
                     "silent" => options.silent = true,
                     "no-table-headers" => options.no_table_headers = true,
                     "if-empty" => options.if_empty = true,

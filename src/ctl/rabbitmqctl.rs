@@ -36,6 +36,12 @@ pub const VERBS: &[(&str, &str)] = &[
     ("clear_permissions", "clear_permissions [--vhost <vhost>] <username>"),
     ("set_policy", "set_policy [--vhost <vhost>] [--priority <priority>] [--apply-to <apply-to>] <name> <pattern> <definition>"),
     ("clear_policy", "clear_policy [--vhost <vhost>] <name>"),
+    ("set_vhost_limits", "set_vhost_limits [--vhost <vhost>] <definition>"),
+    ("clear_vhost_limits", "clear_vhost_limits [--vhost <vhost>]"),
+    ("list_vhost_limits", "list_vhost_limits [--vhost <vhost>] [--global]"),
+    ("set_user_limits", "set_user_limits <username> <definition>"),
+    ("clear_user_limits", "clear_user_limits <username> <limit> | all"),
+    ("list_user_limits", "list_user_limits [--user <username>] [--global]"),
     ("purge_queue", "purge_queue [--vhost <vhost>] <queue>"),
     ("delete_queue", "delete_queue [--vhost <vhost>] <queue_name> [--if-empty|-e] [--if-unused|-u]"),
     ("close_connection", "close_connection <connection name> <explanation>"),
@@ -250,6 +256,8 @@ pub fn run(inv: &Invocation, io: &mut Io) -> Result<(), Failure> {
             }
         }
         "set_policy" => set_policy(inv, io, &api),
+        "set_vhost_limits" | "clear_vhost_limits" | "list_vhost_limits" | "set_user_limits" | "clear_user_limits"
+        | "list_user_limits" => limits(verb, inv, io, &api),
         "clear_policy" => {
             arity(inv, verb, 1, 1)?;
             let name = &inv.args[0];
@@ -509,6 +517,115 @@ fn set_policy(inv: &Invocation, io: &mut Io, api: &Api) -> Result<(), Failure> {
         "apply-to": inv.options.apply_to.clone().unwrap_or_else(|| "all".to_owned()),
     });
     put(api, &format!("/api/policies/{}/{}", encode(vhost), encode(name)), &body)
+}
+
+/// The limits verbs over `/api/vhost-limits` and `/api/user-limits`. As
+/// in rabbitmqctl, `set_*_limits` replaces every limit with the given JSON
+/// object (one PUT per limit, a DELETE for each one it no longer names).
+fn limits(verb: &str, inv: &Invocation, io: &mut Io, api: &Api) -> Result<(), Failure> {
+    let vhost = &inv.options.vhost;
+    let current = |path: &str| -> Result<serde_json::Map<String, Value>, Failure> {
+        let rows = api.get_json(path)?;
+        Ok(rows.get(0).and_then(|r| r["value"].as_object()).cloned().unwrap_or_default())
+    };
+    let replace = |base: &str, definition: &str| -> Result<(), Failure> {
+        let wanted: Value = serde_json::from_str(definition)
+            .map_err(|_| Failure::new(exit::UNAVAILABLE, "JSON decoding error. Reason: badarg"))?;
+        let wanted = wanted.as_object().ok_or_else(|| {
+            Failure::new(exit::UNAVAILABLE, format!("limits must be a JSON object, got {definition}"))
+        })?;
+        for (name, value) in wanted {
+            let path = format!("{base}/{}", encode(name));
+            let response = api.put(&path, &json!({ "value": value }))?;
+            if response.status == 400 {
+                return Err(Failure::new(exit::UNAVAILABLE, response.reason()));
+            } else if !response.ok() {
+                return Err(api.unexpected("PUT", &path, &response));
+            }
+        }
+        for name in current(base)?.keys().filter(|k| !wanted.contains_key(*k)) {
+            api.delete(&format!("{base}/{}", encode(name)), None)?;
+        }
+        Ok(())
+    };
+    let print_rows = |io: &mut Io, rows: &Value, key: &str| {
+        if inv.options.global {
+            if !inv.options.silent && !inv.options.no_table_headers {
+                io.println(&format!("{key}\tlimits"));
+            }
+            for r in rows.as_array().into_iter().flatten() {
+                io.println(&format!("{}\t{}", r[key].as_str().unwrap_or_default(), r["value"]));
+            }
+        } else {
+            let value = rows.get(0).map(|r| r["value"].to_string()).unwrap_or_default();
+            io.println(&value);
+        }
+    };
+    match verb {
+        "set_vhost_limits" => {
+            arity(inv, verb, 1, 1)?;
+            let definition = &inv.args[0];
+            banner(inv, io, &format!("Setting vhost limits to \"{definition}\" for vhost \"{vhost}\" ..."));
+            replace(&format!("/api/vhost-limits/{}", encode(vhost)), definition)
+        }
+        "clear_vhost_limits" => {
+            arity(inv, verb, 0, 0)?;
+            banner(inv, io, &format!("Clearing vhost \"{vhost}\" limits ..."));
+            let base = format!("/api/vhost-limits/{}", encode(vhost));
+            for name in current(&base)?.keys() {
+                api.delete(&format!("{base}/{}", encode(name)), None)?;
+            }
+            Ok(())
+        }
+        "list_vhost_limits" => {
+            arity(inv, verb, 0, 0)?;
+            if inv.options.global {
+                banner(inv, io, "Listing limits for all vhosts ...");
+                print_rows(io, &api.get_json("/api/vhost-limits")?, "vhost");
+            } else {
+                banner(inv, io, &format!("Listing limits for vhost \"{vhost}\" ..."));
+                print_rows(io, &api.get_json(&format!("/api/vhost-limits/{}", encode(vhost)))?, "vhost");
+            }
+            Ok(())
+        }
+        "set_user_limits" => {
+            arity(inv, verb, 2, 2)?;
+            let (user, definition) = (&inv.args[0], &inv.args[1]);
+            banner(inv, io, &format!("Setting user limits to \"{definition}\" for user \"{user}\" ..."));
+            ensure_user(api, user)?;
+            replace(&format!("/api/user-limits/{}", encode(user)), definition)
+        }
+        "clear_user_limits" => {
+            arity(inv, verb, 2, 2)?;
+            let (user, which) = (&inv.args[0], &inv.args[1]);
+            let base = format!("/api/user-limits/{}", encode(user));
+            if which == "all" {
+                banner(inv, io, &format!("Clearing all limits for user \"{user}\" ..."));
+                ensure_user(api, user)?;
+                for name in current(&base)?.keys() {
+                    api.delete(&format!("{base}/{}", encode(name)), None)?;
+                }
+            } else {
+                banner(inv, io, &format!("Clearing \"{which}\" limit for user \"{user}\" ..."));
+                ensure_user(api, user)?;
+                api.delete(&format!("{base}/{}", encode(which)), None)?;
+            }
+            Ok(())
+        }
+        _ => {
+            arity(inv, verb, 0, 0)?;
+            if inv.options.global {
+                banner(inv, io, "Listing limits for all users ...");
+                print_rows(io, &api.get_json("/api/user-limits")?, "user");
+            } else {
+                // rabbitmqctl's default is the user it runs as.
+                let user = inv.options.user.clone().unwrap_or_else(|| inv.options.username.clone());
+                banner(inv, io, &format!("Listing limits for user \"{user}\" ..."));
+                print_rows(io, &api.get_json(&format!("/api/user-limits/{}", encode(&user)))?, "user");
+            }
+            Ok(())
+        }
+    }
 }
 
 fn delete_queue(inv: &Invocation, io: &mut Io, api: &Api) -> Result<(), Failure> {

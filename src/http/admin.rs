@@ -57,6 +57,8 @@ pub(crate) async fn put_vhost(
         description: Some(description),
         tags,
         default_queue_type: body.default_queue_type.filter(|t| !t.is_empty() && t != "undefined"),
+        // PUT /api/vhosts does not change limits (`Vhost::set_def` keeps them).
+        limits: None,
     };
     let new = api.broker.put_vhost(&def);
     if new {
@@ -137,14 +139,19 @@ pub(crate) async fn users(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
-    Ok(Json(q.answer(api.broker.users(), views::user)?))
+    Ok(Json(q.answer(api.broker.users(), |u| views::user_with_limits(&api, u))?))
 }
 
 pub(crate) async fn users_without_permissions(State(api): State<Api>, caller: Caller) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
     let (perms, _) = api.broker.permissions().export();
-    let lonely: Vec<Value> =
-        api.broker.users().iter().filter(|u| !perms.iter().any(|p| p.user == u.name)).map(views::user).collect();
+    let lonely: Vec<Value> = api
+        .broker
+        .users()
+        .iter()
+        .filter(|u| !perms.iter().any(|p| p.user == u.name))
+        .map(|u| views::user_with_limits(&api, u))
+        .collect();
     Ok(Json(Value::Array(lonely)))
 }
 
@@ -169,7 +176,7 @@ pub(crate) async fn bulk_delete_users(
 pub(crate) async fn user(State(api): State<Api>, caller: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     caller.require(Level::Administrator)?;
     let u = api.broker.user(&name).ok_or_else(ApiError::not_found)?;
-    Ok(Json(views::user(&u)))
+    Ok(Json(views::user_with_limits(&api, &u)))
 }
 
 #[derive(Deserialize, Default)]

@@ -10,7 +10,7 @@
 //! error bodies; `paging` sorts, filters and pages lists; `views` turns
 //! broker objects into RabbitMQ's JSON; `overview`, `admin` (vhosts, users,
 //! permissions), `objects` (exchanges, queues, bindings, publish, get),
-//! `policies` (policies and operator policies),
+//! `policies` (policies and operator policies), `limits` (vhost and user limits),
 //! `definitions` and `health` hold the handlers; `ui` serves the embedded
 //! web UI.
 
@@ -20,6 +20,7 @@ mod connections;
 mod definitions;
 mod error;
 mod health;
+mod limits;
 mod metrics;
 mod objects;
 mod overview;
@@ -222,6 +223,18 @@ pub(crate) fn router(api: Api) -> Router {
         .route(
             "/bindings/{vhost}/e/{source}/{kind}/{destination}/{props}",
             get(objects::binding).delete(objects::unbind),
+        )
+        .route("/vhost-limits", get(limits::vhost_limits))
+        .route("/vhost-limits/{vhost}", get(limits::vhost_limits_in))
+        .route(
+            "/vhost-limits/{vhost}/{name}",
+            axum::routing::put(limits::put_vhost_limit).delete(limits::delete_vhost_limit),
+        )
+        .route("/user-limits", get(limits::user_limits))
+        .route("/user-limits/{user}", get(limits::user_limits_of))
+        .route(
+            "/user-limits/{user}/{name}",
+            axum::routing::put(limits::put_user_limit).delete(limits::delete_user_limit),
         )
         .route("/policies", get(policies::policies))
         .route("/policies/{vhost}", get(policies::policies_in))

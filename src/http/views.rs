@@ -447,6 +447,13 @@ pub(crate) fn user(u: &User) -> Value {
     })
 }
 
+/// A user as `/api/users` shows it, with its limits.
+pub(crate) fn user_with_limits(api: &Api, u: &User) -> Value {
+    let mut v = user(u);
+    v["limits"] = api.broker.user_limits(&u.name).to_json();
+    v
+}
+
 pub(crate) fn vhost(api: &Api, v: &Vhost) -> Value {
     let def = v.def();
     let description = def

@@ -27,9 +27,7 @@ use super::codec::{self, decode_method, Method};
 use super::deliveries::{Hold, Undo};
 use super::errors::{decode, short, unexpected_frame};
 use super::frame::{split_frame, Frame, FrameKind};
-use super::handshake::{
-    is_supported_header, ClientCapabilities, Step, HANDSHAKE_TIMEOUT, PRE_TUNE_FRAME_MAX, PROTOCOL_HEADER,
-};
+use super::handshake::{is_supported_header, ClientCapabilities, Step, PRE_TUNE_FRAME_MAX, PROTOCOL_HEADER};
 use crate::broker::alarms::AlarmSet;
 use crate::broker::consumer::{Outbox, OutboxItem};
 use crate::broker::exchange::Exchange;
@@ -289,7 +287,8 @@ impl Connection {
                 return self.leave();
             }
             self.session.send_start();
-            self.session.phase = Phase::Handshake { step: Step::StartOk, deadline: now + HANDSHAKE_TIMEOUT };
+            self.session.phase =
+                Phase::Handshake { step: Step::StartOk, deadline: now + self.session.config.handshake_timeout };
         }
         if let Next::Drop = self.session.process_frames(&mut self.input, &mut self.channels) {
             self.session.drop_connection();
@@ -466,6 +465,7 @@ impl Session {
     fn new(params: ConnectionParams, now: Instant) -> Session {
         let ConnectionParams { broker, config, peer, local, alarms, tls } = params;
         let id = broker.next_connection_id();
+        let handshake_deadline = now + config.handshake_timeout;
         let registration = broker.registry().register(NewConnection {
             id,
             peer,
@@ -484,7 +484,7 @@ impl Session {
             heartbeat: 0,
             config,
             peer,
-            phase: Phase::Header { deadline: now + HANDSHAKE_TIMEOUT },
+            phase: Phase::Header { deadline: handshake_deadline },
             tls,
             vhost: None,
             user: String::new(),

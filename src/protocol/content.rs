@@ -10,9 +10,6 @@ use super::connection::Session;
 use crate::broker::publish::{Accepted, Publish};
 use crate::broker::{AmqpError, AmqpResult, ReplyCode};
 
-/// RabbitMQ's default max_message_size (128 MiB).
-const MAX_MESSAGE_SIZE: u64 = 128 * 1024 * 1024;
-
 /// Where a channel is in receiving a message's content.
 pub(crate) enum Content {
     /// No publish in progress: a method frame is expected.
@@ -108,10 +105,13 @@ impl Session {
                 format!("expected content header for class 60, got one for class {} instead", header.class_id),
             ));
         }
-        if header.body_size > MAX_MESSAGE_SIZE {
+        // Checked on the announced size, before any body frame is buffered:
+        // one comparison per publish.
+        let max = self.config.max_message_size;
+        if header.body_size > max {
             return Err(AmqpError::precondition_failed(format!(
                 "message size {} is larger than configured max size {}",
-                header.body_size, MAX_MESSAGE_SIZE
+                header.body_size, max
             ))
             .during(60, 40));
         }

@@ -2,9 +2,8 @@
 //! `auth.rs`), tune/tune-ok and open/open-ok, as `Phase::Header` and
 //! `Phase::Handshake { step }`. Until tune-ok a frame may carry at most
 //! frame-min-size octets; all of it must be done within
-//! `HANDSHAKE_TIMEOUT`.
-
-use std::time::Duration;
+//! `Config::handshake_timeout` (RabbitMQ's `handshake_timeout`), once for
+//! the protocol header and again for the methods after it.
 
 use amq_protocol::protocol::{connection, AMQPClass};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString};
@@ -17,9 +16,6 @@ use crate::broker::{AmqpError, AmqpResult};
 use crate::wire::table;
 
 pub(super) const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
-/// RabbitMQ's handshake_timeout: for the protocol header, and again for
-/// the methods after it.
-pub(super) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The smallest frame_max the spec lets a peer negotiate.
 const FRAME_MIN_SIZE: u32 = 4096;
 /// The frame size limit before tune-ok, in `split_frame`'s terms (the whole
@@ -256,6 +252,10 @@ impl Session {
                     .during(10, 40))
             }
             Some(v) => {
+                if let Err(e) = self.broker.check_connection_limits(&v, &self.user) {
+                    self.phase = Phase::Open;
+                    return Err(e.during(10, 40));
+                }
                 self.access = self.access_in(name);
                 self.vhost = Some(v);
                 self.registration.entry().set_vhost(name);

@@ -81,11 +81,23 @@ pub struct VhostDef {
     /// Also given outside `metadata` by some RabbitMQ versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_queue_type: Option<String>,
+    /// Its max-connections / max-queues (`{"max-queues": 10}`). RabbitMQ
+    /// 3.10 exports them as a `vhost-limits` parameter instead; both are
+    /// read, and both written on export.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Value>,
 }
 
 impl VhostDef {
     pub fn named(name: &str) -> Self {
-        VhostDef { name: name.to_owned(), description: None, tags: None, metadata: None, default_queue_type: None }
+        VhostDef {
+            name: name.to_owned(),
+            description: None,
+            tags: None,
+            metadata: None,
+            default_queue_type: None,
+            limits: None,
+        }
     }
 
     /// The queue type a declare without `x-queue-type` gets in this vhost.

@@ -152,6 +152,17 @@ impl Model {
         }
         let mut parameters = Vec::new();
         for p in d.parameters.iter() {
+            // RabbitMQ's `vhost-limits` parameter becomes the vhost's
+            // `limits` field, which every later limit change rewrites; kept
+            // as a parameter too, the file's first value would come back at
+            // each boot over the newer one.
+            if p.get("component").and_then(|c| c.as_str()) == Some("vhost-limits") {
+                let vhost = p.get("vhost").and_then(|v| v.as_str()).and_then(|v| m.vhosts.get_mut(v));
+                if let (Some(v), Some(value)) = (vhost, p.get("value")) {
+                    v.limits.get_or_insert_with(|| value.clone());
+                }
+                continue;
+            }
             match PolicyDef::from_parameter(p) {
                 Some(op) => {
                     m.operator_policies.insert((op.vhost.clone(), op.name.clone()), op);

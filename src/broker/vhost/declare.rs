@@ -333,6 +333,10 @@ impl Vhost {
         // RabbitMQ never makes an exclusive queue durable.
         let durable = d.durable && !d.exclusive;
         let owner = d.exclusive.then_some(d.connection_id);
+        // Before `entry`, which holds a shard lock that counting would wait on.
+        if !self.queues.contains_key(&name) {
+            self.check_queue_limit(&name)?;
+        }
         let q = match self.queues.entry(name.clone()) {
             dashmap::Entry::Occupied(e) => Arc::clone(e.get()),
             dashmap::Entry::Vacant(v) => {

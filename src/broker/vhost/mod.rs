@@ -47,6 +47,9 @@ pub struct Vhost {
     /// As defined (description, tags, metadata such as default_queue_type);
     /// the management API may change it while the vhost runs.
     def: parking_lot::RwLock<VhostDef>,
+    /// Its max-connections / max-queues, parsed once when set; `def.limits`
+    /// is their JSON for the store and exports.
+    limits: parking_lot::RwLock<crate::broker::limits::Limits>,
     exchanges: DashMap<String, Arc<Exchange>, super::FastHash>,
     queues: DashMap<String, Arc<Queue>, super::FastHash>,
     /// Where durable queues keep their logs and durable definitions are
@@ -93,9 +96,17 @@ impl Vhost {
     /// `wake` is the broker's: woken when a queue registers a deadline
     /// earlier than any other of this vhost.
     pub fn with_def(def: VhostDef, store: Option<Arc<Store>>, clock: Clock, wake: Arc<tokio::sync::Notify>) -> Self {
+        // A definitions file was validated on import (`Broker::add_vhost_def`);
+        // a journal holds only limits that were valid when set.
+        let limits = def
+            .limits
+            .as_ref()
+            .and_then(|l| crate::broker::limits::Limits::from_json(l, crate::broker::limits::VHOST_LIMITS).ok())
+            .unwrap_or_default();
         let v = Vhost {
             name: def.name.clone(),
             def: parking_lot::RwLock::new(def),
+            limits: parking_lot::RwLock::new(limits),
             exchanges: DashMap::default(),
             queues: DashMap::default(),
             store,
@@ -147,7 +158,26 @@ impl Vhost {
 
     /// Replaces its description, tags and metadata (the name stays).
     pub fn set_def(&self, def: VhostDef) {
-        *self.def.write() = VhostDef { name: self.name.clone(), ..def };
+        let mut d = self.def.write();
+        // Limits have their own API (`set_limits`), as in RabbitMQ.
+        let limits = d.limits.take();
+        *d = VhostDef { name: self.name.clone(), limits, ..def };
+    }
+
+    pub fn limits(&self) -> crate::broker::limits::Limits {
+        *self.limits.read()
+    }
+
+    /// Replaces its limits; the caller records `def()` with the store.
+    pub fn set_limits(&self, limits: crate::broker::limits::Limits) {
+        let mut d = self.def.write();
+        d.limits = (!limits.is_empty()).then(|| limits.to_json());
+        *self.limits.write() = limits;
+    }
+
+    /// How many queues it has (the max-queues check).
+    pub fn queue_count(&self) -> usize {
+        self.queues.len()
     }
 
     /// The clock this vhost's queues read.

@@ -31,6 +31,7 @@ impl Session {
                 self.channel_max
             )));
         }
+        self.broker.check_channel_limit(&self.user)?;
         channels.insert(id, Channel::new(id, self.registration.add_channel(id)));
         self.send(id.get(), AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
         Ok(())
