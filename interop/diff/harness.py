@@ -14,7 +14,12 @@ import difflib
 import hashlib
 import re
 import secrets
+import json
+import os
 import threading
+import urllib.error
+import urllib.request
+from urllib.parse import quote
 import time
 import traceback
 
@@ -440,6 +445,9 @@ class T:
     def __init__(self, url: str, side: str):
         self.url = url
         self.side = side
+        # The broker's management API (DIFF_A_MGMT / DIFF_B_MGMT), for the
+        # state AMQP cannot set: vhosts, users, limits.
+        self.mgmt = os.environ.get(f"DIFF_{side}_MGMT", "").rstrip("/")
         self.token = "dx" + secrets.token_hex(5)
         self.lines: list[str] = []
         self.conns: list[amqp.Connection] = []
@@ -620,7 +628,51 @@ class T:
         if self._probe is not None:
             self._probe.abort()
 
+    # management API ----------------------------------------------------------
+    def http(self, method: str, path: str, body=None) -> int:
+        """A management API call as guest; returns the HTTP status."""
+        if not self.mgmt:
+            raise AMQPError(f"no management API for side {self.side} (set DIFF_{self.side}_MGMT)")
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.mgmt + path, data=data, method=method,
+                                     headers={"content-type": "application/json",
+                                              "authorization": "Basic Z3Vlc3Q6Z3Vlc3Q="})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    def vhost(self, suffix: str, users=("guest",)) -> str:
+        """A fresh vhost (deleted at cleanup) where `users` may do anything."""
+        name = self.name(suffix)
+        self.created.append(("vhost", name))
+        self.http("PUT", f"/api/vhosts/{quote(name)}", {})
+        for u in users:
+            self.http("PUT", f"/api/permissions/{quote(name)}/{quote(u)}",
+                      {"configure": ".*", "write": ".*", "read": ".*"})
+        return name
+
+    def user(self, suffix: str, password: str) -> str:
+        """A fresh user (deleted at cleanup) with no permissions yet."""
+        name = self.name(suffix)
+        self.created.append(("user", name))
+        self.http("PUT", f"/api/users/{quote(name)}", {"password": password, "tags": ""})
+        return name
+
+    def limit(self, kind: str, owner: str, name: str, value: int):
+        """A vhost limit (kind "vhost") or a user limit (kind "user")."""
+        status = self.http("PUT", f"/api/{kind}-limits/{quote(owner)}/{name}", {"value": value})
+        self.rec(f"set {kind} limit {name} = {value}: HTTP {status}")
+
     def cleanup(self):
+        for kind, name in self.created:
+            if kind in ("vhost", "user"):
+                try:
+                    self.http("DELETE", f"/api/{kind}s/{quote(name)}")
+                except Exception:
+                    pass
+        self.created = [(k, n) for k, n in self.created if k not in ("vhost", "user")]
         if not self.created:
             return
         try:

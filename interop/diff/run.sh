@@ -41,6 +41,7 @@ if [[ -z "${DIFF_A_URL:-}" ]]; then
     fi
     timeout 600 bash "$ref" start >&2
     export DIFF_A_URL="amqp://guest:guest@127.0.0.1:5673/"
+    export DIFF_A_MGMT="${DIFF_A_MGMT:-http://127.0.0.1:15673}"
 fi
 
 # (c) Warren, unless a broker under test was given.
@@ -70,7 +71,11 @@ if [[ -z "${DIFF_B_URL:-}" ]]; then
         exit 2
     fi
     workdir="$(mktemp -d "${TMPDIR:-/tmp}/warren-diff.XXXXXX")"
-    "$warren" --bind 127.0.0.1 --port 0 --management-port 0 --prometheus-port 0 --port-file "$workdir/port" --data-dir "$workdir/data" >"$workdir/warren.log" 2>&1 &
+    # The management API too: the limits scenarios set vhosts, users and
+    # limits through it on both brokers.
+    mport="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    export DIFF_B_MGMT="http://127.0.0.1:$mport"
+    "$warren" --bind 127.0.0.1 --port 0 --management-port "$mport" --prometheus-port 0 --port-file "$workdir/port" --data-dir "$workdir/data" >"$workdir/warren.log" 2>&1 &
     warren_pid=$!
     port=""
     for _ in $(seq 200); do  # up to 20 s
