@@ -61,9 +61,18 @@ impl TlsSettings {
         }
     }
 
-    /// Whether the `key = value` of an `ssl_options`-style block applied
-    /// (`prefix` is e.g. `ssl_options.`); `Err` for a value it cannot take.
+    /// Whether `suffix = value` of an `ssl_options`-style block (`suffix`
+    /// is what follows `ssl_options.`) applied; `Err` for a value it cannot
+    /// take. A key Warren ignores leaves `settings` as it was, so it alone
+    /// does not ask for a TLS listener.
     pub(crate) fn apply_conf(settings: &mut Option<TlsSettings>, suffix: &str, value: &str) -> Result<bool, String> {
+        let known = matches!(suffix, "certfile" | "keyfile" | "cacertfile" | "verify" | "fail_if_no_peer_cert")
+            || suffix.starts_with("versions.");
+        if !known {
+            // Erlang's ssl options Warren has no use for (ciphers,
+            // honor_cipher_order, depth, ...): rustls picks safe ones.
+            return Ok(false);
+        }
         let s = settings.get_or_insert_with(|| TlsSettings::new("", ""));
         match suffix {
             "certfile" => s.cert = PathBuf::from(value),
@@ -96,8 +105,6 @@ impl TlsSettings {
                     s.versions.push(version);
                 }
             }
-            // Erlang's ssl options Warren has no use for (ciphers,
-            // honor_cipher_order, depth, ...): rustls picks safe ones.
             _ => return Ok(false),
         }
         Ok(true)
@@ -618,5 +625,8 @@ mod tests {
         assert!(TlsSettings::apply_conf(&mut s, "versions.2", "tlsv1.1").unwrap_err().contains("only TLS 1.2 and 1.3"));
         assert!(TlsSettings::apply_conf(&mut s, "verify", "yes").is_err());
         assert!(!TlsSettings::apply_conf(&mut s, "honor_cipher_order", "true").unwrap());
+        let mut none = None;
+        assert!(!TlsSettings::apply_conf(&mut none, "depth", "2").unwrap());
+        assert!(none.is_none(), "an ignored key alone asks for no TLS listener");
     }
 }
