@@ -235,6 +235,73 @@ async fn scopes_decide_what_the_connection_may_do() {
     assert!(text.contains("in vhost '/' refused for user 'svc'"), "{text}");
 }
 
+/// The routing-key segment of a scope is the topic permission, as in the
+/// plugin: a `write` scope's for publishes to a topic exchange its name
+/// segment matches, a `read` scope's for bindings from one. A scope with two
+/// segments grants no topic access (`write:*/*` alone cannot publish to
+/// amq.topic). The refusal is the one password users' topic permissions get.
+#[tokio::test]
+async fn routing_key_scopes_restrict_topic_publishes_and_bindings() {
+    if external() {
+        return;
+    }
+    let keys = keys();
+    let b = oauth2_broker(&keys, None).await;
+    let x = unique("events");
+    let q = unique("q");
+    {
+        let admin = connect_with(&b, "", &hs256(&claims(ALL, now() + 300), SECRET)).await.unwrap();
+        let ch = within(admin.create_channel()).await.unwrap();
+        let o = lapin::options::ExchangeDeclareOptions::default();
+        within(ch.exchange_declare(x.as_str().into(), lapin::ExchangeKind::Topic, o, FieldTable::default()))
+            .await
+            .unwrap();
+        declare_queue(&ch, &q).await;
+    }
+    let scope = format!(
+        "{ALL} rabbitmq.write:%2F/{x}/orders.* rabbitmq.read:%2F/{x}/*.eu rabbitmq.write:%2F/amq.topic/other.vhost"
+    );
+    let token = hs256(&claims(&scope, now() + 300), SECRET);
+    let text = |x: &str, key: &str| {
+        format!("ACCESS_REFUSED - access to topic '{key}' in exchange '{x}' in vhost '/' refused for user 'svc'")
+    };
+
+    let c = connect_with(&b, "", &token).await.unwrap();
+    let confirm = confirm_channel(&c).await;
+    let bind = |ch: lapin::Channel, key: &'static str| {
+        let (q, x) = (q.clone(), x.clone());
+        async move {
+            let o = lapin::options::QueueBindOptions::default();
+            within(ch.queue_bind(q.as_str().into(), x.as_str().into(), key.into(), o, FieldTable::default())).await
+        }
+    };
+    let ch = within(c.create_channel()).await.unwrap();
+    bind(ch.clone(), "orders.eu").await.expect("read:%2F/<x>/*.eu allows binding with orders.eu");
+    publish_confirmed(&confirm, &x, "orders.eu", b"allowed").await;
+    assert_eq!(get_body(&ch, &q).await.as_deref(), Some(&b"allowed"[..]));
+
+    let mut ev = events(&c);
+    publish(&confirm, &x, "invoices.eu", b"m").await;
+    assert_amqp_error(next_error(&mut ev).await, 403, &text(&x, "invoices.eu"));
+
+    // Read is the binding side, and a write scope does not grant it.
+    let ch = within(c.create_channel()).await.unwrap();
+    assert_amqp_error(bind(ch, "orders.us").await, 403, &text(&x, "orders.us"));
+    let ch = within(c.create_channel()).await.unwrap();
+    let r =
+        within(ch.queue_unbind(q.as_str().into(), x.as_str().into(), "orders.*".into(), FieldTable::default())).await;
+    assert_amqp_error(r, 403, &text(&x, "orders.*"));
+
+    // amq.topic is named by one scope only, for another key; the ALL scopes
+    // (two segments) give no topic access.
+    // A fresh connection: lapin reports the closes above as events too.
+    let c = connect_with(&b, "", &token).await.unwrap();
+    let ch = within(c.create_channel()).await.unwrap();
+    let mut ev = events(&c);
+    publish(&ch, "amq.topic", "orders.eu", b"m").await;
+    assert_amqp_error(next_error(&mut ev).await, 403, &text("amq.topic", "orders.eu"));
+}
+
 /// A raw connection that logged in with `token` and opened "/".
 async fn raw_login(b: &TestBroker, token: &str) -> RawConn {
     let mut c = RawConn::connect(b.addr()).await;

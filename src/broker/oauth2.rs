@@ -1,8 +1,9 @@
 //! OAuth 2.0 access tokens as rabbitmq_auth_backend_oauth2 reads them: a
 //! JWT given as the password, verified against the configured signing keys,
 //! whose `aud` must name this resource server and whose scopes
-//! (`<resource_server_id>.read:<vhost>/<name>`, `.write:`, `.configure:`,
-//! `.tag:<tag>`) are the user's permissions for as long as it is valid.
+//! (`<resource_server_id>.read:<vhost>/<name>[/<routing key>]`, `.write:`,
+//! `.configure:`, `.tag:<tag>`) are the user's permissions for as long as it
+//! is valid.
 //!
 //! Owns the key set and the verification; the permission check itself stays
 //! in `permissions.rs` (a token's scopes become one compiled grant there).
@@ -84,12 +85,18 @@ pub struct Token {
 }
 
 /// One `read` / `write` / `configure` scope: wildcard patterns (`*` is any
-/// run of characters) for the vhost and the resource name.
+/// run of characters) for the vhost, the resource name and, for topic
+/// authorisation, the routing key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scope {
     pub permission: super::permissions::Permission,
     pub vhost: String,
     pub resource: String,
+    /// The third segment. `None` (a scope of two segments) grants no topic
+    /// access at all, as in the plugin (`rabbit_oauth2_scope:topic_access`
+    /// skips scopes without one): publishing to or binding from a topic
+    /// exchange needs a scope such as `write:*/*/*`.
+    pub routing_key: Option<String>,
 }
 
 /// Why a token was refused, for the log line (never for the client, which
@@ -303,9 +310,10 @@ fn scope_list(v: Option<&Value>) -> Vec<String> {
 }
 
 /// Keeps the scopes prefixed `<resource_server_id>.` and reads them:
-/// `read:`/`write:`/`configure:` + `<vhost>/<name>[/<routing key>]` (the
-/// vhost and name percent-decoded, so `%2F` is the default vhost), and
-/// `tag:<tag>`. Anything else is ignored, as the plugin ignores it.
+/// `read:`/`write:`/`configure:` + `<vhost>/<name>[/<routing key>]` (each
+/// segment percent-decoded, so `%2F` is the default vhost), and
+/// `tag:<tag>`. Anything else, a pattern of one segment or of more than
+/// three included, is ignored, as the plugin ignores it.
 pub fn parse_scopes(resource_server_id: &str, raw: &[String]) -> (Vec<Scope>, Vec<String>) {
     use super::permissions::Permission;
     let prefix = format!("{resource_server_id}.");
@@ -324,9 +332,18 @@ pub fn parse_scopes(resource_server_id: &str, raw: &[String]) -> (Vec<Scope>, Ve
             "configure" => Permission::Configure,
             _ => continue,
         };
-        let mut parts = pattern.split('/');
-        let (Some(vhost), Some(resource)) = (parts.next(), parts.next()) else { continue };
-        scopes.push(Scope { permission, vhost: percent_decode(vhost), resource: percent_decode(resource) });
+        let parts: Vec<&str> = pattern.split('/').collect();
+        let (vhost, resource, routing_key) = match parts[..] {
+            [vhost, resource] => (vhost, resource, None),
+            [vhost, resource, routing_key] => (vhost, resource, Some(percent_decode(routing_key))),
+            _ => continue,
+        };
+        scopes.push(Scope {
+            permission,
+            vhost: percent_decode(vhost),
+            resource: percent_decode(resource),
+            routing_key,
+        });
     }
     (scopes, tags)
 }
@@ -388,6 +405,20 @@ impl Token {
         let alts: Vec<String> = names.iter().map(|n| wildcard_regex(n)).collect();
         format!("(?:{})", alts.join("|"))
     }
+
+    /// The topic grants of one permission in one vhost: for each matching
+    /// scope with a routing-key segment, the regex sources of its exchange
+    /// name pattern and of its routing-key pattern (`.*` for `*`). A topic
+    /// operation is allowed when one pair matches both the exchange and the
+    /// key; none (no such scope) allows nothing.
+    pub fn topic_patterns(&self, permission: super::permissions::Permission, vhost: &str) -> Vec<(String, String)> {
+        let source = |p: &str| if p == "*" { ".*".to_owned() } else { wildcard_regex(p) };
+        self.scopes
+            .iter()
+            .filter(|s| s.permission == permission && wildcard_matches(&s.vhost, vhost))
+            .filter_map(|s| Some((source(&s.resource), source(s.routing_key.as_deref()?))))
+            .collect()
+    }
 }
 
 /// The verified token a connection holds.
@@ -439,7 +470,11 @@ mod tests {
         let (scopes, tags) = parse_scopes("rabbitmq", &raw);
         assert_eq!(tags, ["administrator"]);
         assert_eq!(scopes.len(), 3, "{scopes:?}");
-        assert_eq!(scopes[1], Scope { permission: Permission::Write, vhost: "/".into(), resource: "x-*".into() });
+        assert_eq!(
+            scopes[1],
+            Scope { permission: Permission::Write, vhost: "/".into(), resource: "x-*".into(), routing_key: None }
+        );
+        assert_eq!(scopes[2].routing_key.as_deref(), Some("ignored-rk"));
         let t = Token { username: "u".into(), expires_at: None, scopes, tags };
         assert!(t.can_access_vhost("/") && t.can_access_vhost("vh") && t.can_access_vhost("anything"));
         assert_eq!(t.pattern(Permission::Read, "/"), ".*");
@@ -448,6 +483,35 @@ mod tests {
         assert_eq!(t.pattern(Permission::Configure, "vh"), "(?:^q1$)");
         assert!(wildcard_matches("a*c", "abbc") && !wildcard_matches("a*c", "abcd") && wildcard_matches("a.c", "a.c"));
         assert!(!wildcard_matches("a.c", "abc"), "a dot is literal");
+    }
+
+    #[test]
+    fn the_third_segment_is_the_routing_key_pattern_of_topic_scopes() {
+        let raw: Vec<String> = [
+            "rabbitmq.write:%2F/events/orders.*",
+            "rabbitmq.write:vh/*/*",
+            "rabbitmq.read:*/amq.topic/a%2Fb",
+            "rabbitmq.read:*/*",
+            "rabbitmq.write:*/x/rk/extra",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (scopes, _) = parse_scopes("rabbitmq", &raw);
+        assert_eq!(scopes.len(), 4, "four segments are ignored, as binary:split gives the plugin four parts");
+        assert_eq!(scopes[0].routing_key.as_deref(), Some("orders.*"));
+        assert_eq!(scopes[2].routing_key.as_deref(), Some("a/b"), "percent-decoded like the other segments");
+        assert_eq!(scopes[3].routing_key, None);
+        let t = Token { username: "u".into(), expires_at: None, scopes, tags: Vec::new() };
+        assert_eq!(t.topic_patterns(Permission::Write, "/"), [(r"^events$".to_owned(), r"^orders\..*$".to_owned())]);
+        assert_eq!(t.topic_patterns(Permission::Write, "vh"), [(".*".to_owned(), ".*".to_owned())]);
+        assert_eq!(
+            t.topic_patterns(Permission::Read, "/"),
+            [(r"^amq\.topic$".to_owned(), "^a/b$".to_owned())],
+            "read:*/* has no routing-key segment, so no topic grant"
+        );
+        assert!(t.topic_patterns(Permission::Configure, "/").is_empty());
+        // The two-segment scope still grants read on every resource.
+        assert_eq!(t.pattern(Permission::Read, "/"), ".*");
     }
 
     #[test]

@@ -199,6 +199,38 @@ fn expand_variables(pattern: &str, user: &str, vhost: &str) -> String {
     pattern.replace("{username}", user).replace("{vhost}", vhost)
 }
 
+/// An OAuth 2.0 token's topic grants in one vhost (its scopes with a
+/// routing-key segment): pairs of exchange-name and routing-key patterns,
+/// compiled from the plugin's wildcards.
+#[derive(Clone, Debug, Default)]
+struct ScopeTopics {
+    write: Vec<(Pattern, Pattern)>,
+    read: Vec<(Pattern, Pattern)>,
+}
+
+impl ScopeTopics {
+    fn new(token: &super::oauth2::Token, vhost: &str) -> Self {
+        let compile = |p: Permission| {
+            let what = |part: &str| {
+                format!("topic {} scope of token user '{}' in vhost '{}' ({part})", p.as_str(), token.username, vhost)
+            };
+            token
+                .topic_patterns(p, vhost)
+                .iter()
+                .map(|(x, rk)| (Pattern::compile(x, || what("exchange")), Pattern::compile(rk, || what("routing key"))))
+                .collect()
+        };
+        ScopeTopics { write: compile(Permission::Write), read: compile(Permission::Read) }
+    }
+
+    /// One scope names both the exchange and the routing key
+    /// (`rabbit_oauth2_scope:topic_access`).
+    fn allows(&self, p: Permission, exchange: &[u8], routing_key: &[u8]) -> bool {
+        let pairs = if p == Permission::Write { &self.write } else { &self.read };
+        pairs.iter().any(|(x, rk)| x.matches(exchange) && rk.matches(routing_key))
+    }
+}
+
 /// Everything one user holds in one vhost.
 #[derive(Clone, Debug, Default)]
 pub struct Grant {
@@ -207,6 +239,10 @@ pub struct Grant {
     resources: Option<Resources>,
     /// By exchange name. An exchange without an entry is not restricted.
     topics: FastMap<String, Topic>,
+    /// A token's grant: topic access comes from its scopes instead of
+    /// `topics`, and a topic exchange no scope names allows no key (the
+    /// oauth2 plugin has no "unrestricted" default).
+    scope_topics: Option<ScopeTopics>,
 }
 
 impl Grant {
@@ -345,7 +381,11 @@ impl Permissions {
             write: token.pattern(Permission::Write, vhost),
             read: token.pattern(Permission::Read, vhost),
         };
-        let grant = Some(Arc::new(Grant { resources: Some(Resources::new(def)), topics: FastMap::default() }));
+        let grant = Some(Arc::new(Grant {
+            resources: Some(Resources::new(def)),
+            topics: FastMap::default(),
+            scope_topics: Some(ScopeTopics::new(token, vhost)),
+        }));
         Access {
             write_all: write_all(&grant),
             grant,
@@ -420,15 +460,23 @@ impl Access {
 
     /// A topic permission on a topic exchange: the routing key (of a publish,
     /// or the binding key of a bind) against the exchange's pattern. No
-    /// topic permission for that exchange allows every key.
+    /// topic permission for that exchange allows every key; for a token,
+    /// one of its scopes must name the exchange and the key.
     fn check_topic(&mut self, p: Permission, exchange: &Exchange, routing_key: &[u8]) -> AmqpResult<()> {
         if exchange.kind != ExchangeKind::Topic {
             return Ok(());
         }
         self.refresh();
-        let Some(topic) = self.grant.as_ref().and_then(|g| g.topics.get(&exchange.name)) else { return Ok(()) };
-        let pattern = if p == Permission::Write { &topic.write } else { &topic.read };
-        if pattern.matches(routing_key) {
+        let Some(grant) = self.grant.as_ref() else { return Ok(()) };
+        let allowed = match (&grant.scope_topics, grant.topics.get(&exchange.name)) {
+            (Some(scopes), _) => scopes.allows(p, exchange.name.as_bytes(), routing_key),
+            (None, None) => true,
+            (None, Some(topic)) => {
+                let pattern = if p == Permission::Write { &topic.write } else { &topic.read };
+                pattern.matches(routing_key)
+            }
+        };
+        if allowed {
             return Ok(());
         }
         Err(AmqpError::access_refused(format!(
@@ -723,6 +771,45 @@ mod tests {
         assert!(a.basic_publish_topic(&direct, b"bob").is_ok());
         t.clear_topic("alice", "/", Some("events"));
         assert!(a.basic_publish_topic(&x, b"bob./.created").is_ok());
+    }
+
+    fn token(scopes: &str) -> super::super::oauth2::Token {
+        let raw: Vec<String> = scopes.split_whitespace().map(String::from).collect();
+        let (scopes, tags) = super::super::oauth2::parse_scopes("rabbitmq", &raw);
+        super::super::oauth2::Token { username: "svc".into(), expires_at: None, scopes, tags }
+    }
+
+    #[test]
+    fn a_tokens_topic_access_comes_from_its_routing_key_scopes() {
+        let t = table();
+        let tok = token(
+            "rabbitmq.write:*/* rabbitmq.read:*/* rabbitmq.configure:*/* \
+             rabbitmq.write:%2F/events/orders.* rabbitmq.read:%2F/events/*.eu",
+        );
+        let mut a = t.token_access(&tok, "/");
+        let x = topic_exchange("events");
+        assert!(a.basic_publish_topic(&x, b"orders.created").is_ok());
+        let e = a.basic_publish_topic(&x, b"invoices.created").unwrap_err();
+        assert_eq!(
+            e.text,
+            "ACCESS_REFUSED - access to topic 'invoices.created' in exchange 'events' in vhost '/' refused for user 'svc'"
+        );
+        assert_eq!(e.code as u16, 403);
+        assert!(a.check_topic(Permission::Read, &x, b"orders.eu").is_ok());
+        assert!(a.check_topic(Permission::Read, &x, b"orders.us").is_err());
+        assert!(a.check_topic(Permission::Read, &x, b"orders.created").is_err(), "write scopes do not grant read");
+        // Unlike a password user's, a topic exchange no scope names allows
+        // nothing: `write:*/*` has no routing-key segment.
+        assert!(a.basic_publish_topic(&topic_exchange("other"), b"orders.created").is_err());
+        let direct = Exchange::new("events".into(), ExchangeKind::Direct, false, false, false, FieldTable::default());
+        assert!(a.basic_publish_topic(&direct, b"anything").is_ok(), "only topic exchanges");
+        // The scopes are per vhost, and the table's topic permissions do not apply.
+        t.set_topic(topic("svc", "events", ".*", ".*"));
+        assert!(a.basic_publish_topic(&x, b"invoices.created").is_err());
+        let mut other = t.token_access(&tok, "other");
+        assert!(other.basic_publish_topic(&x, b"orders.created").is_err());
+        let mut any = t.token_access(&token("rabbitmq.write:*/*/* rabbitmq.read:*/*/*"), "vh");
+        assert!(any.basic_publish_topic(&x, b"").is_ok() && any.check_topic(Permission::Read, &x, b"#").is_ok());
     }
 
     #[test]
