@@ -178,6 +178,46 @@ async fn a_user_and_vhost_made_over_http_can_log_in_over_amqp() {
     let _ = conn.close(200, "bye".into()).await;
 }
 
+/// A `password_hash` given without `hashing_algorithm` is read with the
+/// node's `password_hashing_module` (rabbit_password:hashing_mod()), as is
+/// a new user's missing password; a given algorithm still wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_hash_without_an_algorithm_gets_password_hashing_module() {
+    use warren::broker::HashingAlgorithm;
+    let m = mgmt_with(|c| c.password_hashing = HashingAlgorithm::Sha512).await;
+    if !m.warren() {
+        return; // the reference node's module is not configured here
+    }
+    let api = m.api.as_user("guest", "guest");
+    let (hashed, bare, given) = (unique("hashed"), unique("bare"), unique("given"));
+    blocking(move || {
+        let hash = HashingAlgorithm::Sha512.hash_password("pw");
+        let r = api.put(&format!("/api/users/{hashed}"), &json!({"password_hash": hash, "tags": "management"}));
+        assert_eq!(r.status, 201, "{}", r.text);
+        let u = api.json(&format!("/api/users/{hashed}"));
+        assert_eq!(u["hashing_algorithm"], json!("rabbit_password_hashing_sha512"));
+        assert_eq!(u["password_hash"], json!(hash));
+        assert_eq!(api.as_user(&hashed, "pw").json("/api/whoami")["name"], json!(hashed), "the hash verifies");
+
+        assert_eq!(api.put(&format!("/api/users/{bare}"), &json!({"tags": ""})).status, 201);
+        assert_eq!(
+            api.json(&format!("/api/users/{bare}"))["hashing_algorithm"],
+            json!("rabbit_password_hashing_sha512")
+        );
+
+        let md5 = HashingAlgorithm::Md5.hash_password("old");
+        let body =
+            json!({"password_hash": md5, "hashing_algorithm": "rabbit_password_hashing_md5", "tags": "management"});
+        assert_eq!(api.put(&format!("/api/users/{given}"), &body).status, 201);
+        assert_eq!(api.json(&format!("/api/users/{given}"))["hashing_algorithm"], json!("rabbit_password_hashing_md5"));
+        assert_eq!(api.as_user(&given, "old").json("/api/whoami")["name"], json!(given));
+        for u in [hashed, bare, given] {
+            assert_eq!(api.delete(&format!("/api/users/{u}")).status, 204);
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queues_and_exchanges_are_declared_listed_and_deleted_with_rabbitmqs_checks() {
     let m = mgmt().await;

@@ -348,6 +348,13 @@ impl Broker {
         }
     }
 
+    /// The configured `password_hashing_module`: the algorithm of new
+    /// passwords, and of a hash given without one (RabbitMQ's
+    /// `rabbit_password:hashing_mod()`).
+    pub fn password_hashing(&self) -> HashingAlgorithm {
+        self.password_hashing
+    }
+
     /// A user whose password gets the configured `password_hashing_module`.
     pub fn new_user(&self, name: &str, password: &str, tags: &[&str]) -> User {
         User::with_algorithm(name, password, tags, self.password_hashing)

@@ -201,6 +201,9 @@ pub(crate) async fn put_user(
         _ => return Err(ApiError::bad_request("tags must be a string or a list of strings")),
     };
     let tag_refs: Vec<&str> = tags.iter().map(String::as_str).collect();
+    // As rabbit_mgmt_wm_users: a hash without `hashing_algorithm` (and a
+    // new user without a password) gets the node's password_hashing_module.
+    let node_algorithm = || api.broker.password_hashing().as_str().to_owned();
     let mut def = match (&body.password, &body.password_hash) {
         (Some(p), _) => api.broker.new_user(&name, p, &tag_refs).to_def(),
         (None, Some(hash)) => {
@@ -210,10 +213,7 @@ pub(crate) async fn put_user(
             UserDef {
                 name: name.clone(),
                 password_hash: hash.clone(),
-                hashing_algorithm: body
-                    .hashing_algorithm
-                    .clone()
-                    .unwrap_or_else(|| "rabbit_password_hashing_sha256".into()),
+                hashing_algorithm: body.hashing_algorithm.clone().unwrap_or_else(node_algorithm),
                 tags: Value::Null,
                 limits: None,
             }
@@ -225,7 +225,7 @@ pub(crate) async fn put_user(
             None => UserDef {
                 name: name.clone(),
                 password_hash: String::new(),
-                hashing_algorithm: "rabbit_password_hashing_sha256".into(),
+                hashing_algorithm: node_algorithm(),
                 tags: Value::Null,
                 limits: None,
             },
