@@ -24,8 +24,9 @@
 //!   a `std::task::Waker`.
 //! - `wire` (crate-private): raw byte layouts shared by the layers: frame and
 //!   method numbers, field tables (an iterative walker, one-level iteration,
-//!   edits that keep every other byte) and the content-header property list.
-//!   A leaf: no imports from the other modules, no recursion on a peer's bytes.
+//!   edits that keep every other byte), the content-header property list
+//!   and percent-decoding of names. A leaf: no imports from the other
+//!   modules, no recursion on a peer's bytes.
 //! - [`clock`]: the one `Clock` every timer and TTL reads (real, or manual in
 //!   tests); [`ids`]: `ChannelId`, `DeliveryTag`, `ConnectionId`, … newtypes.
 //! - [`message`]: a published message (`Message`, `QueuedMessage`) and the

@@ -18,6 +18,8 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
+use crate::wire::percent;
+
 /// The `auth_oauth2.*` and `auth_backends.*` keys of rabbitmq.conf, as read;
 /// the key files are opened by [`OAuth2::from_settings`] at start.
 #[derive(Clone, Debug, Default)]
@@ -335,36 +337,17 @@ pub fn parse_scopes(resource_server_id: &str, raw: &[String]) -> (Vec<Scope>, Ve
         let parts: Vec<&str> = pattern.split('/').collect();
         let (vhost, resource, routing_key) = match parts[..] {
             [vhost, resource] => (vhost, resource, None),
-            [vhost, resource, routing_key] => (vhost, resource, Some(percent_decode(routing_key))),
+            [vhost, resource, routing_key] => (vhost, resource, Some(percent::decode(routing_key))),
             _ => continue,
         };
         scopes.push(Scope {
             permission,
-            vhost: percent_decode(vhost),
-            resource: percent_decode(resource),
+            vhost: percent::decode(vhost),
+            resource: percent::decode(resource),
             routing_key,
         });
     }
     (scopes, tags)
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The plugin's wildcard match: `*` is any run of characters, all else is

@@ -33,6 +33,7 @@ use crate::ids::ConnectionId;
 use crate::message::QueuedMessage;
 use crate::store::definitions::{table_from_json, table_to_json};
 use crate::store::TicketRange;
+use crate::wire::percent;
 
 /// The connection id of API calls: no AMQP connection has it (theirs start
 /// at 1), so the API never owns an exclusive queue.
@@ -852,7 +853,7 @@ fn find_binding(
         .into_iter()
         // Clients send the key encoded once more (rabbitmqadmin), or not
         // (some test helpers): either names the binding.
-        .find(|b| b["properties_key"].as_str().is_some_and(|k| k == props || views::unquote(k) == props))
+        .find(|b| b["properties_key"].as_str().is_some_and(|k| k == props || percent::decode(k) == props))
         .ok_or_else(ApiError::not_found)?;
     let arguments = found["arguments"].as_object().map(table_from_json).unwrap_or_default();
     Ok((found, arguments))

@@ -333,7 +333,7 @@ pub(crate) fn consumer(api: &Api, q: &Queue, c: &ConsumerInfo, conn: Option<&Con
 }
 
 /// Percent-encodes all but RFC 3986's unreserved characters, as RabbitMQ
-/// builds a binding's `properties_key`.
+/// builds a binding's `properties_key` (`wire::percent::decode` undoes it).
 fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -344,26 +344,6 @@ fn quote(s: &str) -> String {
         }
     }
     out
-}
-
-/// Undoes `quote` (and any other percent-encoding).
-pub(crate) fn unquote(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How a binding is named in a URL: the routing key alone (`~` when empty)

@@ -1,6 +1,8 @@
 //! Raw AMQP byte layouts that more than one layer needs: the frame and
 //! method numbers ([`frame`]), field tables and arrays ([`table`]) and the
-//! basic class's content-header property list ([`properties`]).
+//! basic class's content-header property list ([`properties`]); and the
+//! percent-decoding of names ([`percent`]) that `broker` (OAuth 2.0 scopes)
+//! and `http` (binding keys) both read.
 //!
 //! A leaf module: it imports nothing from `broker/`, `protocol/` or `store/`,
 //! does no I/O and holds no state. Everything here works on the bytes a peer
@@ -16,5 +18,6 @@
 //! nested deeper than [`table::MAX_DECODE_DEPTH`].
 
 pub(crate) mod frame;
+pub(crate) mod percent;
 pub(crate) mod properties;
 pub(crate) mod table;
