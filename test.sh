@@ -6,7 +6,9 @@
 #      release binary (interop/run.sh installs them on first use);
 #   3. the differential suite: the same scenarios against Warren and a real
 #      RabbitMQ (Debian's rabbitmq-server, installed and started on first use).
-#   4. a bounded fuzz run: every cargo-fuzz target in fuzz/ for 60 s from its
+#   4. aiormq's and aio-pika's own TLS tests, from their PyPI sdists, against
+#      the release binary (interop/python_suites/run.sh);
+#   5. a bounded fuzz run: every cargo-fuzz target in fuzz/ for 60 s from its
 #      committed corpus (fuzz/run.sh installs cargo-fuzz on first use).
 # Each stage runs even if an earlier one failed; the exit code says whether all passed.
 set -uo pipefail
@@ -29,6 +31,7 @@ cargo test --doc || status=1
 
 WARREN_BIN="$PWD/target/release/warren" bash interop/run.sh || status=1
 WARREN_BIN="$PWD/target/release/warren" bash interop/diff/run.sh || status=1
+WARREN_BIN="$PWD/target/release/warren" bash interop/python_suites/run.sh || status=1
 bash fuzz/run.sh || status=1
 WARREN_BIN="$PWD/target/release/warren" bash tests/tools/run.sh || status=1
 
