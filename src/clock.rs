@@ -91,6 +91,24 @@ impl Clock {
         }
     }
 
+    /// Waits until the clock reads something other than `seen` (a value of
+    /// [`Clock::millis`]); never, on the real clock, whose moves nobody
+    /// needs to hear about.
+    pub async fn moved_from(&self, seen: u64) {
+        match &self.manual {
+            None => std::future::pending().await,
+            Some(m) => loop {
+                let advanced = m.advanced.notified();
+                tokio::pin!(advanced);
+                advanced.as_mut().enable();
+                if self.millis() != seen {
+                    return;
+                }
+                advanced.await;
+            },
+        }
+    }
+
     /// Monotonic now.
     #[inline]
     pub fn now(&self) -> Instant {

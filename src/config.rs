@@ -53,6 +53,11 @@ pub struct Config {
     /// What every timer and TTL reads. `Clock::real()` in production; a test
     /// (or an embedder) may pass `Clock::manual()` and move time itself.
     pub clock: crate::clock::Clock,
+    /// What the sockets' own timers read: heartbeats, the handshake and
+    /// close deadlines. Real even when `clock` is virtual, because a
+    /// client's heartbeat timer runs on real time; a test of those timers
+    /// may give the same manual clock as `clock`.
+    pub socket_clock: crate::clock::Clock,
     /// The management HTTP API and UI (RabbitMQ's 15672); `None` turns it
     /// off, `Some(0)` picks a free port (`Server::management_addr`).
     pub management_port: Option<u16>,
@@ -107,6 +112,7 @@ impl Default for Config {
             disk_free_limit: DiskFreeLimit::Bytes(50_000_000),
             guest_loopback_only: true,
             clock: crate::clock::Clock::real(),
+            socket_clock: crate::clock::Clock::real(),
             management_port: Some(15672),
             management_bind: None,
             prometheus_port: Some(15692),

@@ -43,6 +43,12 @@ enum Command {
     },
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ClockMode {
+    Real,
+    Manual,
+}
+
 #[derive(clap::Args, Debug)]
 struct ServeArgs {
     /// Address to listen on.
@@ -58,6 +64,12 @@ struct ServeArgs {
     /// (with --tls-port 0).
     #[arg(long, requires = "tls_cert")]
     tls_port_file: Option<PathBuf>,
+    /// `manual`: broker time (TTLs, expiration, x-expires, x-death
+    /// timestamps) stands still until moved with POST /api/warren/clock,
+    /// `warren ctl clock advance 1h` or the Rust API. Heartbeats and other
+    /// socket timers stay on real time. For tests.
+    #[arg(long, value_enum, default_value = "real", env = "WARREN_CLOCK")]
+    clock: ClockMode,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info", env = "WARREN_LOG")]
     log_level: String,
@@ -277,7 +289,10 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
             queue_memory_budget: cli.queue_memory_budget,
             disk_free_limit: cli.disk_free_limit,
             guest_loopback_only: true,
-            clock: warren::clock::Clock::real(),
+            clock: match cli.clock {
+                ClockMode::Real => warren::clock::Clock::real(),
+                ClockMode::Manual => warren::clock::Clock::manual(),
+            },
             management_port: (cli.management_port != 0).then_some(cli.management_port),
             management_bind: cli.management_bind,
             prometheus_port: (cli.prometheus_port != 0).then_some(cli.prometheus_port),
@@ -358,6 +373,12 @@ async fn run(config: warren::Config, port_file: Option<PathBuf>, tls_port_file: 
     }
     if let Some(metrics) = server.prometheus_tls_addr() {
         tracing::info!("Prometheus metrics on https://{metrics}/metrics");
+    }
+    if server.clock().is_manual() {
+        tracing::warn!(
+            "broker time is virtual (--clock manual): TTLs and x-expires wait for POST /api/warren/clock \
+             or `warren ctl clock advance`; heartbeats run on real time"
+        );
     }
     // Testcontainers' RabbitMQ module waits for this exact line.
     tracing::info!("Server startup complete; 0 plugins started.");

@@ -194,6 +194,21 @@ impl Server {
         &self.broker
     }
 
+    /// Broker time: the clock `Config::clock` gave. On a manual clock
+    /// (`Clock::manual()`, `--clock manual`), `server.clock().advance(d)`
+    /// moves it and the server's timer task runs what became due right
+    /// after; [`Server::advance`] runs it before returning.
+    pub fn clock(&self) -> &crate::clock::Clock {
+        self.broker.clock()
+    }
+
+    /// Moves a manual clock forward by `by` and runs what became due (TTL
+    /// expiry, dead-lettering, x-expires) before returning, so the next
+    /// look at a queue sees it. False, and nothing moves, on the real clock.
+    pub fn advance(&self, by: std::time::Duration) -> bool {
+        self.broker.advance(by)
+    }
+
     /// Stops accepting, closes every connection with 320 CONNECTION_FORCED
     /// and waits for them (at most a few seconds).
     pub async fn shutdown(mut self) {

@@ -50,6 +50,7 @@ pub const VERBS: &[(&str, &str)] = &[
     ("ping", "ping"),
     ("check_running", "check_running"),
     ("check_port_connectivity", "check_port_connectivity"),
+    ("clock", "clock [advance <duration: 500ms, 30s, 15m, 1h, 2d>]  (Warren: the virtual clock of --clock manual)"),
 ];
 
 fn usage_line(verb: &str) -> String {
@@ -340,11 +341,54 @@ pub fn run(inv: &Invocation, io: &mut Io) -> Result<(), Failure> {
             Ok(())
         }
         "ping" | "check_running" | "check_port_connectivity" => diagnostics::run(inv, io),
+        "clock" => clock(inv, io, &api),
         other => Err(Failure::bare(
             exit::USAGE,
             format!("\nCommand '{other}' not found. \n\n{}", general_usage(Tool::Rabbitmqctl)),
         )),
     }
+}
+
+/// Warren's `clock` verb: prints the broker's clock, or moves a manual one
+/// (`clock advance 1h`) through POST /api/warren/clock.
+fn clock(inv: &Invocation, io: &mut Io, api: &Api) -> Result<(), Failure> {
+    const PATH: &str = "/api/warren/clock";
+    let reading = match inv.args.as_slice() {
+        [] => api.get_json(PATH)?,
+        [advance, by] if advance == "advance" => {
+            let ms = parse_duration_ms(by).ok_or_else(|| {
+                Failure::new(exit::USAGE, format!("'{by}' is not a duration: give a number with ms, s, m, h or d (1h)"))
+            })?;
+            banner(inv, io, &format!("Advancing the broker's clock by {by} ..."));
+            let response = api.post(PATH, &json!({ "advance_ms": ms }))?;
+            if !response.ok() {
+                let code = if response.status == 409 { exit::DATA } else { exit::SOFTWARE };
+                return Err(Failure::new(code, response.reason()));
+            }
+            serde_json::from_str(&response.body).unwrap_or(Value::Null)
+        }
+        _ => return Err(Failure::new(exit::USAGE, usage_line("clock"))),
+    };
+    for key in ["mode", "now_ms", "elapsed_ms"] {
+        io.println(&format!("{key}\t{}", reading[key]).replace('"', ""));
+    }
+    Ok(())
+}
+
+/// `500ms`, `30s`, `15m`, `1h`, `2d`; a bare number is milliseconds.
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let scale = match unit {
+        "" | "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    n.checked_mul(scale)
 }
 
 /// rabbitmqctl's way of printing seconds: `60.0`, `2.5`.
@@ -780,6 +824,19 @@ mod tests {
         assert_eq!(seconds(60.0), "60.0");
         assert_eq!(seconds(5.0), "5.0");
         assert_eq!(seconds(2.5), "2.5");
+    }
+
+    #[test]
+    fn clock_durations_read_as_milliseconds() {
+        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("250"), Some(250));
+        assert_eq!(parse_duration_ms("2d"), Some(172_800_000));
+        assert_eq!(parse_duration_ms("15m"), Some(900_000));
+        assert_eq!(parse_duration_ms("1.5h"), None);
+        assert_eq!(parse_duration_ms("h"), None);
+        assert_eq!(parse_duration_ms("10y"), None);
+        assert_eq!(parse_duration_ms("99999999999999999999d"), None);
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 mod admin;
 mod auth;
+mod clock;
 mod connections;
 mod definitions;
 mod error;
@@ -262,6 +263,7 @@ pub(crate) fn router(api: Api) -> Router {
         .route("/aliveness-test/{vhost}", get(health::aliveness))
         // RabbitMQ's health check before 3.8's /health/checks, which older
         // helpers and compose files still call.
+        .route("/warren/clock", get(clock::get_clock).post(clock::advance_clock))
         .route("/healthchecks/node", get(health::is_in_service))
         .route("/healthchecks/node/{node}", get(health::node_check))
         .route("/{*rest}", get(not_found).put(not_found).post(not_found).delete(not_found))

@@ -134,6 +134,12 @@ pub struct ConnectionParams {
     pub alarms: AlarmSet,
     /// What the TLS handshake told us; `None` on the plain listener.
     pub tls: Option<TlsPeer>,
+    /// The clock of the socket's own timers: heartbeats, the handshake and
+    /// close deadlines, a token's expiry. The server gives the real clock
+    /// even when broker time is virtual (`--clock manual`), since a client's
+    /// heartbeat timer runs on real time; the socket-free harness gives the
+    /// broker's manual clock, so that its tests never sleep.
+    pub wire_clock: Clock,
 }
 
 /// A TLS connection's session, as far as AMQP cares.
@@ -159,6 +165,8 @@ pub struct Connection {
 
 /// Connection-wide state the channel handlers need alongside a `&mut Channel`.
 pub(super) struct Session {
+    /// The clock `now` comes from (`ConnectionParams::wire_clock`).
+    pub(super) wire_clock: Clock,
     pub(super) id: ConnectionId,
     pub(super) broker: Arc<Broker>,
     pub(super) config: Arc<Config>,
@@ -184,7 +192,8 @@ pub(super) struct Session {
     pub(super) access: Access,
     /// The OAuth 2.0 token of a token login (`token.rs`), and when it expires.
     pub(super) token: Option<Arc<crate::broker::oauth2::Token>>,
-    pub(super) token_deadline: Option<Instant>,
+    /// The token's `exp` in Unix milliseconds of broker time.
+    pub(super) token_expires_ms: Option<u64>,
     pub(super) frame_max: u32,
     pub(super) channel_max: u16,
     pub(super) heartbeat: u16,
@@ -227,10 +236,10 @@ pub(super) enum Next {
 }
 
 impl Connection {
-    /// A connection whose socket was just accepted. Time is read from the
-    /// broker's clock.
+    /// A connection whose socket was just accepted. Its timers read
+    /// `params.wire_clock`.
     pub fn new(params: ConnectionParams) -> Connection {
-        let now = params.broker.clock().now();
+        let now = params.wire_clock.now();
         Connection { session: Session::new(params, now), channels: Channels::default(), input: BytesMut::new() }
     }
 
@@ -238,8 +247,15 @@ impl Connection {
         self.session.id
     }
 
+    /// The clock of this connection's timers (`ConnectionParams::wire_clock`).
     pub fn clock(&self) -> &Clock {
-        self.session.broker.clock()
+        &self.session.wire_clock
+    }
+
+    /// Whether a move of a virtual broker clock can make a timer of this
+    /// connection due: its token expires in broker time, not socket time.
+    pub fn waits_on_broker_time(&self) -> bool {
+        self.session.token_expires_ms.is_some() && self.session.broker.clock().is_manual()
     }
 
     /// Where deliveries for this connection are pushed; the driver waits on
@@ -463,7 +479,7 @@ impl Drop for Connection {
 
 impl Session {
     fn new(params: ConnectionParams, now: Instant) -> Session {
-        let ConnectionParams { broker, config, peer, local, alarms, tls } = params;
+        let ConnectionParams { broker, config, peer, local, alarms, tls, wire_clock } = params;
         let id = broker.next_connection_id();
         let handshake_deadline = now + config.handshake_timeout;
         let registration = broker.registry().register(NewConnection {
@@ -490,7 +506,8 @@ impl Session {
             user: String::new(),
             access: broker.access("", ""),
             token: None,
-            token_deadline: None,
+            token_expires_ms: None,
+            wire_clock,
             broker,
             caps: ClientCapabilities::default(),
             // Small at first: most connections are idle most of the time, and
@@ -623,7 +640,7 @@ impl Session {
             Phase::Header { deadline } | Phase::Handshake { deadline, .. } | Phase::SilentClose { deadline } => {
                 Some(deadline)
             }
-            Phase::Open => match (self.heartbeat_deadline(false), self.token_deadline) {
+            Phase::Open => match (self.heartbeat_deadline(false), self.token_deadline()) {
                 (Some(h), t) => earliest(h, t),
                 (None, t) => t,
             },

@@ -97,13 +97,23 @@ where
     // rustls's buffer until flushed.
     let buffered_writes = tls.is_some();
     let mut unflushed = false;
-    let clock = ctx.broker.clock().clone();
+    // Socket timers run on real time even when broker time is virtual
+    // (unless a test gives them a manual clock too).
+    let clock = ctx.config.socket_clock.clone();
+    let broker_clock = ctx.broker.clock().clone();
     let mut shutdown = ctx.shutdown.clone();
     let mut alarm = ctx.alarm.clone();
     let mut alarm_open = true;
     let alarms = *alarm.borrow();
-    let mut conn =
-        Connection::new(ConnectionParams { broker: ctx.broker, config: ctx.config, peer, local, alarms, tls });
+    let mut conn = Connection::new(ConnectionParams {
+        broker: ctx.broker,
+        config: ctx.config,
+        peer,
+        local,
+        alarms,
+        tls,
+        wire_clock: clock.clone(),
+    });
     let outbox = Arc::clone(conn.outbox());
     // Socket counters and the close request (`Broker::close_connection`).
     let entry = Arc::clone(conn.registry_entry());
@@ -131,6 +141,8 @@ where
         }
         let reading = conn.wants_read();
         let room = conn.wants_deliveries();
+        // Read before the deadline, so that a move in between wakes us.
+        let broker_time = conn.waits_on_broker_time().then(|| broker_clock.millis());
         let deadline = conn.poll_timeout();
         let (rbuf, out) = conn.io();
         let spare = rbuf.capacity() - rbuf.len();
@@ -183,6 +195,9 @@ where
             }
             _ = outbox.notified(), if room => conn.handle_event(Event::OutboxWoken, clock.now()),
             _ = sleep_until(deadline, &clock) => conn.handle_timeout(clock.now()),
+            _ = broker_clock.moved_from(broker_time.unwrap_or_default()), if broker_time.is_some() => {
+                conn.handle_timeout(clock.now())
+            }
         }
     }
 

@@ -29,8 +29,15 @@ impl Harness {
     pub fn new(broker: Arc<Broker>, config: Arc<Config>) -> Harness {
         let peer = SocketAddr::from((Ipv4Addr::LOCALHOST, 40000));
         let local = SocketAddr::from((Ipv4Addr::LOCALHOST, 5672));
-        let conn =
-            Connection::new(ConnectionParams { broker, config, peer, local, alarms: Default::default(), tls: None });
+        let conn = Connection::new(ConnectionParams {
+            wire_clock: broker.clock().clone(),
+            broker,
+            config,
+            peer,
+            local,
+            alarms: Default::default(),
+            tls: None,
+        });
         Harness { conn, out: BytesMut::new(), ended: false }
     }
 

@@ -16,14 +16,17 @@ use crate::broker::{AmqpError, AmqpResult};
 impl Session {
     /// Takes the token a login came with (`None` for a password login).
     pub(super) fn set_token(&mut self, token: Option<Arc<Token>>) {
-        self.token_deadline = token.as_ref().and_then(|t| t.expires_at).map(|exp| self.expiry_instant(exp));
+        self.token_expires_ms = token.as_ref().and_then(|t| t.expires_at).map(|exp| exp.saturating_mul(1000));
         self.token = token;
     }
 
-    /// `exp` (Unix seconds) as an instant on the broker's clock.
-    fn expiry_instant(&self, exp: u64) -> Instant {
-        let now_ms = self.broker.clock().unix_millis();
-        self.now + Duration::from_millis(exp.saturating_mul(1000).saturating_sub(now_ms))
+    /// When the token expires, as an instant of the connection's clock: what
+    /// is left of it in broker time, from now. Broker time is the virtual
+    /// clock under `--clock manual`, so a test expires a token by moving
+    /// that clock (the driver looks again whenever it moves).
+    pub(super) fn token_deadline(&self) -> Option<Instant> {
+        let exp = self.token_expires_ms?;
+        Some(self.now + Duration::from_millis(exp.saturating_sub(self.broker.clock().unix_millis())))
     }
 
     /// connection.open's vhost check: the token's scopes, else the table.
@@ -72,10 +75,10 @@ impl Session {
 
     /// The token's `exp` has passed: RabbitMQ closes the connection.
     pub(super) fn token_expired(&mut self, now: Instant) -> bool {
-        if self.token_deadline.is_none_or(|d| now < d) {
+        if self.token_deadline().is_none_or(|d| now < d) {
             return false;
         }
-        self.token_deadline = None;
+        self.token_expires_ms = None;
         tracing::info!(peer = %self.peer, user = %self.user, "closing connection: its OAuth 2.0 token expired");
         self.force_close("credential expired");
         true

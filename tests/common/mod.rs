@@ -393,9 +393,14 @@ pub async fn publish_confirmed_props(ch: &Channel, exchange: &str, key: &str, bo
 }
 
 /// The broker under test, with an in-process Warren on a manual clock: its
-/// TTLs and x-expires move only when [`let_pass`] says.
+/// TTLs and x-expires, and here its heartbeats and other socket timers too,
+/// move only when [`let_pass`] says.
 pub async fn broker_on_manual_clock() -> TestBroker {
-    broker_with(|c| c.clock = warren::clock::Clock::manual()).await
+    broker_with(|c| {
+        c.clock = warren::clock::Clock::manual();
+        c.socket_clock = c.clock.clone();
+    })
+    .await
 }
 
 /// Lets `ms` of broker time pass. An in-process Warren on a manual clock
