@@ -34,6 +34,7 @@ venv="$here/.venv"
 
 # (b) A broker of our own unless one was given.
 broker_pid=""
+clock_pid=""
 runner_pid=""
 workdir=""
 cleanup() {
@@ -51,6 +52,10 @@ cleanup() {
         done
         kill -KILL "$broker_pid" 2>/dev/null || true
         wait "$broker_pid" 2>/dev/null || true
+    fi
+    if [[ -n "$clock_pid" ]] && kill -0 "$clock_pid" 2>/dev/null; then
+        kill -TERM "$clock_pid" 2>/dev/null || true
+        wait "$clock_pid" 2>/dev/null || true
     fi
     if [[ -n "$workdir" ]]; then
         rm -rf "$workdir"
@@ -141,6 +146,23 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     export TLS_CLIENT_CERT="$tls_dir/client.pem" TLS_CLIENT_KEY="$tls_dir/client.key"
     export TLS_EXTERNAL_USER="$external_user"
     echo "broker: $warren on 127.0.0.1:$port, AMQPS on localhost:$tls_port"
+
+    # A second Warren on a virtual clock, for the virtual_clock checks.
+    clock_mgmt_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+    "$warren" --clock manual --in-memory --port 0 --port-file "$workdir/clock-port" --bind 127.0.0.1 \
+        --management-port "$clock_mgmt_port" --prometheus-port 0 >"$workdir/clock-broker.log" 2>&1 &
+    clock_pid=$!
+    for _ in $(seq 100); do
+        [[ -s "$workdir/clock-port" ]] && break
+        sleep 0.1
+    done
+    if [[ ! -s "$workdir/clock-port" ]]; then
+        echo "run.sh: the --clock manual broker did not start; its log:" >&2
+        tail -n 30 "$workdir/clock-broker.log" >&2
+        exit 2
+    fi
+    export CLOCK_AMQP_URL="amqp://guest:guest@127.0.0.1:$(tr -d '[:space:]' <"$workdir/clock-port")/%2f"
+    export CLOCK_MGMT_URL="http://127.0.0.1:$clock_mgmt_port"
 elif [[ -z "${AMQPS_URL:-}" ]]; then
     echo "run.sh: AMQP_URL given without AMQPS_URL: the TLS scenarios will be skipped"
 fi

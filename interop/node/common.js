@@ -57,6 +57,25 @@ function tlsEnv() {
   return Object.fromEntries(Object.entries(names).map(([k, v]) => [k, process.env[v]]));
 }
 
+// The virtual-clock broker run.sh starts (Warren with --clock manual).
+function clockEnv() {
+  if (!process.env.CLOCK_AMQP_URL) throw new Skipped('skipped: no CLOCK_AMQP_URL (a Warren with --clock manual)');
+  if (!process.env.CLOCK_MGMT_URL) throw new Failed('CLOCK_AMQP_URL is set but not CLOCK_MGMT_URL');
+  return { url: process.env.CLOCK_AMQP_URL, mgmt: process.env.CLOCK_MGMT_URL };
+}
+
+// One management API call as guest: { status, body } (body parsed JSON or null).
+async function management(base, method, path, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { Authorization: `Basic ${Buffer.from('guest:guest').toString('base64')}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
 function check(cond, reason) {
   if (!cond) throw new Failed(reason);
 }
@@ -172,6 +191,7 @@ function run(checks) {
 }
 
 module.exports = {
-  HEARTBEAT_S, PAUSE_MS, amqpUrl, urlParts, wrongPasswordUrl, unique, Failed, Skipped, tlsEnv, check, bodies, describe,
+  HEARTBEAT_S, PAUSE_MS, amqpUrl, urlParts, wrongPasswordUrl, unique, Failed, Skipped, tlsEnv, clockEnv, management,
+  check, bodies, describe,
   properties, headers, decodedHeaders, compareProperties, compareHeaders, sleep, run,
 };

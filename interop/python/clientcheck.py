@@ -87,6 +87,33 @@ def tls_env() -> dict[str, str]:
     return {key: os.environ[var] for key, var in names.items()}
 
 
+def clock_env() -> dict[str, str]:
+    """The virtual-clock broker run.sh starts (Warren with --clock manual):
+    url (amqp://...) and mgmt (its management API, guest/guest)."""
+    if not os.environ.get("CLOCK_AMQP_URL"):
+        raise Skipped("skipped: no CLOCK_AMQP_URL (a Warren with --clock manual)")
+    check(bool(os.environ.get("CLOCK_MGMT_URL")), "CLOCK_AMQP_URL is set but not CLOCK_MGMT_URL")
+    return {"url": os.environ["CLOCK_AMQP_URL"], "mgmt": os.environ["CLOCK_MGMT_URL"]}
+
+
+def management(base: str, method: str, path: str, body: dict | None = None) -> tuple[int, Any]:
+    """One management API call as guest: (status, decoded JSON body or None)."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(base + path, data=data, method=method)
+    request.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            text = response.read()
+            return response.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as error:
+        return error.code, None
+
+
 def tls_parts() -> dict[str, Any]:
     parsed = urllib.parse.urlparse(tls_env()["url"])
     return {"host": parsed.hostname or "localhost", "port": parsed.port or 5671,

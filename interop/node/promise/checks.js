@@ -42,7 +42,44 @@ async function drain(ch, q) {
   }
 }
 
+const HOUR_MS = 3600000;
+
 const checks = {
+  // An hour-long TTL with dead-lettering, and x-expires, in milliseconds:
+  // Warren's virtual clock (--clock manual) moved by POST /api/warren/clock.
+  async virtual_clock() {
+    const env = c.clockEnv();
+    const conn = await connect(env.url);
+    const ch = await conn.createChannel();
+    const [dlx, dead, hour, idle] = ['dlx', 'dead', 'hour', 'idle'].map((k) => c.unique(k));
+    await ch.assertExchange(dlx, 'fanout', { durable: false });
+    await ch.assertQueue(dead, { durable: false });
+    await ch.bindQueue(dead, dlx, '');
+    await ch.assertQueue(hour, { durable: false, messageTtl: HOUR_MS, deadLetterExchange: dlx });
+    await ch.assertQueue(idle, { durable: false, expires: HOUR_MS });
+    ch.sendToQueue(hour, Buffer.from('an hour to live'));
+    // A round trip: the publish has arrived before time moves.
+    const { messageCount } = await ch.checkQueue(hour);
+    check(messageCount === 1, `${hour} holds ${messageCount} messages, expected 1`);
+    const started = process.hrtime.bigint();
+    const moved = await c.management(env.mgmt, 'POST', '/api/warren/clock', { advance_ms: HOUR_MS });
+    check(moved.status === 200, `POST /api/warren/clock answered ${moved.status}`);
+    const msg = await getOne(ch, dead);
+    check(msg.content.toString() === 'an hour to live', `dead-lettered ${msg.content}`);
+    const death = ((msg.properties.headers || {})['x-death'] || [{}])[0];
+    check(death.reason === 'expired' && death.queue === hour, `x-death ${JSON.stringify(death)}`);
+    const diedMs = Number(death.time && death.time.value !== undefined ? death.time.value : death.time) * 1000;
+    check(Math.abs(diedMs - moved.body.now_ms) < 1000, `x-death time ${JSON.stringify(death.time)} is not the virtual time ${moved.body.now_ms} ms`);
+    const idleNow = await c.management(env.mgmt, 'GET', `/api/queues/%2F/${idle}`);
+    check(idleNow.status === 404, `the idle queue is still there after an hour of x-expires (HTTP ${idleNow.status})`);
+    const elapsedMs = Number(process.hrtime.bigint() - started) / 1e6;
+    await ch.deleteQueue(dead);
+    await ch.deleteQueue(hour);
+    await ch.deleteExchange(dlx);
+    await conn.close();
+    return `an hour of TTL, dead-lettering and x-expires in ${elapsedMs.toFixed(0)} ms`;
+  },
+
   async connect() {
     const p = c.urlParts();
     const conn = await connect({

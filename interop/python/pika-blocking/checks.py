@@ -1,15 +1,16 @@
 """The client checks with pika's BlockingConnection (see clientcheck.py and
 interop/README.md). Usage: checks.py CHECK"""
 
+import calendar
 import ssl
 import time
 
 import pika
 import pika.exceptions
 
-from clientcheck import (HEARTBEAT_S, PAUSE_S, Failed, amqp_url, bodies, check,
+from clientcheck import (HEARTBEAT_S, PAUSE_S, Failed, amqp_url, bodies, check, clock_env,
                          compare, compare_headers, describe, headers, is_verify_error,
-                         properties, run, tls_env, tls_parts, unique, url_parts,
+                         management, properties, run, tls_env, tls_parts, unique, url_parts,
                          wrong_password_url)
 
 
@@ -403,6 +404,47 @@ def c_tls_untrusted_ca():
         return f"refused in {seconds:.2f}s: {error!r}"[:200]
     conn.close()
     raise Failed("connected although the client trusts another CA")
+
+
+HOUR_MS = 3_600_000
+
+
+def c_virtual_clock():
+    """An hour-long TTL with dead-lettering, and x-expires, in milliseconds:
+    Warren's virtual clock (--clock manual) moved by POST /api/warren/clock."""
+    env = clock_env()
+    conn = pika.BlockingConnection(params(env["url"]))
+    ch = conn.channel()
+    dlx, dead, hour, idle = unique("dlx"), unique("dead"), unique("hour"), unique("idle")
+    ch.exchange_declare(dlx, "fanout")
+    ch.queue_declare(dead)
+    ch.queue_bind(dead, dlx)
+    ch.queue_declare(hour, arguments={"x-message-ttl": HOUR_MS, "x-dead-letter-exchange": dlx})
+    ch.queue_declare(idle, arguments={"x-expires": HOUR_MS})
+    ch.basic_publish("", hour, b"an hour to live")
+    # A round trip: the publish has arrived before time moves.
+    depth = ch.queue_declare(hour, passive=True).method.message_count
+    check(depth == 1, f"{hour} holds {depth} messages, expected 1")
+    started = time.monotonic()
+    status, clock = management(env["mgmt"], "POST", "/api/warren/clock", {"advance_ms": HOUR_MS})
+    check(status == 200, f"POST /api/warren/clock answered {status}")
+    _, props, body = get_one(ch, dead)
+    check(body == b"an hour to live", f"dead-lettered {body!r}")
+    death = (props.headers or {}).get("x-death", [{}])[0]
+    check(death.get("reason") == "expired" and death.get("queue") == hour, f"x-death {death}")
+    # pika gives a timestamp as a naive UTC datetime.
+    died_ms = calendar.timegm(death["time"].utctimetuple()) * 1000
+    check(abs(died_ms - clock["now_ms"]) < 1000,
+          f"x-death time {death['time']} is not the virtual time {clock['now_ms']} ms")
+    status, _ = management(env["mgmt"], "GET", f"/api/queues/%2F/{idle}")
+    check(status == 404, f"the idle queue is still there after an hour of x-expires (HTTP {status})")
+    elapsed_ms = (time.monotonic() - started) * 1000
+    check(conn.is_open, "an hour of broker time closed the connection (heartbeats must stay real)")
+    ch.queue_delete(dead)
+    ch.queue_delete(hour)
+    ch.exchange_delete(dlx)
+    conn.close()
+    return f"an hour of TTL, dead-lettering and x-expires in {elapsed_ms:.0f} ms"
 
 
 CHECKS = {name[2:]: fn for name, fn in globals().items() if name.startswith("c_")}
