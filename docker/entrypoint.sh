@@ -54,11 +54,15 @@ config=
 case "$parts" in
   "") ;;
   *" "*)
-    config=$(mktemp "${TMPDIR:-/tmp}/warren-rabbitmq.XXXXXX.conf")
+    # Shell built-ins only (no mktemp or cat): each fork costs a container's
+    # start a millisecond or two. The container's own /tmp: a restart (PID 1
+    # again) overwrites the previous start's file.
+    config=${TMPDIR:-/tmp}/warren-rabbitmq.$$.conf
     for f in $parts; do
       printf '## from %s\n' "$f"
-      cat "$f"
-      echo
+      while IFS= read -r line || [ -n "$line" ]; do
+        printf '%s\n' "$line"
+      done <"$f"
     done >"$config"
     log "config files, in order: $parts (joined in $config)"
     ;;
@@ -78,7 +82,7 @@ fi
 
 : "${WARREN_DATA_DIR:=/var/lib/rabbitmq}"
 export WARREN_DATA_DIR
-mkdir -p "$WARREN_DATA_DIR"
+[ -d "$WARREN_DATA_DIR" ] || mkdir -p "$WARREN_DATA_DIR"
 
 if [ -n "$config" ]; then
   exec warren serve --config "$config" "$@"
