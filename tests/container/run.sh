@@ -70,9 +70,17 @@ if [[ ${1:-} != --inside ]]; then
   for d in /etc/rabbitmq /var/lib/rabbitmq; do
     [[ -e $d ]] || { mkdir "$d" && created+=("$d"); }
   done
-  remove_created() { for d in ${created[@]+"${created[@]}"}; do rmdir "$d" 2>/dev/null; done; }
+  remove_created() { for d in ${created[@]+"${created[@]}"}; do rmdir "$d" 2>/dev/null; done; true; }
   trap remove_created EXIT
+  # The host's config (nothing else writes there), and the names in its data
+  # directory (a leak would add definitions.json, queues, lock).
+  host_files() {
+    { find /etc/rabbitmq -printf '%p %s %T@\n'; find /var/lib/rabbitmq -maxdepth 1 -printf '%p\n'; } 2>/dev/null | sort | sha256sum
+  }
+  before=$(host_files)
   WARREN_BIN=$(realpath "$bin") timeout 300 unshare --mount --uts --propagation private bash "$0" --inside || status=1
+  [[ $(host_files) == "$before" ]] && ok "the host's /etc/rabbitmq and /var/lib/rabbitmq are unchanged" \
+    || fail "the host's /etc/rabbitmq or /var/lib/rabbitmq changed"
   [[ $status -eq 0 ]] && echo "container: all passed" || echo "container: FAILED" >&2
   exit $status
 fi
@@ -113,8 +121,13 @@ while read -r _ src dest; do
   install -D -m "$(stat -c %a "$root/$src")" "$root/$src" "$dest"
 done < <(grep -E '^COPY docker/' "$dockerfile")
 
-free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-amqp=$(free_port); http=$(free_port); prom=$(free_port); http2=$(free_port)
+# Four distinct free loopback ports (all bound at once, then released).
+read -r amqp http prom http2 < <("$python" -c '
+import socket
+socks = [socket.socket() for _ in range(4)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*(s.getsockname()[1] for s in socks))')
 user=tc-user pass=tc-pass vhost=tc-vhost
 
 cat >/etc/rabbitmq/rabbitmq.conf <<EOF
