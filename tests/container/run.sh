@@ -265,6 +265,10 @@ fi
 echo "== other commands are exec'ed, as in the official image"
 out=$(timeout 10 "${container_env[@]}" docker-entrypoint.sh sh -c 'echo "passed through as $0"' here)
 [[ $out == "passed through as here" ]] && ok "docker-entrypoint.sh CMD... runs CMD" || fail "pass-through: $out"
+out=$(timeout 10 "${container_env[@]}" RABBITMQ_CONFIG_FILE=/etc/rabbitmq/missing docker-entrypoint.sh 2>&1)
+code=$?
+[[ $code -eq 1 && $out == *"RABBITMQ_CONFIG_FILE=/etc/rabbitmq/missing: no such file"* ]] \
+  && ok "a missing RABBITMQ_CONFIG_FILE is an error (exit 1)" || fail "missing RABBITMQ_CONFIG_FILE: exit $code: $out"
 
 [[ $status -ne 0 ]] && [[ -n $log ]] && { echo "container: last broker log:" >&2; tail -n 30 "$log" >&2; }
 exit $status
