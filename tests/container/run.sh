@@ -97,6 +97,14 @@ stop_broker() {
 }
 cleanup() {
   stop_broker
+  # A broker the entrypoint failed to exec outlives the PID we know: any
+  # warren left in this private mount namespace was started by this script.
+  local ns p
+  ns=$(readlink /proc/self/ns/mnt)
+  for p in /proc/[0-9]*; do
+    [[ $(readlink "$p/ns/mnt" 2>/dev/null) == "$ns" && $(readlink -f "$p/exe" 2>/dev/null) == "$(readlink -f "$WARREN_BIN")" ]] \
+      && kill -KILL "${p#/proc/}" 2>/dev/null
+  done
   umount /usr/local/bin 2>/dev/null
   umount "$work/ovl" 2>/dev/null
   [[ -n ${CONTAINER_LOGS:-} ]] && mkdir -p "$CONTAINER_LOGS" && cp "$work"/*.log "$CONTAINER_LOGS/"
