@@ -8,15 +8,15 @@
 #      private mount and UTS namespace (unshare), with tmpfs over
 #      /etc/rabbitmq and /var/lib/rabbitmq and an overlay over /usr/local/bin
 #      laid out as the Dockerfile lays out the image, a clean environment and
-#      PATH, loopback ports. The host's files (Debian's rabbitmq-server owns
+#      PATH, the image's user (uid 999), loopback ports. The host's files (Debian's rabbitmq-server owns
 #      /etc/rabbitmq on CI) are never touched. It asserts what Testcontainers
 #      and compose files see: the log line, the RABBITMQ_DEFAULT_* login,
 #      definitions from /etc/rabbitmq/definitions.json, enabled_plugins
 #      accepted, rabbitmqctl / rabbitmq-diagnostics / rabbitmqadmin /
 #      rabbitmq-plugins through their symlinks, data kept in /var/lib/rabbitmq
 #      across a restart under another hostname, RABBITMQ_CONFIG_FILE, args
-#      after rabbitmq-server, other commands exec'ed, and SIGTERM stopping
-#      the broker with exit 0.
+#      after rabbitmq-server or alone, other commands exec'ed, and SIGTERM
+#      stopping the broker with exit 0.
 # Usage: WARREN_BIN=target/release/warren bash tests/container/run.sh
 # (CONTAINER_LOGS=DIR keeps each start's log there.)
 set -uo pipefail
@@ -56,6 +56,8 @@ if [[ ${1:-} != --inside ]]; then
   for p in 5672 5671 15672 15692; do
     grep -Eq "^EXPOSE( [0-9]+)* $p( |$)" "$dockerfile" || fail "Dockerfile does not EXPOSE $p"
   done
+  grep -qx 'USER rabbitmq' "$dockerfile" && grep -q -- '--uid 999 ' "$dockerfile" \
+    || fail "Dockerfile does not run as rabbitmq, uid 999 (the test runs the entrypoint as 999)"
   [[ $(dockerfile_tools) == "$tools_wanted" ]] || fail "Dockerfile symlinks '$(dockerfile_tools)', want '$tools_wanted'"
   [[ -x $root/docker/entrypoint.sh ]] || fail "docker/entrypoint.sh is not executable"
   dash -n "$root/docker/entrypoint.sh" || fail "docker/entrypoint.sh is not valid POSIX sh (dash -n)"
@@ -116,8 +118,10 @@ trap 'exit 143' TERM INT
 # The image's layout, replayed from the Dockerfile: tmpfs for its /etc/rabbitmq
 # and volume, an overlay over /usr/local/bin (the host's files stay below,
 # unchanged), the binary, its tool symlinks and the COPY'd files.
-mount -t tmpfs -o mode=0755 tmpfs /etc/rabbitmq || exit 1
-mount -t tmpfs -o mode=0755 tmpfs /var/lib/rabbitmq || exit 1
+# Owned by the image's user, uid 999, as its RUN chown leaves them.
+mount -t tmpfs -o mode=0755,uid=999,gid=999 tmpfs /etc/rabbitmq || exit 1
+mount -t tmpfs -o mode=0755,uid=999,gid=999 tmpfs /var/lib/rabbitmq || exit 1
+chmod 0755 "$work" && mkdir -m 1777 "$work/tmp"
 mkdir "$work/ovl" && mount -t tmpfs tmpfs "$work/ovl" && mkdir "$work/ovl/upper" "$work/ovl/work" || exit 1
 mount -t overlay overlay -o "lowerdir=/usr/local/bin,upperdir=$work/ovl/upper,workdir=$work/ovl/work" /usr/local/bin || exit 1
 mkdir -p /etc/rabbitmq/conf.d
@@ -157,7 +161,7 @@ echo '[rabbitmq_management,rabbitmq_prometheus,rabbitmq_shovel].' >/etc/rabbitmq
 # else (env -i), the image's PATH and ENV lines.
 container_env=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
   RABBITMQ_DEFAULT_USER=$user RABBITMQ_DEFAULT_PASS=$pass RABBITMQ_DEFAULT_VHOST=$vhost
-  RABBITMQ_NODE_PORT=$amqp WARREN_BIND=127.0.0.1 TMPDIR=$work)
+  RABBITMQ_NODE_PORT=$amqp WARREN_BIND=127.0.0.1 TMPDIR=$work/tmp)
 while read -r _ kv; do container_env+=("$kv"); done < <(grep -E '^ENV [A-Z_]+=[^ ]+$' "$dockerfile")
 # What `docker exec` runs with: the container's environment. The management
 # port is not 15672 here, so the tools are told where it is.
@@ -172,7 +176,9 @@ start() {
   [[ ${1:-} == -- ]] && shift
   hostname "$name"
   log=$work/$name.log
-  "${container_env[@]}" HOSTNAME="$name" ${extra[@]+"${extra[@]}"} docker-entrypoint.sh "$@" >"$log" 2>&1 &
+  # As the image's USER (rabbitmq, uid 999); setpriv and env exec, so $! is the broker.
+  setpriv --reuid 999 --regid 999 --clear-groups \
+    "${container_env[@]}" HOSTNAME="$name" ${extra[@]+"${extra[@]}"} docker-entrypoint.sh "$@" >"$log" 2>&1 &
   pid=$!
   local t0=$EPOCHREALTIME
   for _ in $(seq 200); do
@@ -191,6 +197,9 @@ start() {
   [[ $(readlink -f "/proc/$pid/exe") == "$(readlink -f "$WARREN_BIN")" ]] \
     && ok "$name: the entrypoint exec'ed the broker (PID $pid is warren)" \
     || fail "$name: PID $pid is $(readlink -f "/proc/$pid/exe"), not warren"
+  local uid
+  uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+  [[ $uid == 999 ]] || fail "$name: the broker runs as uid $uid, not 999"
 }
 
 # sigterm NAME: docker stop's SIGTERM; the broker must exit 0 within 10 s.
@@ -268,6 +277,13 @@ if start warren-c RABBITMQ_CONFIG_FILE=/etc/rabbitmq/alternative -- rabbitmq-ser
   grep -q 'Prometheus metrics on' "$log" && fail "--prometheus-port 0 after rabbitmq-server was not passed on" \
     || ok "arguments after rabbitmq-server reach the broker"
   sigterm warren-c
+fi
+
+echo "== leading flags without rabbitmq-server"
+if start warren-d -- --prometheus-port 0; then
+  grep -q 'Prometheus metrics on' "$log" && fail "--prometheus-port 0 as the first argument was not passed on" \
+    || ok "flags as the first arguments reach the broker"
+  sigterm warren-d
 fi
 
 echo "== other commands are exec'ed, as in the official image"
