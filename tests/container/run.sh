@@ -193,7 +193,7 @@ start() {
   fi
   local ms
   ms=$("$python" -c "print(round(($EPOCHREALTIME - $t0) * 1000))")
-  ok "$name: log line matching .*Server startup complete.* after ~${ms} ms (hostname $(hostname))"
+  ok "$name: log line matching .*Server startup complete.* (seen after ~${ms} ms, a 50 ms poll; hostname $(hostname))"
   [[ $(readlink -f "/proc/$pid/exe") == "$(readlink -f "$WARREN_BIN")" ]] \
     && ok "$name: the entrypoint exec'ed the broker (PID $pid is warren)" \
     || fail "$name: PID $pid is $(readlink -f "/proc/$pid/exe"), not warren"
