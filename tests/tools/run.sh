@@ -9,7 +9,9 @@
 #   4. rabbitmq_http_client's own blocking integration suite
 #      (interop/http_client/run.sh, against expected_pass.txt);
 #   5. the web UI in headless Chromium (tests/ui/run.sh, screenshots kept in
-#      $UI_SCREENSHOTS, default target/ui-screenshots).
+#      $UI_SCREENSHOTS, default target/ui-screenshots);
+#   6. the container contract: the Dockerfile statically, docker/entrypoint.sh
+#      run as a container runs it (tests/container/run.sh; root, unshare).
 # Installs what it needs (rabbitmq-server via reference-rabbitmq, prometheus
 # for promtool, chromium and playwright-core via tests/ui/run.sh).
 # Every stage runs; the exit code says whether all passed.
@@ -87,6 +89,9 @@ WARREN_BIN="$bin" timeout 900 bash "$root/interop/http_client/run.sh" || fail "r
 
 echo "== web UI in Chromium"
 WARREN_BIN="$bin" timeout 600 bash "$root/tests/ui/run.sh" || fail "web UI"
+
+echo "== the container contract (Dockerfile, docker/entrypoint.sh)"
+WARREN_BIN="$bin" timeout 360 bash "$root/tests/container/run.sh" || fail "container contract"
 
 if [[ $status -ne 0 ]]; then
   echo "tools: Warren's log:" >&2
