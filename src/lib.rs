@@ -31,7 +31,8 @@
 //!   tests); [`ids`]: `ChannelId`, `DeliveryTag`, `ConnectionId`, … newtypes.
 //! - [`message`]: a published message (`Message`, `QueuedMessage`) and the
 //!   property reads that build one. A leaf shared by `broker` and `store`.
-//! - [`config`]: settings shared by the binary and embedders.
+//! - [`config`]: settings shared by the binary and embedders;
+//!   [`fixture`]: `Server::builder()` and the inspection helpers of tests.
 //! - [`ctl`]: `warren ctl` and the rabbitmqctl / rabbitmq-diagnostics /
 //!   rabbitmq-plugins / rabbitmqadmin personalities, over the management HTTP API.
 //! - [`perf`]: `warren perf`, a load generator with its own minimal client
@@ -40,11 +41,28 @@
 //! One message's path through these rooms, and where a change goes, are in
 //! docs/ARCHITECTURE.md.
 //!
-//! Embedding (for tests):
-//! ```no_run
-//! # async fn demo() -> std::io::Result<()> {
-//! let server = warren::Server::start(warren::Config::ephemeral()).await?;
-//! println!("connect to {}", server.amqp_uri());
+//! Embedding (for tests): [`Server::builder`] makes a broker in one line,
+//! and a manual clock tests an hour-long TTL in milliseconds:
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use lapin::{options::*, types::*, BasicProperties, Connection, ConnectionProperties};
+//!
+//! let server = warren::Server::builder().in_memory().user("u", "p").vhost("v").clock_manual().start().await?;
+//! let uri = format!("amqp://u:p@{}/v", server.local_addr());
+//! let conn = Connection::connect(&uri, ConnectionProperties::default()).await?;
+//! let ch = conn.create_channel().await?;
+//! let mut args = FieldTable::default();
+//! args.insert("x-message-ttl".into(), AMQPValue::LongUInt(3_600_000));
+//! ch.queue_declare("q".into(), QueueDeclareOptions::default(), args).await?;
+//! ch.basic_publish("".into(), "q".into(), BasicPublishOptions::default(), b"an hour", BasicProperties::default())
+//!     .await?;
+//! server.wait_until_messages("v", "q", 1, Duration::from_secs(5)).await?;
+//!
+//! server.advance(Duration::from_secs(3600)); // an hour of broker time, at once
+//! assert_eq!(server.queue("v", "q")?.message_count(), 0);
+//! conn.close(200, "bye".into()).await?;
 //! server.shutdown().await;
 //! # Ok(()) }
 //! ```
@@ -55,6 +73,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod fixture;
 pub(crate) mod http;
 pub mod ids;
 pub mod message;
