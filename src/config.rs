@@ -58,6 +58,10 @@ pub struct Config {
     /// client's heartbeat timer runs on real time; a test of those timers
     /// may give the same manual clock as `clock`.
     pub socket_clock: crate::clock::Clock,
+    /// Serves `/api/warren/faults/...` (administrators only), which makes
+    /// the broker misbehave on purpose for client-resilience tests. Off
+    /// unless `--allow-fault-injection`.
+    pub allow_fault_injection: bool,
     /// The management HTTP API and UI (RabbitMQ's 15672); `None` turns it
     /// off, `Some(0)` picks a free port (`Server::management_addr`).
     pub management_port: Option<u16>,
@@ -113,6 +117,7 @@ impl Default for Config {
             guest_loopback_only: true,
             clock: crate::clock::Clock::real(),
             socket_clock: crate::clock::Clock::real(),
+            allow_fault_injection: false,
             management_port: Some(15672),
             management_bind: None,
             prometheus_port: Some(15692),

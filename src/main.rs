@@ -70,6 +70,11 @@ struct ServeArgs {
     /// socket timers stay on real time. For tests.
     #[arg(long, value_enum, default_value = "real", env = "WARREN_CLOCK")]
     clock: ClockMode,
+    /// Serve /api/warren/faults/... (administrators only): close a
+    /// connection with a chosen code, drop its socket. For tests of
+    /// clients' recovery; never in production.
+    #[arg(long, env = "WARREN_ALLOW_FAULT_INJECTION")]
+    allow_fault_injection: bool,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.
     #[arg(long, default_value = "info", env = "WARREN_LOG")]
     log_level: String,
@@ -293,6 +298,7 @@ fn serve(cli: ServeArgs, explicit: &dyn Fn(&str) -> bool) -> anyhow::Result<()> 
                 ClockMode::Real => warren::clock::Clock::real(),
                 ClockMode::Manual => warren::clock::Clock::manual(),
             },
+            allow_fault_injection: cli.allow_fault_injection,
             management_port: (cli.management_port != 0).then_some(cli.management_port),
             management_bind: cli.management_bind,
             prometheus_port: (cli.prometheus_port != 0).then_some(cli.prometheus_port),

@@ -27,6 +27,24 @@ pub enum ReplyCode {
 }
 
 impl ReplyCode {
+    /// The code of a connection-level (hard) error, as AMQP 0-9-1 lists
+    /// them: 320 and 501-506, 530, 540, 541. `None` for anything else.
+    pub fn connection_error(code: u16) -> Option<ReplyCode> {
+        Some(match code {
+            320 => ReplyCode::ConnectionForced,
+            501 => ReplyCode::FrameError,
+            502 => ReplyCode::SyntaxError,
+            503 => ReplyCode::CommandInvalid,
+            504 => ReplyCode::ChannelError,
+            505 => ReplyCode::UnexpectedFrame,
+            506 => ReplyCode::ResourceError,
+            530 => ReplyCode::NotAllowed,
+            540 => ReplyCode::NotImplemented,
+            541 => ReplyCode::InternalError,
+            _ => return None,
+        })
+    }
+
     /// The upper-case name RabbitMQ puts in front of every reply text.
     pub fn name(self) -> &'static str {
         match self {

@@ -586,6 +586,12 @@ impl Broker {
         self.registry.close(id, reason)
     }
 
+    /// Ends a connection the way `how` says (fault injection: any
+    /// connection-level code, or a socket dropped without a close frame).
+    pub fn end_connection(&self, id: ConnectionId, how: registry::CloseRequest) -> bool {
+        self.registry.request(id, how)
+    }
+
     /// Closes every connection open on `vhost` (it is being deleted);
     /// returns how many were asked to close.
     pub fn close_connections_of_vhost(&self, vhost: &str, reason: &str) -> usize {

@@ -23,6 +23,7 @@ use dashmap::DashMap;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use super::error::ReplyCode;
 use super::FastHash;
 use crate::ids::{ChannelId, ConnectionId};
 
@@ -183,10 +184,25 @@ pub struct ConnectionEntry {
     send_cnt: AtomicU64,
     /// Changed on channel open and close only.
     channels: Mutex<Vec<Arc<ChannelEntry>>>,
-    /// Why someone asked this connection to close (`close_connection`).
-    close_reason: Mutex<Option<String>>,
+    /// Why someone asked this connection to close (`close_connection`,
+    /// or an injected fault).
+    close_reason: Mutex<Option<CloseRequest>>,
     /// Woken when `close_reason` is set; the driver waits on it.
     close_notify: Notify,
+}
+
+/// How a connection is asked to end.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CloseRequest {
+    /// connection.close 320 `CONNECTION_FORCED - <text>` (the management
+    /// API's DELETE, a deleted user or vhost).
+    Forced(String),
+    /// connection.close with another connection-level code (an injected
+    /// fault: 541 INTERNAL_ERROR, 530 NOT_ALLOWED, ...).
+    WithCode(ReplyCode, String),
+    /// The socket closes without a close frame, as if the broker had died
+    /// (an injected fault).
+    Drop,
 }
 
 impl ConnectionEntry {
@@ -245,7 +261,12 @@ impl ConnectionEntry {
 
     /// Asks the connection to close with 320 `CONNECTION_FORCED - <reason>`.
     pub fn request_close(&self, reason: &str) {
-        *self.close_reason.lock() = Some(reason.to_owned());
+        self.request(CloseRequest::Forced(reason.to_owned()));
+    }
+
+    /// Asks the connection to end the way `how` says.
+    pub fn request(&self, how: CloseRequest) {
+        *self.close_reason.lock() = Some(how);
         self.close_notify.notify_one();
     }
 
@@ -254,8 +275,8 @@ impl ConnectionEntry {
         self.close_notify.notified().await
     }
 
-    /// The reason given to `request_close`, once.
-    pub fn take_close_reason(&self) -> Option<String> {
+    /// What `request_close` / `request` asked for, once.
+    pub fn take_close_request(&self) -> Option<CloseRequest> {
         self.close_reason.lock().take()
     }
 
@@ -439,6 +460,17 @@ impl Registry {
     }
 
     /// Asks connection `id` to close; false if there is none.
+    /// Asks one connection to end the way `how` says; false if it is gone.
+    pub fn request(&self, id: ConnectionId, how: CloseRequest) -> bool {
+        match self.get(id) {
+            Some(e) => {
+                e.request(how);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn close(&self, id: ConnectionId, reason: &str) -> bool {
         match self.get(id) {
             Some(e) => {
@@ -579,7 +611,7 @@ mod tests {
         drop(c1);
         assert_eq!(reg.channel_count(), 1);
         assert_eq!(reg.close_where("bye", |d| d.user == "guest"), 1);
-        assert_eq!(a.entry().take_close_reason().as_deref(), Some("bye"));
+        assert_eq!(a.entry().take_close_request(), Some(CloseRequest::Forced("bye".into())));
         drop(c2);
         drop(a);
         assert!(!reg.close(ConnectionId(1), "gone"));

@@ -60,7 +60,7 @@ pub(crate) async fn vhost_connections(
     Ok(Json(q.answer(list, |c| views::connection(&api, c))?))
 }
 
-fn find(api: &Api, caller: &Caller, name: &str) -> ApiResult<ConnectionInfo> {
+pub(super) fn find(api: &Api, caller: &Caller, name: &str) -> ApiResult<ConnectionInfo> {
     visible_connections(api, caller).into_iter().find(|c| c.name == name).ok_or_else(ApiError::not_found)
 }
 

@@ -20,6 +20,7 @@ mod clock;
 mod connections;
 mod definitions;
 mod error;
+mod faults;
 mod health;
 mod limits;
 mod metrics;
@@ -264,6 +265,8 @@ pub(crate) fn router(api: Api) -> Router {
         // RabbitMQ's health check before 3.8's /health/checks, which older
         // helpers and compose files still call.
         .route("/warren/clock", get(clock::get_clock).post(clock::advance_clock))
+        .route("/warren/faults/connections/{name}/close", post(faults::close_connection))
+        .route("/warren/faults/connections/{name}/drop", post(faults::drop_connection))
         .route("/healthchecks/node", get(health::is_in_service))
         .route("/healthchecks/node/{node}", get(health::node_check))
         .route("/{*rest}", get(not_found).put(not_found).post(not_found).delete(not_found))

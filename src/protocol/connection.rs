@@ -33,7 +33,7 @@ use crate::broker::consumer::{Outbox, OutboxItem};
 use crate::broker::exchange::Exchange;
 use crate::broker::permissions::Access;
 use crate::broker::queue::Queue;
-use crate::broker::registry::{ConnectionEntry, ConnectionState, NewConnection, Registration};
+use crate::broker::registry::{CloseRequest, ConnectionEntry, ConnectionState, NewConnection, Registration};
 use crate::broker::stats::MessageCounts;
 use crate::broker::vhost::Vhost;
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, Scope};
@@ -331,10 +331,12 @@ impl Connection {
                 }
             }
             Event::Shutdown => s.force_close("broker forced connection closure with reason 'shutdown'"),
-            Event::ForceClose => {
-                let reason = s.registration.entry().take_close_reason();
-                s.force_close(reason.as_deref().unwrap_or("Closed via management plugin"));
-            }
+            Event::ForceClose => match s.registration.entry().take_close_request() {
+                Some(CloseRequest::WithCode(code, text)) => s.close_with(code, &text),
+                Some(CloseRequest::Drop) => s.drop_now(),
+                Some(CloseRequest::Forced(reason)) => s.force_close(&reason),
+                None => s.force_close("Closed via management plugin"),
+            },
             Event::Closed => s.phase = Phase::Ended,
         }
         self.end_batch();
@@ -533,6 +535,19 @@ impl Session {
     /// Closes with 320 CONNECTION_FORCED (broker shutdown, or a close asked
     /// for through the registry); a connection not open yet just ends.
     pub(super) fn force_close(&mut self, reason: &str) {
+        self.close_with(ReplyCode::ConnectionForced, reason);
+    }
+
+    /// Ends at once with nothing more written, not even a close frame: the
+    /// socket just closes, as when a broker dies (an injected fault).
+    pub(super) fn drop_now(&mut self) {
+        self.hold = None;
+        self.wbuf.clear();
+        self.phase = Phase::Ended;
+    }
+
+    /// As `force_close`, with another connection-level code.
+    pub(super) fn close_with(&mut self, code: ReplyCode, reason: &str) {
         match self.phase {
             Phase::Open => {
                 // A held reply never goes out: the client gets the
@@ -540,7 +555,7 @@ impl Session {
                 if let Some(h) = self.hold.take() {
                     self.wbuf.truncate(h.from);
                 }
-                self.begin_close(AmqpError::new(ReplyCode::ConnectionForced, reason));
+                self.begin_close(AmqpError::new(code, reason));
             }
             Phase::Header { .. } | Phase::Handshake { .. } | Phase::SilentClose { .. } => self.phase = Phase::Ended,
             Phase::Closing { .. } | Phase::Draining { .. } | Phase::Ended => {}
