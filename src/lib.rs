@@ -32,7 +32,8 @@
 //! - [`message`]: a published message (`Message`, `QueuedMessage`) and the
 //!   property reads that build one. A leaf shared by `broker` and `store`.
 //! - [`config`]: settings shared by the binary and embedders;
-//!   [`fixture`]: `Server::builder()` and the inspection helpers of tests.
+//!   [`fixture`]: `Server::builder()` and the inspection helpers of tests;
+//!   [`faults`]: fault injection (`Server::faults`, `/api/warren/faults`).
 //! - [`ctl`]: `warren ctl` and the rabbitmqctl / rabbitmq-diagnostics /
 //!   rabbitmq-plugins / rabbitmqadmin personalities, over the management HTTP API.
 //! - [`perf`]: `warren perf`, a load generator with its own minimal client
@@ -73,6 +74,7 @@ pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod ctl;
+pub mod faults;
 pub mod fixture;
 pub(crate) mod http;
 pub mod ids;

@@ -70,9 +70,10 @@ struct ServeArgs {
     /// socket timers stay on real time. For tests.
     #[arg(long, value_enum, default_value = "real", env = "WARREN_CLOCK")]
     clock: ClockMode,
-    /// Serve /api/warren/faults/... (administrators only): close a
-    /// connection with a chosen code, drop its socket. For tests of
-    /// clients' recovery; never in production.
+    /// Serve /api/warren/faults/... (administrators only): close or drop
+    /// connections, close channels, block publishers, slow writes, pause
+    /// queues, nack publishes, cancel consumers, simulate a restart, raise
+    /// alarms. For tests of clients' recovery; never in production.
     #[arg(long, env = "WARREN_ALLOW_FAULT_INJECTION")]
     allow_fault_injection: bool,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive.

@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::broker::alarms::AlarmSet;
 use crate::broker::Broker;
+use crate::faults::Faults;
 use crate::http::HttpListener;
 use crate::protocol::driver::{serve, serve_tls, ConnectionContext};
 use crate::rate_limit::RateLimiter;
@@ -34,6 +35,7 @@ pub struct Server {
     broker: Arc<Broker>,
     stop: watch::Sender<bool>,
     accept_task: Option<tokio::task::JoinHandle<()>>,
+    faults: Faults,
 }
 
 /// Binds `what` on `ip:port`, with an error that says which listener and
@@ -116,6 +118,7 @@ impl Server {
             alarm,
             local: addr,
         };
+        let faults = Faults::new(Arc::clone(&broker), Arc::clone(&alarm_tx), ctx.config.socket_clock.clone());
         tokio::spawn(memory_monitor(limit, Arc::clone(&alarm_tx), ctx.shutdown.clone()));
         if let Some(store) = broker.store() {
             tokio::spawn(disk_monitor(Arc::clone(store), disk_limit, alarm_tx, ctx.shutdown.clone()));
@@ -136,10 +139,16 @@ impl Server {
         let metrics: Vec<HttpListener> =
             prometheus.map(|tcp| HttpListener { tcp, tls: None }).into_iter().chain(prometheus_https).collect();
         if !management.is_empty() || !metrics.is_empty() {
-            let api = crate::http::Api::new(Arc::clone(&broker), Arc::clone(&ctx.config), ctx.alarm.clone(), listeners);
+            let api = crate::http::Api::new(
+                Arc::clone(&broker),
+                Arc::clone(&ctx.config),
+                ctx.alarm.clone(),
+                listeners,
+                faults.clone(),
+            );
             tokio::spawn(crate::http::serve(management, metrics, api, ctx.shutdown.clone()));
         }
-        let accept_task = tokio::spawn(accept_loop(plain, amqps, ctx));
+        let accept_task = tokio::spawn(accept_loop(plain, amqps, ctx, faults.clone()));
         Ok(Server {
             addr,
             tls_addr,
@@ -150,6 +159,7 @@ impl Server {
             broker,
             stop,
             accept_task: Some(accept_task),
+            faults,
         })
     }
 
@@ -192,6 +202,10 @@ impl Server {
 
     pub fn broker(&self) -> &Arc<Broker> {
         &self.broker
+    }
+
+    pub(crate) fn fault_injector(&self) -> &Faults {
+        &self.faults
     }
 
     /// Broker time: the clock `Config::clock` gave. On a manual clock
@@ -398,6 +412,7 @@ async fn accept_loop(
     plain: Option<TcpListener>,
     amqps: Option<(TcpListener, Arc<TlsEndpoint>)>,
     ctx: ConnectionContext,
+    faults: Faults,
 ) {
     let mut stop = ctx.shutdown.clone();
     let timers = tokio::spawn(run_timers(Arc::clone(&ctx.broker), ctx.shutdown.clone()));
@@ -423,6 +438,8 @@ async fn accept_loop(
             }
         }
         match accepted {
+            // A simulated restart (fault injection): the node is "down".
+            Ok(_) if faults.refusing_connections() => {}
             Ok((stream, peer, None)) => {
                 connections.spawn(serve(stream, peer, ctx.clone()));
             }

@@ -14,6 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::http::blocking;
 use common::*;
 use rabbitmq_http_client::blocking_api::Client;
 use rabbitmq_http_client::commons::{BindingDestinationType, ExchangeType, PolicyTarget, QueueType, SupportedProtocol};
@@ -46,12 +47,6 @@ fn client(base: &str, user: &str, pass: &str) -> Api {
 
 fn guest(base: &str) -> Api {
     client(base, "guest", "guest")
-}
-
-/// Runs `f` on a blocking thread: reqwest's blocking client must be
-/// neither used nor dropped on a runtime worker.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// `get_queue_info` until `done` holds: RabbitMQ's message counts lag by

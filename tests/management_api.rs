@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::http::{seg, Http};
+use common::http::{blocking, seg, Http};
 use common::*;
 use lapin::options::*;
 use lapin::types::FieldTable;
@@ -42,11 +42,6 @@ async fn mgmt_with(configure: impl FnOnce(&mut warren::Config)) -> Mgmt {
 
 async fn mgmt() -> Mgmt {
     mgmt_with(|_| {}).await
-}
-
-/// Runs blocking HTTP calls off the runtime's worker threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 /// GETs `path` until `key` has `want`: RabbitMQ's statistics (message

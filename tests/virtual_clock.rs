@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::http::Http;
+use common::http::{blocking, management};
 use common::*;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -23,15 +23,6 @@ async fn manual_broker() -> TestBroker {
         c.management_port = Some(0);
     })
     .await
-}
-
-fn api(b: &TestBroker) -> Http {
-    let addr = b.server().expect("in-process Warren").management_addr().expect("management is on");
-    Http::new(&format!("http://{addr}"), Some(("guest", "guest")))
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f).await.expect("blocking call")
 }
 
 fn args(pairs: &[(&str, AMQPValue)]) -> FieldTable {
@@ -73,7 +64,7 @@ async fn an_hour_of_ttl_dead_lettering_and_x_expires_passes_in_one_http_call() {
         return;
     }
     let b = manual_broker().await;
-    let http = api(&b);
+    let http = management(&b);
     let conn = connect(&b).await;
     let ch = conn.create_channel().await.unwrap();
     hour_long_topology(&ch).await;
@@ -81,7 +72,7 @@ async fn an_hour_of_ttl_dead_lettering_and_x_expires_passes_in_one_http_call() {
     // A round trip on the channel: the publish has arrived before time moves.
     assert_eq!(depth(&ch, "hour").await, Some(1));
     let before: Value = blocking({
-        let h = api(&b);
+        let h = management(&b);
         move || h.json("/api/warren/clock")
     })
     .await;
@@ -93,12 +84,12 @@ async fn an_hour_of_ttl_dead_lettering_and_x_expires_passes_in_one_http_call() {
     // Looked at over HTTP: a queue.declare, even passive, is a use that
     // restarts x-expires, as in RabbitMQ.
     let idle_status = |b: &TestBroker| {
-        let h = api(b);
+        let h = management(b);
         blocking(move || h.get("/api/queues/%2F/idle").status)
     };
     assert_eq!(idle_status(&b).await, 200, "and the idle queue still exists");
 
-    let http = api(&b);
+    let http = management(&b);
     let after: Value = blocking(move || http.post("/api/warren/clock", &json!({"advance_ms": 1})).json()).await;
     assert_eq!(after["elapsed_ms"].as_u64().unwrap() - before["elapsed_ms"].as_u64().unwrap(), HOUR_MS as u64);
     // The POST answers after what became due has run.
@@ -151,7 +142,7 @@ async fn warren_ctl_clock_advance_moves_broker_time() {
         return;
     }
     let b = manual_broker().await;
-    let url = api(&b).base().to_owned();
+    let url = management(&b).base().to_owned();
     let (_conn, ch) = connect_channel(&b).await;
     hour_long_topology(&ch).await;
     publish(&ch, "", "hour", b"x").await;
@@ -189,15 +180,15 @@ async fn the_real_clock_cannot_be_moved_and_only_administrators_move_a_virtual_o
         return;
     }
     let real = broker_with(|c| c.management_port = Some(0)).await;
-    let http = api(&real);
+    let http = management(&real);
     let r = blocking(move || http.post("/api/warren/clock", &json!({"advance_ms": 1000}))).await;
     assert_eq!(r.status, 409, "{}", r.text);
     assert!(r.text.contains("--clock manual"), "the refusal says how to get a virtual clock: {}", r.text);
-    let http = api(&real);
+    let http = management(&real);
     assert_eq!(blocking(move || http.json("/api/warren/clock")).await["mode"], "real");
 
     let b = manual_broker().await;
-    let http = api(&b);
+    let http = management(&b);
     let r = blocking(move || {
         http.put("/api/users/watcher", &json!({"password": "w", "tags": "monitoring"}));
         http.put("/api/permissions/%2F/watcher", &json!({"configure": ".*", "write": ".*", "read": ".*"}));
@@ -205,7 +196,7 @@ async fn the_real_clock_cannot_be_moved_and_only_administrators_move_a_virtual_o
     })
     .await;
     assert_eq!(r.status, 401, "{}", r.text);
-    let http = api(&b);
+    let http = management(&b);
     let r = blocking(move || http.post("/api/warren/clock", &json!({"advance_ms": "1h"}))).await;
     assert_eq!(r.status, 400, "{}", r.text);
 }

@@ -27,11 +27,18 @@ pub enum ReplyCode {
 }
 
 impl ReplyCode {
-    /// The code of a connection-level (hard) error, as AMQP 0-9-1 lists
-    /// them: 320 and 501-506, 530, 540, 541. `None` for anything else.
-    pub fn connection_error(code: u16) -> Option<ReplyCode> {
+    /// The reply code with this number, if AMQP 0-9-1 defines one.
+    pub fn from_u16(code: u16) -> Option<ReplyCode> {
         Some(match code {
+            311 => ReplyCode::ContentTooLarge,
+            312 => ReplyCode::NoRoute,
+            313 => ReplyCode::NoConsumers,
             320 => ReplyCode::ConnectionForced,
+            402 => ReplyCode::InvalidPath,
+            403 => ReplyCode::AccessRefused,
+            404 => ReplyCode::NotFound,
+            405 => ReplyCode::ResourceLocked,
+            406 => ReplyCode::PreconditionFailed,
             501 => ReplyCode::FrameError,
             502 => ReplyCode::SyntaxError,
             503 => ReplyCode::CommandInvalid,
@@ -43,6 +50,17 @@ impl ReplyCode {
             541 => ReplyCode::InternalError,
             _ => return None,
         })
+    }
+
+    /// The code of a connection-level (hard) error: 320, 402, 501-506,
+    /// 530, 540, 541. `None` for anything else.
+    pub fn connection_error(code: u16) -> Option<ReplyCode> {
+        Self::from_u16(code).filter(|c| c.is_hard())
+    }
+
+    /// The code of a channel-level (soft) error: 311-313, 403-406.
+    pub fn channel_error(code: u16) -> Option<ReplyCode> {
+        Self::from_u16(code).filter(|c| !c.is_hard())
     }
 
     /// The upper-case name RabbitMQ puts in front of every reply text.

@@ -189,6 +189,23 @@ pub struct ConnectionEntry {
     close_reason: Mutex<Option<CloseRequest>>,
     /// Woken when `close_reason` is set; the driver waits on it.
     close_notify: Notify,
+    /// Injected faults the connection has not applied yet (`inject`).
+    faults: Mutex<Vec<ConnectionFault>>,
+    /// Woken when `faults` gains one.
+    fault_notify: Notify,
+    /// Injected latency: how long the driver holds each write back, in ms.
+    write_delay_ms: AtomicU64,
+}
+
+/// What an injected fault asks of a connection that stays open.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnectionFault {
+    /// channel.close with this channel-level code and text.
+    CloseChannel(u16, ReplyCode, String),
+    /// connection.blocked with this reason, and publishes not read, as
+    /// under a resource alarm, until `Unblock`.
+    Block(String),
+    Unblock,
 }
 
 /// How a connection is asked to end.
@@ -273,6 +290,41 @@ impl ConnectionEntry {
     /// Resolves once `request_close` was called (at once if it was already).
     pub async fn close_requested(&self) {
         self.close_notify.notified().await
+    }
+
+    /// Hands the connection a fault to apply (fault injection).
+    pub fn inject(&self, fault: ConnectionFault) {
+        self.faults.lock().push(fault);
+        self.fault_notify.notify_one();
+    }
+
+    /// Resolves when `inject` has handed over a fault.
+    pub async fn fault_injected(&self) {
+        self.fault_notify.notified().await
+    }
+
+    /// The faults `inject` handed over, in order, once.
+    pub fn take_faults(&self) -> Vec<ConnectionFault> {
+        std::mem::take(&mut *self.faults.lock())
+    }
+
+    /// Injected latency on every write to this connection (zero: none).
+    pub fn set_write_delay(&self, delay: std::time::Duration) {
+        self.write_delay_ms.store(delay.as_millis().min(u64::MAX as u128) as u64, Ordering::Relaxed);
+    }
+
+    pub fn write_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.write_delay_ms.load(Ordering::Relaxed))
+    }
+
+    /// Whether an open channel has this number.
+    pub fn has_channel(&self, number: u16) -> bool {
+        self.channels.lock().iter().any(|c| c.number == number)
+    }
+
+    /// The `connection_name` the client gave, if any.
+    pub fn user_provided_name(&self) -> Option<String> {
+        self.info().user_provided_name
     }
 
     /// What `request_close` / `request` asked for, once.
@@ -392,6 +444,9 @@ impl Registry {
             channels: Mutex::default(),
             close_reason: Mutex::default(),
             close_notify: Notify::new(),
+            faults: Mutex::default(),
+            fault_notify: Notify::new(),
+            write_delay_ms: AtomicU64::new(0),
         });
         self.connections.insert(c.id, Arc::clone(&entry));
         self.connections_opened.fetch_add(1, Ordering::Relaxed);
@@ -459,7 +514,23 @@ impl Registry {
         out
     }
 
-    /// Asks connection `id` to close; false if there is none.
+    /// The connection the management API calls `name`, else the one whose
+    /// client gave `name` as its `connection_name` (when only one did).
+    pub fn find_by_name(&self, name: &str) -> Option<Arc<ConnectionEntry>> {
+        let entries = self.entries();
+        if let Some(e) = entries.iter().find(|e| e.name == name) {
+            return Some(Arc::clone(e));
+        }
+        let mut named = entries.into_iter().filter(|e| e.user_provided_name().as_deref() == Some(name));
+        let first = named.next()?;
+        named.next().is_none().then_some(first)
+    }
+
+    /// Every registered connection's entry, by id.
+    pub fn all(&self) -> Vec<Arc<ConnectionEntry>> {
+        self.entries()
+    }
+
     /// Asks one connection to end the way `how` says; false if it is gone.
     pub fn request(&self, id: ConnectionId, how: CloseRequest) -> bool {
         match self.get(id) {
@@ -471,6 +542,7 @@ impl Registry {
         }
     }
 
+    /// Asks connection `id` to close; false if there is none.
     pub fn close(&self, id: ConnectionId, reason: &str) -> bool {
         match self.get(id) {
             Some(e) => {

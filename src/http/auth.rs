@@ -141,8 +141,9 @@ mod tests {
 
     fn api() -> Api {
         let broker = Arc::new(Broker::in_memory("guest", "guest", "/"));
-        let (_tx, alarms) = tokio::sync::watch::channel(AlarmSet::default());
-        Api::new(broker, Arc::new(crate::Config::ephemeral()), alarms, Vec::new())
+        let (tx, alarms) = tokio::sync::watch::channel(AlarmSet::default());
+        let faults = crate::faults::Faults::new(Arc::clone(&broker), Arc::new(tx), crate::clock::Clock::real());
+        Api::new(broker, Arc::new(crate::Config::ephemeral()), alarms, Vec::new(), faults)
     }
 
     fn request_from(peer: &str, user: &str, pass: &str) -> Parts {

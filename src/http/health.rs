@@ -28,10 +28,10 @@ pub(crate) async fn alarms(State(api): State<Api>, caller: Caller) -> ApiResult<
     caller.require(Level::Management)?;
     let a = *api.alarms.borrow();
     let mut on = Vec::new();
-    if a.memory {
+    if a.memory_on() {
         on.push(json!({"node": &*api.node, "resource": "memory"}));
     }
-    if a.disk || a.store_backlog {
+    if a.disk_on() || a.store_backlog {
         on.push(json!({"node": &*api.node, "resource": "disk"}));
     }
     if on.is_empty() {

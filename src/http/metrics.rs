@@ -179,14 +179,14 @@ fn render(api: &Api, per_object: bool) -> String {
         "rabbitmq_alarms_memory_used_watermark",
         "gauge",
         "is 1 if VM memory watermark alarm is in effect",
-        f64::from(u8::from(alarms.memory)),
+        f64::from(u8::from(alarms.memory_on())),
     );
     single(
         &mut out,
         "rabbitmq_alarms_free_disk_space_watermark",
         "gauge",
         "is 1 if free disk space watermark alarm is in effect",
-        f64::from(u8::from(alarms.disk || alarms.store_backlog)),
+        f64::from(u8::from(alarms.disk_on() || alarms.store_backlog)),
     );
     single(
         &mut out,

@@ -67,6 +67,8 @@ pub(crate) struct Api {
     pub(crate) node: Arc<str>,
     /// The message and byte rates of the last sample.
     pub(crate) rates: Arc<rates::Rates>,
+    /// `/api/warren/faults/...` (with `Config::allow_fault_injection`).
+    pub(crate) faults: crate::faults::Faults,
 }
 
 #[derive(Clone, Debug)]
@@ -81,11 +83,13 @@ impl Api {
         config: Arc<Config>,
         alarms: watch::Receiver<AlarmSet>,
         listeners: Vec<Listener>,
+        faults: crate::faults::Faults,
     ) -> Api {
         Api {
             broker,
             config,
             alarms,
+            faults,
             listeners: Arc::new(listeners),
             started: Instant::now(),
             node: node_name().into(),
@@ -265,8 +269,20 @@ pub(crate) fn router(api: Api) -> Router {
         // RabbitMQ's health check before 3.8's /health/checks, which older
         // helpers and compose files still call.
         .route("/warren/clock", get(clock::get_clock).post(clock::advance_clock))
+        .route("/warren/faults", get(faults::status))
         .route("/warren/faults/connections/{name}/close", post(faults::close_connection))
         .route("/warren/faults/connections/{name}/drop", post(faults::drop_connection))
+        .route("/warren/faults/connections/{name}/channels/{channel}/close", post(faults::close_channel))
+        .route("/warren/faults/connections/{name}/block", post(faults::block))
+        .route("/warren/faults/connections/{name}/unblock", post(faults::unblock))
+        .route("/warren/faults/connections/{name}/latency", post(faults::latency))
+        .route("/warren/faults/queues/{vhost}/{queue}/pause", post(faults::pause_queue))
+        .route("/warren/faults/queues/{vhost}/{queue}/resume", post(faults::resume_queue))
+        .route("/warren/faults/queues/{vhost}/{queue}/nack-publishes", post(faults::nack_publishes))
+        .route("/warren/faults/queues/{vhost}/{queue}/cancel-consumers", post(faults::cancel_consumers))
+        .route("/warren/faults/restart", post(faults::restart))
+        .route("/warren/faults/alarms/{alarm}/raise", post(faults::raise_alarm))
+        .route("/warren/faults/alarms/{alarm}/clear", post(faults::clear_alarm))
         .route("/healthchecks/node", get(health::is_in_service))
         .route("/healthchecks/node/{node}", get(health::node_check))
         .route("/{*rest}", get(not_found).put(not_found).post(not_found).delete(not_found))

@@ -33,7 +33,9 @@ use crate::broker::consumer::{Outbox, OutboxItem};
 use crate::broker::exchange::Exchange;
 use crate::broker::permissions::Access;
 use crate::broker::queue::Queue;
-use crate::broker::registry::{CloseRequest, ConnectionEntry, ConnectionState, NewConnection, Registration};
+use crate::broker::registry::{
+    CloseRequest, ConnectionEntry, ConnectionFault, ConnectionState, NewConnection, Registration,
+};
 use crate::broker::stats::MessageCounts;
 use crate::broker::vhost::Vhost;
 use crate::broker::{AmqpError, AmqpResult, Broker, FastMap, ReplyCode, Scope};
@@ -119,6 +121,9 @@ pub enum Event {
     /// close with 320 `CONNECTION_FORCED - <reason>`, the reason taken from
     /// the connection's registry entry.
     ForceClose,
+    /// Fault injection handed the registry entry faults to apply
+    /// (`ConnectionEntry::inject`).
+    Faults,
     /// The socket is gone (end of stream, or a read or write failed).
     Closed,
 }
@@ -217,6 +222,8 @@ pub(super) struct Session {
     /// We sent connection.blocked and owe an unblocked.
     told_blocked: bool,
     alarms: AlarmSet,
+    /// Blocked by fault injection, with this reason, as if by an alarm.
+    injected_block: Option<String>,
     /// The time of the call being handled (deadlines are set from it).
     pub(super) now: Instant,
     /// When the peer was last heard from (or, while we do not read it, now:
@@ -322,11 +329,26 @@ impl Connection {
             Event::OutboxWoken => {}
             Event::Alarms(set) => {
                 s.alarms = set;
-                if s.state_open() && s.caps.connection_blocked {
-                    let on = set.any();
-                    if on != s.told_blocked && (s.is_publisher || !on) {
-                        s.told_blocked = on;
-                        s.send_blocked(set);
+                s.blocking_changed();
+            }
+            Event::Faults => {
+                for fault in s.registration.entry().take_faults() {
+                    match fault {
+                        ConnectionFault::CloseChannel(number, code, text) => {
+                            if let Some(ch) = self.channels.get_mut(&ChannelId(number)) {
+                                if ch.state == ChannelState::Open {
+                                    s.close_channel_with(ch, AmqpError::new(code, text));
+                                }
+                            }
+                        }
+                        ConnectionFault::Block(reason) => {
+                            s.injected_block = Some(reason);
+                            s.blocking_changed();
+                        }
+                        ConnectionFault::Unblock => {
+                            s.injected_block = None;
+                            s.blocking_changed();
+                        }
                     }
                 }
             }
@@ -452,10 +474,10 @@ impl Connection {
             && !s.told_blocked
             && s.caps.connection_blocked
             && s.state_open()
-            && s.alarms.any()
+            && s.blocking()
         {
             s.told_blocked = true;
-            s.send_blocked(s.alarms);
+            s.send_blocked();
         }
         self.leave();
     }
@@ -524,6 +546,7 @@ impl Session {
             undo: Undo::Nothing,
             is_publisher: false,
             told_blocked: false,
+            injected_block: None,
             alarms,
             now,
             last_read: now,
@@ -570,8 +593,8 @@ impl Session {
             Phase::Header { .. } | Phase::Handshake { step: Step::StartOk, .. } => ConnectionState::Starting,
             Phase::Handshake { step: Step::TuneOk, .. } => ConnectionState::Tuning,
             Phase::Handshake { step: Step::Open, .. } => ConnectionState::Opening,
-            Phase::Open if self.alarms.any() && self.is_publisher => ConnectionState::Blocked,
-            Phase::Open if self.alarms.any() => ConnectionState::Blocking,
+            Phase::Open if self.blocking() && self.is_publisher => ConnectionState::Blocked,
+            Phase::Open if self.blocking() => ConnectionState::Blocking,
             Phase::Open => ConnectionState::Running,
             Phase::Closing { .. } | Phase::Draining { .. } | Phase::SilentClose { .. } | Phase::Ended => {
                 ConnectionState::Closing
@@ -633,7 +656,7 @@ impl Session {
         // back-pressure); others still are, so consumers can drain. Nor is a
         // peer whose replies pile up unread, nor one whose reply waits for
         // the disk.
-        let blocked = self.is_publisher && self.alarms.any();
+        let blocked = self.is_publisher && self.blocking();
         self.is_draining() || (!blocked && self.wbuf.len() < READ_STOP && self.hold.is_none())
     }
 
@@ -736,10 +759,28 @@ impl Session {
         codec::write_method(&mut self.wbuf, channel, method);
     }
 
+    /// Publishers are blocked while an alarm is on or fault injection says so.
+    fn blocking(&self) -> bool {
+        self.alarms.any() || self.injected_block.is_some()
+    }
+
+    /// Tells a publisher it is blocked or unblocked now, if that changed.
+    fn blocking_changed(&mut self) {
+        if self.state_open() && self.caps.connection_blocked {
+            let on = self.blocking();
+            if on != self.told_blocked && (self.is_publisher || !on) {
+                self.told_blocked = on;
+                self.send_blocked();
+            }
+        }
+    }
+
     /// connection.blocked while an alarm is on, connection.unblocked after.
-    fn send_blocked(&mut self, alarms: AlarmSet) {
-        let m = if alarms.any() {
-            connection::AMQPMethod::Blocked(connection::Blocked { reason: short(alarms.reason()) })
+    fn send_blocked(&mut self) {
+        let m = if self.alarms.any() {
+            connection::AMQPMethod::Blocked(connection::Blocked { reason: short(self.alarms.reason()) })
+        } else if let Some(reason) = &self.injected_block {
+            connection::AMQPMethod::Blocked(connection::Blocked { reason: short(reason.as_str()) })
         } else {
             connection::AMQPMethod::Unblocked(connection::Unblocked {})
         };

@@ -124,6 +124,8 @@ where
     let mut read_filled = false;
     let mut shutting_down = false;
     let mut half_closed = false;
+    // Injected write latency (fault injection): output waits until then.
+    let mut write_at: Option<Instant> = None;
 
     while !conn.is_ended() {
         if conn.wants_half_close() && !half_closed {
@@ -152,6 +154,14 @@ where
             rbuf.reserve(IDLE_READ_BUFFER);
         }
         let room_before = rbuf.capacity() - rbuf.len();
+        let has_output = (!out.is_empty() || unflushed) && !half_closed;
+        let delay = entry.write_delay();
+        if delay.is_zero() || !has_output {
+            write_at = None;
+        } else if write_at.is_none() {
+            write_at = Some(clock.now() + delay);
+        }
+        let write_due = write_at.is_none_or(|at| clock.now() >= at);
 
         tokio::select! {
             changed = alarm.changed(), if alarm_open => {
@@ -172,6 +182,8 @@ where
                 shutting_down = true;
                 conn.handle_event(Event::ForceClose, clock.now());
             }
+            _ = entry.fault_injected(), if !shutting_down => conn.handle_event(Event::Faults, clock.now()),
+            _ = sleep_until(write_at, &clock), if !write_due => {}
             r = rd.read_buf(rbuf), if reading => {
                 match r {
                     Ok(0) | Err(_) => conn.handle_event(Event::Closed, clock.now()),
@@ -182,7 +194,8 @@ where
                     }
                 }
             }
-            w = write_or_flush(&mut wr, out), if (!out.is_empty() || unflushed) && !half_closed => {
+            w = write_or_flush(&mut wr, out), if has_output && write_due => {
+                write_at = None;
                 match w {
                     Ok(0) if out.is_empty() => unflushed = false,
                     Ok(0) | Err(_) => conn.handle_event(Event::Closed, clock.now()),

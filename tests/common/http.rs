@@ -131,3 +131,14 @@ impl Http {
         Self::finish(req.call())
     }
 }
+
+/// The in-process Warren's management API, as guest (an administrator).
+pub fn management(b: &super::TestBroker) -> Http {
+    let addr = b.server().expect("in-process Warren").management_addr().expect("management is on");
+    Http::new(&format!("http://{addr}"), Some(("guest", "guest")))
+}
+
+/// Runs a blocking HTTP call off the async test's worker threads.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking call")
+}

@@ -92,6 +92,12 @@ struct QueueState {
     /// Messages enqueued (RabbitMQ's `publish`), counted under the lock
     /// the enqueue holds anyway.
     published: u64,
+    /// Fault injection: consumers get nothing until resumed (basic.get
+    /// still works).
+    paused: bool,
+    /// Fault injection: how many of the next publishes this queue refuses
+    /// (a confirm is a nack, as under reject-publish).
+    refuse_next: u32,
     /// What the queue does now: its arguments under its policies. Inside
     /// the lock every operation takes anyway, so a policy change costs the
     /// hot path nothing.
@@ -205,6 +211,8 @@ impl Queue {
                 next_consumer: 0,
                 next_seq: 0,
                 deleted: false,
+                paused: false,
+                refuse_next: 0,
                 last_used,
                 paging_failed: false,
                 timer: None,
@@ -397,6 +405,10 @@ impl Queue {
             return Enqueued::Gone;
         }
         self.expire_locked(&mut st, now, dead);
+        if st.refuse_next > 0 {
+            st.refuse_next -= 1;
+            return Enqueued::Rejected;
+        }
         let overflow = st.settings.args.overflow;
         let reject = matches!(overflow, Overflow::RejectPublish | Overflow::RejectPublishDlx);
         if reject && self.over_limit(&st, 1, message.body.len() as u64) {
@@ -575,7 +587,7 @@ impl Queue {
     /// The highest-priority consumers with credit get messages, round-robin
     /// among equals; with single-active-consumer only the first one does.
     fn dispatch_heads(&self, st: &mut QueueState, now: u64) {
-        while !st.consumers.is_empty() {
+        while !st.consumers.is_empty() && !st.paused {
             if st.ready.len == 0 {
                 self.refill(st);
                 if st.ready.len == 0 {
@@ -714,6 +726,56 @@ impl Queue {
             });
         }
         n
+    }
+
+    /// Fault injection: stops (`true`) or resumes deliveries to consumers.
+    pub fn set_paused(&self, paused: bool) {
+        let mut st = self.state.lock();
+        st.paused = paused;
+        self.dispatch_locked(&mut st, self.clock.millis());
+    }
+
+    /// Fault injection: the next `n` publishes are refused (nacked).
+    pub fn refuse_next_publishes(&self, n: u32) {
+        self.state.lock().refuse_next = n;
+    }
+
+    /// Fault injection: removes the consumers with `tag` (every one
+    /// without), for the caller to tell them with basic.cancel as a queue
+    /// deletion does. The second value says whether an auto-delete queue
+    /// just lost its last consumer.
+    pub fn cancel_consumers(&self, tag: Option<&str>) -> (Vec<Arc<Consumer>>, bool) {
+        let mut st = self.state.lock();
+        let (gone, kept) = std::mem::take(&mut st.consumers).into_iter().partition(|c| tag.is_none_or(|t| c.tag == t));
+        st.consumers = kept;
+        let gone: Vec<Arc<Consumer>> = gone;
+        for c in &gone {
+            c.deactivate();
+        }
+        if !gone.is_empty() {
+            st.last_used = self.clock.millis();
+            self.dispatch_locked(&mut st, self.clock.millis());
+        }
+        let unused = self.auto_delete && !gone.is_empty() && st.consumers.is_empty() && !st.deleted;
+        (gone, unused)
+    }
+
+    /// A broker restart as fault injection simulates it: transient messages
+    /// are lost; persistent ones stay, in order. Returns how many went.
+    pub fn drop_transient(&self) -> u32 {
+        let mut st = self.state.lock();
+        let mut all = st.ready.drain();
+        if let Some(tail) = st.tail.as_mut() {
+            tail.clear(|m| all.push(m));
+        }
+        let before = all.len();
+        all.retain(|m| m.message.persistent);
+        let dropped = (before - all.len()) as u32;
+        for m in all {
+            self.store_ready(&mut st, m);
+        }
+        self.reschedule(&mut st);
+        dropped
     }
 
     /// Marks the queue deleted and returns its ready count and the consumers

@@ -148,3 +148,50 @@ fn exclusive_consumer_and_owner() {
     let err = q.add_consumer(Arc::new(c)).unwrap_err();
     assert_eq!(err.text, "ACCESS_REFUSED - queue 'q' in vhost '/' in exclusive use");
 }
+
+fn persistent_msg(body: &'static [u8]) -> Arc<Message> {
+    // Property flags with only delivery-mode set (bit 12), then mode 2.
+    Arc::new(Message::new(
+        Bytes::new(),
+        Bytes::from_static(b"q"),
+        Bytes::from_static(&[0x10, 0x00, 2]),
+        Bytes::from_static(body),
+    ))
+}
+
+#[test]
+fn a_simulated_restart_keeps_persistent_messages_in_order_across_the_paged_tail() {
+    let dir = std::env::temp_dir().join(format!("warren-drop-transient-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A budget of one message: the rest are paged to disk.
+    let q = Arc::new(Queue::new(plain(None)).with_paging(dir.clone(), 1));
+    let mut dead = DeadLetters::default();
+    for (i, body) in [&b"p1"[..], b"t1", b"p2", b"t2", b"p3"].into_iter().enumerate() {
+        let m = if i % 2 == 0 { persistent_msg(body.to_vec().leak()) } else { msg(body.to_vec().leak()) };
+        assert!(matches!(q.enqueue(m, None, &mut dead), Enqueued::Accepted(_)));
+    }
+    assert_eq!(q.message_count(), 5);
+    assert_eq!(q.drop_transient(), 2);
+    assert_eq!(q.message_count(), 3);
+    let mut got = Vec::new();
+    while let Some((m, _)) = q.get(&mut dead) {
+        got.push(String::from_utf8(m.message.body.to_vec()).unwrap());
+    }
+    assert_eq!(got, ["p1", "p2", "p3"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_paused_queue_holds_deliveries_and_refuses_the_publishes_it_was_told_to() {
+    let q = Arc::new(Queue::new(plain(None)));
+    let outbox = Arc::new(Outbox::default());
+    q.add_consumer(consumer(&q, "c", 10, &outbox)).unwrap();
+    let mut dead = DeadLetters::default();
+    q.set_paused(true);
+    q.refuse_next_publishes(1);
+    assert_eq!(q.enqueue(msg(b"refused"), None, &mut dead), Enqueued::Rejected);
+    assert!(matches!(q.enqueue(msg(b"held"), None, &mut dead), Enqueued::Accepted(_)));
+    assert!(bodies(&outbox).is_empty(), "nothing is delivered while paused");
+    q.set_paused(false);
+    assert_eq!(bodies(&outbox), [("c".to_owned(), "held")]);
+}
