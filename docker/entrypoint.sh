@@ -74,8 +74,22 @@ esac
 
 plugins=${RABBITMQ_ENABLED_PLUGINS_FILE:-$etc/enabled_plugins}
 if [ -r "$plugins" ]; then
-  # An Erlang list: [rabbitmq_management,rabbitmq_prometheus].
-  names=$(tr -d '[]. \t\r\n' <"$plugins" | sed 's/,/, /g')
+  # An Erlang list: [rabbitmq_management,rabbitmq_prometheus]. Split with
+  # the shell's own IFS, not tr and sed: two forks are a millisecond or two.
+  content=
+  while IFS= read -r line || [ -n "$line" ]; do
+    content="$content $line"
+  done <"$plugins"
+  names=
+  set -f
+  saved_ifs=$IFS
+  IFS='[]., 	
+'
+  for name in $content; do
+    [ -n "$name" ] && names="$names${names:+, }$name"
+  done
+  IFS=$saved_ifs
+  set +f
   log "$plugins lists: ${names:-no plugins}. Warren has no plugins: management" \
     "and Prometheus are built in, the others are ignored"
 fi
