@@ -69,6 +69,39 @@ async fn hashes_printed_by_hash_password_log_in_from_a_definitions_file() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A definitions file whose users have a `password_hash` and no
+/// `hashing_algorithm` is read with the node's `password_hashing_module`, as
+/// RabbitMQ reads it; without the module set, that is SHA-256.
+#[tokio::test]
+async fn a_definitions_hash_without_an_algorithm_uses_password_hashing_module() {
+    if external() {
+        return;
+    }
+    let sha512 = hash_password("rabbit_password_hashing_sha512", Some("five12"), None);
+    let sha256 = hash_password("rabbit_password_hashing_sha256", Some("two56"), None);
+    let dir = std::env::temp_dir().join(unique("defs"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("definitions.json");
+    let mut defs = definitions(&[("s5", &sha512, ""), ("s2", &sha256, "")]);
+    for u in defs["users"].as_array_mut().unwrap() {
+        u.as_object_mut().unwrap().remove("hashing_algorithm");
+    }
+    std::fs::write(&path, defs.to_string()).unwrap();
+
+    let mut config = warren::Config::ephemeral();
+    config.apply_rabbitmq_conf("password_hashing_module = rabbit_password_hashing_sha512\n", &|_| false).unwrap();
+    config.definitions = Some(path.clone());
+    let b = broker_with_config(config).await;
+    assert!(can_log_in(&b, "s5", "five12").await, "read as SHA-512, the configured module");
+    assert!(!can_log_in(&b, "s2", "two56").await, "a SHA-256 hash does not verify as SHA-512");
+    let s5 = b.server().unwrap().broker().export_definitions().users.into_iter().find(|u| u.name == "s5").unwrap();
+    assert_eq!(s5.hashing_algorithm, "rabbit_password_hashing_sha512", "exported with the algorithm it was read with");
+
+    let b = broker_with(|c| c.definitions = Some(path.clone())).await;
+    assert!(can_log_in(&b, "s2", "two56").await, "the default module is SHA-256");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn hash_password_refuses_an_unknown_algorithm() {
     let out = Command::new(env!("CARGO_BIN_EXE_warren"))

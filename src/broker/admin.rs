@@ -22,7 +22,7 @@ impl Broker {
     /// Creates or replaces a user (its password hash and tags). Returns
     /// whether it was new.
     pub fn put_user(&self, def: &UserDef) -> Result<bool, String> {
-        let user = User::from_def(def)?;
+        let user = User::from_def(def, self.password_hashing)?;
         // A definition without `limits` (PUT /api/users) leaves them as they are.
         if def.limits.is_some() {
             self.import_user_limits(def)?;

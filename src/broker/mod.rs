@@ -282,7 +282,7 @@ impl Broker {
             self.add_vhost_def(v);
         }
         for u in &defs.users {
-            self.users.insert(u.name.clone(), User::from_def(u)?);
+            self.users.insert(u.name.clone(), User::from_def(u, self.password_hashing)?);
             self.import_user_limits(u)?;
         }
         self.import_vhost_limits(defs)?;

@@ -103,12 +103,16 @@ impl User {
         }
     }
 
-    pub fn from_def(d: &UserDef) -> Result<Self, String> {
-        if !d.password_hash.is_empty() && !HashingAlgorithm::NAMES.contains(&d.hashing_algorithm.as_str()) {
+    /// A user from its definition; one without a `hashing_algorithm` gets
+    /// `default` (the broker's `password_hashing_module`).
+    pub fn from_def(d: &UserDef, default: HashingAlgorithm) -> Result<Self, String> {
+        let hashing_algorithm =
+            if d.hashing_algorithm.is_empty() { default.as_str().to_owned() } else { d.hashing_algorithm.clone() };
+        if !d.password_hash.is_empty() && !HashingAlgorithm::NAMES.contains(&hashing_algorithm.as_str()) {
             return Err(format!(
                 "user '{}': unsupported hashing_algorithm '{}' (supported: {})",
                 d.name,
-                d.hashing_algorithm,
+                hashing_algorithm,
                 HashingAlgorithm::NAMES.join(", ")
             ));
         }
@@ -120,7 +124,7 @@ impl User {
         Ok(User {
             name: d.name.clone(),
             password_hash: d.password_hash.clone(),
-            hashing_algorithm: d.hashing_algorithm.clone(),
+            hashing_algorithm,
             tags,
             loopback_only: d.name == "guest",
             token: None,
@@ -178,7 +182,7 @@ mod tests {
             tags: Value::String("administrator".into()),
             limits: None,
         };
-        let u = User::from_def(&def).unwrap();
+        let u = User::from_def(&def, HashingAlgorithm::default()).unwrap();
         assert!(u.check_password("guest"));
         assert!(!u.check_password("Guest"));
         assert_eq!(u.tags, vec!["administrator"]);
@@ -197,12 +201,12 @@ mod tests {
             tags: Value::String(String::new()),
             limits: None,
         };
-        let u = User::from_def(&def).unwrap();
+        let u = User::from_def(&def, HashingAlgorithm::default()).unwrap();
         assert!(u.check_password("secret"));
         assert!(!u.check_password("Secret"));
         for alg in [HashingAlgorithm::Md5, HashingAlgorithm::Sha512, HashingAlgorithm::Sha256] {
             let u = User::with_algorithm("n", "pw", &[], alg);
-            let back = User::from_def(&u.to_def()).unwrap();
+            let back = User::from_def(&u.to_def(), HashingAlgorithm::default()).unwrap();
             assert_eq!(back.to_def().hashing_algorithm, alg.as_str());
             assert!(back.check_password("pw"), "{alg:?}");
             assert!(!back.check_password("pw2"), "{alg:?}");
@@ -226,7 +230,7 @@ mod tests {
     fn new_users_round_trip_through_definitions() {
         let u = User::new("app", "s3cret", &["management"]);
         assert!(u.check_password("s3cret"));
-        let back = User::from_def(&u.to_def()).unwrap();
+        let back = User::from_def(&u.to_def(), HashingAlgorithm::default()).unwrap();
         assert!(back.check_password("s3cret"));
         assert!(!back.loopback_only);
     }

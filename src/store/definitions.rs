@@ -54,7 +54,9 @@ pub struct UserDef {
     pub name: String,
     #[serde(default)]
     pub password_hash: String,
-    #[serde(default = "default_hashing")]
+    /// Empty when a definitions file leaves it out: the broker's
+    /// `password_hashing_module` then applies, as in RabbitMQ.
+    #[serde(default)]
     pub hashing_algorithm: String,
     /// A list, as RabbitMQ 3.9+ exports it (written so); a comma-separated
     /// string in older exports (read too).
@@ -62,10 +64,6 @@ pub struct UserDef {
     pub tags: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Value>,
-}
-
-fn default_hashing() -> String {
-    "rabbit_password_hashing_sha256".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
