@@ -163,6 +163,10 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     fi
     export CLOCK_AMQP_URL="amqp://guest:guest@127.0.0.1:$(tr -d '[:space:]' <"$workdir/clock-port")/%2f"
     export CLOCK_MGMT_URL="http://127.0.0.1:$clock_mgmt_port"
+    # The fault_* checks start a Warren of their own from it (restarts and
+    # alarms would hit every scenario on the shared one).
+    WARREN_BIN="$(cd "$(dirname "$warren")" && pwd)/$(basename "$warren")"
+    export WARREN_BIN
 elif [[ -z "${AMQPS_URL:-}" ]]; then
     echo "run.sh: AMQP_URL given without AMQPS_URL: the TLS scenarios will be skipped"
 fi
