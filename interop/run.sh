@@ -5,7 +5,10 @@
 #   AMQP_URL unset: start $WARREN_BIN (default: target/release/warren) on a
 #                   free loopback port, with an AMQPS listener on another
 #                   (certificates made by tls-certs.sh), test it, and stop
-#                   it on exit.
+#                   it on exit. WARREN_BIN is exported (as an absolute path)
+#                   for the fault_* checks, which start a Warren of their
+#                   own with --allow-fault-injection; without it (AMQP_URL
+#                   given and WARREN_BIN unset) they skip.
 #
 # The TLS scenarios (*tls*) read AMQPS_URL, TLS_CA_FILE, TLS_OTHER_CA_FILE,
 # TLS_CLIENT_CERT, TLS_CLIENT_KEY and TLS_EXTERNAL_USER; with AMQP_URL given
