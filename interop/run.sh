@@ -5,7 +5,10 @@
 #   AMQP_URL unset: start $WARREN_BIN (default: target/release/warren) on a
 #                   free loopback port, with an AMQPS listener on another
 #                   (certificates made by tls-certs.sh), test it, and stop
-#                   it on exit.
+#                   it on exit. WARREN_BIN is exported (as an absolute path)
+#                   for the fault_* checks, which start a Warren of their
+#                   own with --allow-fault-injection; without it (AMQP_URL
+#                   given and WARREN_BIN unset) they skip.
 #
 # The TLS scenarios (*tls*) read AMQPS_URL, TLS_CA_FILE, TLS_OTHER_CA_FILE,
 # TLS_CLIENT_CERT, TLS_CLIENT_KEY and TLS_EXTERNAL_USER; with AMQP_URL given
@@ -163,6 +166,10 @@ if [[ -z "${AMQP_URL:-}" ]]; then
     fi
     export CLOCK_AMQP_URL="amqp://guest:guest@127.0.0.1:$(tr -d '[:space:]' <"$workdir/clock-port")/%2f"
     export CLOCK_MGMT_URL="http://127.0.0.1:$clock_mgmt_port"
+    # The fault_* checks start a Warren of their own from it (restarts and
+    # alarms would hit every scenario on the shared one).
+    WARREN_BIN="$(cd "$(dirname "$warren")" && pwd)/$(basename "$warren")"
+    export WARREN_BIN
 elif [[ -z "${AMQPS_URL:-}" ]]; then
     echo "run.sh: AMQP_URL given without AMQPS_URL: the TLS scenarios will be skipped"
 fi

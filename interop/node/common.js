@@ -76,6 +76,93 @@ async function management(base, method, path, body) {
   return { status: response.status, body: text ? JSON.parse(text) : null };
 }
 
+// A Warren of the check's own with --allow-fault-injection, for the fault_*
+// checks (restarts and alarms hit the whole broker, and the suite's broker
+// is shared): $WARREN_BIN in memory on free loopback ports, killed with the
+// check (setpriv --pdeathsig, and on exit). A restart is simulated
+// in-process, so durable queues and persistent messages survive it in
+// memory too. Skipped without WARREN_BIN (e.g. against a real RabbitMQ).
+async function startFaultBroker() {
+  const bin = process.env.WARREN_BIN;
+  if (!bin) throw new Skipped('skipped: no WARREN_BIN (fault injection needs a Warren of its own)');
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const net = require('node:net');
+  const { spawn, spawnSync } = require('node:child_process');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-fault.'));
+  const mgmtPort = await new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+  const portFile = path.join(dir, 'port');
+  const log = fs.openSync(path.join(dir, 'broker.log'), 'w');
+  const args = ['--in-memory', '--allow-fault-injection', '--port', '0', '--port-file', portFile,
+    '--bind', '127.0.0.1', '--management-port', String(mgmtPort), '--prometheus-port', '0'];
+  const setpriv = spawnSync('setpriv', ['--version']).status === 0;
+  const child = setpriv
+    ? spawn('setpriv', ['--pdeathsig', 'TERM', bin, ...args], { stdio: ['ignore', log, log] })
+    : spawn(bin, args, { stdio: ['ignore', log, log] });
+  let exited = false;
+  child.on('exit', () => { exited = true; });
+  const kill = () => { if (!exited) child.kill('SIGTERM'); };
+  process.on('exit', kill);
+  const broker = {
+    mgmt: `http://127.0.0.1:${mgmtPort}`,
+    // POST /api/warren/faults/<path>; checks the status, returns the JSON body.
+    async fault(p, body = {}, expect = 204) {
+      const r = await management(broker.mgmt, 'POST', `/api/warren/faults/${p}`, body);
+      check(r.status === expect, `POST /api/warren/faults/${p} answered ${r.status}, expected ${expect}`);
+      return r.body;
+    },
+    // The management API's view of a queue in /, or null.
+    async queue(name) {
+      const r = await management(broker.mgmt, 'GET', `/api/queues/%2F/${encodeURIComponent(name)}`);
+      return r.status === 200 ? r.body : null;
+    },
+    async stop() {
+      kill();
+      if (!exited) await new Promise((resolve) => { child.once('exit', resolve); setTimeout(resolve, 5000); });
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  const deadline = Date.now() + 10000;
+  let port = '';
+  while (Date.now() < deadline && !exited) {
+    try { port = fs.readFileSync(portFile, 'utf8').trim(); } catch (e) { /* not yet */ }
+    if (/^[0-9]+$/.test(port)) break;
+    await sleep(50);
+  }
+  if (!/^[0-9]+$/.test(port)) {
+    const tail = fs.readFileSync(path.join(dir, 'broker.log'), 'utf8').slice(-500);
+    await broker.stop();
+    throw new Failed(`the fault broker did not start: ${JSON.stringify(tail)}`);
+  }
+  broker.url = `amqp://guest:guest@127.0.0.1:${port}/%2f`;
+  // The management listener may come up a moment after the AMQP one.
+  while (Date.now() < deadline) {
+    try {
+      if ((await management(broker.mgmt, 'GET', '/api/warren/faults')).status === 200) return broker;
+    } catch (e) { /* not yet */ }
+    await sleep(50);
+  }
+  await broker.stop();
+  throw new Failed(`the fault broker's management API at ${broker.mgmt} did not answer`);
+}
+
+// Polls cond (maybe async) until it holds; fails with `what` after timeoutMs.
+async function until(what, cond, timeoutMs = 5000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Failed(`${what} within ${timeoutMs / 1000}s`);
+    await sleep(20);
+  }
+}
+
 function check(cond, reason) {
   if (!cond) throw new Failed(reason);
 }
@@ -192,6 +279,6 @@ function run(checks) {
 
 module.exports = {
   HEARTBEAT_S, PAUSE_MS, amqpUrl, urlParts, wrongPasswordUrl, unique, Failed, Skipped, tlsEnv, clockEnv, management,
-  check, bodies, describe,
+  check, bodies, describe, startFaultBroker, until,
   properties, headers, decodedHeaders, compareProperties, compareHeaders, sleep, run,
 };

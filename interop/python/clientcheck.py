@@ -22,6 +22,7 @@ import sys
 import traceback
 import urllib.parse
 import uuid
+from contextlib import suppress as contextlib_suppress
 from typing import Any, Callable
 
 # Below the runner's per-scenario timeout, so a stuck check says where it was.
@@ -112,6 +113,99 @@ def management(base: str, method: str, path: str, body: dict | None = None) -> t
             return response.status, json.loads(text) if text else None
     except urllib.error.HTTPError as error:
         return error.code, None
+
+
+class FaultBroker:
+    """A Warren of the check's own with --allow-fault-injection (restarts and
+    alarms hit the whole broker, and the suite's broker is shared): started
+    from $WARREN_BIN, in memory, on free loopback ports; stopped by stop(),
+    and killed with the check (setpriv --pdeathsig) if it dies first. A
+    restart is simulated in-process, so durable queues and persistent
+    messages survive it in memory too. Skipped without WARREN_BIN (e.g.
+    against a real RabbitMQ: fault injection is Warren's own)."""
+
+    def __init__(self) -> None:
+        import shutil
+        import socket
+        import subprocess
+        import tempfile
+        import time
+        binary = os.environ.get("WARREN_BIN")
+        if not binary:
+            raise Skipped("skipped: no WARREN_BIN (fault injection needs a Warren of its own)")
+        check(os.access(binary, os.X_OK), f"WARREN_BIN={binary} is not executable")
+        self._dir = tempfile.mkdtemp(prefix="warren-fault.")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            mgmt_port = s.getsockname()[1]
+        port_file = os.path.join(self._dir, "port")
+        log = open(os.path.join(self._dir, "broker.log"), "wb")
+        prefix = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
+        self._proc = subprocess.Popen(
+            [*prefix, binary, "--in-memory", "--allow-fault-injection", "--port", "0",
+             "--port-file", port_file, "--bind", "127.0.0.1", "--management-port", str(mgmt_port),
+             "--prometheus-port", "0"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        self.mgmt = f"http://127.0.0.1:{mgmt_port}"
+        deadline = time.monotonic() + 10
+        port = ""
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                break
+            with contextlib_suppress(OSError):
+                port = open(port_file).read().strip()
+            if port.isdigit():
+                break
+            time.sleep(0.05)
+        if not port.isdigit():
+            tail = open(os.path.join(self._dir, "broker.log"), errors="replace").read()[-500:]
+            self.stop()
+            raise Failed(f"the fault broker did not start: {tail!r}")
+        self.port = int(port)
+        self.url = f"amqp://guest:guest@127.0.0.1:{port}/%2f"
+        # The management listener may come up a moment after the AMQP one.
+        while time.monotonic() < deadline:
+            with contextlib_suppress(OSError):
+                if management(self.mgmt, "GET", "/api/warren/faults")[0] == 200:
+                    return
+            time.sleep(0.05)
+        self.stop()
+        raise Failed(f"the fault broker's management API at {self.mgmt} did not answer")
+
+    def fault(self, path: str, body: dict | None = None, expect: int = 204) -> Any:
+        """POST /api/warren/faults/<path>; checks the status, returns the JSON body."""
+        status, reply = management(self.mgmt, "POST", "/api/warren/faults/" + path, body or {})
+        check(status == expect, f"POST /api/warren/faults/{path} answered {status}, expected {expect}")
+        return reply
+
+    def management_json(self, path: str) -> Any:
+        """GET a management API path: its JSON, or None unless 200."""
+        status, reply = management(self.mgmt, "GET", path)
+        return reply if status == 200 else None
+
+    def queue_messages(self, queue: str) -> Any:
+        return (self.management_json(f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}") or {}).get("messages")
+
+    def queue_consumers(self, queue: str) -> Any:
+        return (self.management_json(f"/api/queues/%2F/{urllib.parse.quote(queue, safe='')}") or {}).get("consumers")
+
+    def stop(self) -> None:
+        import shutil
+        import subprocess
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> "FaultBroker":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
 
 
 def tls_parts() -> dict[str, Any]:

@@ -8,6 +8,8 @@ require "bigdecimal"
 require "json"
 require "securerandom"
 require "uri"
+require "fileutils"
+require "stringio"
 
 DEADLINE_S = 25
 HEARTBEAT_S = 1
@@ -500,6 +502,210 @@ check_named "tls_untrusted_ca" do
   end
   conn.close
   raise Failed, "connected although the client trusts another CA"
+end
+
+# --- Fault injection: a Warren of each check's own with
+# --allow-fault-injection (restarts and alarms hit the whole broker, and the
+# suite's broker is shared), from $WARREN_BIN, in memory, on free loopback
+# ports; killed with the check (setpriv --pdeathsig, and in ensure). A
+# restart is simulated in-process, so durable queues and persistent
+# messages survive it in memory too. Skipped without WARREN_BIN (e.g.
+# against a real RabbitMQ: fault injection is Warren's own).
+require "net/http"
+require "socket"
+require "tmpdir"
+
+class FaultBroker
+  attr_reader :url, :mgmt
+
+  def initialize
+    bin = ENV["WARREN_BIN"].to_s
+    raise Skipped, "skipped: no WARREN_BIN (fault injection needs a Warren of its own)" if bin.empty?
+    @dir = Dir.mktmpdir("warren-fault.")
+    mgmt_port = TCPServer.open("127.0.0.1", 0) { |s| s.addr[1] }
+    port_file = File.join(@dir, "port")
+    log = File.join(@dir, "broker.log")
+    args = [bin, "--in-memory", "--allow-fault-injection", "--port", "0", "--port-file", port_file,
+            "--bind", "127.0.0.1", "--management-port", mgmt_port.to_s, "--prometheus-port", "0"]
+    args = ["setpriv", "--pdeathsig", "TERM", *args] if system("setpriv --version >/dev/null 2>&1")
+    @pid = Process.spawn(*args, in: File::NULL, out: log, err: [:child, :out])
+    @mgmt = URI("http://127.0.0.1:#{mgmt_port}")
+    deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + 10
+    port = ""
+    until port.match?(/\A\d+\z/) || Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+      break if Process.waitpid(@pid, Process::WNOHANG)
+      port = File.read(port_file).strip if File.exist?(port_file)
+      sleep 0.05
+    end
+    unless port.match?(/\A\d+\z/)
+      tail = File.read(log)[-500..] || File.read(log)
+      stop
+      raise Failed, "the fault broker did not start: #{tail.inspect}"
+    end
+    @url = "amqp://guest:guest@127.0.0.1:#{port}/%2f"
+    # The management listener may come up a moment after the AMQP one.
+    until (http(Net::HTTP::Get.new("/api/warren/faults")).code == "200" rescue false)
+      if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+        stop
+        raise Failed, "the fault broker's management API at #{@mgmt} did not answer"
+      end
+      sleep 0.05
+    end
+  end
+
+  def http(request)
+    request.basic_auth("guest", "guest")
+    Net::HTTP.start(@mgmt.host, @mgmt.port, open_timeout: 5, read_timeout: 10) { |h| h.request(request) }
+  end
+
+  # POST /api/warren/faults/<path>; checks the status, returns the JSON body.
+  def fault(path, body = {}, expect: 204)
+    request = Net::HTTP::Post.new("/api/warren/faults/#{path}", "Content-Type" => "application/json")
+    request.body = JSON.generate(body)
+    response = http(request)
+    check(response.code.to_i == expect, "POST /api/warren/faults/#{path} answered #{response.code}, expected #{expect}")
+    response.body.to_s.empty? ? nil : JSON.parse(response.body)
+  end
+
+  # The management API's view of a queue in /, or nil.
+  def queue(name)
+    response = http(Net::HTTP::Get.new("/api/queues/%2F/#{URI.encode_www_form_component(name)}"))
+    response.code == "200" ? JSON.parse(response.body) : nil
+  end
+
+  def stop
+    if @pid
+      begin
+        Process.kill("TERM", @pid)
+        Process.wait(@pid)
+      rescue Errno::ESRCH, Errno::ECHILD
+        nil
+      end
+      @pid = nil
+    end
+    FileUtils.rm_rf(@dir)
+  end
+end
+
+def with_fault_broker
+  broker = FaultBroker.new
+  yield broker
+ensure
+  broker&.stop
+end
+
+# A Bunny session with automatic recovery (its default), a connection_name
+# faults can name it by, and a short network_recovery_interval (default 5s).
+def recovering_connection(broker, name, **opts)
+  conn = Bunny.new(broker.url, connection_timeout: 5, connection_name: name, network_recovery_interval: 0.2,
+                   **{ logger: Logger.new(nil) }.merge(opts))
+  conn.start
+  conn
+end
+
+# Polls until the block holds; fails with `what` after `seconds`.
+def until_true(what, seconds = 5)
+  deadline = Process.clock_gettime(Process::CLOCK_MONOTONIC) + seconds
+  until yield
+    raise Failed, "#{what} within #{seconds}s" if Process.clock_gettime(Process::CLOCK_MONOTONIC) > deadline
+    sleep 0.02
+  end
+end
+
+# A server-initiated close (320, CONNECTION_FORCED) or a dropped socket:
+# Bunny recovers, and the consumer it recovers keeps receiving.
+def recovers_from(name)
+  with_fault_broker do |broker|
+    recoveries = Queue.new
+    log = StringIO.new
+    conn = recovering_connection(broker, "ruby-#{name}", recovery_completed: -> { recoveries << :done },
+                                 logger: Logger.new(log, level: Logger::WARN))
+    ch = conn.create_channel
+    q = ch.queue(unique(name))
+    got = Queue.new
+    q.subscribe { |_, _, body| got << body }
+    ch.default_exchange.publish("before", routing_key: q.name)
+    check(pop_within(got, 5) == "before", "no delivery before the #{name}")
+    yield broker
+    check(pop_within(recoveries, 10), "Bunny did not recover within 10s")
+    check(conn.open? && ch.open?, "not open after recovery: connection #{conn.status}, channel #{ch.status}")
+    ch.default_exchange.publish("after", routing_key: q.name)
+    check(pop_within(got, 5) == "after", "the recovered consumer got nothing")
+    conn.close
+    # What Bunny logged of it (a warning): the close's text, or the failure.
+    logged = log.string.lines.grep(/Recovering from connection.close|Will recover from a network failure/)
+    check(!logged.empty?, "Bunny logged no recovery: #{log.string.lines.last(3).join.inspect}")
+    logged.first.strip.sub(/\A.*?(Recovering|Will)/, '\\1')
+  end
+end
+
+check_named "fault_close" do
+  logged = recovers_from("close") do |broker|
+    broker.fault("connections/ruby-close/close", { code: 320, reason: "ruby test" })
+  end
+  check(logged.include?("Recovering from connection.close (CONNECTION_FORCED - ruby test)"),
+        "Bunny logged #{logged.inspect}, expected it to recover from connection.close 320")
+  "#{logged}; recovered, the consumer keeps receiving"
+end
+
+check_named "fault_drop" do
+  logged = recovers_from("drop") { |broker| broker.fault("connections/ruby-drop/drop") }
+  check(!logged.include?("connection.close"), "a dropped socket sends no close frame, yet Bunny logged #{logged.inspect}")
+  "#{logged}; recovered, the consumer keeps receiving"
+end
+
+# A restart: Bunny retries through the down time, then recovers its
+# topology (a durable queue, its consumer); the persistent message is kept.
+check_named "fault_restart" do
+  down_ms = 600
+  with_fault_broker do |broker|
+    recoveries = Queue.new
+    conn = recovering_connection(broker, "ruby-restart", recovery_completed: -> { recoveries << :done })
+    ch = conn.create_channel
+    ch.confirm_select
+    kept = ch.queue(unique("kept"), durable: true)
+    work = ch.queue(unique("work"), durable: true)
+    got = Queue.new
+    work.subscribe { |_, _, body| got << body }
+    ch.default_exchange.publish("persistent", routing_key: kept.name, persistent: true)
+    ch.default_exchange.publish("transient", routing_key: kept.name, persistent: false)
+    check(ch.wait_for_confirms, "publishes nacked")
+
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    report = broker.fault("restart", { down_ms: down_ms }, expect: 200)
+    check(report == { "connections" => 1, "queues" => 0, "exchanges" => 0, "messages" => 1 },
+          "restart took away #{report}")
+    check(pop_within(recoveries, 10), "Bunny did not recover within 10s of the restart")
+    took = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    check(took >= down_ms / 1000.0, format("recovered after %.2fs, while the node was down %d ms", took, down_ms))
+    check(broker.queue(work.name)&.fetch("consumers") == 1, "the consumer was not recovered")
+    ch.default_exchange.publish("after", routing_key: work.name)
+    check(pop_within(got, 5) == "after", "the recovered consumer got nothing")
+    info, _, body = get_one(kept)
+    check(info && body == "persistent", "the durable queue held #{body.inspect}")
+    check(kept.message_count.zero?, "a transient message survived the restart")
+    conn.close
+    format("recovered %.2fs after a %d ms restart; queue, consumer and persistent message back", took, down_ms)
+  end
+end
+
+# Basic.cancel from the broker: the consumer's on_cancellation callback.
+check_named "fault_cancel_consumers" do
+  with_fault_broker do |broker|
+    conn = recovering_connection(broker, "ruby-cancel")
+    ch = conn.create_channel
+    q = ch.queue(unique("cancel"))
+    cancelled = Queue.new
+    consumer = q.subscribe(on_cancellation: ->(basic_cancel) { cancelled << basic_cancel.consumer_tag }) { |*| nil }
+    broker.fault("queues/%2F/#{URI.encode_www_form_component(q.name)}/cancel-consumers",
+                 { consumer_tag: consumer.consumer_tag })
+    tag = pop_within(cancelled, 5)
+    check(tag == consumer.consumer_tag, "on_cancellation got #{tag.inspect}, expected #{consumer.consumer_tag}")
+    check(ch.open? && conn.open?, "the channel or connection closed")
+    until_true("the broker still lists the consumer") { broker.queue(q.name)&.fetch("consumers")&.zero? }
+    conn.close
+    "on_cancellation for #{tag}"
+  end
 end
 
 # Cross-language RPC (see interop/cross).

@@ -469,6 +469,282 @@ async function rpcClient(queue, ns) {
   await conn.close();
 }
 
+// --- Fault injection: a Warren of each check's own (common.startFaultBroker)
+// misbehaves on demand; the checks assert what amqplib's events, callbacks
+// and promises show of it.
+
+async function withFaultBroker(fn) {
+  const broker = await c.startFaultBroker();
+  try {
+    return await fn(broker);
+  } finally {
+    await broker.stop();
+  }
+}
+
+// A connection that faults can name (connection_name), with every
+// connection-level event recorded in `events`.
+async function namedConnection(broker, name) {
+  const conn = await amqp.connect(broker.url, { timeout: 5000, clientProperties: { connection_name: name } });
+  conn.events = [];
+  conn.on('error', (err) => conn.events.push(['error', err]));
+  conn.on('close', (err) => conn.events.push(['close', err]));
+  conn.on('blocked', (reason) => conn.events.push(['blocked', reason]));
+  conn.on('unblocked', () => conn.events.push(['unblocked']));
+  return conn;
+}
+
+function event(conn, kind) {
+  const e = conn.events.find(([k]) => k === kind);
+  return e && e.slice(1);
+}
+
+// A confirm channel publish as a promise: resolves null (ack) or the error
+// amqplib gives the callback (nack).
+function publishConfirmed(ch, queue, body, options = {}) {
+  return new Promise((resolve) => ch.sendToQueue(queue, Buffer.from(body), options, (err) => resolve(err)));
+}
+
+async function messages(broker, queue) {
+  const q = await broker.queue(queue);
+  return q && q.messages;
+}
+
+Object.assign(checks, {
+  // connection.close 320 (not "fatal" to amqplib: 'close' only), then 541
+  // ('error' and 'close'), each error carrying the code and the text.
+  async fault_close() {
+    return withFaultBroker(async (broker) => {
+      const seen = [];
+      for (const [code, name] of [[320, 'CONNECTION_FORCED'], [541, 'INTERNAL_ERROR']]) {
+        const conn = await namedConnection(broker, `node-close-${code}`);
+        await broker.fault(`connections/node-close-${code}/close`, { code, reason: 'node test' });
+        await c.until(`no 'close' event after the ${code} close`, () => event(conn, 'close'));
+        const [err] = event(conn, 'close');
+        check(err && err.code === code && err.message.includes(`${name} - node test`),
+          `'close' with ${err && err.code} ${err && err.message}, expected ${code} "${name} - node test"`);
+        const error = event(conn, 'error');
+        if (code === 320) check(!error, `a 320 close also emitted 'error': ${error && error[0].message}`);
+        else check(error && error[0].code === code, `'error' with ${error && error[0].code}, expected ${code}`);
+        seen.push(`${code} ${error ? "'error' + 'close'" : "'close'"}`);
+      }
+      return seen.join(', ');
+    });
+  },
+
+  async fault_drop() {
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-drop');
+      await broker.fault('connections/node-drop/drop');
+      await c.until("no 'close' event after the socket dropped", () => event(conn, 'close'));
+      const [err] = event(conn, 'close');
+      check(err && err.code === undefined, `a dropped socket sends no close frame, yet 'close' had code ${err && err.code}`);
+      check(event(conn, 'error'), "no 'error' event for the dropped socket");
+      return `'error' + 'close': ${err.message}`;
+    });
+  },
+
+  // channel.close 406 on channel 1: its 'error' and 'close'; the connection
+  // and its other channels go on.
+  async fault_channel_close() {
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-channel');
+      const ch1 = await conn.createChannel();
+      const ch2 = await conn.createChannel();
+      const seen = [];
+      ch1.on('error', (err) => seen.push(['error', err]));
+      ch1.on('close', () => seen.push(['close']));
+      check(ch1.ch === 1, `the first channel is number ${ch1.ch}`);
+      await broker.fault('connections/node-channel/channels/1/close', { code: 406, reason: 'node test' });
+      await c.until("no 'close' event on channel 1", () => seen.some(([k]) => k === 'close'));
+      const err = (seen.find(([k]) => k === 'error') || [])[1];
+      check(err && err.code === 406 && err.message.includes('PRECONDITION_FAILED - node test'),
+        `channel 'error' ${err && err.code} ${err && err.message}, expected 406 "PRECONDITION_FAILED - node test"`);
+      const q = await tempQueue(ch2);
+      ch2.sendToQueue(q, Buffer.from('still here'));
+      check((await getOne(ch2, q)).content.toString() === 'still here', 'channel 2 did not work');
+      const ch3 = await conn.createChannel();
+      await ch3.checkQueue(q);
+      check(!event(conn, 'close') && !event(conn, 'error'), 'the connection closed with the channel');
+      await conn.close();
+      return `channel 'error' ${err.code}, the connection stays`;
+    });
+  },
+
+  async fault_block() {
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-block');
+      const ch = await confirmChannel(conn);
+      const q = await tempQueue(ch);
+      check(await publishConfirmed(ch, q, 'before') === null, 'the first publish was not acked');
+      await broker.fault('connections/node-block/block', { reason: 'node test' });
+      // RabbitMQ tells only publishers, once they publish.
+      const pending = publishConfirmed(ch, q, 'while blocked');
+      await c.until("no 'blocked' event", () => event(conn, 'blocked'));
+      check(event(conn, 'blocked')[0] === 'node test', `'blocked' with ${JSON.stringify(event(conn, 'blocked'))}`);
+      check(conn.connection.blocked === true, 'amqplib does not mark the connection blocked');
+      await c.sleep(300);
+      check(await messages(broker, q) === 1, 'a publish was taken while the connection was blocked');
+      await broker.fault('connections/node-block/unblock');
+      await c.until("no 'unblocked' event", () => event(conn, 'unblocked'));
+      check(await pending === null, 'the held publish was not acked once unblocked');
+      await c.until('the held publish did not reach the queue', async () => await messages(broker, q) === 2);
+      await conn.close();
+      return "'blocked' (node test), publish held, 'unblocked', acked";
+    });
+  },
+
+  async fault_latency() {
+    const latencyMs = 300;
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-slow');
+      const ch = await conn.createChannel();
+      const q = await tempQueue(ch);
+      const roundTrip = async () => {
+        const t = process.hrtime.bigint();
+        await ch.checkQueue(q);
+        return Number(process.hrtime.bigint() - t) / 1e6;
+      };
+      await broker.fault('connections/node-slow/latency', { ms: latencyMs });
+      const slow = await roundTrip();
+      check(slow >= latencyMs, `a round trip took ${slow.toFixed(0)} ms with ${latencyMs} ms of latency`);
+      await broker.fault('connections/node-slow/latency', { ms: 0 });
+      const fast = await roundTrip();
+      check(fast < latencyMs, `a round trip still took ${fast.toFixed(0)} ms once the latency was cleared`);
+      await conn.close();
+      return `round trip ${slow.toFixed(0)} ms with ${latencyMs} ms latency, ${fast.toFixed(1)} ms without`;
+    });
+  },
+
+  async fault_pause() {
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-pause');
+      const ch = await conn.createChannel();
+      const q = await tempQueue(ch);
+      const got = [];
+      await ch.consume(q, (msg) => got.push(msg.content.toString()), { noAck: true });
+      await broker.fault(`queues/%2F/${encodeURIComponent(q)}/pause`);
+      ch.sendToQueue(q, Buffer.from('held'));
+      await c.until('the publish did not reach the paused queue', async () => await messages(broker, q) === 1);
+      await c.sleep(300);
+      check(got.length === 0, `a paused queue delivered ${got}`);
+      await broker.fault(`queues/%2F/${encodeURIComponent(q)}/resume`);
+      await c.until('no delivery after resume', () => got.length > 0);
+      check(got.join() === 'held', `delivered ${got} after resume`);
+      await conn.close();
+      return 'nothing while paused, delivered on resume';
+    });
+  },
+
+  async fault_nack_publishes() {
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-nack');
+      const ch = await confirmChannel(conn);
+      const q = await tempQueue(ch);
+      await broker.fault(`queues/%2F/${encodeURIComponent(q)}/nack-publishes`, { count: 2 });
+      const outcomes = [];
+      for (const body of ['one', 'two', 'three']) {
+        const err = await publishConfirmed(ch, q, body);
+        outcomes.push(err ? 'nack' : 'ack');
+      }
+      check(outcomes.join() === 'nack,nack,ack', `confirms ${outcomes}, expected nack,nack,ack`);
+      const left = await drain(ch, q);
+      check(left.join() === 'three', `the queue holds ${JSON.stringify(left)}, expected only "three"`);
+      await conn.close();
+      return 'the confirm callback got an error twice, then none';
+    });
+  },
+
+  async fault_cancel_consumers() {
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-cancel');
+      const ch = await conn.createChannel();
+      ch.on('error', () => {});
+      const q = await tempQueue(ch);
+      const got = [];
+      const { consumerTag } = await ch.consume(q, (msg) => got.push(msg), { noAck: true });
+      await broker.fault(`queues/%2F/${encodeURIComponent(q)}/cancel-consumers`, { consumer_tag: consumerTag });
+      await c.until('the consumer callback was not called with null', () => got.includes(null));
+      const { consumerCount } = await ch.checkQueue(q);
+      check(consumerCount === 0, `${consumerCount} consumers after the cancel`);
+      check(!event(conn, 'close'), 'the connection closed');
+      await conn.close();
+      return `consumer ${consumerTag} called with null`;
+    });
+  },
+
+  // The reconnect loop amqplib users write (amqplib's 'close' event, retry
+  // connect with a delay) across a restart that refuses connections for
+  // down_ms; durable state survives it, transient state does not.
+  async fault_restart() {
+    const downMs = 500;
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-restart');
+      const ch = await confirmChannel(conn);
+      const [kept, lost] = [c.unique('kept'), c.unique('lost')];
+      await ch.assertQueue(kept, { durable: true });
+      await ch.assertQueue(lost, { durable: false });
+      check(await publishConfirmed(ch, kept, 'persistent', { persistent: true }) === null, 'publish not acked');
+      check(await publishConfirmed(ch, kept, 'transient') === null, 'publish not acked');
+
+      let attempts = 0;
+      const reconnected = new Promise((resolve) => {
+        conn.on('close', async () => {
+          for (;;) {
+            attempts++;
+            try {
+              resolve(await amqp.connect(broker.url, { timeout: 2000 }));
+              return;
+            } catch (e) {
+              await c.sleep(100);
+            }
+          }
+        });
+      });
+      const started = Date.now();
+      const report = await broker.fault('restart', { down_ms: downMs }, 200);
+      const want = { connections: 1, queues: 1, exchanges: 0, messages: 1 };
+      check(Object.entries(want).every(([k, v]) => report[k] === v),
+        `restart took away ${JSON.stringify(report)}, expected ${JSON.stringify(want)}`);
+      const again = await reconnected;
+      again.on('error', () => {});
+      const took = Date.now() - started;
+      check(took >= downMs, `reconnected after ${took} ms, while the node was down ${downMs} ms`);
+      check(attempts > 1, `reconnected at the first attempt, while the node was down`);
+      const ch2 = await again.createChannel();
+      const msgs = await drain(ch2, kept);
+      check(msgs.join() === 'persistent', `the durable queue held ${JSON.stringify(msgs)}, expected only "persistent"`);
+      const probe = await again.createChannel();
+      probe.on('error', () => {});
+      const gone = await probe.checkQueue(lost).then(() => false, (err) => err.code === 404);
+      check(gone, 'the transient queue survived the restart');
+      await ch2.deleteQueue(kept);
+      await again.close();
+      return `reconnected after ${took} ms and ${attempts} attempts; durable + persistent kept, transient gone`;
+    });
+  },
+
+  async fault_disk_alarm() {
+    return withFaultBroker(async (broker) => {
+      const conn = await namedConnection(broker, 'node-disk');
+      const ch = await confirmChannel(conn);
+      const q = await tempQueue(ch);
+      check(await publishConfirmed(ch, q, 'before') === null, 'the first publish was not acked');
+      await broker.fault('alarms/disk/raise');
+      const pending = publishConfirmed(ch, q, 'during the alarm');
+      await c.until("no 'blocked' event", () => event(conn, 'blocked'));
+      check(event(conn, 'blocked')[0] === 'low on disk', `'blocked' with ${JSON.stringify(event(conn, 'blocked'))}`);
+      const status = await c.management(broker.mgmt, 'GET', '/api/warren/faults');
+      check(status.body.injected_alarms.disk === true, `GET /api/warren/faults: ${JSON.stringify(status.body)}`);
+      await broker.fault('alarms/disk/clear');
+      await c.until("no 'unblocked' event", () => event(conn, 'unblocked'));
+      check(await pending === null, 'the held publish was not acked once the alarm cleared');
+      await conn.close();
+      return "'blocked' (low on disk), then 'unblocked' and the held publish acked";
+    });
+  },
+});
+
 if (process.argv[2] === 'rpc-server') {
   checks['rpc-server'] = () => rpcServer(process.argv[3], Number(process.argv[4]));
 } else if (process.argv[2] === 'rpc-client') {

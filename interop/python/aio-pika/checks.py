@@ -3,6 +3,7 @@ and interop/README.md. Usage: checks.py CHECK"""
 
 import asyncio
 import datetime
+import logging
 import ssl
 import time
 import urllib.parse
@@ -11,7 +12,7 @@ import aio_pika
 import aiormq.exceptions
 import yarl
 
-from clientcheck import (HEARTBEAT_S, PAUSE_S, Failed, amqp_url, bodies, check,
+from clientcheck import (HEARTBEAT_S, PAUSE_S, Failed, FaultBroker, amqp_url, bodies, check,
                          compare, compare_headers, describe, headers, is_verify_error,
                          properties, run, tls_env, unique, url_parts, wrong_password_url)
 
@@ -399,6 +400,228 @@ async def c_tls_untrusted_ca():
             await conn.close()
             raise Failed(f"{fabric_name} with {what} connected, although it does not trust our CA")
     return f"connect and connect_robust refused {len(contexts)} ways, slowest in {slowest:.2f}s"
+
+
+# --- Fault injection: a Warren of each check's own (clientcheck.FaultBroker)
+# misbehaves on demand, and aio-pika's robust connection (connect_robust)
+# has to ride it out.
+
+RECONNECT_S = 0.1  # connect_robust's reconnect_interval (default 5s)
+
+
+async def robust(broker: FaultBroker, name: str) -> aio_pika.abc.AbstractRobustConnection:
+    """connect_robust with a connection_name, so that faults can name it."""
+    return await aio_pika.connect_robust(broker.url, timeout=5, reconnect_interval=RECONNECT_S,
+                                         client_properties={"connection_name": name})
+
+
+async def fault(broker: FaultBroker, path: str, body: dict | None = None, expect: int = 204):
+    # In a thread: the HTTP call must not stall the event loop (a restart
+    # answers once the connections have gone).
+    return await asyncio.to_thread(broker.fault, path, body, expect)
+
+
+async def until(what: str, condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise Failed(f"{what} within {timeout:.0f}s")
+        await asyncio.sleep(0.02)
+
+
+async def next_item(queue: asyncio.Queue, what: str, timeout: float = 5.0):
+    try:
+        return await asyncio.wait_for(queue.get(), timeout)
+    except asyncio.TimeoutError:
+        raise Failed(f"{what} within {timeout:.0f}s")
+
+
+def watch_reconnects(conn) -> list:
+    """The exceptions the robust connection closed with and its reconnects."""
+    seen = {"closed": [], "reconnects": 0}
+
+    def on_close(_conn, exc=None):
+        seen["closed"].append(exc)
+
+    def on_reconnect(_conn):
+        seen["reconnects"] += 1
+    conn.close_callbacks.add(on_close)
+    conn.reconnect_callbacks.add(on_reconnect)
+    return seen
+
+
+async def consumer(queue) -> asyncio.Queue:
+    got: asyncio.Queue = asyncio.Queue()
+
+    async def on_message(msg):
+        got.put_nowait(msg.body)
+    await queue.consume(on_message, no_ack=True)
+    return got
+
+
+async def c_fault_close():
+    with FaultBroker() as broker:
+        conn = await robust(broker, "aio-close")
+        seen = watch_reconnects(conn)
+        ch = await conn.channel()
+        q = await ch.declare_queue(unique("close"))
+        got = await consumer(q)
+        await ch.default_exchange.publish(aio_pika.Message(b"before"), q.name)
+        check(await next_item(got, "no delivery before the close") == b"before", "wrong first delivery")
+
+        await fault(broker, "connections/aio-close/close", {"code": 320, "reason": "robust test"})
+        await until("the robust connection did not reconnect", lambda: seen["reconnects"] >= 1)
+        exc = seen["closed"][0] if seen["closed"] else None
+        check(isinstance(exc, aiormq.exceptions.ConnectionClosed) and exc.args[:1] == (320,)
+              and "CONNECTION_FORCED - robust test" in str(exc.args[1:2]),
+              f"closed with {exc!r}, expected ConnectionClosed(320, 'CONNECTION_FORCED - robust test')")
+        await ch.ready()
+        # The restored consumer gets what is published after the reconnect.
+        await ch.default_exchange.publish(aio_pika.Message(b"after"), q.name)
+        check(await next_item(got, "the restored consumer got nothing") == b"after", "wrong delivery after")
+        await conn.close()
+    return f"closed with {exc.args[0]}, reconnected, consumer restored"
+
+
+async def c_fault_drop():
+    with FaultBroker() as broker:
+        conn = await robust(broker, "aio-drop")
+        seen = watch_reconnects(conn)
+        ch = await conn.channel()
+        q = await ch.declare_queue(unique("drop"))
+        got = await consumer(q)
+        await fault(broker, "connections/aio-drop/drop")
+        await until("the robust connection did not reconnect after the socket dropped",
+                    lambda: seen["reconnects"] >= 1)
+        exc = seen["closed"][0] if seen["closed"] else None
+        check(not isinstance(exc, aiormq.exceptions.ConnectionClosed) or exc.args[:1] != (320,),
+              f"a dropped socket sends no close frame, yet aio-pika saw {exc!r}")
+        await ch.ready()
+        await ch.default_exchange.publish(aio_pika.Message(b"after drop"), q.name)
+        check(await next_item(got, "the restored consumer got nothing") == b"after drop", "wrong delivery")
+        await conn.close()
+    return f"dropped ({type(exc).__name__}), reconnected, consumer restored"
+
+
+async def c_fault_restart():
+    down_ms = 600
+    with FaultBroker() as broker:
+        conn = await robust(broker, "aio-restart")
+        seen = watch_reconnects(conn)
+        ch = await conn.channel()
+        # robust=False: aio-pika would declare them again on reconnect, and
+        # this is about what the broker kept.
+        kept = await ch.declare_queue(unique("kept"), durable=True, robust=False)
+        lost = await ch.declare_queue(unique("lost"), durable=False, robust=False)
+        await ch.default_exchange.publish(
+            aio_pika.Message(b"persistent", delivery_mode=aio_pika.DeliveryMode.PERSISTENT), kept.name)
+        await ch.default_exchange.publish(aio_pika.Message(b"transient"), kept.name)
+
+        started = time.monotonic()
+        report = await fault(broker, "restart", {"down_ms": down_ms}, expect=200)
+        check(report == {"connections": 1, "queues": 1, "exchanges": 0, "messages": 1},
+              f"restart took away {report}")
+        await until("the robust connection did not reconnect after the restart",
+                    lambda: seen["reconnects"] >= 1, timeout=10)
+        took = time.monotonic() - started
+        check(took >= down_ms / 1000, f"reconnected after {took:.2f}s, while the node was down {down_ms} ms")
+        await ch.ready()
+        msg = await kept.get(no_ack=True, fail=False)
+        check(msg is not None and msg.body == b"persistent", f"the durable queue held {msg and msg.body!r}")
+        msg = await kept.get(no_ack=True, fail=False)
+        check(msg is None, f"a transient message survived the restart: {msg and msg.body!r}")
+        try:
+            await ch.declare_queue(lost.name, passive=True, robust=False)
+            raise Failed("the transient queue survived the restart")
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            pass
+        await conn.close()
+    return f"reconnected {took:.2f}s after a {down_ms} ms restart; durable + persistent kept, transient gone"
+
+
+async def c_fault_nack_publishes():
+    with FaultBroker() as broker:
+        conn = await robust(broker, "aio-nack")
+        ch = await conn.channel()  # publisher confirms on
+        q = await ch.declare_queue(unique("nack"))
+        await fault(broker, f"queues/%2F/{q.name}/nack-publishes", {"count": 2})
+        outcomes = []
+        for body in (b"one", b"two", b"three"):
+            try:
+                result = await ch.default_exchange.publish(aio_pika.Message(body), q.name)
+                outcomes.append(type(result).__name__)
+            except aio_pika.exceptions.DeliveryError as error:
+                outcomes.append(type(error.frame).__name__)
+        check(outcomes == ["Nack", "Nack", "Ack"], f"confirms {outcomes}, expected Nack, Nack, Ack")
+        msgs = []
+        while (m := await q.get(no_ack=True, fail=False)) is not None:
+            msgs.append(m.body)
+        check(msgs == [b"three"], f"the queue holds {msgs}, expected only the acked publish")
+        await conn.close()
+    return "DeliveryError(Basic.Nack) twice, then Basic.Ack"
+
+
+async def c_fault_cancel_consumers():
+    with FaultBroker() as broker:
+        conn = await robust(broker, "aio-cancel")
+        ch = await conn.channel()
+        q = await ch.declare_queue(unique("cancel"))
+        got = await consumer(q)
+        cancelled: asyncio.Queue = asyncio.Queue()
+        underlay = await ch.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(lambda frame: cancelled.put_nowait(frame.consumer_tag))
+        tag = next(iter(underlay.consumers))
+        await fault(broker, f"queues/%2F/{q.name}/cancel-consumers", {"consumer_tag": tag})
+        got_tag = await next_item(cancelled, "no basic.cancel reached aio-pika")
+        check(got_tag == tag, f"basic.cancel for {got_tag}, expected {tag}")
+        # A robust channel consumes again, with the same tag, when the
+        # broker cancels a consumer of a queue that still exists.
+        await until("aio-pika did not consume again after basic.cancel", lambda: tag in underlay.consumers)
+
+        await until("the broker did not see the consumer come back", lambda: broker.queue_consumers(q.name) == 1)
+        await ch.default_exchange.publish(aio_pika.Message(b"after cancel"), q.name)
+        check(await next_item(got, "the re-made consumer got nothing") == b"after cancel", "wrong delivery")
+        check(not ch.is_closed and not conn.is_closed, "the channel or connection closed")
+        await conn.close()
+    return f"basic.cancel for {tag}; the robust channel consumed again with the same tag"
+
+
+class LogRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+async def c_fault_memory_alarm():
+    records = LogRecords()
+    # aiormq has no callback for connection.blocked: it logs it (a warning).
+    logging.getLogger("aiormq.connection").addHandler(records)
+    with FaultBroker() as broker:
+        conn = await robust(broker, "aio-alarm")
+        ch = await conn.channel()
+        q = await ch.declare_queue(unique("alarm"))
+        await ch.default_exchange.publish(aio_pika.Message(b"before"), q.name)
+        await fault(broker, "alarms/memory/raise")
+        # RabbitMQ tells only publishers: this publish brings connection.blocked
+        # and is not read (so not confirmed) until the alarm clears.
+        pending = asyncio.create_task(ch.default_exchange.publish(aio_pika.Message(b"blocked"), q.name))
+        await until("no connection.blocked logged by aiormq",
+                    lambda: any("was blocked by: 'low on memory'" in m for m in records.messages))
+        await asyncio.sleep(0.3)
+        check(not pending.done(), f"a publish was confirmed during the memory alarm: {pending}")
+        await fault(broker, "alarms/memory/clear")
+        await until("no connection.unblocked logged by aiormq",
+                    lambda: any("was unblocked" in m for m in records.messages))
+        result = await asyncio.wait_for(pending, 5)
+        check(isinstance(result, aiormq.spec.Basic.Ack), f"the held publish was confirmed with {result!r}")
+        # Asked over HTTP: a robust channel answers a passive declare of a
+        # queue it declared from its first declaration.
+        await until("the held publish did not reach the queue", lambda: broker.queue_messages(q.name) == 2)
+        await conn.close()
+    return "blocked 'low on memory', the publish held until cleared, then acked"
 
 
 CHECKS = {name[2:]: (lambda fn=fn: asyncio.run(fn()))
