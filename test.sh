@@ -9,7 +9,13 @@
 #   4. aiormq's and aio-pika's own TLS tests, from their PyPI sdists, against
 #      the release binary (interop/python_suites/run.sh);
 #   5. a bounded fuzz run: every cargo-fuzz target in fuzz/ for 60 s from its
-#      committed corpus (fuzz/run.sh installs cargo-fuzz on first use).
+#      committed corpus (fuzz/run.sh installs cargo-fuzz on first use);
+#   6. the management tools against the release binary (tests/tools/run.sh);
+#   7. the pytest plugin: python/pytest-warren/ci.sh builds its wheel with
+#      maturin (reusing the release build), installs it in a clean venv with
+#      pika and kombu and runs its suite. Last, since maturin leaves its
+#      stripped build at target/release/warren (the next cargo build puts the
+#      other back without recompiling).
 # Each stage runs even if an earlier one failed; the exit code says whether all passed.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -34,5 +40,6 @@ WARREN_BIN="$PWD/target/release/warren" bash interop/diff/run.sh || status=1
 WARREN_BIN="$PWD/target/release/warren" bash interop/python_suites/run.sh || status=1
 bash fuzz/run.sh || status=1
 WARREN_BIN="$PWD/target/release/warren" bash tests/tools/run.sh || status=1
+bash python/pytest-warren/ci.sh || status=1
 
 exit $status
