@@ -1,0 +1,93 @@
+'use strict';
+// The broker dies with the tests: stop(), node exiting without stop(), and a
+// SIGKILLed node (setpriv --pdeathsig on Linux). And it is the installed
+// package and its binary that run.
+const assert = require('node:assert/strict');
+const childProcess = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const path = require('node:path');
+const { test } = require('node:test');
+const { start } = require('warren-broker');
+const { until } = require('./helpers');
+
+function gone(pid) {
+  try {
+    // A zombie (exited, not yet reaped) counts as gone.
+    return fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+function refused(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    s.on('connect', () => { s.destroy(); resolve(false); });
+    s.on('error', () => resolve(true));
+  });
+}
+
+// A node that starts a broker, prints its pid and then runs `then`.
+function nodeWithBroker(then) {
+  const script = `require('warren-broker').start().then((b) => { console.log(b.pid); ${then} })`;
+  const child = childProcess.spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const pid = new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('\n')) resolve(Number.parseInt(out, 10));
+    });
+    child.on('exit', (code) => { if (!out.includes('\n')) reject(new Error(`node exited ${code} before a pid`)); });
+  });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal)));
+  return { child, pid, exited };
+}
+
+test('stop() leaves no process and closes the port', async () => {
+  const broker = await start();
+  const { pid, port } = broker;
+  assert.ok(!gone(pid));
+  assert.equal(await refused(port), false);
+  await broker.stop();
+  assert.equal(broker.running, false);
+  assert.ok(gone(pid), `warren ${pid} is still running after stop()`);
+  assert.equal(await refused(port), true);
+  await broker.stop(); // idempotent
+  assert.throws(() => broker.url, /not running/);
+});
+
+test('node exiting without stop() takes the broker with it', async () => {
+  // The broker's handle is unref'd: node exits by itself, its 'exit' hook kills it.
+  const { pid, exited } = nodeWithBroker('');
+  const brokerPid = await pid;
+  assert.equal(await exited, 0);
+  await until(`warren ${brokerPid} to go`, () => gone(brokerPid));
+});
+
+test('a SIGKILLed node takes the broker with it', { skip: process.platform !== 'linux' }, async () => {
+  const { child, pid, exited } = nodeWithBroker('setTimeout(() => {}, 60000);');
+  const brokerPid = await pid;
+  assert.ok(!gone(brokerPid));
+  child.kill('SIGKILL');
+  await exited;
+  await until(`warren ${brokerPid} to go after its parent was killed`, () => gone(brokerPid));
+});
+
+test('the installed package and its binary', async () => {
+  // ci.sh runs this suite from a clean project with the tarball installed.
+  assert.equal(process.env.WARREN_BIN, undefined);
+  const pkg = path.dirname(require.resolve('warren-broker/package.json'));
+  assert.equal(pkg, path.join(process.cwd(), 'node_modules', 'warren-broker'));
+  assert.ok(fs.existsSync(path.join(pkg, 'index.d.ts')));
+  const { version } = JSON.parse(fs.readFileSync(path.join(pkg, 'package.json'), 'utf8'));
+  const bin = path.join(pkg, 'bin', 'warren');
+  // The package's version is the binary's (pack.sh checks it against Cargo.toml).
+  assert.equal(childProcess.execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim(), `warren ${version}`);
+  const broker = await start();
+  try {
+    assert.equal(broker.binary, bin);
+  } finally {
+    await broker.stop();
+  }
+});
