@@ -13,9 +13,12 @@
 #   6. the management tools against the release binary (tests/tools/run.sh);
 #   7. the pytest plugin: python/pytest-warren/ci.sh builds its wheel with
 #      maturin (reusing the release build), installs it in a clean venv with
-#      pika and kombu and runs its suite. Last, since maturin leaves its
+#      pika and kombu and runs its suite. Late, since maturin leaves its
 #      stripped build at target/release/warren (the next cargo build puts the
-#      other back without recompiling).
+#      other back without recompiling);
+#   8. the npm package: node/warren-broker/ci.sh packs a stripped copy of
+#      target/release/warren into its tarball, installs it with pinned
+#      amqplib into a clean project and runs its node --test suite.
 # Each stage runs even if an earlier one failed; the exit code says whether all passed.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -41,5 +44,6 @@ WARREN_BIN="$PWD/target/release/warren" bash interop/python_suites/run.sh || sta
 bash fuzz/run.sh || status=1
 WARREN_BIN="$PWD/target/release/warren" bash tests/tools/run.sh || status=1
 bash python/pytest-warren/ci.sh || status=1
+bash node/warren-broker/ci.sh || status=1
 
 exit $status
