@@ -51,4 +51,11 @@ env -u WARREN_BIN -u NODE_PATH -u NODE_OPTIONS \
   timeout 600 node --test --test-reporter=spec "$@" ./*.test.js
 rc=$?
 step "node --test exited $rc"
+# Every broker the suite started ran the installed binary: none may be left.
+sleep 0.2
+left=$(pgrep -f "^$installed " || true)
+if [[ -n $left ]]; then
+  echo "warren-broker: brokers left running after the suite: $(echo $left)" >&2
+  rc=1
+fi
 exit $rc
