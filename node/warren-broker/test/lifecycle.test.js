@@ -6,6 +6,7 @@ const assert = require('node:assert/strict');
 const childProcess = require('node:child_process');
 const fs = require('node:fs');
 const net = require('node:net');
+const os = require('node:os');
 const path = require('node:path');
 const { test } = require('node:test');
 const { start } = require('warren-broker');
@@ -28,10 +29,14 @@ function refused(port) {
   });
 }
 
-// A node that starts a broker, prints its pid and then runs `then`.
-function nodeWithBroker(then) {
+// A node that starts a broker, prints its pid and then runs `then`. Its
+// TMPDIR is `tmp`: a killed node leaves the broker's temp dir behind.
+function nodeWithBroker(then, tmp) {
   const script = `require('warren-broker').start().then((b) => { console.log(b.pid); ${then} })`;
-  const child = childProcess.spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = childProcess.spawn(process.execPath, ['-e', script], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, TMPDIR: tmp },
+  });
   const pid = new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => {
@@ -57,16 +62,24 @@ test('stop() leaves no process and closes the port', async () => {
   assert.throws(() => broker.url, /not running/);
 });
 
-test('node exiting without stop() takes the broker with it', async () => {
+function tmpDir(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'warren-broker-test-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('node exiting without stop() takes the broker with it', async (t) => {
   // The broker's handle is unref'd: node exits by itself, its 'exit' hook kills it.
-  const { pid, exited } = nodeWithBroker('');
+  const tmp = tmpDir(t);
+  const { pid, exited } = nodeWithBroker('', tmp);
   const brokerPid = await pid;
   assert.equal(await exited, 0);
   await until(`warren ${brokerPid} to go`, () => gone(brokerPid));
+  assert.deepEqual(fs.readdirSync(tmp), [], "the 'exit' hook left the broker's temp dir");
 });
 
-test('a SIGKILLed node takes the broker with it', { skip: process.platform !== 'linux' }, async () => {
-  const { child, pid, exited } = nodeWithBroker('setTimeout(() => {}, 60000);');
+test('a SIGKILLed node takes the broker with it', { skip: process.platform !== 'linux' }, async (t) => {
+  const { child, pid, exited } = nodeWithBroker('setTimeout(() => {}, 60000);', tmpDir(t));
   const brokerPid = await pid;
   assert.ok(!gone(brokerPid));
   child.kill('SIGKILL');
