@@ -10,6 +10,7 @@
 //! definitions.journal     changes since the snapshot (see journal.rs)
 //! queues/<sha256>/meta.json    the queue's vhost and name
 //! queues/<sha256>/NNNNNNNN.seg its log segments (see segments.rs)
+//! streams/<sha256>/…           a stream's segment log (see stream_log.rs, streams.rs)
 //! ```
 //!
 //! One writer thread owns every segment file and the journal. Connection
@@ -27,6 +28,8 @@ pub(crate) mod journal;
 pub(crate) mod paging;
 pub(crate) mod progress;
 pub(crate) mod segments;
+pub mod stream_log;
+pub mod streams;
 mod writer;
 
 use std::fs::{self, File, OpenOptions};
@@ -104,6 +107,7 @@ enum Request {
     Marker { id: u64, kind: u8, seq: u64 },
     Delete { id: u64 },
     Definition(Box<DefChange>),
+    Stream { id: u64, req: Box<streams::StreamRequest> },
     ResetDefinitions { defs: Box<Definitions>, done: Sender<io::Result<()>> },
     Sync { done: Sender<()> },
     Close { done: Sender<()> },

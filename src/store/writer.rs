@@ -24,6 +24,7 @@ use bytes::BytesMut;
 use super::fsutil::{sync_dir, write_atomic};
 use super::journal::{DefChange, Journal};
 use super::segments::{self, KIND_ACK};
+use super::streams::{StreamFiles, StreamRequest};
 use super::{Envelope, OpenQueue, Request, SegmentState, Shared, BACKLOG_LOW};
 
 /// A segment is closed and a new one started past this size, so that fully
@@ -309,6 +310,7 @@ pub(super) struct Writer {
     dir: PathBuf,
     shared: Arc<Shared>,
     queues: HashMap<u64, QueueFiles>,
+    streams: HashMap<u64, StreamFiles>,
     journal: Journal,
     episode: Episode,
     /// Bytes written since the last `written_steps` bump.
@@ -317,7 +319,15 @@ pub(super) struct Writer {
 
 impl Writer {
     pub(super) fn new(dir: PathBuf, shared: Arc<Shared>, journal: Journal) -> Self {
-        Writer { dir, shared, queues: HashMap::new(), journal, episode: Episode::default(), written: 0 }
+        Writer {
+            dir,
+            shared,
+            queues: HashMap::new(),
+            streams: HashMap::new(),
+            journal,
+            episode: Episode::default(),
+            written: 0,
+        }
     }
 
     pub(super) fn run(mut self, rx: Receiver<Envelope>) {
@@ -398,6 +408,32 @@ impl Writer {
                         }
                     }
                 }
+                Request::Stream { id, req } => match *req {
+                    StreamRequest::Open { dir, vhost, name, shared, max_segment_size } => {
+                        self.streams.insert(id, StreamFiles::open(dir, vhost, name, shared, max_segment_size));
+                    }
+                    StreamRequest::Append { message, timestamp_ms, waker } => {
+                        if let Some(w) = waker {
+                            if !wakers.iter().any(|x| x.will_wake(&w)) {
+                                wakers.push(w);
+                            }
+                        }
+                        if let Some(s) = self.streams.get_mut(&id) {
+                            s.append(env.ticket, &message, timestamp_ms);
+                        }
+                    }
+                    StreamRequest::Retention { retention, now_ms } => {
+                        if let Some(s) = self.streams.get_mut(&id) {
+                            s.set_retention(retention, now_ms);
+                        }
+                    }
+                    StreamRequest::Delete => {
+                        // Appends of this batch before the delete go with it.
+                        if let Some(s) = self.streams.remove(&id) {
+                            s.remove();
+                        }
+                    }
+                },
                 Request::Definition(change) => {
                     changes.push(*change);
                     change_tickets.push(env.ticket);
@@ -436,6 +472,19 @@ impl Writer {
                 }
             }
             q.tickets.clear();
+        }
+        for s in self.streams.values_mut() {
+            if !s.has_work() {
+                continue;
+            }
+            match s.finish_batch() {
+                Ok(()) => self.episode.succeeded(),
+                Err(e) => {
+                    self.episode.failed(&s.describe(), &e);
+                    failed.extend_from_slice(&s.tickets);
+                }
+            }
+            s.tickets.clear();
         }
         if closing {
             for q in self.queues.values_mut() {
