@@ -708,6 +708,53 @@ check_named "fault_cancel_consumers" do
   end
 end
 
+# connection.blocked / unblocked: Bunny's on_blocked / on_unblocked
+# callbacks get the reason, blocked? follows, and a confirmed publish made
+# while blocked is held until the unblock. `fault` is the injection path:
+# a connection's block, or an alarm for every publisher.
+def blocked_then_unblocked(broker, name, block, unblock, reason)
+  conn = recovering_connection(broker, name)
+  events = Queue.new
+  conn.on_blocked { |method| events << [:blocked, method.reason] }
+  conn.on_unblocked { events << [:unblocked, nil] }
+  ch = conn.create_channel
+  ch.confirm_select
+  q = ch.queue(unique(name))
+  ch.default_exchange.publish("warm-up", routing_key: q.name)
+  check(ch.wait_for_confirms, "the warm-up publish was nacked")
+  block.call
+  # The broker sends connection.blocked once the connection publishes.
+  ch.default_exchange.publish("held", routing_key: q.name)
+  event = pop_within(events, 5)
+  check(event == [:blocked, reason], "on_blocked got #{event.inspect}, expected the reason #{reason.inspect}")
+  check(conn.blocked?, "Bunny does not report blocked?")
+  sleep 0.3 # the held publish must not be taken while blocked
+  check(broker.queue(q.name)&.fetch("messages") == 1, "a publish got through while blocked")
+  unblock.call
+  check(pop_within(events, 5) == [:unblocked, nil], "no on_unblocked")
+  check(ch.wait_for_confirms, "the held publish was nacked after the unblock")
+  check(!conn.blocked?, "still blocked? after on_unblocked")
+  until_true("the held publish in its queue") { broker.queue(q.name)&.fetch("messages") == 2 }
+  conn.close
+end
+
+check_named "fault_block" do
+  with_fault_broker do |broker|
+    blocked_then_unblocked(broker, "ruby-block",
+                           -> { broker.fault("connections/ruby-block/block", { reason: "ruby says wait" }) },
+                           -> { broker.fault("connections/ruby-block/unblock") }, "ruby says wait")
+    "on_blocked (ruby says wait), the publish held, on_unblocked, then confirmed"
+  end
+end
+
+check_named "fault_memory_alarm" do
+  with_fault_broker do |broker|
+    blocked_then_unblocked(broker, "ruby-alarm", -> { broker.fault("alarms/memory/raise") },
+                           -> { broker.fault("alarms/memory/clear") }, "low on memory")
+    "on_blocked (low on memory) from the memory alarm, on_unblocked when it cleared"
+  end
+end
+
 # Cross-language RPC (see interop/cross).
 def fib(n)
   a, b = 0, 1
