@@ -389,6 +389,20 @@ async fn acks_only_return_credit_and_every_consumer_reads_everything() {
     assert_eq!(read(&mut z, 3).await, expected(7..10));
 }
 
+#[tokio::test]
+async fn a_global_prefetch_does_not_limit_a_stream_consumer() {
+    let b = broker().await;
+    let q = filled(&b, 5).await;
+    let (_c, ch) = connect_channel(&b).await;
+    within(ch.basic_qos(2, BasicQosOptions { global: true })).await.unwrap();
+    let mut consumer = consume_from(&ch, &q, 10, Some(ls("first"))).await;
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        got.push(offset_of(&next_delivery(&mut consumer).await));
+    }
+    assert_eq!(got, vec![0, 1, 2, 3, 4], "never acked, all delivered");
+}
+
 /// Runs `op` on a fresh connection and returns the connection-level error.
 async fn connection_error(b: &TestBroker, q: &str, op: &str) -> (u16, String) {
     let (c, ch) = connect_channel(b).await;
@@ -520,6 +534,51 @@ async fn a_stream_and_its_offsets_survive_a_restart() {
     let mut b = b;
     within(b.take_server().unwrap().shutdown()).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_log_of_a_stream_no_definition_names_is_removed_at_start() {
+    if external() {
+        return;
+    }
+    let dir = data_dir("orphan");
+    {
+        let mut b = broker_with_config(on_disk(&dir)).await;
+        let (_c, ch) = connect_confirm_channel(&b).await;
+        declare_stream(&ch, "kept").await;
+        publish_confirmed(&ch, "", "kept", b"m0").await;
+        drop(ch);
+        drop(_c);
+        within(b.take_server().unwrap().shutdown()).await;
+    }
+    let orphan = dir.join("streams").join("orphan");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("meta.json"), r#"{"vhost": "/", "name": "gone", "type": "stream"}"#).unwrap();
+    let mut b = broker_with_config(on_disk(&dir)).await;
+    assert!(!orphan.exists(), "an undefined stream's log goes at start");
+    let (_c, ch) = connect_channel(&b).await;
+    let mut consumer = consume_from(&ch, "kept", 10, Some(ls("first"))).await;
+    assert_eq!(read(&mut consumer, 1).await, expected(0..1), "a defined one stays");
+    drop(consumer);
+    drop(ch);
+    drop(_c);
+    within(b.take_server().unwrap().shutdown()).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn the_management_api_lists_a_stream_with_its_type_and_message_count() {
+    if external() {
+        return;
+    }
+    let b = broker_with(|c| c.management_port = Some(0)).await;
+    let q = filled(&b, 3).await;
+    let api = common::http::management(&b);
+    let path = format!("/api/queues/%2F/{}", common::http::seg(&q));
+    let v = common::http::blocking(move || api.json(&path)).await;
+    assert_eq!(v["type"], "stream");
+    assert_eq!(v["messages"], 3);
+    assert_eq!(v["arguments"]["x-queue-type"], "stream");
 }
 
 fn temp_stream_dirs() -> Vec<PathBuf> {

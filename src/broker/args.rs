@@ -328,6 +328,20 @@ mod tests {
     }
 
     #[test]
+    fn intervals_as_rabbitmq_reads_x_max_age() {
+        assert_eq!(parse_interval_ms("7D"), Some(7 * 86_400_000));
+        assert_eq!(parse_interval_ms("12h"), Some(12 * 3_600_000));
+        assert_eq!(parse_interval_ms("30m"), Some(30 * 60_000));
+        assert_eq!(parse_interval_ms("10s"), Some(10_000));
+        assert_eq!(parse_interval_ms("1Y"), Some(365 * 86_400_000));
+        assert_eq!(parse_interval_ms("2M"), Some(2 * 30 * 86_400_000));
+        assert_eq!(parse_interval_ms("0s"), Some(0), "refused as 0 by the caller");
+        for bad in ["", "abc", "-1h", "1d", "1H", "10", "10x", "1hh", "99999999999999999999s"] {
+            assert_eq!(parse_interval_ms(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn rabbitmq_texts_for_invalid_arguments() {
         let p = "PRECONDITION_FAILED - invalid arg";
         assert_eq!(

@@ -132,7 +132,9 @@ impl Consumer {
             if self.prefetch != 0 && self.unacked.load(Ordering::Acquire) >= self.prefetch {
                 return false;
             }
-            if !self.channel_limit.try_acquire() {
+            // A stream consumer's credit is its own prefetch: RabbitMQ
+            // ignores a global basic.qos for it.
+            if !self.queue.is_stream() && !self.channel_limit.try_acquire() {
                 return false;
             }
             self.unacked.fetch_add(1, Ordering::AcqRel);
@@ -150,7 +152,9 @@ impl Consumer {
     pub fn settled(&self) {
         if !self.no_ack {
             let _ = self.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-            self.channel_limit.release();
+            if !self.queue.is_stream() {
+                self.channel_limit.release();
+            }
         }
     }
 

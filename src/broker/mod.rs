@@ -240,6 +240,9 @@ impl Broker {
             tracing::warn!(vhost = %q.vhost, queue = %q.name, "discarding the log of a queue that is no longer defined");
             store.discard_recovered(q);
         }
+        store.remove_streams_except(|vhost, name| {
+            b.vhosts.get(vhost).and_then(|v| v.queue(name).ok()).is_some_and(|q| q.is_stream())
+        });
         // The recovered streams' logs are opened by the writer: once it has,
         // `next` and `last` resolve against them.
         store.sync();

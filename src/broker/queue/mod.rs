@@ -262,6 +262,10 @@ impl Queue {
     /// the heap (a later one is found when that one fires).
     fn reschedule(&self, st: &mut QueueState) {
         let Some((timers, me)) = &self.timers else { return };
+        // A stream has no TTLs and no x-expires (a policy's are ignored).
+        if self.stream.is_some() {
+            return;
+        }
         if st.ready.expiring == 0 && st.settings.args.expires.is_none() {
             return;
         }
