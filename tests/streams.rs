@@ -403,6 +403,87 @@ async fn a_global_prefetch_does_not_limit_a_stream_consumer() {
     assert_eq!(got, vec![0, 1, 2, 3, 4], "never acked, all delivered");
 }
 
+#[tokio::test]
+async fn mandatory_publishes_transactions_and_acks_after_cancel_work_as_for_queues() {
+    let b = broker().await;
+    let q = unique("stream-tx");
+    let (_c, ch) = connect_confirm_channel(&b).await;
+    declare_stream(&ch, &q).await;
+    let confirm = within(ch.basic_publish(
+        "".into(),
+        q.as_str().into(),
+        BasicPublishOptions { mandatory: true, ..Default::default() },
+        b"m0",
+        BasicProperties::default(),
+    ))
+    .await
+    .unwrap();
+    let confirmation = within(confirm).await.unwrap();
+    assert!(confirmation.is_ack() && confirmation.take_message().is_none(), "routed: no basic.return");
+    let (_tc, tch) = connect_channel(&b).await;
+    within(tch.tx_select()).await.unwrap();
+    publish(&tch, "", &q, b"m1").await;
+    within(tch.tx_commit()).await.unwrap();
+    publish(&tch, "", &q, b"rolled back").await;
+    within(tch.tx_rollback()).await.unwrap();
+    publish(&tch, "", &q, b"m2").await;
+    within(tch.tx_commit()).await.unwrap();
+    let (_rc, rch) = connect_channel(&b).await;
+    let mut consumer = consume_from(&rch, &q, 10, Some(ls("first"))).await;
+    let got: Vec<lapin::message::Delivery> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(next_delivery(&mut consumer).await);
+        }
+        v
+    };
+    let bodies: Vec<&[u8]> = got.iter().map(|d| &d.data[..]).collect();
+    assert_eq!(bodies, vec![&b"m0"[..], b"m1", b"m2"]);
+    within(rch.basic_cancel(consumer.tag(), BasicCancelOptions::default())).await.unwrap();
+    // Acking a cancelled consumer's deliveries is fine.
+    within(got[2].ack(BasicAckOptions { multiple: true })).await.unwrap();
+    assert!(rch.status().connected(), "the channel stays open");
+    let q2 = within(rch.queue_declare(q.as_str().into(), durable(), stream_args(&[]))).await.unwrap();
+    assert_eq!(q2.message_count(), 0);
+}
+
+#[tokio::test]
+async fn retention_by_size_from_the_argument_or_a_policy_drops_whole_old_segments() {
+    if external() {
+        return;
+    }
+    let b = broker().await;
+    let (_c, ch) = connect_confirm_channel(&b).await;
+    let by_arg = unique("stream-ret-arg");
+    let by_policy = unique("stream-ret-pol");
+    let segment = ("x-stream-max-segment-size-bytes", AMQPValue::LongInt(4000));
+    declare_stream_with(&ch, &by_arg, durable(), &[segment.clone(), ("x-max-length-bytes", AMQPValue::LongInt(8000))])
+        .await
+        .unwrap();
+    declare_stream_with(&ch, &by_policy, durable(), &[segment]).await.unwrap();
+    let definition = serde_json::json!({"max-length-bytes": 8000});
+    let api = b.server().unwrap().broker();
+    api.set_policy(warren::store::definitions::PolicyDef {
+        vhost: "/".into(),
+        name: "stream-retention".into(),
+        pattern: format!("^{by_policy}$"),
+        apply_to: "streams".into(),
+        definition: definition.as_object().unwrap().clone(),
+        priority: 0,
+    })
+    .unwrap();
+    let body = vec![b'x'; 1000];
+    for _ in 0..40 {
+        publish_confirmed(&ch, "", &by_arg, &body).await;
+        publish_confirmed(&ch, "", &by_policy, &body).await;
+    }
+    for q in [&by_arg, &by_policy] {
+        let mut consumer = consume_from(&ch, q, 100, Some(ls("first"))).await;
+        let first = offset_of(&next_delivery(&mut consumer).await);
+        assert!(first > 20, "{q}: old segments went, reading starts at {first}");
+    }
+}
+
 /// Runs `op` on a fresh connection and returns the connection-level error.
 async fn connection_error(b: &TestBroker, q: &str, op: &str) -> (u16, String) {
     let (c, ch) = connect_channel(b).await;

@@ -541,6 +541,17 @@ impl Queue {
             st.last_used = now;
         }
         st.settings = Settings { args, applied };
+        if let Some(stream) = &self.stream {
+            // A stream takes `max-length-bytes` (the lower wins, as merged
+            // above) and `max-age` (its argument wins) from policies.
+            let policy_age = st.settings.applied.definition.get("max-age").and_then(|v| v.as_str());
+            let retention = crate::store::streams::Retention {
+                max_bytes: st.settings.args.max_length_bytes,
+                max_age_ms: stream.args.max_age_ms.or_else(|| policy_age.and_then(super::args::parse_interval_ms)),
+            };
+            stream.handle.apply_retention(retention, self.clock.unix_millis() as i64);
+            return dead;
+        }
         if st.settings.args.overflow == Overflow::DropHead {
             self.drop_head_locked(&mut st, &mut dead);
         }
