@@ -22,6 +22,9 @@ pub enum QueueType {
     /// Accepted with a quorum queue's declare rules and its
     /// `x-delivery-count` header; replication itself is not there yet.
     Quorum,
+    /// An append-only log (`broker/stream.rs`): read by offset, never
+    /// consumed away.
+    Stream,
 }
 
 /// What a queue's arguments ask for. Unknown `x-` arguments are kept on the
@@ -58,6 +61,12 @@ impl QueueArgs {
         let mut out = QueueArgs::default();
         let get = |k: &str| args.inner().get(k);
         let err = |arg: &str, why: String| invalid(arg, queue, vhost, why);
+        if get("x-queue-type").and_then(string).as_deref() == Some("stream") {
+            let stream = StreamArgs::parse(args, queue, vhost)?;
+            out.queue_type = QueueType::Stream;
+            out.max_length_bytes = stream.max_bytes;
+            return Ok(out);
+        }
         let non_negative = |arg: &str, v: &AMQPValue| -> AmqpResult<u64> {
             let n = integer(v).map_err(|e| err(arg, e))?;
             if n < 0 {
@@ -139,6 +148,7 @@ impl QueueArgs {
             out.queue_type = match string(v).as_deref() {
                 Some("classic") => QueueType::Classic,
                 Some("quorum") => QueueType::Quorum,
+                Some("stream") => QueueType::Stream,
                 Some(other) => {
                     return Err(err("x-queue-type", format!("\"unsupported queue type '{other}'\"")));
                 }
@@ -157,7 +167,7 @@ impl QueueArgs {
         queue: &str,
         vhost: &str,
     ) -> AmqpResult<()> {
-        if self.queue_type != QueueType::Quorum {
+        if !matches!(self.queue_type, QueueType::Quorum | QueueType::Stream) {
             return Ok(());
         }
         let bad = if !durable {
@@ -171,6 +181,116 @@ impl QueueArgs {
         };
         Err(AmqpError::precondition_failed(format!("invalid property '{bad}' for queue '{queue}' in vhost '{vhost}'")))
     }
+}
+
+/// Arguments of classic and quorum queues that a stream refuses
+/// (RabbitMQ 3.10's `rabbit_stream_queue` capabilities).
+const NOT_FOR_STREAMS: &[&str] = &[
+    "x-max-priority",
+    "x-overflow",
+    "x-message-ttl",
+    "x-expires",
+    "x-max-length",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-single-active-consumer",
+    "x-queue-mode",
+    "x-queue-master-locator",
+    "x-delivery-limit",
+    "x-dead-letter-strategy",
+    "x-quorum-initial-group-size",
+    "x-queue-version",
+    "x-max-in-memory-length",
+    "x-max-in-memory-bytes",
+];
+
+/// RabbitMQ's largest `x-stream-max-segment-size-bytes` (3 GB).
+const MAX_SEGMENT_SIZE: i128 = 3_000_000_000;
+
+/// What a stream's arguments ask for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamArgs {
+    /// `x-max-length-bytes`: retention by size.
+    pub max_bytes: Option<u64>,
+    /// `x-max-age`: retention by age, in milliseconds.
+    pub max_age_ms: Option<u64>,
+    /// `x-stream-max-segment-size-bytes`.
+    pub max_segment_size: Option<u64>,
+}
+
+impl StreamArgs {
+    /// Validates a stream's arguments with RabbitMQ's texts; unknown `x-`
+    /// arguments pass, those of other queue types do not.
+    pub fn parse(args: &FieldTable, queue: &str, vhost: &str) -> AmqpResult<StreamArgs> {
+        for key in NOT_FOR_STREAMS {
+            if args.inner().contains_key(*key) {
+                return Err(AmqpError::precondition_failed(format!(
+                    "invalid arg '{key}' for queue '{queue}' in vhost '{vhost}' of queue type rabbit_stream_queue"
+                )));
+            }
+        }
+        let get = |k: &str| args.inner().get(k);
+        let err = |arg: &str, why: String| invalid(arg, queue, vhost, why);
+        let non_negative = |arg: &str, v: &AMQPValue| -> AmqpResult<i128> {
+            let n = integer(v).map_err(|e| err(arg, e))?;
+            if n < 0 {
+                return Err(err(arg, format!("{{value_negative,{n}}}")));
+            }
+            Ok(n)
+        };
+        let mut out = StreamArgs::default();
+        if let Some(v) = get("x-max-length-bytes") {
+            out.max_bytes = Some(non_negative("x-max-length-bytes", v)?.min(u64::MAX as i128) as u64);
+        }
+        if let Some(v) = get("x-max-age") {
+            let Some(s) = string(v) else {
+                return Err(err("x-max-age", format!("{{unacceptable_type,{}}}", amqp_type_name(v))));
+            };
+            // RabbitMQ 3.10 crashes (541) on a value without leading digits;
+            // the clean 406 is the sane equivalent.
+            match parse_interval_ms(&s) {
+                Some(ms) if ms > 0 => out.max_age_ms = Some(ms),
+                _ => return Err(err("x-max-age", "invalid_max_age".into())),
+            }
+        }
+        if let Some(v) = get("x-stream-max-segment-size-bytes") {
+            let n = non_negative("x-stream-max-segment-size-bytes", v)?;
+            if n > MAX_SEGMENT_SIZE {
+                return Err(AmqpError::precondition_failed("Exceeded max value for x-stream-max-segment-size-bytes"));
+            }
+            out.max_segment_size = Some(n as u64);
+        }
+        if let Some(v) = get("x-initial-cluster-size") {
+            if non_negative("x-initial-cluster-size", v)? == 0 {
+                return Err(err("x-initial-cluster-size", "{value_zero,0}".into()));
+            }
+        }
+        if let Some(v) = get("x-queue-leader-locator") {
+            match string(v).as_deref() {
+                Some("client-local" | "balanced" | "random" | "least-leaders") => {}
+                _ => return Err(err("x-queue-leader-locator", "invalid_queue_locator_arg".into())),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// RabbitMQ's interval strings (`x-max-age`, `x-stream-offset`): digits and
+/// one case-sensitive unit, `Y` `M` `D` `h` `m` `s`; in milliseconds.
+pub fn parse_interval_ms(s: &str) -> Option<u64> {
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    let (n, unit) = s.split_at(digits);
+    let n: u64 = n.parse().ok()?;
+    let secs: u64 = match unit {
+        "Y" => 365 * 24 * 3600,
+        "M" => 30 * 24 * 3600,
+        "D" => 24 * 3600,
+        "h" => 3600,
+        "m" => 60,
+        "s" => 1,
+        _ => return None,
+    };
+    n.checked_mul(secs)?.checked_mul(1000)
 }
 
 /// `x-priority` on basic.consume.
@@ -205,6 +325,20 @@ mod tests {
 
     fn err(pairs: &[(&str, AMQPValue)]) -> String {
         QueueArgs::parse(&table(pairs), "q", "/").unwrap_err().text
+    }
+
+    #[test]
+    fn intervals_as_rabbitmq_reads_x_max_age() {
+        assert_eq!(parse_interval_ms("7D"), Some(7 * 86_400_000));
+        assert_eq!(parse_interval_ms("12h"), Some(12 * 3_600_000));
+        assert_eq!(parse_interval_ms("30m"), Some(30 * 60_000));
+        assert_eq!(parse_interval_ms("10s"), Some(10_000));
+        assert_eq!(parse_interval_ms("1Y"), Some(365 * 86_400_000));
+        assert_eq!(parse_interval_ms("2M"), Some(2 * 30 * 86_400_000));
+        assert_eq!(parse_interval_ms("0s"), Some(0), "refused as 0 by the caller");
+        for bad in ["", "abc", "-1h", "1d", "1H", "10", "10x", "1hh", "99999999999999999999s"] {
+            assert_eq!(parse_interval_ms(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct Consumer {
     pub outbox: Arc<Outbox>,
     /// Cleared on cancel so deliveries already in the outbox are requeued.
     active: AtomicBool,
+    /// It reads a stream: its credit is its own prefetch alone (RabbitMQ
+    /// ignores a global basic.qos for it). Read once, off the queue.
+    stream: bool,
 }
 
 /// What a consumer is made of (`Consumer::new`): basic.consume's fields and
@@ -104,7 +107,9 @@ impl Consumer {
             channel_limit,
             outbox,
         } = c;
+        let stream = queue.is_stream();
         Consumer {
+            stream,
             tag,
             channel,
             connection_id,
@@ -132,7 +137,9 @@ impl Consumer {
             if self.prefetch != 0 && self.unacked.load(Ordering::Acquire) >= self.prefetch {
                 return false;
             }
-            if !self.channel_limit.try_acquire() {
+            // A stream consumer's credit is its own prefetch: RabbitMQ
+            // ignores a global basic.qos for it.
+            if !self.stream && !self.channel_limit.try_acquire() {
                 return false;
             }
             self.unacked.fetch_add(1, Ordering::AcqRel);
@@ -150,7 +157,9 @@ impl Consumer {
     pub fn settled(&self) {
         if !self.no_ack {
             let _ = self.unacked.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
-            self.channel_limit.release();
+            if !self.stream {
+                self.channel_limit.release();
+            }
         }
     }
 

@@ -20,6 +20,7 @@ pub mod publish;
 pub mod queue;
 pub mod registry;
 pub mod stats;
+pub mod stream;
 pub mod timers;
 pub mod topic;
 pub mod users;
@@ -77,6 +78,8 @@ pub struct Broker {
     /// shared with every connection's [`Access`].
     permissions: Arc<Permissions>,
     store: Option<Arc<Store>>,
+    /// In-memory mode's stream store, made at the first stream declare.
+    temp_streams: Arc<stream::TempStreams>,
     next_connection_id: AtomicU64,
     /// RabbitMQ's loopback_users: guest only from loopback (the default).
     guest_loopback_only: bool,
@@ -188,6 +191,7 @@ impl Broker {
             queue_memory_budget: u64::MAX,
             registry: Arc::default(),
             stats: MessageStats::default(),
+            temp_streams: Arc::default(),
         }
     }
 
@@ -236,6 +240,12 @@ impl Broker {
             tracing::warn!(vhost = %q.vhost, queue = %q.name, "discarding the log of a queue that is no longer defined");
             store.discard_recovered(q);
         }
+        store.remove_streams_except(|vhost, name| {
+            b.vhosts.get(vhost).and_then(|v| v.queue(name).ok()).is_some_and(|q| q.is_stream())
+        });
+        // The recovered streams' logs are opened by the writer: once it has,
+        // `next` and `last` resolve against them.
+        store.sync();
         let restored: usize = b.vhosts.iter().flat_map(|v| v.queues()).map(|q| q.message_count() as usize).sum();
         tracing::info!(
             data_dir = %dir.display(),
@@ -335,7 +345,8 @@ impl Broker {
                         self.clock.clone(),
                         Arc::clone(&self.timers_changed),
                     )
-                    .with_queue_memory_budget(self.queue_memory_budget),
+                    .with_queue_memory_budget(self.queue_memory_budget)
+                    .with_temp_streams(Arc::clone(&self.temp_streams)),
                 ),
             );
             self.record(DefChange::PutVhost(def.clone()));
@@ -629,6 +640,12 @@ impl Broker {
         ConnectionId(self.next_connection_id.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// The store whose tickets publishes wait on: the data directory's, or
+    /// in memory the temporary one streams made (none before).
+    pub fn ticket_store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref().or_else(|| self.temp_streams.current())
+    }
+
     pub fn store(&self) -> Option<&Arc<Store>> {
         self.store.as_ref()
     }
@@ -708,5 +725,6 @@ impl Broker {
         if let Some(s) = &self.store {
             s.close();
         }
+        self.temp_streams.close();
     }
 }

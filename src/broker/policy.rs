@@ -77,7 +77,8 @@ impl ApplyTo {
             ApplyTo::Queues | ApplyTo::All => true,
             ApplyTo::ClassicQueues => queue_type == QueueType::Classic,
             ApplyTo::QuorumQueues => queue_type == QueueType::Quorum,
-            ApplyTo::Exchanges | ApplyTo::Streams => false,
+            ApplyTo::Streams => queue_type == QueueType::Stream,
+            ApplyTo::Exchanges => false,
         }
     }
 

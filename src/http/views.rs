@@ -103,6 +103,8 @@ pub(crate) fn rate(r: f64) -> Value {
 pub(crate) fn queue_type(q: &Queue) -> &'static str {
     if q.is_quorum() {
         "quorum"
+    } else if q.is_stream() {
+        "stream"
     } else {
         "classic"
     }

@@ -68,7 +68,7 @@ impl Session {
             }
         }
         while let Some(h) = &self.hold {
-            let outcome = self.broker.store().map_or(Outcome::Durable, |st| {
+            let outcome = self.broker.ticket_store().map_or(Outcome::Durable, |st| {
                 let outcome = st.progress().outcome(h.tickets);
                 if outcome != Outcome::Pending {
                     return outcome;
@@ -109,7 +109,7 @@ impl Session {
     /// basic.ack / basic.nack for the publishes of confirm-mode channels
     /// that may be confirmed now.
     fn write_confirms(&mut self, channels: &mut Channels) {
-        let store = self.broker.store().cloned();
+        let store = self.broker.ticket_store().cloned();
         let outcome = |t: TicketRange| store.as_ref().map_or(Outcome::Durable, |st| st.progress().outcome(t));
         for ch in channels.values_mut() {
             let ChannelMode::Confirm(c) = &mut ch.mode else { continue };
@@ -316,17 +316,23 @@ impl Session {
 
 /// The properties a delivery carries: the publisher's bytes, except that a
 /// quorum queue sets `x-delivery-count` as RabbitMQ's do (in place if the
-/// publisher sent one, else appended: `rabbit_basic:add_header`). Every
+/// publisher sent one, else appended: `rabbit_basic:add_header`), and a
+/// stream `x-stream-offset` (AMQP `l`) the same way. Every
 /// other header keeps its bytes, at any depth.
 pub(super) fn delivery_properties(q: &Queue, m: &QueuedMessage) -> Bytes {
     let props = &m.message.properties;
-    if !q.is_quorum() {
+    let (key, value): (&[u8], i64) = if q.is_quorum() {
+        (b"x-delivery-count", m.delivery_count as i64)
+    } else if q.is_stream() {
+        // A stream delivery's offset, replacing a publisher's header of that name.
+        (b"x-stream-offset", m.seq as i64)
+    } else {
         return props.clone();
-    }
+    };
     let scan = PropertyScan::new(props);
     let mut count = Vec::with_capacity(9);
-    table::put_long(&mut count, m.delivery_count as i64);
-    match properties::edit_headers(props, &scan, &[Edit::Set(b"x-delivery-count", &count)], &[]) {
+    table::put_long(&mut count, value);
+    match properties::edit_headers(props, &scan, &[Edit::Set(key, &count)], &[]) {
         Some(edited) => Bytes::from(edited),
         None => props.clone(),
     }

@@ -229,6 +229,9 @@ pub struct StreamShared {
     committed: AtomicU64,
     /// First offset of the last durable chunk.
     last_chunk: AtomicU64,
+    /// Woken whenever `committed` moves: the broker's dispatcher of this
+    /// stream's consumers (a `Waker`, so the store knows nothing of them).
+    on_commit: parking_lot::Mutex<Option<std::task::Waker>>,
 }
 
 impl StreamShared {
@@ -239,7 +242,13 @@ impl StreamShared {
             segments: RwLock::new(Vec::new()),
             committed: AtomicU64::new(0),
             last_chunk: AtomicU64::new(0),
+            on_commit: parking_lot::Mutex::new(None),
         })
+    }
+
+    /// Sets what is woken after each move of the committed offset.
+    pub fn set_on_commit(&self, waker: std::task::Waker) {
+        *self.on_commit.lock() = Some(waker);
     }
 
     pub fn committed(&self) -> u64 {
@@ -576,7 +585,14 @@ impl StreamLog {
 
     fn publish(&self) {
         self.shared.last_chunk.store(self.last_chunk, Ordering::Release);
-        self.shared.committed.store(self.next_offset, Ordering::Release);
+        let before = self.shared.committed.swap(self.next_offset, Ordering::AcqRel);
+        if before != self.next_offset {
+            // Cloned out first: no waker runs under the lock.
+            let waker = self.shared.on_commit.lock().clone();
+            if let Some(w) = waker {
+                w.wake();
+            }
+        }
     }
 
     /// Seals the active segment (its data and index durable) and starts

@@ -125,6 +125,30 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Removes the logs of streams that `keep(vhost, name)` refuses (and
+    /// directories naming none), as recovery drops the logs of queues no
+    /// definition names. Call at start, before any such stream is declared.
+    pub fn remove_streams_except(&self, keep: impl Fn(&str, &str) -> bool) {
+        let Ok(dirs) = fs::read_dir(self.dir.join("streams")) else { return };
+        for d in dirs.flatten() {
+            let meta = fs::read_to_string(d.path().join("meta.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .unwrap_or_default();
+            if let (Some(vhost), Some(name)) = (meta["vhost"].as_str(), meta["name"].as_str()) {
+                if keep(vhost, name) {
+                    continue;
+                }
+                tracing::warn!(%vhost, stream = %name, "discarding the log of a stream that is no longer defined");
+            }
+            if let Err(e) = fs::remove_dir_all(d.path()) {
+                tracing::warn!(dir = %d.path().display(), "cannot remove an undefined stream's log: {e}");
+            }
+        }
+    }
+}
+
 impl StreamHandle {
     pub fn shared(&self) -> &Arc<StreamShared> {
         &self.shared

@@ -21,6 +21,7 @@ use super::consumer::{Consumer, OutboxItem};
 use super::error::{AmqpError, AmqpResult};
 use super::policy::{Applied, PolicySet};
 use super::stats::{Delivered, DeliveryCounters, QueueStats, Settled};
+use super::stream::{Cursor, StreamState};
 use super::timers::Timers;
 use crate::clock::Clock;
 use crate::ids::{ChannelId, ConnectionId, StoreTicket};
@@ -54,6 +55,9 @@ pub struct Queue {
     /// Deliveries, gets, acks and the unacknowledged count, written by the
     /// connections that deliver and settle (see `stats.rs`).
     counters: DeliveryCounters,
+    /// Set when the queue is a stream (`x-queue-type=stream`): its log and
+    /// consumers' cursors replace `ready` (see `broker/stream.rs`).
+    stream: Option<StreamState>,
     state: Mutex<QueueState>,
 }
 
@@ -102,6 +106,8 @@ struct QueueState {
     /// the lock every operation takes anyway, so a policy change costs the
     /// hot path nothing.
     settings: Settings,
+    /// A stream's consumers' positions in its log (empty for other queues).
+    cursors: Vec<Cursor>,
 }
 
 /// A queue's arguments under the policies that apply to it.
@@ -204,6 +210,7 @@ impl Queue {
             clock,
             timers: None,
             counters: DeliveryCounters::default(),
+            stream: None,
             state: Mutex::new(QueueState {
                 ready: Ready::new(levels),
                 tail: None,
@@ -218,6 +225,7 @@ impl Queue {
                 timer: None,
                 settings,
                 published: 0,
+                cursors: Vec::new(),
             }),
         }
     }
@@ -254,6 +262,10 @@ impl Queue {
     /// the heap (a later one is found when that one fires).
     fn reschedule(&self, st: &mut QueueState) {
         let Some((timers, me)) = &self.timers else { return };
+        // A stream has no TTLs and no x-expires (a policy's are ignored).
+        if self.stream.is_some() {
+            return;
+        }
         if st.ready.expiring == 0 && st.settings.args.expires.is_none() {
             return;
         }
@@ -347,6 +359,30 @@ impl Queue {
         self.args.queue_type == QueueType::Quorum
     }
 
+    /// Makes the queue a stream over `stream`'s log.
+    pub fn with_stream(mut self, stream: StreamState) -> Self {
+        self.stream = Some(stream);
+        self
+    }
+
+    /// The stream this queue is, if it is one.
+    pub fn stream(&self) -> Option<&StreamState> {
+        self.stream.as_ref()
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// RabbitMQ's 540 for an operation a stream does not have
+    /// (`basic.get`, `queue.purge`, …): `what` names it.
+    pub fn stream_not_implemented(&self, what: &str) -> AmqpError {
+        AmqpError::not_implemented(format!(
+            "{what} not supported by stream queues queue '{}' in vhost '{}'",
+            self.name, self.vhost
+        ))
+    }
+
     /// Loads messages read back from the log at start, in queue order.
     pub fn restore(&self, messages: impl IntoIterator<Item = QueuedMessage>) {
         let mut st = self.state.lock();
@@ -403,6 +439,15 @@ impl Queue {
         let mut st = self.state.lock();
         if st.deleted {
             return Enqueued::Gone;
+        }
+        if let Some(stream) = &self.stream {
+            // Every message is written, persistent or not; its confirm
+            // waits for the ticket; consumers see it once it is committed
+            // (the writer wakes the dispatcher). `expiration` is ignored.
+            let waker = waker.map(|o| Waker::from(Arc::clone(o)));
+            let ticket = stream.handle.append(&message, self.clock.unix_millis() as i64, waker);
+            st.published += 1;
+            return Enqueued::Accepted(Some(StoreTicket(ticket)));
         }
         self.expire_locked(&mut st, now, dead);
         if st.refuse_next > 0 {
@@ -496,6 +541,17 @@ impl Queue {
             st.last_used = now;
         }
         st.settings = Settings { args, applied };
+        if let Some(stream) = &self.stream {
+            // A stream takes `max-length-bytes` (the lower wins, as merged
+            // above) and `max-age` (its argument wins) from policies.
+            let policy_age = st.settings.applied.definition.get("max-age").and_then(|v| v.as_str());
+            let retention = crate::store::streams::Retention {
+                max_bytes: st.settings.args.max_length_bytes,
+                max_age_ms: stream.args.max_age_ms.or_else(|| policy_age.and_then(super::args::parse_interval_ms)),
+            };
+            stream.handle.apply_retention(retention, self.clock.unix_millis() as i64);
+            return dead;
+        }
         if st.settings.args.overflow == Overflow::DropHead {
             self.drop_head_locked(&mut st, &mut dead);
         }
@@ -560,6 +616,10 @@ impl Queue {
     /// discard hands them to `dead` as rejected (the dead-lettering logs
     /// their acks).
     pub fn settle(&self, messages: Vec<QueuedMessage>, how: Settle, dead: &mut DeadLetters) {
+        if self.stream.is_some() {
+            // Nothing leaves or returns to a log: settling only gave credit back.
+            return;
+        }
         match how {
             Settle::Ack => messages.iter().for_each(|m| self.log_ack(m)),
             Settle::Requeue => self.requeue(messages.into_iter().map(|mut m| {
@@ -580,6 +640,10 @@ impl Queue {
     /// Dispatches, then registers the next deadline: what it took from the
     /// head may have uncovered an expiring message.
     fn dispatch_locked(&self, st: &mut QueueState, now: u64) {
+        if self.stream.is_some() {
+            Self::dispatch_stream(st);
+            return;
+        }
         self.dispatch_heads(st, now);
         self.reschedule(st);
     }
@@ -610,6 +674,90 @@ impl Queue {
             outbox.push(OutboxItem::Deliver { consumer, message });
         }
         self.refill(st);
+    }
+
+    /// Each consumer of a stream reads on from its own cursor while it has
+    /// credit; a cancelled consumer's cursor goes.
+    fn dispatch_stream(st: &mut QueueState) {
+        if st.paused {
+            return;
+        }
+        st.cursors.retain(|c| c.consumer.is_active());
+        for cursor in &mut st.cursors {
+            while cursor.peek().is_some() {
+                if !cursor.consumer.try_take() {
+                    break;
+                }
+                let Some((offset, message)) = cursor.pop() else { break };
+                let m = QueuedMessage {
+                    seq: offset,
+                    message,
+                    redelivered: false,
+                    persisted: false,
+                    expires_at: None,
+                    delivery_count: 0,
+                };
+                let consumer = Arc::clone(&cursor.consumer);
+                let outbox = Arc::clone(&consumer.outbox);
+                outbox.push(OutboxItem::Deliver { consumer, message: m });
+            }
+        }
+    }
+
+    /// A stream consumer's checks (RabbitMQ's texts) and its cursor.
+    fn add_stream_consumer(
+        &self,
+        st: &mut QueueState,
+        stream: &StreamState,
+        consumer: &Arc<Consumer>,
+    ) -> AmqpResult<()> {
+        if consumer.no_ack {
+            return Err(self.stream_not_implemented("automatic acknowledgement"));
+        }
+        if consumer.prefetch == 0 {
+            return Err(AmqpError::precondition_failed(format!(
+                "consumer prefetch count is not set for 'queue '{}' in vhost '{}''",
+                self.name, self.vhost
+            )));
+        }
+        if consumer.arguments.inner().contains_key("x-priority") {
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid arg 'x-priority' for queue '{}' in vhost '{}' of queue type rabbit_stream_queue",
+                self.name, self.vhost
+            )));
+        }
+        let at =
+            super::stream::start_at(&consumer.arguments, &self.name, &self.vhost, self.clock.unix_millis() as i64)?;
+        let cursor = Cursor::new(Arc::clone(consumer), stream, at).map_err(|e| {
+            tracing::error!(queue = %self.name, vhost = %self.vhost, "cannot open a stream reader: {e}");
+            AmqpError::new(super::error::ReplyCode::InternalError, format!("cannot read stream '{}': {e}", self.name))
+        })?;
+        st.cursors.push(cursor);
+        self.start_dispatcher(stream);
+        Ok(())
+    }
+
+    /// Starts the task that dispatches after each commit of the stream's
+    /// log (once; it ends when the queue goes). Outside a runtime (unit
+    /// tests) there is none: callers dispatch.
+    fn start_dispatcher(&self, stream: &StreamState) {
+        let Some((_, me)) = &self.timers else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        if stream.dispatcher.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = me.clone();
+        let notify = Arc::clone(&stream.notify);
+        rt.spawn(async move {
+            loop {
+                notify.notified().await;
+                let Some(q) = me.upgrade() else { return };
+                if q.is_deleted() {
+                    return;
+                }
+                q.dispatch();
+            }
+        });
     }
 
     fn pick_consumer(st: &mut QueueState, args: &QueueArgs) -> Option<usize> {
@@ -668,6 +816,15 @@ impl Queue {
         if st.deleted {
             return Err(AmqpError::not_found(format!("no queue '{}' in vhost '{}'", self.name, self.vhost)));
         }
+        if let Some(stream) = &self.stream {
+            self.add_stream_consumer(&mut st, stream, &consumer)?;
+        } else if consumer.arguments.inner().contains_key("x-stream-offset") {
+            let kind = if self.is_quorum() { "rabbit_quorum_queue" } else { "rabbit_classic_queue" };
+            return Err(AmqpError::precondition_failed(format!(
+                "invalid arg 'x-stream-offset' for queue '{}' in vhost '{}' of queue type {kind}",
+                self.name, self.vhost
+            )));
+        }
         if st.consumers.iter().any(|c| c.exclusive) || (consumer.exclusive && !st.consumers.is_empty()) {
             return Err(AmqpError::access_refused(format!(
                 "queue '{}' in vhost '{}' in exclusive use",
@@ -703,7 +860,12 @@ impl Queue {
         })
     }
 
+    /// Ready messages (a stream's declare-ok and delete-ok say 0, as
+    /// RabbitMQ's do; `stats` counts its log).
     pub fn message_count(&self) -> u32 {
+        if self.stream.is_some() {
+            return 0;
+        }
         Self::total_len(&self.state.lock()) as u32
     }
 
@@ -789,6 +951,12 @@ impl Queue {
         }
         if let Some(log) = &self.log {
             log.delete();
+        }
+        if let Some(stream) = &self.stream {
+            stream.handle.delete();
+            st.cursors.clear();
+            // Its dispatcher sees the queue deleted and ends.
+            stream.notify.notify_one();
         }
         let consumers = std::mem::take(&mut st.consumers);
         for c in &consumers {
@@ -877,7 +1045,10 @@ impl Queue {
         let (publish, ready, ready_bytes) = {
             let st = self.state.lock();
             let tail_bytes = st.tail.as_ref().map(|t| t.bytes).unwrap_or(0);
-            (st.published, Self::total_len(&st), st.ready.bytes + tail_bytes)
+            match &self.stream {
+                Some(stream) => (st.published, stream.message_count(), stream.handle.shared().bytes()),
+                None => (st.published, Self::total_len(&st), st.ready.bytes + tail_bytes),
+            }
         };
         let c = &self.counters;
         let l = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);

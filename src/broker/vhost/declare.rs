@@ -8,7 +8,7 @@ use amq_protocol::types::{AMQPValue, FieldTable};
 
 use super::names::{amqp_type_name, amqp_value_text, bool_str, generated_name};
 use super::Vhost;
-use crate::broker::args::QueueArgs;
+use crate::broker::args::{QueueArgs, QueueType};
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::headers::{self, x_match};
@@ -69,12 +69,21 @@ const EQUIVALENT_QUEUE_ARGS: &[&str] = &[
     "x-queue-leader-locator",
 ];
 
+/// What a stream compares beyond `EQUIVALENT_QUEUE_ARGS`.
+const STREAM_EQUIVALENT_ARGS: &[&str] = &["x-max-age", "x-stream-max-segment-size-bytes", "x-initial-cluster-size"];
+
 fn check_args_equivalence(current: &FieldTable, received: &FieldTable, what: &str) -> AmqpResult<()> {
+    check_args_equivalence_of(current, received, what, EQUIVALENT_QUEUE_ARGS)
+}
+
+fn check_args_equivalence_of(current: &FieldTable, received: &FieldTable, what: &str, keys: &[&str]) -> AmqpResult<()> {
     // A queue declared without a type is a classic queue, and compares so.
     let classic = AMQPValue::LongString("classic".into());
-    for key in EQUIVALENT_QUEUE_ARGS {
+    for key in keys {
         let (mut cur, mut new) = (current.inner().get(*key), received.inner().get(*key));
-        if *key == "x-queue-type" && (cur.is_some() || new.is_some()) {
+        // RabbitMQ compares a stream's type as declared (none is none).
+        let stream = AMQPValue::LongString("stream".into());
+        if *key == "x-queue-type" && (cur.is_some() || new.is_some()) && cur != Some(&stream) && new != Some(&stream) {
             cur = cur.or(Some(&classic));
             new = new.or(Some(&classic));
         }
@@ -330,6 +339,12 @@ impl Vhost {
             }
         }
         let args = QueueArgs::parse(d.arguments, &name, &self.name)?;
+        let is_stream = args.queue_type == QueueType::Stream;
+        if is_stream && (d.server_named || d.name.is_empty()) {
+            return Err(AmqpError::precondition_failed(
+                "Cannot declare a server-named queue for type rabbit_stream_queue",
+            ));
+        }
         // RabbitMQ never makes an exclusive queue durable.
         let durable = d.durable && !d.exclusive;
         let owner = d.exclusive.then_some(d.connection_id);
@@ -341,8 +356,9 @@ impl Vhost {
             dashmap::Entry::Occupied(e) => Arc::clone(e.get()),
             dashmap::Entry::Vacant(v) => {
                 args.check_quorum_properties(d.durable, d.exclusive, d.auto_delete, &name, &self.name)?;
-                let log = match (&self.store, durable) {
-                    (Some(store), true) => Some(store.queue_log(&self.name, &name, None)),
+                let stream = if is_stream { Some(self.make_stream(&name, d.arguments)?) } else { None };
+                let log = match (&self.store, durable, is_stream) {
+                    (Some(store), true, false) => Some(store.queue_log(&self.name, &name, None)),
                     _ => None,
                 };
                 let mut q = Queue::new(NewQueue {
@@ -355,8 +371,12 @@ impl Vhost {
                     log,
                     clock: self.clock.clone(),
                 });
-                if let Some(store) = &self.store {
-                    q = q.with_paging(store.paging_dir(&self.name, &name), self.queue_memory_budget);
+                match (stream, &self.store) {
+                    (Some(stream), _) => q = q.with_stream(stream),
+                    (None, Some(store)) => {
+                        q = q.with_paging(store.paging_dir(&self.name, &name), self.queue_memory_budget)
+                    }
+                    (None, None) => {}
                 }
                 let q = self.wrap_queue(q);
                 // Before it is visible: a policy change meanwhile waits for
@@ -396,7 +416,11 @@ impl Vhost {
         if q.auto_delete != d.auto_delete {
             return Err(inequivalent("auto_delete", d.auto_delete, q.auto_delete));
         }
-        check_args_equivalence(&q.arguments, d.arguments, &format!("queue '{}' in vhost '{}'", name, self.name))?;
+        let what = format!("queue '{}' in vhost '{}'", name, self.name);
+        check_args_equivalence(&q.arguments, d.arguments, &what)?;
+        if q.is_stream() {
+            check_args_equivalence_of(&q.arguments, d.arguments, &what, STREAM_EQUIVALENT_ARGS)?;
+        }
         q.touch();
         Ok(QueueDeclareOk {
             name,
@@ -453,6 +477,9 @@ impl Vhost {
     pub fn queue_purge(&self, queue: &str, connection_id: ConnectionId) -> AmqpResult<u32> {
         let q = self.queue(queue)?;
         q.check_exclusive(connection_id)?;
+        if q.is_stream() {
+            return Err(q.stream_not_implemented("queue.purge"));
+        }
         Ok(q.purge())
     }
 

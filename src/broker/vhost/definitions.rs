@@ -6,6 +6,7 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 
 use super::Vhost;
+use crate::broker::args::QueueArgs;
 use crate::broker::error::{AmqpError, AmqpResult};
 use crate::broker::exchange::{Destination, Exchange, ExchangeKind};
 use crate::broker::queue::{NewQueue, Queue};
@@ -91,8 +92,12 @@ impl Vhost {
             }
             return Ok(());
         }
+        let arguments = table_from_json(&d.arguments);
+        let is_stream = QueueArgs::parse(&arguments, &d.name, &self.name)
+            .is_ok_and(|a| a.queue_type == crate::broker::args::QueueType::Stream);
+        let stream = if is_stream { Some(self.make_stream(&d.name, &arguments)?) } else { None };
         let queue_log = match &self.store {
-            Some(store) if d.durable => Some(store.queue_log(&self.name, &d.name, log.as_ref())),
+            Some(store) if d.durable && !is_stream => Some(store.queue_log(&self.name, &d.name, log.as_ref())),
             _ => None,
         };
         let mut q = Queue::new(NewQueue {
@@ -101,12 +106,14 @@ impl Vhost {
             durable: d.durable,
             auto_delete: d.auto_delete,
             exclusive_owner: None,
-            arguments: table_from_json(&d.arguments),
+            arguments,
             log: queue_log,
             clock: self.clock.clone(),
         });
-        if let Some(store) = &self.store {
-            q = q.with_paging(store.paging_dir(&self.name, &d.name), self.queue_memory_budget);
+        match (stream, &self.store) {
+            (Some(stream), _) => q = q.with_stream(stream),
+            (None, Some(store)) => q = q.with_paging(store.paging_dir(&self.name, &d.name), self.queue_memory_budget),
+            (None, None) => {}
         }
         // Policies first: the TTL of restored messages is the one in force.
         q.apply_policies(&self.policies);

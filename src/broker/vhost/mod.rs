@@ -69,6 +69,8 @@ pub struct Vhost {
     policy_write: parking_lot::Mutex<()>,
     /// This vhost's message totals, added to by its connections once per batch.
     stats: MessageStats,
+    /// Where streams go without a store (`--in-memory`): the broker's.
+    temp_streams: Arc<super::stream::TempStreams>,
 }
 
 impl Vhost {
@@ -91,6 +93,39 @@ impl Vhost {
     pub fn with_queue_memory_budget(mut self, bytes: u64) -> Self {
         self.queue_memory_budget = bytes;
         self
+    }
+
+    /// Shares the broker's temporary stream store (in-memory mode).
+    pub fn with_temp_streams(mut self, t: Arc<super::stream::TempStreams>) -> Self {
+        self.temp_streams = t;
+        self
+    }
+
+    /// The store a stream's log goes to: the data directory's, or the
+    /// in-memory mode's temporary one.
+    fn stream_store(&self) -> AmqpResult<Arc<Store>> {
+        match &self.store {
+            Some(s) => Ok(Arc::clone(s)),
+            None => self.temp_streams.store().map_err(|e| {
+                tracing::error!("cannot make a directory for streams: {e}");
+                AmqpError::new(super::error::ReplyCode::InternalError, format!("cannot store streams: {e}"))
+            }),
+        }
+    }
+
+    /// The log of stream `name` (`arguments` already validated), its
+    /// retention applied now.
+    fn make_stream(&self, name: &str, arguments: &FieldTable) -> AmqpResult<super::stream::StreamState> {
+        let args = super::args::StreamArgs::parse(arguments, name, &self.name)?;
+        let store = self.stream_store()?;
+        let segment =
+            args.max_segment_size.filter(|n| *n > 0).unwrap_or(crate::store::stream_log::DEFAULT_SEGMENT_SIZE);
+        let stream = super::stream::StreamState::new(store.stream(&self.name, name, segment), args);
+        let retention = stream.retention();
+        if retention.max_bytes.is_some() || retention.max_age_ms.is_some() {
+            stream.handle.apply_retention(retention, self.clock.unix_millis() as i64);
+        }
+        Ok(stream)
     }
 
     /// `wake` is the broker's: woken when a queue registers a deadline
@@ -116,6 +151,7 @@ impl Vhost {
             policies: ArcSwap::default(),
             policy_write: parking_lot::Mutex::new(()),
             stats: MessageStats::default(),
+            temp_streams: Arc::default(),
         };
         let none = FieldTable::default();
         for (xname, kind, internal) in [

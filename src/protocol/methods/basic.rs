@@ -161,6 +161,9 @@ impl Session {
                 self.access.queue_read(&name)?;
                 let q = vhost.queue(&name)?;
                 q.check_exclusive(self.id)?;
+                if q.is_stream() {
+                    return Err(q.stream_not_implemented("basic.get"));
+                }
                 let mut dead = DeadLetters::default();
                 let got = q.get(&mut dead);
                 if !dead.is_empty() {
@@ -230,6 +233,13 @@ impl Session {
         let entries = ch
             .take_unacked(delivery_tag, multiple)
             .ok_or_else(|| AmqpError::precondition_failed(format!("unknown delivery tag {delivery_tag}")))?;
+        if how != Settle::Ack {
+            // RabbitMQ closes the connection (540); the taken deliveries go
+            // with it.
+            if let Some(u) = entries.iter().find(|u| u.queue.is_stream()) {
+                return Err(u.queue.stream_not_implemented("basic.nack and basic.reject"));
+            }
+        }
         self.settle_all(entries, how);
         if ch.limit.limit.load(std::sync::atomic::Ordering::Acquire) != 0 {
             for c in ch.consumers.values() {
