@@ -1,2 +1,2 @@
 """Scenario modules; importing this package registers every scenario."""
-from . import auth, foundation, extensions, limits  # noqa: F401
+from . import auth, foundation, extensions, limits, streams  # noqa: F401
