@@ -170,12 +170,14 @@ impl QueueArgs {
         if !matches!(self.queue_type, QueueType::Quorum | QueueType::Stream) {
             return Ok(());
         }
-        let bad = if !durable {
-            "non-durable"
+        // rabbit_queue_type_util's order: auto-delete, exclusive, durable
+        // (a declare wrong in several ways names the first).
+        let bad = if auto_delete {
+            "auto-delete"
         } else if exclusive {
             "exclusive-owner"
-        } else if auto_delete {
-            "auto-delete"
+        } else if !durable {
+            "non-durable"
         } else {
             return Ok(());
         };
